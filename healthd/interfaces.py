@@ -1,0 +1,124 @@
+"""The three seams of healthd, with the rules every implementation must keep.
+
+Implementations do not repeat these docstrings; they point here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+from healthd.model import (
+    AlertEvent,
+    Incident,
+    Integration,
+    IntegrationState,
+    OutboxItem,
+    ProbeContext,
+    ProbeResult,
+    Transition,
+)
+
+
+@runtime_checkable
+class Probe(Protocol):
+    """Checks one provider account. One class per provider, in `probes/<provider>.py`.
+
+    Contract:
+    - `provider` is the name used in config (`twilio`) and in the `healthd.probes` entry point.
+    - `Options` is a pydantic model (extra="forbid") for the integration's `options:` block;
+      `credentials` names the secret keys the integration must set.
+    - `check()` must not raise for anything the provider or the network does: a 401, a
+      5xx, HTML where JSON was expected, a refused connection. Each becomes a Finding with
+      a catalogue code and a remediation. (The runner still guards against bugs.)
+    - `check()` must not block the event loop: HTTP goes through `ctx.session`; a blocking
+      SDK call goes through `asyncio.to_thread`.
+    - `check()` runs inside the runner's deadline (`ctx.timeout` seconds); it may set
+      tighter per-request timeouts but never looser ones.
+    - Secrets are revealed only where a request is built, and never put into a Finding.
+    """
+
+    provider: ClassVar[str]
+    Options: ClassVar[type[BaseModel]]
+    credentials: ClassVar[tuple[str, ...]]
+    default_base_url: ClassVar[str]
+
+    async def check(self, integration: Integration, ctx: ProbeContext) -> ProbeResult: ...
+
+
+class Store(Protocol):
+    """Durable memory: integration state, latest results, incidents and the alert outbox.
+
+    Contract:
+    - `record_run` writes the state, the result and the transitions in one transaction,
+      so a crash leaves either all of a run or none of it.
+    - `apply_alerts` writes incident changes and their outbox rows in one transaction:
+      an incident is never marked open without its trigger queued, nor resolved without
+      its resolve queued.
+    - `claim_due` moves due rows from pending to sending with a conditional update, so a
+      row is handed to one sender only; `requeue_stale` on start returns rows left in
+      sending by a crash (they are sent again: PagerDuty dedups by key).
+    - All methods are coroutines and never block the event loop.
+    """
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def load_states(self) -> dict[str, IntegrationState]: ...
+
+    async def record_run(
+        self, state: IntegrationState, result: ProbeResult, transitions: Sequence[Transition]
+    ) -> None: ...
+
+    async def latest_results(self) -> dict[str, ProbeResult]: ...
+
+    async def transitions(self, integration_id: str, limit: int = 20) -> list[Transition]: ...
+
+    async def open_incidents(self) -> list[Incident]: ...
+
+    async def recent_incidents(self, limit: int = 50) -> list[Incident]: ...
+
+    async def apply_alerts(
+        self,
+        *,
+        opened: Sequence[Incident],
+        resolved: Sequence[tuple[str, datetime]],
+        events: Sequence[tuple[str, AlertEvent]],
+        now: datetime,
+    ) -> None: ...
+
+    async def claim_due(self, now: datetime, limit: int = 50) -> list[OutboxItem]: ...
+
+    async def mark_sent(self, item_id: int, now: datetime) -> None: ...
+
+    async def mark_retry(self, item_id: int, next_attempt_at: datetime, error: str) -> None: ...
+
+    async def mark_rejected(self, item_id: int, error: str) -> None: ...
+
+    async def requeue_stale(self) -> int: ...
+
+    async def outbox_pending(self) -> dict[str, int]: ...
+
+    async def get_meta(self, key: str) -> Any: ...
+
+    async def set_meta(self, key: str, value: Any) -> None: ...
+
+
+class Notifier(Protocol):
+    """Delivers one alert event to one channel (PagerDuty, a tenant's webhook).
+
+    Contract:
+    - `send()` either returns (the receiver accepted the event) or raises
+      `DeliveryError(permanent=...)`: permanent when sending again cannot help (400, bad
+      key), transient for 429, 5xx and network errors. Nothing else escapes.
+    - Payloads are built by pure functions beside the notifier, testable without I/O.
+    - The routing key or signing secret never appears in an exception or a log line.
+    """
+
+    channel: str
+
+    async def send(self, event: AlertEvent) -> None: ...

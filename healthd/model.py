@@ -1,0 +1,360 @@
+"""Value objects that flow through healthd, from a configured integration to an alert.
+
+Everything here is frozen, keyword-only and free of I/O, so that the state machine and
+the alert rules can be pure functions over these types and tests can build them by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from healthd.catalog import Catalog
+    from healthd.clock import Clock
+
+
+class Status(StrEnum):
+    """Health of one probe run or one integration, from best to worst."""
+
+    OK = "ok"
+    DEGRADED = "degraded"
+    FAILING = "failing"
+    UNREACHABLE = "unreachable"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_bad(self) -> bool:
+        """Failing and unreachable count towards the failure threshold; degraded does not."""
+        return self in (Status.FAILING, Status.UNREACHABLE)
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @staticmethod
+    def worst(statuses: list[Status], default: Status | None = None) -> Status:
+        """The worst status of several findings (a result is as bad as its worst check)."""
+        if not statuses:
+            return default if default is not None else Status.OK
+        return max(statuses, key=lambda s: _RANK[s])
+
+
+_RANK = {
+    Status.OK: 0,
+    Status.UNKNOWN: 1,
+    Status.DEGRADED: 2,
+    Status.FAILING: 3,
+    Status.UNREACHABLE: 4,
+}
+
+
+class Category(StrEnum):
+    """Whose problem a provider error is. Only some categories count against health.
+
+    recipient and content are the customer's audience or wording: shown and counted, never
+    paged. sender_config and account are the account owner's setup. provider is the
+    provider's (or the network's) side and is what feeds the provider_outage rule.
+    """
+
+    RECIPIENT = "recipient"
+    CONTENT = "content"
+    SENDER_CONFIG = "sender_config"
+    ACCOUNT = "account"
+    PROVIDER = "provider"
+    UNKNOWN = "unknown"
+
+    @property
+    def counts_against_health(self) -> bool:
+        return self in (Category.SENDER_CONFIG, Category.ACCOUNT, Category.PROVIDER)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Finding:
+    """One check's verdict, with what a person should do about it.
+
+    `code` is healthd's stable code (`bridge.unreachable`); `provider_code` is the
+    provider's own (`20003`, `invalid_grant`) where there is one. `examples` holds a few
+    provider object ids (message SIDs) that a provider's support asks for; never message
+    bodies or phone numbers.
+    """
+
+    check: str
+    status: Status
+    code: str
+    summary: str
+    remediation: str = ""
+    category: Category = Category.UNKNOWN
+    provider_code: str | None = None
+    count: int | None = None
+    examples: tuple[str, ...] = ()
+    network_error: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "status": self.status.value,
+            "code": self.code,
+            "provider_code": self.provider_code,
+            "category": self.category.value,
+            "summary": self.summary,
+            "remediation": self.remediation,
+            "count": self.count,
+            "examples": list(self.examples),
+            "network_error": self.network_error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        return cls(
+            check=data["check"],
+            status=Status(data["status"]),
+            code=data["code"],
+            provider_code=data.get("provider_code"),
+            category=Category(data.get("category", "unknown")),
+            summary=data["summary"],
+            remediation=data.get("remediation", ""),
+            count=data.get("count"),
+            examples=tuple(data.get("examples", ())),
+            network_error=bool(data.get("network_error", False)),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProbeResult:
+    """What one probe run saw. The status is derived from the findings unless given."""
+
+    integration_id: str
+    status: Status
+    started_at: datetime
+    duration_seconds: float
+    findings: tuple[Finding, ...] = ()
+
+    @classmethod
+    def from_findings(
+        cls,
+        *,
+        integration_id: str,
+        started_at: datetime,
+        duration_seconds: float,
+        findings: list[Finding] | tuple[Finding, ...],
+    ) -> ProbeResult:
+        return cls(
+            integration_id=integration_id,
+            status=Status.worst([f.status for f in findings]),
+            started_at=started_at,
+            duration_seconds=duration_seconds,
+            findings=tuple(findings),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "integration_id": self.integration_id,
+            "status": self.status.value,
+            "started_at": self.started_at.isoformat(),
+            "duration_seconds": self.duration_seconds,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProbeResult:
+        return cls(
+            integration_id=data["integration_id"],
+            status=Status(data["status"]),
+            started_at=datetime.fromisoformat(data["started_at"]),
+            duration_seconds=float(data["duration_seconds"]),
+            findings=tuple(Finding.from_dict(f) for f in data.get("findings", ())),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Thresholds:
+    """Hysteresis and timing for one integration's state machine."""
+
+    failure_threshold: int = 3
+    success_threshold: int = 2
+    page_after: timedelta = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Integration:
+    """One connected account, as configured. Credentials hold resolved secrets.
+
+    `credentials` values are `healthd.config.Secret` objects whose repr is masked; a probe
+    calls `.reveal()` only at the point where it builds a request.
+    """
+
+    id: str
+    provider: str
+    tenant: str
+    base_url: str
+    page: bool
+    interval: timedelta
+    timeout: timedelta
+    thresholds: Thresholds
+    credentials: Mapping[str, Any] = field(default_factory=dict)
+    options: Any = None
+    name: str = ""
+
+    @property
+    def pages(self) -> bool:
+        """Platform-owned integrations page on-call; a tenant's only when marked `page: true`."""
+        return self.page or self.tenant == PLATFORM_TENANT
+
+
+PLATFORM_TENANT = "platform"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProbeContext:
+    """What a probe may use besides its integration. Replaces a long parameter list."""
+
+    session: aiohttp.ClientSession
+    clock: Clock
+    catalog: Catalog
+    timeout: float
+    last_checked: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IntegrationState:
+    """Per-integration memory of the state machine; lives in the store across restarts.
+
+    `status` is the effective (debounced) status that the API and alerts use; the raw
+    status of the latest run is `last_result_status`.
+    """
+
+    integration_id: str
+    status: Status = Status.UNKNOWN
+    since: datetime | None = None
+    consecutive_failures: int = 0
+    consecutive_successes: int = 0
+    last_checked: datetime | None = None
+    last_success: datetime | None = None
+    unreachable_since: datetime | None = None
+    last_result_status: Status = Status.UNKNOWN
+
+
+class TransitionKind(StrEnum):
+    FAILED = "failed"
+    RECOVERED = "recovered"
+    DEGRADED = "degraded"
+    BECAME_UNREACHABLE = "became_unreachable"
+    BECAME_REACHABLE = "became_reachable"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Transition:
+    """A change of an integration's effective status, in the past tense."""
+
+    integration_id: str
+    kind: TransitionKind
+    at: datetime
+    from_status: Status
+    to_status: Status
+
+
+class EventAction(StrEnum):
+    TRIGGER = "trigger"
+    RESOLVE = "resolve"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AlertEvent:
+    """One PagerDuty-shaped event for the outbox. `dedup_key` names the incident."""
+
+    rule: str
+    action: EventAction
+    dedup_key: str
+    summary: str
+    source: str
+    severity: Severity = Severity.CRITICAL
+    component: str | None = None
+    group: str | None = None
+    class_: str | None = None
+    custom_details: Mapping[str, Any] = field(default_factory=dict)
+    links: tuple[tuple[str, str], ...] = ()
+    timestamp: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "action": self.action.value,
+            "dedup_key": self.dedup_key,
+            "summary": self.summary,
+            "source": self.source,
+            "severity": self.severity.value,
+            "component": self.component,
+            "group": self.group,
+            "class": self.class_,
+            "custom_details": dict(self.custom_details),
+            "links": [list(link) for link in self.links],
+            "timestamp": self.timestamp.isoformat() if self.timestamp else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AlertEvent:
+        ts = data.get("timestamp")
+        return cls(
+            rule=data["rule"],
+            action=EventAction(data["action"]),
+            dedup_key=data["dedup_key"],
+            summary=data["summary"],
+            source=data["source"],
+            severity=Severity(data.get("severity", "critical")),
+            component=data.get("component"),
+            group=data.get("group"),
+            class_=data.get("class"),
+            custom_details=data.get("custom_details") or {},
+            links=tuple((str(h), str(t)) for h, t in data.get("links", ())),
+            timestamp=datetime.fromisoformat(ts) if ts else None,
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Incident:
+    """An open (or recently resolved) page, as the store remembers it."""
+
+    dedup_key: str
+    rule: str
+    summary: str
+    opened_at: datetime
+    resolved_at: datetime | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OutboxItem:
+    """One queued notification. `channel` picks the notifier (pagerduty, webhook:<tenant>)."""
+
+    id: int
+    channel: str
+    event: AlertEvent
+    status: OutboxStatus
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    last_error: str | None = None
