@@ -1,0 +1,195 @@
+"""Helpers every probe shares: one JSON request, and turning what went wrong into a Finding.
+
+A probe's `check()` should read as a short list of steps; the plumbing of timeouts,
+refused connections, HTML-instead-of-JSON and catalogue lookups lives here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from healthd.catalog import Catalog
+from healthd.model import Category, Finding, ProbeContext, Status
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An HTTP answer whose body was read. `data` is the parsed JSON, or None if not JSON."""
+
+    status: int
+    data: Any
+    text: str
+    headers: Mapping[str, str]
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class TransportFailure(Exception):
+    """The request got no usable HTTP answer: `kind` is `timeout`, `connect` or `bad_response`.
+
+    The message is about the network, never the request: URLs with credentials in their
+    query string must not leak into findings, so the URL is left out on purpose.
+    """
+
+    def __init__(self, kind: str, detail: str) -> None:
+        self.kind = kind
+        self.detail = detail
+        super().__init__(f"{kind}: {detail}")
+
+
+async def request_json(
+    ctx: ProbeContext,
+    method: str,
+    url: str,
+    *,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    auth: aiohttp.BasicAuth | None = None,
+    data: Mapping[str, str] | None = None,
+    json_body: Any = None,
+    expect_json: bool = True,
+) -> Answer:
+    """One request on the shared session, bounded by the probe's timeout.
+
+    Raises TransportFailure for a timeout, a refused or reset connection, or (when
+    `expect_json`) a 2xx answer that is not JSON. Error statuses are returned, not raised:
+    a 401 is information for the probe, not an accident.
+    """
+    timeout = aiohttp.ClientTimeout(total=ctx.timeout)
+    try:
+        async with ctx.session.request(
+            method,
+            url,
+            params=params,
+            headers=headers,
+            auth=auth,
+            data=data,
+            json=json_body,
+            timeout=timeout,
+            allow_redirects=False,
+        ) as resp:
+            text = await resp.text(errors="replace")
+            status = resp.status
+            resp_headers = {k: v for k, v in resp.headers.items()}
+    except TimeoutError as exc:
+        raise TransportFailure("timeout", f"no answer within {ctx.timeout:g}s") from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise TransportFailure("connect", _connect_detail(exc)) from exc
+    except (aiohttp.ClientError, asyncio.IncompleteReadError, ConnectionError) as exc:
+        raise TransportFailure("connect", type(exc).__name__) from exc
+    parsed: Any = None
+    if text:
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+    if expect_json and 200 <= status < 300 and parsed is None:
+        raise TransportFailure(
+            "bad_response", f"HTTP {status} with a body that is not JSON ({_snippet(text)})"
+        )
+    return Answer(status=status, data=parsed, text=text, headers=resp_headers)
+
+
+def _connect_detail(exc: aiohttp.ClientConnectorError) -> str:
+    reason = exc.os_error.strerror if exc.os_error and exc.os_error.strerror else str(exc.os_error)
+    return f"cannot connect to {exc.host}:{exc.port}: {reason}"
+
+
+def _snippet(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat[:limit] + ("…" if len(flat) > limit else "")
+
+
+def catalog_finding(
+    catalog: Catalog,
+    provider: str,
+    code: str,
+    *,
+    check: str,
+    status: Status,
+    summary: str | None = None,
+    provider_code: str | int | None = None,
+    count: int | None = None,
+    examples: tuple[str, ...] = (),
+    network_error: bool = False,
+) -> Finding:
+    """A Finding whose category and remediation come from the catalogue entry for `code`.
+
+    `code` is looked up first as given (a healthd code such as `bridge.unreachable`), then
+    as the provider's own code; an unknown code still yields a Finding, in the `unknown`
+    category, so a new provider error shows up rather than disappearing.
+    """
+    entry = catalog.get(provider, code)
+    if entry is None and provider_code is not None:
+        entry = catalog.get(provider, str(provider_code))
+    if entry is None:
+        return Finding(
+            check=check,
+            status=status,
+            code=code,
+            provider_code=None if provider_code is None else str(provider_code),
+            category=Category.UNKNOWN,
+            summary=summary or f"{provider} reported {code}",
+            remediation="Not in healthd's catalogue; see the provider's documentation for this code.",
+            count=count,
+            examples=examples,
+            network_error=network_error,
+        )
+    return Finding(
+        check=check,
+        status=status,
+        code=code,
+        provider_code=None if provider_code is None else str(provider_code),
+        category=entry.category,
+        summary=summary or entry.title,
+        remediation=entry.fix,
+        count=count,
+        examples=examples,
+        network_error=network_error,
+    )
+
+
+def transport_finding(
+    ctx: ProbeContext, provider: str, failure: TransportFailure, *, check: str = "reachability"
+) -> Finding:
+    """The finding for a request that got no usable answer.
+
+    Codes are `<provider>.timeout`, `<provider>.unreachable` and `<provider>.bad_response`;
+    each provider's catalogue file carries their wording. Timeouts and refused connections
+    are network errors (they feed the egress_down rule); a garbled answer is not.
+    """
+    code, status = {
+        "timeout": ("timeout", Status.UNREACHABLE),
+        "connect": ("unreachable", Status.UNREACHABLE),
+        "bad_response": ("bad_response", Status.FAILING),
+    }[failure.kind]
+    prefix = _code_prefix(provider)
+    return catalog_finding(
+        ctx.catalog,
+        provider,
+        f"{prefix}.{code}",
+        check=check,
+        status=status,
+        summary=f"{_title(provider)}: {failure.detail}",
+        network_error=failure.kind != "bad_response",
+    )
+
+
+def _code_prefix(provider: str) -> str:
+    return "bridge" if provider == "imessage_bridge" else provider
+
+
+def _title(provider: str) -> str:
+    return {"imessage_bridge": "iMessage bridge"}.get(provider, provider.capitalize())
+
+
+def join_url(base: str, path: str) -> str:
+    return base.rstrip("/") + "/" + path.lstrip("/")
