@@ -45,9 +45,11 @@ class Status(StrEnum):
         return max(statuses, key=lambda s: _RANK[s])
 
 
+# UNKNOWN ranks below OK: a check that could not tell (a status page that did not load)
+# must not hide that every real check passed.
 _RANK = {
-    Status.OK: 0,
-    Status.UNKNOWN: 1,
+    Status.UNKNOWN: 0,
+    Status.OK: 1,
     Status.DEGRADED: 2,
     Status.FAILING: 3,
     Status.UNREACHABLE: 4,
