@@ -61,6 +61,9 @@ class Store(Protocol):
     - `claim_due` moves due rows from pending to sending with a conditional update, so a
       row is handed to one sender only; `requeue_stale` on start returns rows left in
       sending by a crash (they are sent again: PagerDuty dedups by key).
+    - `claim_due` hands out rows in id order and never one whose channel and dedup key
+      match an older row still pending or sending: a resolve never overtakes its trigger.
+      Attempts are counted by the `mark_*` methods, not by the claim.
     - All methods are coroutines and never block the event loop.
     """
 

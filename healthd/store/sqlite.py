@@ -14,6 +14,10 @@ Why this shape:
   text order is time order and `next_attempt_at <= ?` works in SQL.
 
 Every sqlite3 error becomes a `StoreError` that names the file and the operation.
+
+Cancelling a call does not stop its statement: the thread finishes the transaction. A claim
+whose caller was cancelled leaves rows in `sending`, which `requeue_stale` returns on the
+next start.
 """
 
 from __future__ import annotations
