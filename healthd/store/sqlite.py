@@ -66,7 +66,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             last_checked TEXT,
             last_success TEXT,
             unreachable_since TEXT,
-            last_result_status TEXT NOT NULL
+            last_result_status TEXT NOT NULL,
+            reachable_streak INTEGER NOT NULL DEFAULT 0
         )""",
         """CREATE TABLE latest_result (
             integration_id TEXT PRIMARY KEY,
@@ -216,7 +217,7 @@ class SQLiteStore:
             rows = self._db().execute(
                 "SELECT integration_id, status, since, consecutive_failures,"
                 " consecutive_successes, last_checked, last_success, unreachable_since,"
-                " last_result_status FROM integration_state"
+                " last_result_status, reachable_streak FROM integration_state"
             )
             return {row[0]: _state_from_row(row) for row in rows}
 
@@ -237,7 +238,7 @@ class SQLiteStore:
             conn = self._db()
             with _transaction(conn):
                 conn.execute(
-                    "INSERT OR REPLACE INTO integration_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO integration_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     state_row,
                 )
                 conn.execute(
@@ -577,6 +578,7 @@ def _state_to_row(state: IntegrationState) -> tuple[Any, ...]:
         _iso_optional(state.last_success),
         _iso_optional(state.unreachable_since),
         state.last_result_status.value,
+        state.reachable_streak,
     )
 
 
@@ -591,6 +593,7 @@ def _state_from_row(row: tuple[Any, ...]) -> IntegrationState:
         last_success=_parse_optional(row[6]),
         unreachable_since=_parse_optional(row[7]),
         last_result_status=Status(row[8]),
+        reachable_streak=row[9],
     )
 
 

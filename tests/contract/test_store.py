@@ -127,6 +127,7 @@ async def test_recorded_state_reads_back_equal_with_aware_datetimes(store: Store
         last_success=T0 - timedelta(hours=1),
         unreachable_since=T0,
         last_result_status=Status.UNREACHABLE,
+        reachable_streak=1,
     )
     await store.record_run(state, _result(), [])
 
