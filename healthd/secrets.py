@@ -84,7 +84,7 @@ class Secret:
         return core_schema.no_info_plain_validator_function(
             _validate,
             serialization=core_schema.plain_serializer_function_ser_schema(
-                lambda _secret: MASK, when_used="always"
+                lambda _secret: MASK, when_used="json"
             ),
         )
 
