@@ -1,37 +1,53 @@
-"""Durations in config: `30s`, `10m`, `1h30m`, `500ms`, `2d`, or a number of seconds."""
+"""Durations as config writes them: `30s`, `10m`, `1h30m`, `500ms`, `2d`, or seconds as a number.
+
+`Duration` is a pydantic type (an annotated `timedelta`); `parse_duration` is the plain
+function behind it. A bad value fails with "invalid duration '10 minutes'", which the
+config loader puts after the key path.
+"""
 
 from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_UNITS = {
+    "ms": timedelta(milliseconds=1),
+    "s": timedelta(seconds=1),
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+}
+_PART = r"(\d+(?:\.\d+)?)(ms|s|m|h|d)"
+_WHOLE = re.compile(rf"(?:{_PART})+")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
-def parse_duration(value: Any) -> timedelta:
+def parse_duration(value: object) -> timedelta:
+    """Parse a duration; numbers are seconds. Raises ValueError("invalid duration '...'")."""
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, bool):
-        raise ValueError(f"invalid duration {value!r}")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"invalid duration {value!r}: negative")
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
         return timedelta(seconds=value)
     if isinstance(value, str):
         text = value.strip()
-        pos, total = 0, 0.0
-        for m in _PART.finditer(text):
-            if m.start() != pos:
-                break
-            total += float(m.group(1)) * _UNITS[m.group(2)]
-            pos = m.end()
-        if text and pos == len(text):
-            return timedelta(seconds=total)
-    raise ValueError(f"invalid duration {value!r} (use forms like 30s, 10m, 1h30m)")
+        if _NUMBER.fullmatch(text):
+            return timedelta(seconds=float(text))
+        if _WHOLE.fullmatch(text):
+            return sum(
+                (float(n) * _UNITS[unit] for n, unit in re.findall(_PART, text)), timedelta()
+            )
+    raise ValueError(f"invalid duration {value!r}")
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+def _validate(value: object) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise PydanticCustomError("duration", "{message}", {"message": str(exc)}) from None
+
+
+Duration = Annotated[timedelta, BeforeValidator(_validate)]
