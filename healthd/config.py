@@ -22,7 +22,7 @@ from healthd.durations import Duration
 from healthd.errors import ConfigError, UnknownProviderError
 from healthd.model import Integration, Thresholds
 from healthd.registry import probe_class
-from healthd.secrets import Secret, SecretRef
+from healthd.secrets import Secret
 
 DEFAULT_LISTEN = "127.0.0.1:9477"
 
@@ -42,7 +42,7 @@ class Defaults(_Model):
 
 class TokenConfig(_Model):
     name: str
-    token: SecretRef
+    token: Secret
     role: Literal["admin", "tenant"] = "tenant"
     tenant: str | None = None
 
@@ -66,7 +66,7 @@ class IntegrationConfig(_Model):
     failure_threshold: int | None = Field(None, ge=1)
     success_threshold: int | None = Field(None, ge=1)
     page_after: Duration | None = None
-    credentials: dict[str, SecretRef] = Field(default_factory=dict)
+    credentials: dict[str, Secret] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("base_url")
