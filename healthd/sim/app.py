@@ -193,10 +193,7 @@ class Simulator:
             http_sock = _listen(self.host, self._ports[0])
             https_sock = _listen(self.host, self._ports[1])
             for sock, ssl_context in ((http_sock, None), (https_sock, tls.server_context)):
-                site = web.SockSite(
-                    runner, sock, ssl_context=ssl_context, shutdown_timeout=SHUTDOWN_GRACE
-                )
-                await site.start()
+                await web.SockSite(runner, sock, ssl_context=ssl_context).start()
             self.http_url = f"http://{self.host}:{http_sock.getsockname()[1]}"
             self.https_url = f"https://{self.host}:{https_sock.getsockname()[1]}"
             self.ca_path = tls.ca_path
