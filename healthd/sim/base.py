@@ -34,6 +34,17 @@ class UnknownScenario(ValueError):
     pass
 
 
+def drop_connection(request: web.Request) -> web.Response:
+    """Close the connection without an HTTP answer, as a dead host behind a proxy looks.
+
+    The client sees the server disconnect (aiohttp: `ServerDisconnectedError`). Return the
+    result from the handler; aiohttp writes nothing to the closed transport.
+    """
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=500)
+
+
 class ProviderSim:
     """Base class for one provider's simulator. Subclasses add routes and scenarios."""
 
