@@ -15,7 +15,7 @@ from typing import TextIO
 from healthd import __version__, config
 from healthd.catalog import load as load_catalog
 from healthd.errors import CodeNotFound, ConfigError
-from healthd.model import ProbeResult, Status
+from healthd.model import Finding, ProbeResult, Status
 
 EXIT_OK, EXIT_FAILING, EXIT_CONFIG = 0, 1, 2
 
@@ -84,8 +84,10 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"healthd: {exc}", file=sys.stderr)
         return EXIT_FAILING
     print(f"{entry.provider} {entry.code}: {entry.title}")
-    print(f"  category:  {entry.category.value}"
-          + ("" if entry.counts_against_health else " (does not count against health)"))
+    print(
+        f"  category:  {entry.category.value}"
+        + ("" if entry.counts_against_health else " (does not count against health)")
+    )
     print(f"  meaning:   {entry.meaning}")
     print(f"  fix:       {entry.fix}")
     return EXIT_OK
@@ -118,22 +120,21 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def print_table(cfg: config.Config, results: Sequence[ProbeResult], out: TextIO) -> None:
+    """One line per integration with its worst finding, and the fix under anything broken."""
     by_id = {i.id: i for i in cfg.integrations}
-    rows = []
+    header = ("INTEGRATION", "PROVIDER", "TENANT", "STATUS")
+    rows: list[tuple[tuple[str, ...], Finding | None]] = []
     for r in results:
         i = by_id[r.integration_id]
         worst = [f for f in r.findings if f.status is r.status] or list(r.findings)
-        rows.append((i.id, i.provider, i.tenant, r.status.value, worst[0] if worst else None))
-    width = [max([len(h), *(len(row[n]) for row in rows)]) for n, h in
-             enumerate(("INTEGRATION", "PROVIDER", "TENANT", "STATUS"))]
-    header = ("INTEGRATION", "PROVIDER", "TENANT", "STATUS")
+        rows.append(((i.id, i.provider, i.tenant, r.status.value), worst[0] if worst else None))
+    width = [max([len(h), *(len(cols[n]) for cols, _ in rows)]) for n, h in enumerate(header)]
     print("  ".join(h.ljust(w) for h, w in zip(header, width, strict=True)) + "  FINDING", file=out)
-    for *cols, finding in rows:
+    for cols, finding in rows:
         line = "  ".join(c.ljust(w) for c, w in zip(cols, width, strict=True))
-        text = f"{finding.code}: {finding.summary}" if finding else ""
-        print(f"{line}  {text}", file=out)
+        print(f"{line}  {f'{finding.code}: {finding.summary}' if finding else ''}", file=out)
         if finding and finding.status not in (Status.OK, Status.UNKNOWN) and finding.remediation:
-            print(f"{'':{sum(width) + 8}}  fix: {finding.remediation}", file=out)
+            print(f"{'':{sum(width) + 2 * len(width)}}fix: {finding.remediation}", file=out)
     bad = sum(1 for r in results if r.status.is_bad)
     print(f"\n{len(results)} integrations, {bad} failing", file=out)
 

@@ -168,7 +168,9 @@ def _integrations(parsed: FileConfig) -> tuple[Integration, ...]:
             raise _config_error(exc, prefix=f"{at}.options") from None
         for name in cls.credentials:
             if name not in ic.credentials:
-                raise ConfigError(f"{at}.credentials.{name}", f"required by provider {ic.provider!r}")
+                raise ConfigError(
+                    f"{at}.credentials.{name}", f"required by provider {ic.provider!r}"
+                )
         for name in ic.credentials:
             if name not in cls.credentials:
                 known = ", ".join(cls.credentials) or "none"
@@ -180,7 +182,8 @@ def _integrations(parsed: FileConfig) -> tuple[Integration, ...]:
         interval = ic.interval or d.interval
         if timeout >= interval:
             raise ConfigError(
-                f"{at}.timeout", f"must be shorter than the interval ({interval.total_seconds():g}s)"
+                f"{at}.timeout",
+                f"must be shorter than the interval ({interval.total_seconds():g}s)",
             )
         out.append(
             Integration(

@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Coroutine
 from contextlib import AsyncExitStack
 from types import TracebackType
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -139,7 +141,9 @@ class Daemon:
         self._stack.push_async_callback(self.outbox.flush, FLUSH_SECONDS)
 
         self.registry.register(
-            HealthCollector(self.runner.views, self.engine.alert_view, lambda: self.clock.now().timestamp())
+            HealthCollector(
+                self.runner.views, self.engine.alert_view, lambda: self.clock.now().timestamp()
+            )
         )
         api = Api(
             runner=self.runner,
@@ -151,11 +155,13 @@ class Daemon:
         )
         if api.tokens.open:
             log.warning("api_open", message="api.tokens is empty: every API caller is admin")
-        app_runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
+        app_runner = web.AppRunner(
+            api.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0
+        )
         await app_runner.setup()
         self._stack.push_async_callback(app_runner.cleanup)
         host, port = cfg.listen
-        site = web.TCPSite(app_runner, host, port, shutdown_timeout=2.0)
+        site = web.TCPSite(app_runner, host, port)
         await site.start()
         bound = app_runner.addresses[0]
         self.url = f"http://{host}:{bound[1]}"
@@ -183,9 +189,8 @@ class Daemon:
             outbox_requeued=requeued,
         )
 
-    def _task(self, coro: object, name: str) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
-        task.set_name(name)
+    def _task(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
 
         async def _stop_task() -> None:
             self._stop.set()

@@ -121,7 +121,9 @@ class HealthCollector(Collector):
                 last_duration.add_metric(lv, view.last_duration)
             if i.provider == BRIDGE_PROVIDER:
                 since = st.unreachable_since
-                bridge.add_metric([i.id, i.tenant], max(0.0, now - since.timestamp()) if since else 0.0)
+                bridge.add_metric(
+                    [i.id, i.tenant], max(0.0, now - since.timestamp()) if since else 0.0
+                )
         yield from (success, last_duration, status, last_success, last_check, bridge)
         yield from self._alert_metrics()
 

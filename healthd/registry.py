@@ -21,7 +21,9 @@ def probes() -> dict[str, type[Probe]]:
     for ep in entry_points(group=GROUP):
         cls = ep.load()
         if getattr(cls, "provider", None) != ep.name:
-            raise TypeError(f"entry point {ep.name!r} loads {cls!r} whose provider is not {ep.name!r}")
+            raise TypeError(
+                f"entry point {ep.name!r} loads {cls!r} whose provider is not {ep.name!r}"
+            )
         table[ep.name] = cls
     return table
 

@@ -58,7 +58,9 @@ class Runner:
         on_result: Callable[[], None] = lambda: None,
     ) -> None:
         self.integrations: dict[str, Integration] = {i.id: i for i in integrations}
-        self._probes: dict[str, Probe] = {p: probe_class(p)() for p in {i.provider for i in integrations}}
+        self._probes: dict[str, Probe] = {
+            p: probe_class(p)() for p in {i.provider for i in integrations}
+        }
         self._store = store
         self._session = session
         self._catalog = catalog
@@ -208,5 +210,7 @@ class Runner:
 
     def snapshot(
         self,
-    ) -> tuple[Mapping[str, Integration], Mapping[str, IntegrationState], Mapping[str, ProbeResult]]:
+    ) -> tuple[
+        Mapping[str, Integration], Mapping[str, IntegrationState], Mapping[str, ProbeResult]
+    ]:
         return dict(self.integrations), dict(self.states), dict(self.results)

@@ -80,9 +80,7 @@ def step(
     return new, transitions
 
 
-def _effective(
-    prev: Status, raw: Status, failures: int, successes: int, t: Thresholds
-) -> Status:
+def _effective(prev: Status, raw: Status, failures: int, successes: int, t: Thresholds) -> Status:
     if prev is Status.UNKNOWN:
         if not raw.is_bad:
             return raw

@@ -79,8 +79,12 @@ class AlertEngine:
                 )
                 self._open = await self._store.open_incidents()
                 for incident in plan.opened:
-                    log.warning("incident_opened", dedup_key=incident.dedup_key, rule=incident.rule,
-                                summary=incident.summary)
+                    log.warning(
+                        "incident_opened",
+                        dedup_key=incident.dedup_key,
+                        rule=incident.rule,
+                        summary=incident.summary,
+                    )
                 for key, _at in plan.resolved:
                     log.info("incident_resolved", dedup_key=key)
             await self.refresh_view()

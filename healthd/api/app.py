@@ -30,7 +30,7 @@ from healthd.runner import Runner, probe_deadline
 
 log = structlog.get_logger("healthd.api")
 
-PRINCIPAL: web.AppKey[Principal] = web.AppKey("principal", Principal)
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
 PROBLEM = "application/problem+json"
 PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
 
@@ -42,9 +42,7 @@ def problem(status: int, detail: str, *, headers: Mapping[str, str] | None = Non
         "status": status,
         "detail": detail,
     }
-    return web.Response(
-        status=status, text=json.dumps(body), content_type=PROBLEM, headers=headers
-    )
+    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM, headers=headers)
 
 
 def _reason(status: int) -> str:
@@ -57,7 +55,7 @@ def _reason(status: int) -> str:
 
 
 class RateLimiter:
-    """Live checks per principal per minute (sliding window), so the page cannot hammer providers."""
+    """Live checks per principal per minute (sliding window), to spare providers."""
 
     def __init__(self, per_minute: int, now: Callable[[], float] = time.monotonic) -> None:
         self._limit = per_minute
@@ -167,7 +165,9 @@ class Api:
 
     async def metrics_handler(self, request: web.Request) -> web.Response:
         body = await self.metrics.render()
-        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+        return web.Response(
+            body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+        )
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document())
@@ -251,7 +251,9 @@ class Api:
         principal = request[PRINCIPAL]
         limit_text = request.query.get("limit", "50")
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= 500:
-            raise web.HTTPBadRequest(text=f"limit must be a whole number from 1 to 500, not {limit_text!r}")
+            raise web.HTTPBadRequest(
+                text=f"limit must be a whole number from 1 to 500, not {limit_text!r}"
+            )
         items = []
         for inc in await self.store.recent_incidents(int(limit_text)):
             tenants = inc.details.get("tenants", [])

@@ -126,7 +126,9 @@ def _ok(schema: str, description: str = "OK") -> dict[str, Any]:
 def _problem(description: str) -> dict[str, Any]:
     return {
         "description": description,
-        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        "content": {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        },
     }
 
 
@@ -160,7 +162,11 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [
                         {"name": "tenant", "in": "query", "schema": {"type": "string"}},
                         {"name": "provider", "in": "query", "schema": {"type": "string"}},
-                        {"name": "status", "in": "query", "schema": {"type": "string", "enum": status_enum}},
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": status_enum},
+                        },
                     ],
                     "responses": {
                         "200": _ok("IntegrationList"),
@@ -199,7 +205,12 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "checkTenant",
                     "summary": "Run every probe of a tenant now, in parallel",
                     "parameters": [
-                        {"name": "tenant", "in": "path", "required": True, "schema": {"type": "string"}}
+                        {
+                            "name": "tenant",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
                     ],
                     "responses": {
                         "200": _ok("IntegrationList"),
@@ -214,8 +225,18 @@ def openapi_document() -> dict[str, Any]:
                     "operationId": "explainError",
                     "summary": "What a provider error code means and how to fix it",
                     "parameters": [
-                        {"name": "provider", "in": "path", "required": True, "schema": {"type": "string"}},
-                        {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}},
+                        {
+                            "name": "provider",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "code",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
                     ],
                     "responses": {
                         "200": _ok("CatalogEntry"),

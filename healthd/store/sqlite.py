@@ -238,7 +238,8 @@ class SQLiteStore:
             conn = self._db()
             with _transaction(conn):
                 conn.execute(
-                    "INSERT OR REPLACE INTO integration_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO integration_state VALUES"
+                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     state_row,
                 )
                 conn.execute(
