@@ -120,6 +120,7 @@ class BridgeSim(ProviderSim):
             "server_error",
         }
     )
+    secret_params: ClassVar[frozenset[str]] = frozenset({"password"})
 
     def routes(self) -> list[web.RouteDef]:
         defs: list[web.RouteDef] = []

@@ -75,3 +75,10 @@ def test_pagerduty_scenario_targets_show_only_the_routing_key_tail(control):
     described = str(control.describe())
     assert ROUTING_KEY not in described
     assert "'CDEF': {'scenario': 'rate_limited'}" in described
+
+
+def test_bridge_password_param_is_masked_in_describe(control):
+    control.set_scenario("imessage_bridge", "ok", target="dc1", password="s3cret-bridge")
+    described = control.describe()
+    assert "s3cret-bridge" not in str(described)
+    assert described["providers"]["imessage_bridge"]["active"]["dc1"]["password"] == "***"
