@@ -182,6 +182,11 @@ class Simulator:
         async with contextlib.AsyncExitStack() as stack:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="healthd-sim-"))
             tls = make_tls(Path(tmp))
+            # Closed after the runner stops (the exit stack unwinds in reverse).
+            http_sock = _listen(self.host, self._ports[0])
+            stack.callback(http_sock.close)
+            https_sock = _listen(self.host, self._ports[1])
+            stack.callback(https_sock.close)
             runner = web.AppRunner(
                 self.app,
                 access_log=None,
@@ -190,8 +195,6 @@ class Simulator:
             )
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
-            http_sock = _listen(self.host, self._ports[0])
-            https_sock = _listen(self.host, self._ports[1])
             for sock, ssl_context in ((http_sock, None), (https_sock, tls.server_context)):
                 await web.SockSite(runner, sock, ssl_context=ssl_context).start()
             self.http_url = f"http://{self.host}:{http_sock.getsockname()[1]}"

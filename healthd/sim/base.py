@@ -50,6 +50,8 @@ class ProviderSim:
 
     name: ClassVar[str]
     scenarios: ClassVar[frozenset[str]]
+    # Scenario params that are credentials (a bridge password): masked in describe().
+    secret_params: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
         self._scenarios: dict[str, Scenario] = {}
@@ -74,9 +76,14 @@ class ProviderSim:
         return {
             "provider": self.name,
             "scenarios": sorted(self.scenarios | COMMON_SCENARIOS),
-            "active": {t: {"scenario": s.name, **s.params} for t, s in self._scenarios.items()},
+            "active": {
+                t: {"scenario": s.name, **self._shown(s.params)} for t, s in self._scenarios.items()
+            },
             "requests": self.requests,
         }
+
+    def _shown(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: "***" if k in self.secret_params else v for k, v in params.items()}
 
     async def delay(self, target: str) -> Scenario:
         """Apply the target's latency, `slow` or `hanging`; return its scenario for the rest."""

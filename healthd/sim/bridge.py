@@ -50,6 +50,10 @@ HTML_PAGE = (
     "<body><h1>Bad Gateway</h1><p>The upstream server is not responding.</p></body></html>"
 )
 
+# Default messages of BlueBubbles' responses (responses/success.ts, responses/errors.ts).
+SUCCESS = "Success"
+BAD_REQUEST_MESSAGE = "You've made a bad request! Please check your request params & body"
+SERVER_ERROR_MESSAGE = "The server has encountered an error"
 AUTH_ERROR = "Authentication Error"
 SERVER_ERROR = "Server Error"
 UNAUTHORIZED_MESSAGE = "You are not authorized to access this resource"
@@ -120,6 +124,7 @@ class BridgeSim(ProviderSim):
             "server_error",
         }
     )
+    secret_params: ClassVar[frozenset[str]] = frozenset({"password"})
 
     def routes(self) -> list[web.RouteDef]:
         defs: list[web.RouteDef] = []
@@ -147,7 +152,7 @@ class BridgeSim(ProviderSim):
         if sc.name == "auth_fail" or sent.strip() != expected:
             return _error(401, UNAUTHORIZED_MESSAGE, AUTH_ERROR, "Unauthorized")
         if sc.name == "server_error":
-            return _error(500, "Failed to process request", SERVER_ERROR, "Simulated server error")
+            return _error(500, SERVER_ERROR_MESSAGE, SERVER_ERROR, "Simulated server error")
         return sc
 
     @staticmethod
@@ -182,7 +187,7 @@ class BridgeSim(ProviderSim):
             "local_ipv4s": ["192.0.2.10"],
             "local_ipv6s": [],
         }
-        return self._reply(sc, "Successfully fetched metadata", info)
+        return self._reply(sc, SUCCESS, info)
 
     async def _message_query(self, request: web.Request) -> web.Response:
         sc = await self._gate(request)
@@ -194,7 +199,9 @@ class BridgeSim(ProviderSim):
             query = None
         limit = query.get("limit", QUERY_LIMIT_DEFAULT) if isinstance(query, dict) else None
         if not isinstance(limit, int) or not 0 < limit <= QUERY_LIMIT_MAX:
-            return _error(400, "Bad Request", "Validation Error", "Invalid query body or limit")
+            return _error(
+                400, BAD_REQUEST_MESSAGE, "Validation Error", "Invalid query body or limit"
+            )
         target = request.match_info.get("target", DEFAULT_TARGET)
         now = _now_ms()
         messages = [
@@ -212,7 +219,7 @@ class BridgeSim(ProviderSim):
         messages.sort(key=lambda m: m["dateCreated"], reverse=True)
         page = messages[:limit]
         metadata = {"offset": 0, "limit": limit, "total": len(messages), "count": len(page)}
-        return self._reply(sc, "Success", page, metadata=metadata)
+        return self._reply(sc, SUCCESS, page, metadata=metadata)
 
     async def _message_schedule(self, request: web.Request) -> web.Response:
         sc = await self._gate(request)
@@ -227,4 +234,4 @@ class BridgeSim(ProviderSim):
             age_ms = int(float(sc.params.get("age_seconds", 900)) * 1000)
             for i in range(int(sc.params.get("scheduled_errors", 2))):
                 scheduled.append(_scheduled(3 + i, "error", now - age_ms, "Failed to send message"))
-        return self._reply(sc, "Successfully fetched scheduled messages", scheduled)
+        return self._reply(sc, SUCCESS, scheduled)

@@ -52,6 +52,8 @@ def _blank(value: Any) -> bool:
     return _text(value) is None
 
 
+# Error wording as the live API words it: "'payload.severity' is missing or blank" (seen in
+# SigNoz issue 9536), "Length of 'routing_key' is incorrect (should be 32 characters)" (D1).
 def _missing(field: str) -> str:
     return f"'{field}' is missing or blank"
 

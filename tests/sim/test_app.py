@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import asyncio
 from typing import ClassVar
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from healthd.sim import RouteConflict, Simulator, SimulatorSetupError, SimulatorThread
 from healthd.sim.app import build_app, load_simulators, paths_overlap
-from healthd.sim.base import ProviderSim
+from healthd.sim.base import ProviderSim, Scenario
 from healthd.sim.bridge import BridgeSim
 from healthd.sim.pagerduty import PagerDutySim
 
@@ -87,3 +89,34 @@ def test_simulator_thread_serves_until_exit():
         assert "pagerduty" in sim.client().describe()["providers"]
         ca_path = sim.ca_path
     assert not ca_path.exists()
+
+
+class ParkedBridge(BridgeSim):
+    """Tells the test when a request has reached the scenario (and parks in `hanging`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reached = asyncio.Event()
+
+    async def delay(self, target: str) -> Scenario:
+        self.reached.set()
+        return await super().delay(target)
+
+
+async def test_exit_is_bounded_with_a_hanging_request_in_flight(http):
+    bridge = ParkedBridge()
+    bridge.set_scenario("hanging")
+    async with asyncio.timeout(10):
+        async with Simulator(sims=[bridge]) as sim:
+            request = asyncio.create_task(http.get(f"{sim.http_url}/api/v1/ping"))
+            await bridge.reached.wait()
+        # aiohttp may retry the GET once on a new connection, which the closed port refuses.
+        with pytest.raises(aiohttp.ClientError):
+            await request
+
+
+async def test_a_port_in_use_is_an_error_and_leaves_nothing_open(sim):
+    port = int(sim.http_url.rsplit(":", 1)[1])
+    with pytest.raises(OSError):
+        async with Simulator(http_port=port):
+            pass

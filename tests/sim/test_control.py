@@ -5,7 +5,8 @@ import urllib.request
 
 import pytest
 
-from healthd.sim import SimClientError
+from healthd.sim import SimClientError, Simulator
+from healthd.sim.bridge import BridgeSim
 
 from .conftest import ROUTING_KEY
 
@@ -75,3 +76,17 @@ def test_pagerduty_scenario_targets_show_only_the_routing_key_tail(control):
     described = str(control.describe())
     assert ROUTING_KEY not in described
     assert "'CDEF': {'scenario': 'rate_limited'}" in described
+
+
+def test_bridge_password_param_is_masked_in_describe(control):
+    control.set_scenario("imessage_bridge", "ok", target="dc1", password="s3cret-bridge")
+    described = control.describe()
+    assert "s3cret-bridge" not in str(described)
+    assert described["providers"]["imessage_bridge"]["active"]["dc1"]["password"] == "***"
+
+
+async def test_pagerduty_control_routes_are_404_without_the_pagerduty_simulator(http):
+    async with Simulator(sims=[BridgeSim()]) as sim:
+        async with http.get(f"{sim.http_url}/_sim/pagerduty/events") as response:
+            assert response.status == 404
+            assert "not loaded" in (await response.json())["error"]

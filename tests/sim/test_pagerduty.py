@@ -287,3 +287,10 @@ def test_pagerduty_client_error_for_an_event_the_api_rejects(sim_thread):
         client.trigger("Bridge dc1 unreachable", "healthd")
     assert err.value.response.status_code == 400
     assert "Length of 'routing_key' is incorrect" in err.value.response.text
+
+
+def test_pagerduty_client_gives_up_when_the_connection_drops(pd_client, control):
+    control.set_scenario("pagerduty", "down")
+    with pytest.raises(pagerduty.Error):
+        pd_client.trigger("Bridge dc1 unreachable", "healthd")
+    assert control.pagerduty_events() == []
