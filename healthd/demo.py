@@ -171,7 +171,8 @@ async def _story(daemon: Daemon, sim: SimClient) -> None:
 
 
 async def _until(predicate: Any, poll: float = 0.2) -> None:
-    while not predicate():
+    # The narrator watches the daemon from outside, as a person would; polling is the point.
+    while not predicate():  # noqa: ASYNC110
         await asyncio.sleep(poll)
 
 

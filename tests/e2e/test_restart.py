@@ -50,8 +50,8 @@ def probed_after(daemon: DaemonProcess, moment: datetime, runs: int = 1) -> None
     """Wait until the daemon has probed `runs` more times after `moment`."""
     for _ in range(runs):
         wait_until(
-            lambda: (
-                (c := integration(daemon)["last_checked"]) and datetime.fromisoformat(c) > moment
+            lambda after=moment: (
+                (c := integration(daemon)["last_checked"]) and datetime.fromisoformat(c) > after
             ),
             timeout=15,
             what="a probe run after the restart",
