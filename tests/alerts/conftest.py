@@ -41,7 +41,8 @@ class OutboxStoreDouble:
         self.rows[item_id] = dataclasses.replace(self.rows[item_id], **changes)  # type: ignore[arg-type]
 
     async def claim_due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
-        claimed, blocked = [], set()
+        claimed: list[OutboxItem] = []
+        blocked: set[tuple[str, str]] = set()
         for item in sorted(self.rows.values(), key=lambda i: i.id):
             key = (item.channel, item.event.dedup_key)
             if item.status not in (OutboxStatus.PENDING, OutboxStatus.SENDING):

@@ -17,7 +17,6 @@ from healthd.alerts.settings import AlertingSettings
 from healthd.model import (
     AlertEvent,
     Category,
-    EventAction,
     Finding,
     Incident,
     Integration,
@@ -95,9 +94,7 @@ class World:
         self.integrations[item.id] = item
         self.set(item.id, *(findings or (OK,)))
 
-    def set(
-        self, iid: str, *findings: Finding, unreachable_since: datetime | None = None
-    ) -> None:
+    def set(self, iid: str, *findings: Finding, unreachable_since: datetime | None = None) -> None:
         """Both the debounced state and the latest result say what `findings` say."""
         result = ProbeResult.from_findings(
             integration_id=iid, started_at=T0, duration_seconds=0.1, findings=findings
