@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from healthd.alerts.rules import AlertPlan, evaluate
-from healthd.alerts.settings import AlertingSettings
+from healthd.alerts.settings import AlertingSettings, MaintenanceWindow
 from healthd.model import (
     AlertEvent,
     Category,
@@ -413,6 +413,31 @@ def test_provider_outage_resolves_when_the_share_falls_back_and_never_blocks_res
     ]
 
 
+def test_provider_outage_stays_open_while_it_holds_back_a_platform_page():
+    world = World()
+    twilio_fleet(world, 10, 10)
+    world.add(integration("twilio-platform", "twilio"), HTTP_500)
+    assert sent(world.evaluate(T0)) == [("trigger", "healthd/provider_outage/twilio")]
+    for n in range(10):  # the tenants recover first; the platform's state lags behind
+        world.set(f"t{n:02d}-twilio", OK)
+    assert world.evaluate(T0 + timedelta(minutes=1)).empty
+    world.set("twilio-platform", OK)
+    assert sent(world.evaluate(T0 + timedelta(minutes=2))) == [
+        ("resolve", "healthd/provider_outage/twilio")
+    ]
+
+
+def test_provider_outage_is_not_held_open_by_tenant_integrations():
+    world = World()
+    twilio_fleet(world, 10, 10)
+    world.evaluate(T0)
+    for n in range(1, 10):
+        world.set(f"t{n:02d}-twilio", OK)  # one tenant keeps failing with a provider error
+    assert sent(world.evaluate(T0 + timedelta(minutes=1))) == [
+        ("resolve", "healthd/provider_outage/twilio")
+    ]
+
+
 # --- egress_down -------------------------------------------------------------------------
 
 
@@ -442,13 +467,25 @@ def test_one_success_anywhere_means_it_is_not_healthds_egress():
     assert {"healthd/provider_outage/twilio", BRIDGE_KEY} <= keys
 
 
-def test_egress_down_resolves_and_the_held_back_pages_trigger_if_still_true():
+def test_first_success_after_egress_down_releases_no_page_storm():
     world = egress_world()
     world.evaluate(T0 + timedelta(minutes=11))
-    world.add(integration("acme-sendgrid", "sendgrid", "acme"))  # egress back, twilio still down
+    world.add(integration("acme-sendgrid", "sendgrid", "acme"))  # the network is back...
+    # ...but the other state machines have not yet seen their good probes.
+    assert world.evaluate(T0 + timedelta(minutes=12)).empty
+
+
+def test_egress_down_resolves_and_a_held_back_page_triggers_if_still_true():
+    world = egress_world()
+    world.evaluate(T0 + timedelta(minutes=11))
+    for iid in ("sendgrid-platform", "google-platform"):
+        world.set(iid, OK)
+    world.set("bridge-dc1", OK)  # only twilio is left failing: not healthd's network
     plan = world.evaluate(T0 + timedelta(minutes=12))
-    assert ("resolve", "healthd/egress_down") in sent(plan)
-    assert ("trigger", "healthd/provider_outage/twilio") in sent(plan)
+    assert sorted(sent(plan)) == [
+        ("resolve", "healthd/egress_down"),
+        ("trigger", "healthd/provider_outage/twilio"),
+    ]
 
 
 # --- maintenance -------------------------------------------------------------------------
@@ -496,6 +533,22 @@ def test_maintenance_for_a_tenant_does_not_silence_egress_down():
     world = egress_world()
     world.settings = config
     assert ("trigger", "healthd/egress_down") in sent(world.evaluate(T0 + timedelta(minutes=11)))
+
+
+def test_run_time_silences_hold_back_triggers_like_maintenance():
+    world = bridge_world()
+    bridge_down(world)
+    silence = MaintenanceWindow.model_validate(window(T0, T0 + timedelta(hours=1)))
+    plan = evaluate(
+        integrations=world.integrations,
+        states=world.states,
+        results=world.results,
+        open_incidents=[],
+        settings=world.settings,
+        now=T0 + timedelta(minutes=11),
+        silences=[silence],
+    )
+    assert plan.empty
 
 
 # --- flapping ----------------------------------------------------------------------------
