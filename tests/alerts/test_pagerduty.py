@@ -1,24 +1,19 @@
 from __future__ import annotations
 
 import json
-import ssl
 import traceback
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-import trustme
-from aiohttp import web
 
 from healthd.alerts.pagerduty import PagerDutyNotifier, build_event, fit_dedup_key
 from healthd.alerts.settings import PagerDutySettings
 from healthd.errors import DeliveryError
 from healthd.model import EventAction, Severity
 from healthd.secrets import Secret
-from tests.alerts.conftest import make_event
+from tests.alerts.conftest import Server, make_event
 
 ROUTING_KEY = "R0UT1NGK3Y0123456789abcdefXYZ789"  # 32 characters, like a real one
 TS = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -87,58 +82,6 @@ def test_dedup_key_fits_255_characters_and_stays_distinct(length):
 
 
 # --- send() against a loopback HTTPS server ------------------------------------------------
-
-
-@dataclass
-class FakeEventsApi:
-    """Answers POST /v2/enqueue with the queued (status, body, headers); records the bodies."""
-
-    answers: list[tuple[int, dict[str, Any], dict[str, str]]] = field(default_factory=list)
-    received: list[dict[str, Any]] = field(default_factory=list)
-
-    async def enqueue(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.received.append(body)
-        status, answer, headers = (
-            self.answers.pop(0)
-            if self.answers
-            else (202, {"status": "success", "message": "Event processed"}, {})
-        )
-        if status == 202:
-            answer = {**answer, "dedup_key": body.get("dedup_key", "generated")}
-        return web.json_response(answer, status=status, headers=headers)
-
-
-@dataclass
-class Server:
-    api: FakeEventsApi
-    url: str
-    ca_bundle: Path
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-async def server(ca: trustme.CA, tmp_path: Path) -> AsyncIterator[Server]:
-    api = FakeEventsApi()
-    app = web.Application()
-    app.router.add_post("/v2/enqueue", api.enqueue)
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(tls)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    bundle = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
-    try:
-        yield Server(api, f"https://127.0.0.1:{port}", bundle)
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture
