@@ -35,7 +35,7 @@ async def test_bridge_outage_pages_once_and_resolves_once_through_pagerduty_erro
     store = OutboxStoreDouble()
     outcomes: list[tuple[str, str, str]] = []
     box = Outbox(
-        store,
+        store,  # type: ignore[arg-type]  # a double of the outbox part of Store
         {"pagerduty": pagerduty},
         clock,
         settings.outbox,
