@@ -112,7 +112,6 @@ class _Condition:
     integration: str | None = None
     provider: str | None = None
     tenant: str | None = None
-    network: bool = False
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -180,7 +179,7 @@ def evaluate(
         conditions.append((egress, False))
     conditions += [(c, egress is not None) for c in outages]
     if rules.bridge_unreachable.enabled:
-        conditions += [(c, egress is not None) for c in _bridges_unreachable(views, settings, now)]
+        conditions += [(c, egress is not None) for c in _bridges_unreachable(views, now)]
     if rules.integration_failing.enabled:
         for view in views:
             cond = _integration_failing(view)
@@ -259,9 +258,7 @@ def _deliverable(channel: str, settings: AlertingSettings) -> bool:
 # --- the rules ---------------------------------------------------------------------------
 
 
-def _bridges_unreachable(
-    views: Sequence[_View], settings: AlertingSettings, now: datetime
-) -> list[_Condition]:
+def _bridges_unreachable(views: Sequence[_View], now: datetime) -> list[_Condition]:
     out = []
     for view in views:
         integration, since = view.integration, view.state.unreachable_since
@@ -326,7 +323,6 @@ def _integration_failing(view: _View) -> _Condition | None:
         integration=integration.id,
         provider=integration.provider,
         tenant=integration.tenant,
-        network=view.network_failure,
         details=_integration_details(view),
     )
 
@@ -351,7 +347,6 @@ def _tenant_failing(view: _View, settings: AlertingSettings) -> _Condition | Non
         integration=integration.id,
         provider=integration.provider,
         tenant=integration.tenant,
-        network=view.network_failure,
         details=_integration_details(view),
     )
 
