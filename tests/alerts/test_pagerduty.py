@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import traceback
 from collections.abc import AsyncIterator
@@ -172,6 +173,28 @@ async def test_unreachable_pagerduty_is_transient(server, notifier):
     assert not info.value.permanent
     assert "cannot reach PagerDuty at https://127.0.0.1:1" in str(info.value)
     assert_no_routing_key(info.value)
+
+
+async def test_network_error_is_left_to_the_outbox_without_sdk_retries(server):
+    connections = 0
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.close()
+
+    listener = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    dropping = PagerDutyNotifier(settings_for(f"https://127.0.0.1:{port}", server.ca_bundle))
+    try:
+        with pytest.raises(DeliveryError) as info:
+            await dropping.send(make_event())
+    finally:
+        await dropping.close()
+        listener.close()
+        await listener.wait_closed()
+    assert not info.value.permanent
+    assert connections == 1
 
 
 async def test_without_the_ca_bundle_the_test_server_is_not_trusted(server):
