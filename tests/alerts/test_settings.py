@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -10,7 +11,7 @@ from healthd.alerts.settings import AlertingSettings, MaintenanceWindow
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def error_of(data: dict) -> tuple[tuple, str]:
+def error_of(data: dict[str, Any]) -> tuple[tuple[int | str, ...], str]:
     """The location and message of the first validation error."""
     with pytest.raises(ValidationError) as info:
         AlertingSettings.model_validate(data)
