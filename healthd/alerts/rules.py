@@ -63,6 +63,7 @@ from typing import Any
 
 from healthd.alerts.settings import AlertingSettings, MaintenanceWindow
 from healthd.model import (
+    PLATFORM_TENANT,
     AlertEvent,
     Category,
     EventAction,
@@ -179,7 +180,9 @@ def evaluate(
         conditions.append((egress, False))
     conditions += [(c, egress is not None) for c in outages]
     if rules.bridge_unreachable.enabled:
-        conditions += [(c, egress is not None) for c in _bridges_unreachable(views, now)]
+        no_fallback = tenants_without_sms_fallback(integrations, states)
+        bridges = _bridges_unreachable(views, now, no_fallback)
+        conditions += [(c, egress is not None) for c in bridges]
     if rules.integration_failing.enabled:
         for view in views:
             cond = _integration_failing(view)
@@ -258,7 +261,9 @@ def _deliverable(channel: str, settings: AlertingSettings) -> bool:
 # --- the rules ---------------------------------------------------------------------------
 
 
-def _bridges_unreachable(views: Sequence[_View], now: datetime) -> list[_Condition]:
+def _bridges_unreachable(
+    views: Sequence[_View], now: datetime, no_fallback: list[str]
+) -> list[_Condition]:
     out = []
     for view in views:
         integration, since = view.integration, view.state.unreachable_since
@@ -283,22 +288,26 @@ def _bridges_unreachable(views: Sequence[_View], now: datetime) -> list[_Conditi
                     "unreachable_since": since.isoformat(),
                     "unreachable_seconds": int(down_for.total_seconds()),
                     "findings": _findings(view),
-                    # Seed 000: without a connected Twilio number, a tenant's iMessages sit
-                    # in the queue while the bridge is down instead of falling back to SMS.
-                    "tenants_without_sms_fallback": _tenants_without_sms_fallback(views),
+                    "tenants_without_sms_fallback": no_fallback,
                 },
             )
         )
     return out
 
 
-def _tenants_without_sms_fallback(views: Sequence[_View]) -> list[str]:
-    """Tenants with no Twilio integration that is connected (configured and not failing)."""
-    tenants = {v.integration.tenant for v in views if not v.integration.pages}
+def tenants_without_sms_fallback(
+    integrations: Mapping[str, Integration], states: Mapping[str, IntegrationState]
+) -> list[str]:
+    """Tenants with no connected Twilio integration (configured and not failing).
+
+    Seed 000: while the bridge is down, these tenants' iMessages sit in the queue instead
+    of falling back to SMS. The bridge page lists them; the status API can too.
+    """
+    tenants = {i.tenant for i in integrations.values() if i.tenant != PLATFORM_TENANT}
     covered = {
-        v.integration.tenant
-        for v in views
-        if v.integration.provider == TWILIO_PROVIDER and not v.failing
+        i.tenant
+        for iid, i in integrations.items()
+        if i.provider == TWILIO_PROVIDER and not (iid in states and states[iid].status.is_bad)
     }
     return sorted(tenants - covered)
 
