@@ -36,7 +36,8 @@ Rules and dedup keys:
   after the network returns does not release a page per integration still recovering.
 - `tenant_failing` (`healthd/tenant/<id>`): a tenant-owned integration that is failing,
   unreachable or degraded, posted to the tenant's webhook (channel `webhook:<tenant>`) when
-  one is configured. Tenant integrations never page on-call unless marked `page: true`.
+  one is configured. Tenant integrations never page on-call unless marked `page: true`
+  (those page through `integration_failing` instead of going to the webhook).
 
 Flapping. Rules read only the state machine's debounced view: the effective `status`
 (N failures to fail, M successes to recover) and `unreachable_since`. A flapping
