@@ -25,14 +25,19 @@ Rules and dedup keys:
 - `provider_outage` (`healthd/provider_outage/<provider>`): at least `min_share` and at
   least `min_count` of one provider's integrations fail with provider-category findings.
   While it holds, that provider's provider-category `integration_failing` triggers are
-  suppressed: one page for the provider, not one per integration.
+  suppressed: one page for the provider, not one per integration. Once open it also holds
+  while a paging integration it suppresses is still failing that way, so the outage's
+  resolve never releases the page it held back.
 - `egress_down` (`healthd/egress_down`): integrations of at least `min_providers` providers
   fail with network errors and no integration succeeded in its latest run: the problem is
   healthd's own network. While it holds it suppresses `provider_outage`, `bridge_unreachable`
-  and network failures of `integration_failing` and `tenant_failing`.
+  and network failures of `integration_failing` and `tenant_failing`. Once open it holds
+  while `min_providers` providers still fail with network errors, so the first success
+  after the network returns does not release a page per integration still recovering.
 - `tenant_failing` (`healthd/tenant/<id>`): a tenant-owned integration that is failing,
   unreachable or degraded, posted to the tenant's webhook (channel `webhook:<tenant>`) when
-  one is configured. Tenant integrations never page on-call unless marked `page: true`.
+  one is configured. Tenant integrations never page on-call unless marked `page: true`
+  (those page through `integration_failing` instead of going to the webhook).
 
 Flapping. Rules read only the state machine's debounced view: the effective `status`
 (N failures to fail, M successes to recover) and `unreachable_since`. A flapping
@@ -57,8 +62,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from healthd.alerts.settings import AlertingSettings
+from healthd.alerts.settings import AlertingSettings, MaintenanceWindow
 from healthd.model import (
+    PLATFORM_TENANT,
     AlertEvent,
     Category,
     EventAction,
@@ -108,7 +114,6 @@ class _Condition:
     integration: str | None = None
     provider: str | None = None
     tenant: str | None = None
-    network: bool = False
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -150,8 +155,13 @@ def evaluate(
     open_incidents: Sequence[Incident],
     settings: AlertingSettings,
     now: datetime,
+    silences: Sequence[MaintenanceWindow] = (),
 ) -> AlertPlan:
-    """Reconcile the conditions true at `now` with `open_incidents`. Pure: no I/O, no clock."""
+    """Reconcile the conditions true at `now` with `open_incidents`. Pure: no I/O, no clock.
+
+    `silences` are windows set at run time (the admin API) on top of the configured
+    `settings.maintenance`; both only hold back triggers.
+    """
     views = [
         _View(
             integration=integration,
@@ -161,8 +171,9 @@ def evaluate(
         for iid, integration in sorted(integrations.items())
     ]
     rules = settings.rules
-    egress = _egress_down(views, settings) if rules.egress_down.enabled else None
-    outages = _provider_outages(views, settings) if rules.provider_outage.enabled else []
+    is_open = {i.dedup_key for i in open_incidents if i.is_open}
+    egress = _egress_down(views, settings, is_open) if rules.egress_down.enabled else None
+    outages = _provider_outages(views, settings, is_open) if rules.provider_outage.enabled else []
     outage_providers = {c.provider for c in outages}
 
     conditions: list[tuple[_Condition, bool]] = []  # (condition, suppressed)
@@ -170,7 +181,9 @@ def evaluate(
         conditions.append((egress, False))
     conditions += [(c, egress is not None) for c in outages]
     if rules.bridge_unreachable.enabled:
-        conditions += [(c, egress is not None) for c in _bridges_unreachable(views, settings, now)]
+        no_fallback = tenants_without_sms_fallback(integrations, states)
+        bridges = _bridges_unreachable(views, now, no_fallback)
+        conditions += [(c, egress is not None) for c in bridges]
     if rules.integration_failing.enabled:
         for view in views:
             cond = _integration_failing(view)
@@ -184,21 +197,23 @@ def evaluate(
             cond = _tenant_failing(view, settings)
             if cond is not None:
                 conditions.append((cond, egress is not None and view.network_failure))
-    return _reconcile(conditions, open_incidents, settings, now)
+    windows = (*settings.maintenance, *silences)
+    return _reconcile(conditions, open_incidents, is_open, windows, settings, now)
 
 
 def _reconcile(
     conditions: Sequence[tuple[_Condition, bool]],
     open_incidents: Sequence[Incident],
+    is_open: set[str],
+    windows: Sequence[MaintenanceWindow],
     settings: AlertingSettings,
     now: datetime,
 ) -> AlertPlan:
-    is_open = {i.dedup_key for i in open_incidents if i.is_open}
     wanted = {c.dedup_key for c, _ in conditions}
     opened: list[Incident] = []
     events: list[tuple[str, AlertEvent]] = []
     for cond, suppressed in conditions:
-        if cond.dedup_key in is_open or suppressed or _silenced(cond, settings, now):
+        if cond.dedup_key in is_open or suppressed or _silenced(cond, windows, now):
             continue
         opened.append(
             Incident(
@@ -227,9 +242,12 @@ def _reconcile(
     return AlertPlan(opened=tuple(opened), resolved=tuple(resolved), events=tuple(events))
 
 
-def _silenced(cond: _Condition, settings: AlertingSettings, now: datetime) -> bool:
-    return settings.silenced(
-        cond.rule, now, integration=cond.integration, tenant=cond.tenant, provider=cond.provider
+def _silenced(cond: _Condition, windows: Sequence[MaintenanceWindow], now: datetime) -> bool:
+    return any(
+        w.silences(
+            cond.rule, now, integration=cond.integration, tenant=cond.tenant, provider=cond.provider
+        )
+        for w in windows
     )
 
 
@@ -245,7 +263,7 @@ def _deliverable(channel: str, settings: AlertingSettings) -> bool:
 
 
 def _bridges_unreachable(
-    views: Sequence[_View], settings: AlertingSettings, now: datetime
+    views: Sequence[_View], now: datetime, no_fallback: list[str]
 ) -> list[_Condition]:
     out = []
     for view in views:
@@ -271,22 +289,26 @@ def _bridges_unreachable(
                     "unreachable_since": since.isoformat(),
                     "unreachable_seconds": int(down_for.total_seconds()),
                     "findings": _findings(view),
-                    # Seed 000: without a connected Twilio number, a tenant's iMessages sit
-                    # in the queue while the bridge is down instead of falling back to SMS.
-                    "tenants_without_sms_fallback": _tenants_without_sms_fallback(views),
+                    "tenants_without_sms_fallback": no_fallback,
                 },
             )
         )
     return out
 
 
-def _tenants_without_sms_fallback(views: Sequence[_View]) -> list[str]:
-    """Tenants with no Twilio integration that is connected (configured and not failing)."""
-    tenants = {v.integration.tenant for v in views if not v.integration.pages}
+def tenants_without_sms_fallback(
+    integrations: Mapping[str, Integration], states: Mapping[str, IntegrationState]
+) -> list[str]:
+    """Tenants with no connected Twilio integration (configured and not failing).
+
+    Seed 000: while the bridge is down, these tenants' iMessages sit in the queue instead
+    of falling back to SMS. The bridge page lists them; the status API can too.
+    """
+    tenants = {i.tenant for i in integrations.values() if i.tenant != PLATFORM_TENANT}
     covered = {
-        v.integration.tenant
-        for v in views
-        if v.integration.provider == TWILIO_PROVIDER and not v.failing
+        i.tenant
+        for iid, i in integrations.items()
+        if i.provider == TWILIO_PROVIDER and not (iid in states and states[iid].status.is_bad)
     }
     return sorted(tenants - covered)
 
@@ -311,7 +333,6 @@ def _integration_failing(view: _View) -> _Condition | None:
         integration=integration.id,
         provider=integration.provider,
         tenant=integration.tenant,
-        network=view.network_failure,
         details=_integration_details(view),
     )
 
@@ -336,12 +357,17 @@ def _tenant_failing(view: _View, settings: AlertingSettings) -> _Condition | Non
         integration=integration.id,
         provider=integration.provider,
         tenant=integration.tenant,
-        network=view.network_failure,
         details=_integration_details(view),
     )
 
 
-def _provider_outages(views: Sequence[_View], settings: AlertingSettings) -> list[_Condition]:
+def _provider_outages(
+    views: Sequence[_View], settings: AlertingSettings, is_open: set[str]
+) -> list[_Condition]:
+    """Once open, an outage also holds while it still holds back a page (a paging
+    integration of the provider failing with provider errors): as a provider recovers, its
+    integrations come back one by one, and resolving the outage while the platform's own
+    integration is still failing would fire the very page it was holding back."""
     cfg = settings.rules.provider_outage
     by_provider: dict[str, list[_View]] = defaultdict(list)
     for view in views:
@@ -349,7 +375,10 @@ def _provider_outages(views: Sequence[_View], settings: AlertingSettings) -> lis
     out = []
     for provider, members in sorted(by_provider.items()):
         affected = [v for v in members if v.provider_failure]
-        if len(affected) < cfg.min_count or len(affected) < cfg.min_share * len(members):
+        key = f"healthd/provider_outage/{provider}"
+        above = len(affected) >= cfg.min_count and len(affected) >= cfg.min_share * len(members)
+        holding_back = key in is_open and any(v.integration.pages for v in affected)
+        if not (above or holding_back):
             continue
         codes = Counter(
             f.code for v in affected for f in v.bad_findings if f.category is Category.PROVIDER
@@ -358,7 +387,7 @@ def _provider_outages(views: Sequence[_View], settings: AlertingSettings) -> lis
         out.append(
             _Condition(
                 rule="provider_outage",
-                dedup_key=f"healthd/provider_outage/{provider}",
+                dedup_key=key,
                 channel=PAGERDUTY_CHANNEL,
                 summary=f"{provider} outage: {len(affected)} of {len(members)} integrations "
                 f"failing with provider errors ({', '.join(top)})",
@@ -377,8 +406,14 @@ def _provider_outages(views: Sequence[_View], settings: AlertingSettings) -> lis
     return out
 
 
-def _egress_down(views: Sequence[_View], settings: AlertingSettings) -> _Condition | None:
-    if any(v.succeeded for v in views):
+def _egress_down(
+    views: Sequence[_View], settings: AlertingSettings, is_open: set[str]
+) -> _Condition | None:
+    """Triggers only when nothing succeeded; once open, holds while integrations of
+    `min_providers` providers still fail with network errors. When the network comes back,
+    the first success must not resolve it and release a page for every integration whose
+    state machine has not yet seen its M good probes."""
+    if "healthd/egress_down" not in is_open and any(v.succeeded for v in views):
         return None
     failing = [v for v in views if v.network_failure]
     providers = sorted({v.integration.provider for v in failing})
