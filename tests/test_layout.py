@@ -26,7 +26,11 @@ PROBE_ALLOWED = {
 
 
 def imports(path: Path) -> set[str]:
+    """Modules imported at run time (imports under `if TYPE_CHECKING:` are for types only)."""
     tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            node.body = []
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
