@@ -52,13 +52,15 @@ class SessionHttpClient(AsyncHttpClient):  # type: ignore[misc]  # the SDK is un
             left = min(left, timeout)
         if left <= 0:
             raise TransportFailure("timeout", f"no answer within {self._ctx.timeout:g}s")
+        if auth:
+            # aiohttp 3.14 deprecates BasicAuth objects in favour of a ready header.
+            headers = {**(headers or {}), "Authorization": aiohttp.encode_basic_auth(*auth)}
         answer = await request_json(
             dataclasses.replace(self._ctx, timeout=left),
             method,
             url,
             params=_strings(params),
             headers=headers,
-            auth=aiohttp.BasicAuth(auth[0], auth[1]) if auth else None,
             data=_strings(data),
         )
         return Response(answer.status, answer.text, answer.headers)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from functools import partial
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -341,11 +341,11 @@ class _Run:
                         verifications.page_async, tollfree_phone_number_sid=number.sid, page_size=20
                     )
                 )
-                )
             except (_ApiError, TransportFailure) as exc:
                 return [self._failure(exc, check="registration")]
-            statuses = [str(getattr(v, "status", "")) for v in page]
-            finding = self._tollfree_finding(number.number, statuses, list(page))
+            records = list(page)
+            statuses = [str(getattr(v, "status", "")) for v in records]
+            finding = self._tollfree_finding(number.number, statuses, records)
             if finding is not None:
                 findings.append(finding)
         return findings or [
