@@ -19,7 +19,8 @@ Scenarios (params in brackets):
 - `brand_failed`: the brand is FAILED with errors.
 - `tollfree_unverified`: the verification is TWILIO_REJECTED [`status`: e.g. PENDING_REVIEW,
   or `none` for no verification at all].
-- `filtering_spike`: a share of messages undelivered with 30007 [`count`, `rate`=0.3].
+- `filtering_spike`: a share of messages undelivered with 30007 [`count`, `rate`=0.3;
+  `error_code` plants another carrier code, e.g. 30034, in the same share].
 - `optout_trickle`: a share failed with 21610, a few with 21211 [`count`, `rate`=0.1].
 - `server_error`: 500 with a classic body; `rate_limited`: 429 / 20429.
 """
@@ -406,7 +407,7 @@ def _verification(request: web.Request, account: str, pn: str, status: str) -> J
         "business_name": "healthd sim clinic",
         "business_website": "https://clinic.example",
         "notification_email": "owner@clinic.example",
-        "use_case_categories": ["APPOINTMENTS"],
+        "use_case_categories": ["CUSTOMER_CARE"],
         "use_case_summary": "Appointment reminders",
         "production_message_sample": "Your appointment is tomorrow at 10am. Reply STOP to opt out.",
         "opt_in_image_urls": [],
@@ -447,7 +448,8 @@ def _generate_messages(account: str, sc: Scenario, now: datetime) -> list[Json]:
         status, code, text = "delivered", None, None
         if int((i + 1) * rate) > int(i * rate):
             if sc.name == "filtering_spike":
-                status, code, text = "undelivered", 30007, "Message filtered"
+                code = int(sc.params.get("error_code", 30007))
+                status, text = "undelivered", "Message filtered" if code == 30007 else "Undelivered"
             elif sc.name == "optout_trickle":
                 # Every fourth error is a bad number; the rest are opt-outs.
                 if int((i + 1) * rate) % 4 == 0:

@@ -59,7 +59,7 @@ class Harness:
         self,
         *,
         token: str = PLANTED,
-        timeout: float = 5.0,
+        deadline: float = 5.0,
         last_checked: datetime | None = None,
         base_url: str | None = None,
         **options: Any,
@@ -78,7 +78,7 @@ class Harness:
             base_url=base_url or self.base_url,
             page=False,
             interval=timedelta(minutes=1),
-            timeout=timedelta(seconds=timeout),
+            timeout=timedelta(seconds=deadline),
             thresholds=Thresholds(),
             credentials={"account_sid": FakeSecret(ACCOUNT), "auth_token": FakeSecret(token)},
             options=Options(**opts),
@@ -87,10 +87,10 @@ class Harness:
             session=self.session,
             clock=SystemClock(),
             catalog=self.catalog,
-            timeout=timeout,
+            timeout=deadline,
             last_checked=last_checked,
         )
-        async with asyncio.timeout(timeout + 5):
+        async with asyncio.timeout(deadline + 5):
             return await TwilioProbe().check(integration, ctx)
 
 
@@ -133,24 +133,112 @@ def finding(result: ProbeResult, code: str, provider_code: str | None = None) ->
 
 # scenario, params -> code, provider code, category, finding status, words of the remediation
 SCENARIOS = [
-    ("revoked_token", {}, "twilio.auth_invalid", "20003", "account", "failing", "Reconnect the integration"),
-    ("suspended", {}, "twilio.account_suspended", "30002", "account", "failing", "Contact Twilio Support"),
+    (
+        "revoked_token",
+        {},
+        "twilio.auth_invalid",
+        "20003",
+        "account",
+        "failing",
+        "Reconnect the integration",
+    ),
+    (
+        "suspended",
+        {},
+        "twilio.account_suspended",
+        "30002",
+        "account",
+        "failing",
+        "Contact Twilio Support",
+    ),
     ("closed", {}, "twilio.account_closed", None, "account", "failing", "live Twilio account"),
-    ("number_without_sms", {}, "twilio.sender_not_sms_capable", "21661", "sender_config", "failing", "SMS-capable"),
-    ("number_not_owned", {}, "twilio.sender_not_owned", "21606", "sender_config", "failing", "belongs to this account"),
-    ("empty_pool", {}, "twilio.service_no_senders", "21704", "sender_config", "failing", "sender pool"),
-    ("campaign_suspended", {}, "twilio.campaign_suspended", "30033", "sender_config", "failing", "Contact Support"),
-    ("campaign_pending", {}, "twilio.campaign_pending", "30034", "sender_config", "degraded", "24 hours"),
+    (
+        "number_without_sms",
+        {},
+        "twilio.sender_not_sms_capable",
+        "21661",
+        "sender_config",
+        "failing",
+        "SMS-capable",
+    ),
+    (
+        "number_not_owned",
+        {},
+        "twilio.sender_not_owned",
+        "21606",
+        "sender_config",
+        "failing",
+        "belongs to this account",
+    ),
+    (
+        "empty_pool",
+        {},
+        "twilio.service_no_senders",
+        "21704",
+        "sender_config",
+        "failing",
+        "sender pool",
+    ),
+    (
+        "campaign_suspended",
+        {},
+        "twilio.campaign_suspended",
+        "30033",
+        "sender_config",
+        "failing",
+        "Contact Support",
+    ),
+    (
+        "campaign_pending",
+        {},
+        "twilio.campaign_pending",
+        "30034",
+        "sender_config",
+        "degraded",
+        "24 hours",
+    ),
     ("brand_failed", {}, "twilio.brand_failed", None, "sender_config", "failing", "resubmit"),
-    ("tollfree_unverified", {}, "twilio.tollfree_rejected", "30032", "sender_config", "failing", "resubmit"),
-    ("tollfree_unverified", {"status": "PENDING_REVIEW"}, "twilio.tollfree_pending", "30032", "sender_config", "degraded", "review"),
-    ("tollfree_unverified", {"status": "none"}, "twilio.tollfree_unverified", "30032", "sender_config", "failing", "Submit a toll-free verification"),
-    ("filtering_spike", {}, "twilio.delivery_errors", "30007", "content", "degraded", "STOP language"),
+    (
+        "tollfree_unverified",
+        {},
+        "twilio.tollfree_rejected",
+        "30032",
+        "sender_config",
+        "failing",
+        "resubmit",
+    ),
+    (
+        "tollfree_unverified",
+        {"status": "PENDING_REVIEW"},
+        "twilio.tollfree_pending",
+        "30032",
+        "sender_config",
+        "degraded",
+        "review",
+    ),
+    (
+        "tollfree_unverified",
+        {"status": "none"},
+        "twilio.tollfree_unverified",
+        "30032",
+        "sender_config",
+        "failing",
+        "Submit a toll-free verification",
+    ),
+    (
+        "filtering_spike",
+        {},
+        "twilio.delivery_errors",
+        "30007",
+        "content",
+        "degraded",
+        "STOP language",
+    ),
     ("optout_trickle", {}, "twilio.delivery_errors", "21610", "recipient", "ok", "reply START"),
     ("optout_trickle", {}, "twilio.delivery_errors", "21211", "recipient", "ok", "E.164"),
     ("server_error", {}, "twilio.server_error", "20500", "provider", "failing", "Status Page"),
     ("rate_limited", {}, "twilio.rate_limited", "20429", "provider", "degraded", "next run"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(
@@ -223,7 +311,7 @@ async def test_provider_side_errors_are_never_auth_invalid(harness: Harness, sce
 
 async def test_hanging_api_is_a_bounded_provider_timeout(harness: Harness) -> None:
     harness.set("hanging")
-    result = await harness.check(timeout=0.5)
+    result = await harness.check(deadline=0.5)
     found = finding(result, "twilio.timeout")
     assert found.category is Category.PROVIDER
     assert found.network_error
@@ -271,6 +359,25 @@ async def test_a_few_filtered_messages_below_the_rate_stay_ok(harness: Harness) 
     harness.set("filtering_spike", count=200, rate=0.02, spacing=5)
     result = await harness.check()
     assert finding(result, "twilio.delivery_errors", "30007").status is Status.OK
+
+
+@pytest.mark.parametrize(
+    ("rate", "status"), [(0.5, Status.FAILING), (0.05, Status.DEGRADED), (0.01, Status.OK)]
+)
+async def test_sender_errors_degrade_or_fail_past_the_rates(
+    harness: Harness, rate: float, status: Status
+) -> None:
+    harness.set("filtering_spike", count=200, rate=rate, spacing=5, error_code=30034)
+    found = finding(await harness.check(), "twilio.delivery_errors", "30034")
+    assert found.category is Category.SENDER_CONFIG
+    assert found.status is status
+
+
+async def test_sender_errors_in_a_small_sample_degrade_but_never_fail(harness: Harness) -> None:
+    harness.set("filtering_spike", count=10, rate=1.0, error_code=30034)
+    found = finding(await harness.check(), "twilio.delivery_errors", "30034")
+    assert found.count == 10
+    assert found.status is Status.DEGRADED
 
 
 async def test_failed_and_undelivered_are_told_apart(harness: Harness) -> None:
@@ -346,5 +453,5 @@ async def test_planted_token_never_appears_when_the_api_hangs(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     harness.set("hanging")
-    result = await harness.check(timeout=0.3)
+    result = await harness.check(deadline=0.3)
     assert PLANTED not in repr(result.to_dict()) + caplog.text
