@@ -10,6 +10,7 @@ the network does escapes as an exception. The auth token is revealed only to bui
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections import Counter
@@ -38,6 +39,7 @@ TOLLFREE_PREFIXES = ("+1800", "+1888", "+1877", "+1866", "+1855", "+1844", "+183
 # A non-empty mapping without TWILIO_EDGE/TWILIO_REGION: the SDK falls back to os.environ for
 # an empty one, and an edge or region would rewrite the loopback host (PROVIDERS.md A10).
 _NO_ENVIRONMENT = {"HEALTHD_TWILIO": "1"}
+_DEADLINE_SHARE = 0.9
 
 
 class Options(BaseModel):
@@ -80,12 +82,15 @@ class TwilioProbe:
             if isinstance(integration.options, Options)
             else Options.model_validate(integration.options or {})
         )
-        platform = asyncio.create_task(
-            statuspage_finding(ctx, PROVIDER, opts.statuspage_url, opts.statuspage_components)
-        )
-        run = _Run(integration, ctx, opts)
-        findings = await run.rest_checks()
-        findings.append(await platform)
+        # Finish a little inside the runner's deadline, so that a hanging API yields this
+        # probe's own timeout finding rather than the runner cutting the whole run off.
+        inner = dataclasses.replace(ctx, timeout=ctx.timeout * _DEADLINE_SHARE)
+        async with asyncio.TaskGroup() as tasks:
+            platform = tasks.create_task(
+                statuspage_finding(inner, PROVIDER, opts.statuspage_url, opts.statuspage_components)
+            )
+            findings = await _Run(integration, inner, opts).rest_checks()
+        findings.append(platform.result())
         return ProbeResult.from_findings(
             integration_id=integration.id,
             started_at=started_at,
