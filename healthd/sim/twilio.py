@@ -169,8 +169,11 @@ class TwilioSim(ProviderSim):
         return _page_2010(request, "incoming_phone_numbers", records)
 
     def messages(self, request: web.Request, account: str, sc: Scenario) -> web.Response:
-        after = _parse_date(request.query.get("DateSent>"))
-        before = _parse_date(request.query.get("DateSent<"))
+        try:
+            after = _parse_date(request.query.get("DateSent>"))
+            before = _parse_date(request.query.get("DateSent<"))
+        except ValueError:
+            return error_response(400, 20001, "Invalid DateSent")
         records = [
             m
             for m in _generate_messages(account, sc, datetime.now(UTC))

@@ -262,6 +262,13 @@ async def test_messages_filter_on_date_sent_as_the_sdk_sends_it(served: Served) 
     assert len(body["messages"]) == 10
 
 
+async def test_a_malformed_date_filter_is_a_classic_400(served: Served) -> None:
+    got, body = await served.get(
+        f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json", **{"DateSent>": "last tuesday"}
+    )
+    assert (got, body["status"]) == (400, 400)
+
+
 async def test_the_sdk_pages_through_both_envelopes(served: Served) -> None:
     served.sim.set_scenario("ok", ACCOUNT, {"count": 20})
     loop = asyncio.get_running_loop()
