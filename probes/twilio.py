@@ -21,7 +21,11 @@ from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.base.exceptions import (
+    TwilioException,
+    TwilioRestException,
+    TwilioServiceException,
+)
 from twilio.rest import Client
 
 from healthd.catalog import CatalogEntry
@@ -512,6 +516,9 @@ class _Run:
             return await fn()
         except TwilioRestException as exc:
             raise _ApiError(int(exc.status), _int(exc.code), str(exc.msg)) from None
+        except TwilioServiceException as exc:
+            # twilio-python >= 9.11 raises this for RFC 9457 bodies (`type`, `title`, ...).
+            raise _ApiError(int(exc.status), _int(exc.code), str(exc.title)) from None
         except TwilioException as exc:
             raise _page_error(exc) from None
         except (ValueError, KeyError, TypeError) as exc:

@@ -455,3 +455,46 @@ async def test_planted_token_never_appears_when_the_api_hangs(
     harness.set("hanging")
     result = await harness.check(deadline=0.3)
     assert PLANTED not in repr(result.to_dict()) + caplog.text
+
+
+@pytest.fixture
+async def odd_twilio() -> AsyncIterator[str]:
+    """A small fake whose list calls fail (the SDK's plain "Unable to fetch page") and whose
+    Messaging Service answers with an RFC 9457 body (the SDK's TwilioServiceException)."""
+
+    def classic(status: int, code: int) -> web.Response:
+        return web.json_response(
+            {"code": code, "message": "x", "more_info": "", "status": status}, status=status
+        )
+
+    async def account(request: web.Request) -> web.Response:
+        return web.json_response({"sid": ACCOUNT, "status": "active"})
+
+    async def messages(request: web.Request) -> web.Response:
+        return classic(503, 20503)
+
+    async def numbers(request: web.Request) -> web.Response:
+        return classic(400, 20001)
+
+    async def service(request: web.Request) -> web.Response:
+        body = {"type": "https://www.twilio.com/docs/api/errors/20404", "title": "Not Found"}
+        return web.json_response({**body, "status": 404, "code": 20404}, status=404)
+
+    app = web.Application()
+    app.router.add_get(f"/2010-04-01/Accounts/{ACCOUNT}.json", account)
+    app.router.add_get(f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json", messages)
+    app.router.add_get(f"/2010-04-01/Accounts/{ACCOUNT}/IncomingPhoneNumbers.json", numbers)
+    app.router.add_get("/v1/Services/{sid}", service)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    yield str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+async def test_list_and_rfc9457_errors_keep_twilio_codes(harness: Harness, odd_twilio: str) -> None:
+    result = await harness.check(base_url=odd_twilio, messaging_base_url=odd_twilio)
+    delivery = finding(result, "twilio.server_error", "20503")
+    assert (delivery.check, delivery.category) == ("delivery", Category.PROVIDER)
+    assert finding(result, "twilio.request_rejected", "20001").check == "sender"
+    assert finding(result, "twilio.service_not_found", "21701").status is Status.FAILING
+    assert all(f.code != "twilio.auth_invalid" for f in result.findings)
