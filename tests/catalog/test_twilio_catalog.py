@@ -29,7 +29,10 @@ PLATFORM_CODES = {10001, 11200, 20001, 20003, 20005, 20008, 20404, 20429, 20500,
 
 
 def _seed(prefix: str) -> str:
-    return next(SEEDS.glob(f"{prefix}_*.txt")).read_text("utf-8")
+    found = sorted(SEEDS.glob(f"{prefix}_*.txt"))
+    if not found:
+        pytest.skip(f"seed {prefix} is not beside the repo")
+    return found[0].read_text("utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +50,8 @@ def dictionary() -> list[dict[str, Any]]:
 
 def seed_002_table_codes() -> list[str]:
     """The first column of seed 002's code table (`11200 | HTTP retrieval failure ... |`)."""
+    if not any(SEEDS.glob("002_*.txt")):
+        return []
     return re.findall(r"^(\d{5}) \|", _seed("002"), flags=re.MULTILINE)
 
 
