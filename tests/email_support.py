@@ -1,0 +1,113 @@
+"""Shared by the email probe, simulator and catalogue tests: a loopback server for the
+simulators, a masked secret, and the probe context.
+
+The simulator framework (`healthd.sim.app`) is not on main yet, so the tests serve the
+simulators' routes from a plain `aiohttp.web.Application` on 127.0.0.1, port 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from typing import Any
+
+import aiohttp
+import yaml
+from aiohttp import web
+
+from healthd.catalog import Catalog, CatalogEntry, parse
+from healthd.clock import FakeClock
+from healthd.model import Integration, ProbeContext, ProbeResult, Thresholds
+from healthd.sim.base import ProviderSim
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+class FakeSecret:
+    """Stands in for `healthd.config.Secret`: masked when printed, revealed on request."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+
+def email_catalog() -> Catalog:
+    """The SendGrid and Google catalogue files, parsed the way `healthd.catalog.load` does."""
+    entries: dict[tuple[str, str], CatalogEntry] = {}
+    for name in ("sendgrid.yaml", "google.yaml"):
+        text = resources.files("healthd.catalog").joinpath(name).read_text("utf-8")
+        entries.update(parse(yaml.safe_load(text), name))
+    return Catalog(entries)
+
+
+@contextlib.asynccontextmanager
+async def serve(*sims: ProviderSim) -> AsyncIterator[str]:
+    """Serve the sims' routes on 127.0.0.1; yield the base URL. Hanging handlers are cut."""
+    app = web.Application()
+    for sim in sims:
+        app.add_routes(sim.routes())
+    # No access log: it is the fake provider's log, and would print tokeninfo's query.
+    runner = web.AppRunner(
+        app, shutdown_timeout=0.1, handler_cancellation=True, access_log=None
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert server is not None and server.sockets
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def make_ctx(
+    session: aiohttp.ClientSession, *, timeout: float = 5.0, clock: FakeClock | None = None
+) -> ProbeContext:
+    return ProbeContext(
+        session=session,
+        clock=clock or FakeClock(NOW),
+        catalog=email_catalog(),
+        timeout=timeout,
+    )
+
+
+def make_integration(
+    provider: str, base_url: str, credentials: dict[str, str], options: Any
+) -> Integration:
+    return Integration(
+        id=f"{provider}-acme",
+        provider=provider,
+        tenant="acme",
+        base_url=base_url,
+        page=False,
+        interval=timedelta(minutes=5),
+        timeout=timedelta(seconds=5),
+        thresholds=Thresholds(),
+        credentials={name: FakeSecret(value) for name, value in credentials.items()},
+        options=options,
+    )
+
+
+def by_code(result: ProbeResult, code: str) -> Any:
+    """The one finding with `code`; fails with the codes seen when there is none."""
+    found = [f for f in result.findings if f.code == code]
+    assert found, f"no {code} finding; got {[f.code for f in result.findings]}"
+    return found[0]
+
+
+def leaks(result: ProbeResult, caplog_text: str, secrets: list[str]) -> list[str]:
+    """Planted secrets that show up in a result's findings or in the captured log."""
+    shown = repr(result.to_dict()) + caplog_text
+    return [s for s in secrets if s in shown]
+
