@@ -56,9 +56,7 @@ async def serve(*sims: ProviderSim) -> AsyncIterator[str]:
     for sim in sims:
         app.add_routes(sim.routes())
     # No access log: it is the fake provider's log, and would print tokeninfo's query.
-    runner = web.AppRunner(
-        app, shutdown_timeout=0.1, handler_cancellation=True, access_log=None
-    )
+    runner = web.AppRunner(app, shutdown_timeout=0.1, handler_cancellation=True, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -110,4 +108,3 @@ def leaks(result: ProbeResult, caplog_text: str, secrets: list[str]) -> list[str
     """Planted secrets that show up in a result's findings or in the captured log."""
     shown = repr(result.to_dict()) + caplog_text
     return [s for s in secrets if s in shown]
-

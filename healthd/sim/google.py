@@ -15,6 +15,8 @@ Scenarios (params in brackets):
 - `invalid_client`: 401 `invalid_client` (`The OAuth client was not found.`).
 - `insufficient_scope`: the grant carries gmail.send only; Gmail reads answer 403
   insufficientPermissions.
+Any scenario: `scope_in_token: false` leaves `scope` out of the token answer (then only
+`/tokeninfo` tells the scopes).
 - `token_rejected`: the token endpoint grants a token that Gmail then refuses (401 authError).
 - `send_as_missing`: send-as lookups answer 404 notFound.
 - `send_as_pending`: the send-as alias exists with `verificationStatus: pending`.
@@ -60,6 +62,11 @@ class GoogleSim(ProviderSim):
         super().reset()
         self._tokens.clear()
 
+    @property
+    def access_tokens(self) -> list[str]:
+        """Every access token minted so far (tests check none of them leaks)."""
+        return list(self._tokens)
+
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post("/token", self.token),
@@ -82,12 +89,13 @@ class GoogleSim(ProviderSim):
             return _oauth_error(500, "internal_failure", "Internal failure.")
         access_token = "ya29.sim-" + secrets.token_urlsafe(24)
         self._tokens[access_token] = client_id
-        body = {
+        body: dict[str, Any] = {
             "access_token": access_token,
             "expires_in": 3599,
-            "scope": _granted_scopes(sc),
             "token_type": "Bearer",
         }
+        if sc.params.get("scope_in_token", True):
+            body["scope"] = _granted_scopes(sc)
         return web.json_response(body)
 
     async def tokeninfo(self, request: web.Request) -> web.Response:
