@@ -35,7 +35,7 @@ class Env:
         self,
         scenario: str | None = None,
         *,
-        timeout: float = 5.0,
+        probe_timeout: float = 5.0,
         params: dict[str, Any] | None = None,
         **options: Any,
     ) -> ProbeResult:
@@ -52,8 +52,10 @@ class Env:
             "refresh_token": REFRESH_TOKEN,
         }
         integration = make_integration("google", self.base, creds, opts)
-        async with asyncio.timeout(timeout * 4 + 5):
-            return await GoogleProbe().check(integration, make_ctx(self.session, timeout=timeout))
+        async with asyncio.timeout(probe_timeout * 4 + 5):
+            return await GoogleProbe().check(
+                integration, make_ctx(self.session, timeout=probe_timeout)
+            )
 
 
 @pytest.fixture
@@ -160,7 +162,7 @@ async def test_server_error_is_provider_and_never_auth_invalid(env: Env, endpoin
 
 
 async def test_hanging_google_is_a_provider_timeout_and_never_auth_invalid(env: Env) -> None:
-    result = await env.run("hanging", timeout=0.3)
+    result = await env.run("hanging", probe_timeout=0.3)
     finding = by_code(result, "google.timeout")
     assert finding.status is Status.UNREACHABLE
     assert finding.category is Category.PROVIDER
@@ -211,7 +213,7 @@ async def test_planted_credentials_and_access_tokens_never_appear(
     caplog.set_level(logging.DEBUG)
     result = await env.run(
         scenario,
-        timeout=0.3 if scenario == "hanging" else 5.0,
+        probe_timeout=0.3 if scenario == "hanging" else 5.0,
         tokeninfo_url=f"{env.base}/tokeninfo",
         params={"scope_in_token": False},
     )

@@ -36,7 +36,7 @@ class Env:
         scenario: str | None = None,
         *,
         key: str = KEY,
-        timeout: float = 5.0,
+        probe_timeout: float = 5.0,
         params: dict[str, Any] | None = None,
         **options: Any,
     ) -> ProbeResult:
@@ -48,8 +48,8 @@ class Env:
             **options,
         )
         integration = make_integration("sendgrid", self.base, {"api_key": key}, opts)
-        ctx = make_ctx(self.session, timeout=timeout)
-        async with asyncio.timeout(timeout * 6 + 5):
+        ctx = make_ctx(self.session, timeout=probe_timeout)
+        async with asyncio.timeout(probe_timeout * 6 + 5):
             return await SendGridProbe().check(integration, ctx)
 
 
@@ -198,7 +198,7 @@ async def test_server_error_is_provider_and_never_auth_invalid(env: Env) -> None
 
 
 async def test_hanging_api_is_a_provider_timeout_and_never_auth_invalid(env: Env) -> None:
-    result = await env.run("hanging", timeout=0.3)
+    result = await env.run("hanging", probe_timeout=0.3)
     finding = by_code(result, "sendgrid.timeout")
     assert finding.status is Status.UNREACHABLE
     assert finding.category is Category.PROVIDER
@@ -253,5 +253,5 @@ async def test_planted_api_key_never_appears_in_findings_or_logs(
     env: Env, scenario: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    result = await env.run(scenario, timeout=0.3 if scenario == "hanging" else 5.0)
+    result = await env.run(scenario, probe_timeout=0.3 if scenario == "hanging" else 5.0)
     assert leaks(result, caplog.text, [KEY, KEY.split(".")[1]]) == []
