@@ -8,7 +8,7 @@ simulators' routes from a plain `aiohttp.web.Application` on 127.0.0.1, port 0.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -50,11 +50,15 @@ def email_catalog() -> Catalog:
 
 
 @contextlib.asynccontextmanager
-async def serve(*sims: ProviderSim) -> AsyncIterator[str]:
-    """Serve the sims' routes on 127.0.0.1; yield the base URL. Hanging handlers are cut."""
+async def serve(*sims: ProviderSim, routes: Sequence[web.RouteDef] = ()) -> AsyncIterator[str]:
+    """Serve the sims' routes (and `routes`) on 127.0.0.1; yield the base URL.
+
+    Handlers still hanging at the end are cancelled, so `hanging` scenarios close fast.
+    """
     app = web.Application()
     for sim in sims:
         app.add_routes(sim.routes())
+    app.add_routes(routes)
     # No access log: it is the fake provider's log, and would print tokeninfo's query.
     runner = web.AppRunner(app, shutdown_timeout=0.1, handler_cancellation=True, access_log=None)
     await runner.setup()

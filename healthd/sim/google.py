@@ -17,6 +17,8 @@ Scenarios (params in brackets):
   insufficientPermissions.
 Any scenario: `scope_in_token: false` leaves `scope` out of the token answer (then only
 `/tokeninfo` tells the scopes).
+- `unauthorized_client`: 400 `unauthorized_client` (the token belongs to another client).
+- `api_disabled`: Gmail answers 403 accessNotConfigured (Gmail API off in the project).
 - `token_rejected`: the token endpoint grants a token that Gmail then refuses (401 authError).
 - `send_as_missing`: send-as lookups answer 404 notFound.
 - `send_as_pending`: the send-as alias exists with `verificationStatus: pending`.
@@ -47,6 +49,8 @@ class GoogleSim(ProviderSim):
             "invalid_client",
             "insufficient_scope",
             "token_rejected",
+            "unauthorized_client",
+            "api_disabled",
             "send_as_missing",
             "send_as_pending",
             "rate_limited",
@@ -83,6 +87,8 @@ class GoogleSim(ProviderSim):
             return _oauth_error(400, "invalid_request", "Missing required parameter: refresh_token")
         if sc.name == "invalid_grant":
             return _oauth_error(400, "invalid_grant", "Token has been expired or revoked.")
+        if sc.name == "unauthorized_client":
+            return _oauth_error(400, "unauthorized_client", "Unauthorized")
         if sc.name == "invalid_client" or not client_id or not form.get("client_secret"):
             return _oauth_error(401, "invalid_client", "The OAuth client was not found.")
         if sc.name == "server_error" and sc.params.get("endpoint") == "token":
@@ -161,6 +167,12 @@ class GoogleSim(ProviderSim):
             return sc, _auth_error()
         if sc.name == "insufficient_scope":
             return sc, _scope_error()
+        if sc.name == "api_disabled":
+            message = (
+                "Gmail API has not been used in project 1234 before or it is disabled. "
+                "Enable it by visiting the API console, then retry."
+            )
+            return sc, _gmail_error(403, "PERMISSION_DENIED", "accessNotConfigured", message)
         if sc.name == "rate_limited":
             reason = str(sc.params.get("reason", "rateLimitExceeded"))
             return sc, _gmail_error(429, "RESOURCE_EXHAUSTED", reason, "Rate Limit Exceeded")

@@ -12,6 +12,9 @@ Scenarios (params in brackets):
 - `missing_key`: 401 `authorization required` (also what any request without a key gets).
 - `revoked_key`: 401 `The provided authorization grant is invalid, expired, or revoked`.
 - `no_mail_send_scope`: the key lists read scopes only.
+- `restricted_key`: a "Mail Send only" restricted key: scopes `["mail.send"]`, and every
+  read endpoint answers 403 `access forbidden`.
+- `access_forbidden`: 403 `access forbidden` on every call (SendGrid's temporary block).
 - `sender_unverified`: the single sender exists but was never confirmed; no domain.
   `POST /v3/mail/send` answers the real 403 sender-identity body.
 - `domain_invalid_dns`: no single sender; the domain is authenticated but one DNS record
@@ -81,6 +84,8 @@ class SendGridSim(ProviderSim):
             "missing_key",
             "revoked_key",
             "no_mail_send_scope",
+            "restricted_key",
+            "access_forbidden",
             "sender_unverified",
             "domain_invalid_dns",
             "high_bounces",
@@ -140,7 +145,7 @@ class SendGridSim(ProviderSim):
             "X-RateLimit-Remaining": str(remaining),
             "X-RateLimit-Reset": str(reset),
         }
-        status, body = _failure(sc, key)
+        status, body = _failure(sc, key, request.path)
         if status is None:
             status, body = await build(request, sc)
         if body is None:
@@ -172,17 +177,24 @@ def _errors(message: str, field: str | None = None) -> dict[str, Any]:
     return {"errors": [{"message": message, "field": field, "help": None}]}
 
 
-def _failure(sc: Scenario, key: str) -> tuple[int | None, Any]:
-    """The answer that replaces every endpoint's normal one in the failing scenarios."""
+def _failure(sc: Scenario, key: str, path: str) -> tuple[int | None, Any]:
+    """The answer that replaces an endpoint's normal one in the failing scenarios."""
     if not key or sc.name == "missing_key":
         return 401, {"errors": [{"field": None, "message": "authorization required"}]}
     if sc.name == "revoked_key":
         return 401, _errors(_REVOKED)
     if sc.name == "rate_limited":
         return 429, {"errors": [{"field": None, "message": "too many requests"}]}
+    if sc.name == "access_forbidden":
+        return _FORBIDDEN
+    if sc.name == "restricted_key" and path not in ("/v3/scopes", "/v3/mail/send"):
+        return _FORBIDDEN
     if sc.name == "server_error":
         return 500, {"errors": [{"field": None, "message": "internal server error"}]}
     return None, None
+
+
+_FORBIDDEN = 403, {"errors": [{"field": None, "message": "access forbidden"}]}
 
 
 def _from_email(sc: Scenario) -> str:
@@ -190,6 +202,8 @@ def _from_email(sc: Scenario) -> str:
 
 
 async def _scopes_body(request: web.Request, sc: Scenario) -> _Answer:
+    if sc.name == "restricted_key":
+        return 200, {"scopes": ["mail.send"]}
     if sc.name == "no_mail_send_scope":
         return 200, {"scopes": [s for s in _ALL_SCOPES if s != "mail.send"]}
     return 200, {"scopes": _ALL_SCOPES}
@@ -283,7 +297,7 @@ async def _stats_body(request: web.Request, sc: Scenario) -> _Answer:
 async def _mail_send_answer(request: web.Request, sc: Scenario) -> _Answer:
     """202 with no body; 200 in sandbox mode; the real 403 for an unverified from-address."""
     if sc.name == "no_mail_send_scope":
-        return 403, {"errors": [{"field": None, "message": "access forbidden"}]}
+        return _FORBIDDEN
     if sc.name in ("sender_unverified", "domain_invalid_dns"):
         return 403, _errors(_UNVERIFIED_FROM, "from")
     try:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,13 +18,14 @@ from healthd.interfaces import Probe
 from healthd.model import Category, ProbeResult, Status
 from healthd.sim.base import COMMON_SCENARIOS
 from healthd.sim.google import GoogleSim
-from probes.google import GoogleOptions, GoogleProbe
+from probes.google import PROFILE_SCOPES, SEND_AS_SCOPES, GoogleOptions, GoogleProbe
 from tests.email_support import NOW, by_code, leaks, make_ctx, make_integration, serve
 
 CLIENT_ID = "1234-sim.apps.googleusercontent.com"
 CLIENT_SECRET = "GOCSPX-planted-client-secret-91c2"
 REFRESH_TOKEN = "1//0planted-refresh-token-5f7e"
 ALIAS = "team@example.com"
+GMAIL_SPEC = Path("/work/shared/specs/google/gmail.v1.discovery.json")
 
 
 @dataclass
@@ -219,3 +222,35 @@ async def test_planted_credentials_and_access_tokens_never_appear(
     )
     planted = [CLIENT_SECRET, REFRESH_TOKEN, *env.sim.access_tokens]
     assert leaks(result, caplog.text, planted) == []
+
+
+async def test_other_oauth_errors_are_token_rejected_and_named(env: Env) -> None:
+    finding = by_code(await env.run("unauthorized_client"), "google.token_rejected")
+    assert finding.status is Status.FAILING
+    assert finding.provider_code == "unauthorized_client"
+
+
+async def test_gmail_api_disabled_is_forbidden_with_googles_reason(env: Env) -> None:
+    finding = by_code(await env.run("api_disabled"), "google.forbidden")
+    assert finding.status is Status.FAILING
+    assert finding.category is Category.ACCOUNT
+    assert finding.provider_code == "accessNotConfigured"
+
+
+@pytest.mark.skipif(not GMAIL_SPEC.is_file(), reason="shared specs not present")
+@pytest.mark.parametrize(
+    ("method", "scopes"),
+    [("getProfile", PROFILE_SCOPES), ("settings.sendAs.get", SEND_AS_SCOPES)],
+)
+def test_scopes_named_in_findings_are_ones_the_discovery_doc_accepts(
+    method: str, scopes: tuple[str, ...]
+) -> None:
+    node = json.loads(GMAIL_SPEC.read_text("utf-8"))["resources"]["users"]
+    *path, name = method.split(".")
+    for part in path:
+        node = node["resources"][part]
+    accepted = {
+        s.removeprefix("https://www.googleapis.com/auth/") for s in node["methods"][name]["scopes"]
+    }
+    assert set(scopes) <= accepted
+    assert "gmail.send" not in accepted  # PROVIDERS.md C2: gmail.send alone reads nothing

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from healthd.interfaces import Probe
 from healthd.model import Category, ProbeResult, Status
@@ -255,3 +256,40 @@ async def test_planted_api_key_never_appears_in_findings_or_logs(
     caplog.set_level(logging.DEBUG)
     result = await env.run(scenario, probe_timeout=0.3 if scenario == "hanging" else 5.0)
     assert leaks(result, caplog.text, [KEY, KEY.split(".")[1]]) == []
+
+
+async def test_mail_send_only_key_cannot_show_sender_or_stats_and_says_so(env: Env) -> None:
+    result = await env.run("restricted_key")
+    unknown = [f for f in result.findings if f.code == "sendgrid.check_forbidden"]
+    assert {f.check for f in unknown} == {"sender", "delivery"}
+    assert all(f.status is Status.UNKNOWN for f in unknown)
+    assert by_code(result, "sendgrid.key_ok").status is Status.OK
+    assert result.status is Status.OK
+
+
+async def test_forbidden_account_fails_as_account_not_auth(env: Env) -> None:
+    result = await env.run("access_forbidden")
+    finding = by_code(result, "sendgrid.access_forbidden")
+    assert finding.status is Status.FAILING
+    assert finding.category is Category.ACCOUNT
+    assert not [f for f in result.findings if f.code.startswith("sendgrid.auth_")]
+
+
+async def test_html_from_a_proxy_is_a_bad_response_not_an_auth_problem(env: Env) -> None:
+    async def captive_portal(request: web.Request) -> web.Response:
+        return web.Response(text="<html>Sign in to the Wi-Fi</html>", content_type="text/html")
+
+    async with serve(routes=[web.get("/v3/scopes", captive_portal)]) as proxy:
+        integration = make_integration(
+            "sendgrid",
+            proxy,
+            {"api_key": KEY},
+            SendGridOptions(from_email=FROM, statuspage_url=f"{proxy}/nowhere"),
+        )
+        async with asyncio.timeout(10):
+            result = await SendGridProbe().check(integration, make_ctx(env.session))
+    finding = by_code(result, "sendgrid.bad_response")
+    assert finding.category is Category.PROVIDER
+    assert finding.status is Status.FAILING
+    assert by_code(result, "sendgrid.statuspage_unavailable").status is Status.UNKNOWN
+    assert not [f for f in result.findings if f.category is Category.ACCOUNT]
