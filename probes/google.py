@@ -34,6 +34,7 @@ from probes._http import (
     request_json,
     transport_finding,
 )
+from probes._steps import Halt, Steps
 
 PROVIDER = "google"
 _SCOPE_PREFIX = "https://www.googleapis.com/auth/"
@@ -87,14 +88,6 @@ def _options(raw: Any) -> GoogleOptions:
     return GoogleOptions.model_validate(raw or {})
 
 
-class _Halt(Exception):
-    """Stops the remaining steps; carries the finding that explains why."""
-
-    def __init__(self, finding: Finding) -> None:
-        super().__init__(finding.code)
-        self.finding = finding
-
-
 def _finding(ctx: ProbeContext, code: str, *, check: str, status: Status, **kw: Any) -> Finding:
     return catalog_finding(ctx.catalog, PROVIDER, code, check=check, status=status, **kw)
 
@@ -102,21 +95,22 @@ def _finding(ctx: ProbeContext, code: str, *, check: str, status: Status, **kw: 
 async def _findings(
     integration: Integration, options: GoogleOptions, ctx: ProbeContext
 ) -> list[Finding]:
-    findings: list[Finding] = []
+    """Token, then mailbox, then send-as; a Halt ends them."""
+    steps = Steps(ctx, PROVIDER)
     expiry = _testing_expiry(ctx, options)
-    try:
-        access_token, scopes = await _refresh(integration, options, ctx, expiry)
-        findings.append(expiry or _token_ok(ctx))
+
+    async def body() -> None:
+        access_token, scopes = await steps.step("auth", _refresh(integration, options, ctx, expiry))
+        steps.findings.append(expiry or _token_ok(ctx))
         if scopes is None and options.tokeninfo_url:
             scopes = await _tokeninfo_scopes(ctx, options.tokeninfo_url, access_token)
         base = integration.base_url or GoogleProbe.default_base_url
         gmail = _Gmail(ctx, base, access_token, scopes)
-        findings.append(await _mailbox(gmail))
+        steps.findings.append(await steps.step("mailbox", _mailbox(gmail)))
         if options.send_as:
-            findings.append(await _send_as(gmail, options.send_as))
-    except _Halt as halt:
-        findings.append(halt.finding)
-    return findings
+            steps.findings.append(await steps.step("sender", _send_as(gmail, options.send_as)))
+
+    return await steps.run(body)
 
 
 def _token_ok(ctx: ProbeContext) -> Finding:
@@ -179,13 +173,13 @@ async def _refresh(
     try:
         answer = await request_json(ctx, "POST", options.token_url, data=form)
     except TransportFailure as failure:
-        raise _Halt(transport_finding(ctx, PROVIDER, failure, check="auth")) from None
+        raise Halt(transport_finding(ctx, PROVIDER, failure, check="auth")) from None
     data = answer.data if isinstance(answer.data, dict) else {}
     token = data.get("access_token")
     if answer.ok and isinstance(token, str) and token:
         scope = data.get("scope")
         return token, _scope_names(scope) if isinstance(scope, str) else None
-    raise _Halt(_token_error(ctx, answer, data, expiry))
+    raise Halt(_token_error(ctx, answer, data, expiry))
 
 
 def _token_error(
@@ -250,10 +244,10 @@ class _Gmail:
         try:
             answer = await request_json(self.ctx, "GET", join_url(self.base, path), headers=headers)
         except TransportFailure as failure:
-            raise _Halt(transport_finding(self.ctx, PROVIDER, failure, check=check)) from None
+            raise Halt(transport_finding(self.ctx, PROVIDER, failure, check=check)) from None
         if answer.ok or answer.status == 404:
             return answer
-        raise _Halt(self._error(answer, check, needs))
+        raise Halt(self._error(answer, check, needs))
 
     def _error(self, answer: Answer, check: str, needs: tuple[str, ...]) -> Finding:
         reason, message = _gmail_reason(answer.data)

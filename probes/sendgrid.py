@@ -32,6 +32,7 @@ from probes._http import (
     transport_finding,
 )
 from probes._statuspage import statuspage_finding
+from probes._steps import Halt, Steps
 
 PROVIDER = "sendgrid"
 
@@ -96,14 +97,6 @@ def _options(raw: Any) -> SendGridOptions:
     return SendGridOptions.model_validate(raw or {})
 
 
-class _Halt(Exception):
-    """Stops the API steps: the answer made further calls pointless (401, 429, 5xx, timeout)."""
-
-    def __init__(self, finding: Finding) -> None:
-        super().__init__(finding.code)
-        self.finding = finding
-
-
 class _Budget:
     """This run's share of the account's rate limit, learnt from the first answer's headers."""
 
@@ -134,7 +127,7 @@ class _Budget:
 
 
 class _Api:
-    """SendGrid v3 calls with the key attached, the budget counted, and failures as `_Halt`."""
+    """SendGrid v3 calls with the key attached, the budget counted, and failures as `Halt`."""
 
     def __init__(self, ctx: ProbeContext, integration: Integration, share: float) -> None:
         self.ctx = ctx
@@ -160,11 +153,11 @@ class _Api:
         try:
             answer = await request_json(self.ctx, "GET", url, params=params, headers=headers)
         except TransportFailure as failure:
-            raise _Halt(transport_finding(self.ctx, PROVIDER, failure, check=check)) from None
+            raise Halt(transport_finding(self.ctx, PROVIDER, failure, check=check)) from None
         self.budget.observe(answer.headers)
         if answer.ok or answer.status in tolerate:
             return answer
-        raise _Halt(_error_finding(self.ctx, answer, check))
+        raise Halt(_error_finding(self.ctx, answer, check))
 
     def finding(self, code: str, *, check: str, status: Status, **kw: Any) -> Finding:
         return catalog_finding(self.ctx.catalog, PROVIDER, code, check=check, status=status, **kw)
@@ -222,8 +215,8 @@ def _error_finding(ctx: ProbeContext, answer: Answer, check: str) -> Finding:
     )
 
 
-def _bad_shape(api: _Api, check: str, what: str) -> _Halt:
-    return _Halt(
+def _bad_shape(api: _Api, check: str, what: str) -> Halt:
+    return Halt(
         api.finding(
             "sendgrid.bad_response",
             check=check,
@@ -234,17 +227,18 @@ def _bad_shape(api: _Api, check: str, what: str) -> _Halt:
 
 
 async def _account_findings(api: _Api, options: SendGridOptions) -> list[Finding]:
-    findings: list[Finding] = []
-    try:
-        findings.append(await _key(api))
-        findings.append(await _sender(api, options))
+    """Key, sender, then delivery if the rate-limit budget allows; a Halt ends them."""
+    steps = Steps(api.ctx, PROVIDER)
+
+    async def body() -> None:
+        steps.findings.append(await steps.step("auth", _key(api)))
+        steps.findings.append(await steps.step("sender", _sender(api, options)))
         if api.budget.allows(1):
-            findings.extend(await _delivery(api, options))
+            steps.findings.extend(await steps.step("delivery", _delivery(api, options)))
         else:
-            findings.append(_budget_skip(api, "delivery"))
-    except _Halt as halt:
-        findings.append(halt.finding)
-    return findings
+            steps.findings.append(_budget_skip(api, "delivery"))
+
+    return await steps.run(body)
 
 
 async def _key(api: _Api) -> Finding:

@@ -293,3 +293,33 @@ async def test_html_from_a_proxy_is_a_bad_response_not_an_auth_problem(env: Env)
     assert finding.status is Status.FAILING
     assert by_code(result, "sendgrid.statuspage_unavailable").status is Status.UNKNOWN
     assert not [f for f in result.findings if f.category is Category.ACCOUNT]
+
+
+async def test_a_late_step_that_hangs_keeps_the_earlier_findings(env: Env) -> None:
+    """The steps share one deadline: a hanging stats call is that check's timeout."""
+
+    async def hang(request: web.Request) -> web.Response:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    routes = [r for r in env.sim.routes() if r.path != "/v3/stats"]
+    async with serve(routes=[*routes, web.get("/v3/stats", hang)]) as base:
+        integration = make_integration(
+            "sendgrid",
+            base,
+            {"api_key": KEY},
+            SendGridOptions(from_email=FROM, statuspage_url=f"{base}/nowhere"),
+        )
+        async with asyncio.timeout(10):
+            result = await SendGridProbe().check(integration, make_ctx(env.session, timeout=0.5))
+    assert by_code(result, "sendgrid.key_ok").status is Status.OK
+    assert by_code(result, "sendgrid.sender_verified").status is Status.OK
+    timeout = by_code(result, "sendgrid.timeout")
+    assert timeout.check == "delivery"
+    assert timeout.category is Category.PROVIDER
+
+
+async def test_steps_share_one_deadline_rather_than_one_each(env: Env) -> None:
+    """Three calls of 0.4s each cannot all fit in a 1s probe, though each fits alone."""
+    result = await env.run("slow", params={"delay": 0.4}, probe_timeout=1.0)
+    assert by_code(result, "sendgrid.timeout").status is Status.UNREACHABLE
