@@ -100,8 +100,12 @@ async def _findings(
     expiry = _testing_expiry(ctx, options)
 
     async def body() -> None:
+        if expiry is not None:
+            # Known from the config alone, so it is reported even if Google cannot be reached.
+            steps.findings.append(expiry)
         access_token, scopes = await steps.step("auth", _refresh(integration, options, ctx, expiry))
-        steps.findings.append(expiry or _token_ok(ctx))
+        if expiry is None:
+            steps.findings.append(_token_ok(ctx))
         if scopes is None and options.tokeninfo_url:
             scopes = await _tokeninfo_scopes(ctx, options.tokeninfo_url, access_token)
         base = integration.base_url or GoogleProbe.default_base_url

@@ -254,3 +254,14 @@ def test_scopes_named_in_findings_are_ones_the_discovery_doc_accepts(
     }
     assert set(scopes) <= accepted
     assert "gmail.send" not in accepted  # PROVIDERS.md C2: gmail.send alone reads nothing
+
+
+async def test_expiry_warning_survives_an_unreachable_google(env: Env) -> None:
+    result = await env.run(
+        "hanging",
+        probe_timeout=0.3,
+        testing_mode=True,
+        refresh_token_issued_at=NOW - timedelta(days=6),
+    )
+    assert by_code(result, "google.refresh_token_expiring").status is Status.DEGRADED
+    assert by_code(result, "google.timeout").category is Category.PROVIDER
