@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -265,3 +266,8 @@ async def test_expiry_warning_survives_an_unreachable_google(env: Env) -> None:
     )
     assert by_code(result, "google.refresh_token_expiring").status is Status.DEGRADED
     assert by_code(result, "google.timeout").category is Category.PROVIDER
+
+
+def test_probe_is_registered_under_its_provider_name() -> None:
+    (ep,) = [e for e in entry_points(group="healthd.probes") if e.name == "google"]
+    assert ep.load() is GoogleProbe

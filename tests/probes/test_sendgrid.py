@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any
 
 import aiohttp
@@ -323,3 +324,8 @@ async def test_steps_share_one_deadline_rather_than_one_each(env: Env) -> None:
     """Three calls of 0.4s each cannot all fit in a 1s probe, though each fits alone."""
     result = await env.run("slow", params={"delay": 0.4}, probe_timeout=1.0)
     assert by_code(result, "sendgrid.timeout").status is Status.UNREACHABLE
+
+
+def test_probe_is_registered_under_its_provider_name() -> None:
+    (ep,) = [e for e in entry_points(group="healthd.probes") if e.name == "sendgrid"]
+    assert ep.load() is SendGridProbe

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -407,3 +408,9 @@ async def test_gmail_refuses_a_token_it_never_issued(google: Served) -> None:
 async def test_insufficient_scope_grant_lists_only_gmail_send(google: Served) -> None:
     _, body = await google_token(google, "insufficient_scope")
     assert body["scope"] == "https://www.googleapis.com/auth/gmail.send"
+
+
+@pytest.mark.parametrize(("name", "cls"), [("sendgrid", SendGridSim), ("google", GoogleSim)])
+def test_simulators_are_registered_under_their_own_names(name: str, cls: type) -> None:
+    (ep,) = [e for e in entry_points(group="healthd.simulators") if e.name == name]
+    assert ep.load() is cls and cls.name == name
