@@ -228,7 +228,8 @@ class IntegrationState:
     """Per-integration memory of the state machine; lives in the store across restarts.
 
     `status` is the effective (debounced) status that the API and alerts use; the raw
-    status of the latest run is `last_result_status`.
+    status of the latest run is `last_result_status`. `reachable_streak` counts runs in a
+    row that got any answer; it decides when `unreachable_since` is cleared.
     """
 
     integration_id: str
@@ -240,6 +241,7 @@ class IntegrationState:
     last_success: datetime | None = None
     unreachable_since: datetime | None = None
     last_result_status: Status = Status.UNKNOWN
+    reachable_streak: int = 0
 
 
 class TransitionKind(StrEnum):

@@ -76,7 +76,9 @@ def _affected_components(summary: dict[str, Any], wanted: Sequence[str]) -> list
     ]
 
 
-def _open_incidents(summary: dict[str, Any], component_ids: set[str] | None) -> list[dict[str, Any]]:
+def _open_incidents(
+    summary: dict[str, Any], component_ids: set[str] | None
+) -> list[dict[str, Any]]:
     """Unresolved incidents; limited to the given components when the page names them."""
     found = []
     for incident in summary.get("incidents", []):

@@ -17,7 +17,14 @@ from aiohttp import web
 from healthd.sim.base import ProviderSim
 
 COMPONENTS = {
-    "twilio": ["SMS", "MMS", "Programmable Messaging API", "REST API", "Toll-Free SMS", "A2P 10DLC"],
+    "twilio": [
+        "SMS",
+        "MMS",
+        "Programmable Messaging API",
+        "REST API",
+        "Toll-Free SMS",
+        "A2P 10DLC",
+    ],
     "sendgrid": ["Mail Sending", "API", "Event Webhook", "Email Activity", "SMTP"],
 }
 
