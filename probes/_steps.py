@@ -2,22 +2,33 @@
 
 The email probes check things that depend on each other (no sender check without a
 valid key, no mailbox check without an access token). `Halt` ends the steps early with
-the finding that says why. The steps share one deadline, `ctx.timeout`, rather than
-each request getting the whole of it: when a late step hangs, the earlier steps'
-findings survive and the late one is reported as a timeout of its own check, instead of
-the runner's deadline throwing the whole run away.
+the finding that says why. The steps share one deadline rather than each request getting
+the whole of `ctx.timeout`: when a late step hangs, the earlier steps' findings survive
+and the late one is reported as a timeout of its own check.
+
+The runner cuts a probe off at exactly `ctx.timeout` and then keeps none of its findings
+(`healthd.probe_timeout`), so a probe's own work must end a little before that:
+`within_deadline` gives it the first DEADLINE_SHARE of the time.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from healthd.model import Finding, ProbeContext
 from probes._http import TransportFailure, transport_finding
 
 T = TypeVar("T")
+
+DEADLINE_SHARE = 0.9
+
+
+def within_deadline(ctx: ProbeContext) -> ProbeContext:
+    """`ctx` with its timeout cut to DEADLINE_SHARE, for everything the probe runs."""
+    return replace(ctx, timeout=ctx.timeout * DEADLINE_SHARE)
 
 
 class Halt(Exception):
@@ -29,7 +40,10 @@ class Halt(Exception):
 
 
 class Steps:
-    """Collects findings from steps run by `run`; `step` names the check under way."""
+    """Collects findings from steps run by `run`; `step` names the check under way.
+
+    `ctx` should already be `within_deadline`: `run` bounds all steps by its timeout.
+    """
 
     def __init__(self, ctx: ProbeContext, provider: str) -> None:
         self.ctx = ctx

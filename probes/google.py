@@ -34,7 +34,7 @@ from probes._http import (
     request_json,
     transport_finding,
 )
-from probes._steps import Halt, Steps
+from probes._steps import Halt, Steps, within_deadline
 
 PROVIDER = "google"
 _SCOPE_PREFIX = "https://www.googleapis.com/auth/"
@@ -72,6 +72,7 @@ class GoogleProbe:
     async def check(self, integration: Integration, ctx: ProbeContext) -> ProbeResult:
         started_at = ctx.clock.now()
         t0 = time.perf_counter()
+        ctx = within_deadline(ctx)
         options = _options(integration.options)
         findings = await _findings(integration, options, ctx)
         return ProbeResult.from_findings(

@@ -32,7 +32,7 @@ from probes._http import (
     transport_finding,
 )
 from probes._statuspage import statuspage_finding
-from probes._steps import Halt, Steps
+from probes._steps import Halt, Steps, within_deadline
 
 PROVIDER = "sendgrid"
 
@@ -75,6 +75,7 @@ class SendGridProbe:
     async def check(self, integration: Integration, ctx: ProbeContext) -> ProbeResult:
         started_at = ctx.clock.now()
         t0 = time.perf_counter()
+        ctx = within_deadline(ctx)
         options = _options(integration.options)
         api = _Api(ctx, integration, options.rate_limit_share)
         account, platform = await asyncio.gather(

@@ -271,3 +271,18 @@ async def test_expiry_warning_survives_an_unreachable_google(env: Env) -> None:
 def test_probe_is_registered_under_its_provider_name() -> None:
     (ep,) = [e for e in entry_points(group="healthd.probes") if e.name == "google"]
     assert ep.load() is GoogleProbe
+
+
+async def test_probe_answers_before_the_runner_cuts_it_off(env: Env) -> None:
+    """The runner keeps nothing of a run it cuts off at ctx.timeout; the probe ends first."""
+    env.sim.set_scenario("hanging", CLIENT_ID)
+    integration = make_integration(
+        "google",
+        env.base,
+        {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN},
+        GoogleOptions(token_url=f"{env.base}/token"),
+    )
+    ctx = make_ctx(env.session, timeout=1.0)
+    async with asyncio.timeout(ctx.timeout):  # as healthd.runner does
+        result = await GoogleProbe().check(integration, ctx)
+    assert by_code(result, "google.timeout").category is Category.PROVIDER

@@ -329,3 +329,24 @@ async def test_steps_share_one_deadline_rather_than_one_each(env: Env) -> None:
 def test_probe_is_registered_under_its_provider_name() -> None:
     (ep,) = [e for e in entry_points(group="healthd.probes") if e.name == "sendgrid"]
     assert ep.load() is SendGridProbe
+
+
+@pytest.mark.parametrize("hangs", ["api", "status_page"])
+async def test_probe_answers_before_the_runner_cuts_it_off(env: Env, hangs: str) -> None:
+    """The runner keeps nothing of a run it cuts off at ctx.timeout; the probe ends first."""
+
+    async def hang(request: web.Request) -> web.Response:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    if hangs == "api":
+        env.sim.set_scenario("hanging", KEY)
+    async with serve(routes=[web.get("/hang", hang)]) as other:
+        page = f"{other}/hang" if hangs == "status_page" else f"{env.base}/nowhere"
+        options = SendGridOptions(from_email=FROM, statuspage_url=page)
+        integration = make_integration("sendgrid", env.base, {"api_key": KEY}, options)
+        ctx = make_ctx(env.session, timeout=1.0)
+        async with asyncio.timeout(ctx.timeout):  # as healthd.runner does
+            result = await SendGridProbe().check(integration, ctx)
+    expected = "sendgrid.timeout" if hangs == "api" else "sendgrid.statuspage_unavailable"
+    assert by_code(result, expected).category in (Category.PROVIDER, Category.UNKNOWN)
