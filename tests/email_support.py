@@ -1,52 +1,34 @@
 """Shared by the email probe, simulator and catalogue tests: a loopback server for the
-simulators, a masked secret, and the probe context.
+simulators, integrations with real `Secret` credentials, and the probe context.
 
-The simulator framework (`healthd.sim.app`) is not on main yet, so the tests serve the
-simulators' routes from a plain `aiohttp.web.Application` on 127.0.0.1, port 0.
+The tests serve the simulators' routes from a plain `aiohttp.web.Application` on
+127.0.0.1, port 0, so one test can add a misbehaving route beside a simulator's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
-from importlib import resources
 from typing import Any
 
 import aiohttp
-import yaml
 from aiohttp import web
 
-from healthd.catalog import Catalog, CatalogEntry, parse
+from healthd.catalog import Catalog, load
 from healthd.clock import FakeClock
 from healthd.model import Integration, ProbeContext, ProbeResult, Thresholds
+from healthd.secrets import Secret
 from healthd.sim.base import ProviderSim
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
-class FakeSecret:
-    """Stands in for `healthd.config.Secret`: masked when printed, revealed on request."""
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-
-def email_catalog() -> Catalog:
-    """The SendGrid and Google catalogue files, parsed the way `healthd.catalog.load` does."""
-    entries: dict[tuple[str, str], CatalogEntry] = {}
-    for name in ("sendgrid.yaml", "google.yaml"):
-        text = resources.files("healthd.catalog").joinpath(name).read_text("utf-8")
-        entries.update(parse(yaml.safe_load(text), name))
-    return Catalog(entries)
+@functools.cache
+def shared_catalog() -> Catalog:
+    """The shipped catalogue (every provider's file), loaded once for all tests."""
+    return load()
 
 
 @contextlib.asynccontextmanager
@@ -79,7 +61,7 @@ def make_ctx(
     return ProbeContext(
         session=session,
         clock=clock or FakeClock(NOW),
-        catalog=email_catalog(),
+        catalog=shared_catalog(),
         timeout=timeout,
     )
 
@@ -96,7 +78,7 @@ def make_integration(
         interval=timedelta(minutes=5),
         timeout=timedelta(seconds=5),
         thresholds=Thresholds(),
-        credentials={name: FakeSecret(value) for name, value in credentials.items()},
+        credentials={name: Secret(value) for name, value in credentials.items()},
         options=options,
     )
 
