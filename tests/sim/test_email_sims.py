@@ -9,6 +9,7 @@ real APIs without a test failing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Callable
@@ -20,10 +21,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from healthd.sim.app import Simulator
 from healthd.sim.base import ProviderSim
 from healthd.sim.google import GoogleSim
 from healthd.sim.sendgrid import SendGridSim
-from tests.email_support import serve
+from probes.google import GoogleOptions, GoogleProbe
+from probes.sendgrid import SendGridOptions, SendGridProbe
+from tests.email_support import by_code, make_ctx, make_integration, serve
 
 SPECS = Path("/work/shared/specs")
 KEY = "SG.sim-test-key"
@@ -414,3 +418,35 @@ async def test_insufficient_scope_grant_lists_only_gmail_send(google: Served) ->
 def test_simulators_are_registered_under_their_own_names(name: str, cls: type) -> None:
     (ep,) = [e for e in entry_points(group="healthd.simulators") if e.name == name]
     assert ep.load() is cls and cls.name == name
+
+
+@pytest.mark.parametrize(
+    ("provider", "scenario", "code"),
+    [
+        ("sendgrid", "revoked_key", "sendgrid.auth_invalid"),
+        ("sendgrid", "ok", "sendgrid.key_ok"),
+        ("google", "invalid_grant", "google.auth_invalid"),
+        ("google", "send_as_pending", "google.send_as_unverified"),
+    ],
+)
+async def test_the_control_api_of_the_full_simulator_drives_the_email_probes(
+    provider: str, scenario: str, code: str
+) -> None:
+    async with Simulator() as sim, aiohttp.ClientSession() as session:
+        base = sim.http_url
+        control = {"scenario": scenario, "target": "*", "params": {}}
+        async with session.post(f"{base}/_sim/{provider}/scenario", json=control) as resp:
+            assert resp.status == 200, await resp.text()
+        page = f"{base}/status/sendgrid/api/v2/summary.json"
+        if provider == "sendgrid":
+            options: Any = SendGridOptions(from_email="sales@example.com", statuspage_url=page)
+            creds = {"api_key": "SG.k"}
+            probe: Any = SendGridProbe()
+        else:
+            options = GoogleOptions(token_url=f"{base}/token", send_as="team@example.com")
+            creds = {"client_id": "cid", "client_secret": "cs", "refresh_token": "rt"}
+            probe = GoogleProbe()
+        integration = make_integration(provider, base, creds, options)
+        async with asyncio.timeout(10):
+            result = await probe.check(integration, make_ctx(session))
+    assert by_code(result, code)
