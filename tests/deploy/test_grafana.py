@@ -69,8 +69,11 @@ def test_panel_ids_are_unique_and_panels_do_not_overlap() -> None:
     for panel in panels:
         pos = panel["gridPos"]
         assert pos["x"] + pos["w"] <= 24, panel["title"]
-        area = {(x, y) for x in range(pos["x"], pos["x"] + pos["w"])
-                for y in range(pos["y"], pos["y"] + pos["h"])}
+        area = {
+            (x, y)
+            for x in range(pos["x"], pos["x"] + pos["w"])
+            for y in range(pos["y"], pos["y"] + pos["h"])
+        }
         assert not area & cells, f"{panel['title']} overlaps another panel"
         cells |= area
 
@@ -79,7 +82,9 @@ def test_every_expression_selects_only_metrics_healthd_exports() -> None:
     known = series_names()
     for expr in _expressions():
         unknown = metric_names(expr) - known
-        assert not unknown, f"{expr!r} selects {sorted(unknown)}, not in tests/deploy/metric_names.py"
+        assert not unknown, (
+            f"{expr!r} selects {sorted(unknown)}, not in tests/deploy/metric_names.py"
+        )
 
 
 def test_every_expression_parses_as_promql() -> None:
@@ -108,7 +113,11 @@ def test_integration_status_is_a_state_timeline_with_a_name_for_every_status() -
     assert len(timelines) == 1
     mappings = timelines[0]["fieldConfig"]["defaults"]["mappings"][0]["options"]
     assert {m["text"] for m in mappings.values()} == {
-        "ok", "degraded", "failing", "unreachable", "unknown"
+        "ok",
+        "degraded",
+        "failing",
+        "unreachable",
+        "unknown",
     }
 
 
@@ -116,7 +125,8 @@ def test_tenant_and_provider_variables_filter_the_per_integration_panels() -> No
     variables = _variables()
     assert {"datasource", "tenant", "provider"} <= set(variables)
     status_panels = [
-        panel for panel in _panels()
+        panel
+        for panel in _panels()
         if any("healthd_integration_status" in t["expr"] for t in panel["targets"])
     ]
     assert status_panels
@@ -127,14 +137,18 @@ def test_tenant_and_provider_variables_filter_the_per_integration_panels() -> No
 
 
 def test_provisioned_datasource_is_the_dashboard_default() -> None:
-    provisioning = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    provisioning = yaml.safe_load(
+        (GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )
     (source,) = provisioning["datasources"]
     assert source["type"] == "prometheus"
     assert _variables()["datasource"]["current"]["value"] == source["uid"]
 
 
 def test_dashboard_provider_reads_a_folder_of_files() -> None:
-    provisioning = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "healthd.yml").read_text())
+    provisioning = yaml.safe_load(
+        (GRAFANA / "provisioning" / "dashboards" / "healthd.yml").read_text()
+    )
     (provider,) = provisioning["providers"]
     assert provisioning["apiVersion"] == 1
     assert provider["type"] == "file"

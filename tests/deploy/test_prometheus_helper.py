@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,7 @@ def test_prometheus_scrapes_itself_and_answers_queries() -> None:
 
 
 def test_a_bad_query_raises_with_prometheus_own_message() -> None:
-    config = {"scrape_configs": []}
+    config: dict[str, Any] = {"scrape_configs": []}
     with running_prometheus(config) as prom, pytest.raises(PrometheusError, match="parse"):
         prom.query("sum by (")
 

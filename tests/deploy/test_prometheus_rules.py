@@ -6,7 +6,9 @@ from typing import Any
 
 import yaml
 
+from tests.deploy.metric_names import series_names
 from tests.deploy.paths import DEPLOY
+from tests.deploy.promql import metric_names
 from tests.deploy.tools import run_tool, system_tool
 
 PROMETHEUS = DEPLOY / "prometheus"
@@ -68,3 +70,10 @@ def test_every_alert_has_a_unit_test_where_it_fires_and_one_where_it_does_not() 
     silent = {case["alertname"] for case in cases if not case.get("exp_alerts")}
     assert fires == EXPECTED_ALERTS
     assert silent == EXPECTED_ALERTS
+
+
+def test_rules_select_only_metrics_healthd_exports_and_up() -> None:
+    known = series_names() | {"up"}
+    for rule in _rules():
+        unknown = metric_names(rule["expr"]) - known
+        assert not unknown, f"{rule['alert']} selects {sorted(unknown)}"

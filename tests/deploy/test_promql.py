@@ -23,7 +23,10 @@ from tests.deploy.promql import check_expressions, metric_names, without_grafana
         ),
         ("time() - last_seen > 1e3 * 2", {"last_seen"}),
         ("topk(5, sum without (code) (rate(x[1h:5m])))", {"x"}),
-        ('count(x) > bool 3 unless on(instance) label_replace(y, "a", "$1", "b", "(.*)")', {"x", "y"}),
+        (
+            'count(x) > bool 3 unless on(instance) label_replace(y, "a", "$1", "b", "(.*)")',
+            {"x", "y"},
+        ),
     ],
 )
 def test_metric_names_are_the_selected_series_only(expr: str, names: set[str]) -> None:
