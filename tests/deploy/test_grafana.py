@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ import yaml
 from tests.deploy.metric_names import series_names
 from tests.deploy.paths import DEPLOY
 from tests.deploy.promql import check_expressions, metric_names, without_grafana_variables
+from tests.deploy.tools import run_tool, system_tool
 
 GRAFANA = DEPLOY / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "healthd.json"
@@ -119,6 +121,47 @@ def test_integration_status_is_a_state_timeline_with_a_name_for_every_status() -
         "unreachable",
         "unknown",
     }
+
+
+def test_status_timeline_query_yields_the_code_its_value_mapping_names(tmp_path: Path) -> None:
+    """Evaluated by promtool on one integration in each status, with the variables at All."""
+    (timeline,) = [panel for panel in _panels() if panel["type"] == "state-timeline"]
+    (target,) = timeline["targets"]
+    mappings = timeline["fieldConfig"]["defaults"]["mappings"][0]["options"]
+    code_of = {mapping["text"]: int(value) for value, mapping in mappings.items()}
+    series = [
+        {
+            "series": f'healthd_integration_status{{integration="i-{current}", provider="twilio",'
+            f' tenant="acme", status="{status}"}}',
+            "values": f"{int(status == current)}x5",
+        }
+        for current in code_of
+        for status in code_of
+    ]
+    expected = [
+        {"labels": f'{{integration="i-{status}"}}', "value": code}
+        for status, code in code_of.items()
+    ]
+    test = {
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [
+                    {
+                        "expr": without_grafana_variables(target["expr"]),
+                        "eval_time": "2m",
+                        "exp_samples": expected,
+                    }
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "timeline.test.yml"
+    path.write_text(yaml.safe_dump(test))
+    run = run_tool([system_tool("promtool"), "test", "rules", str(path)])
+    assert run.returncode == 0, run.explain()
 
 
 def test_tenant_and_provider_variables_filter_the_per_integration_panels() -> None:
