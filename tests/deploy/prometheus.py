@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import yaml
 
 from tests.deploy.paths import DEPLOY
-from tests.deploy.tools import system_tool
+from tests.deploy.tools import ToolRun, run_tool, system_tool
 
 T = TypeVar("T")
 
@@ -53,17 +53,24 @@ def free_port() -> int:
 
 
 def deploy_scrape_config(
-    target: str, *, scrape_interval: str = "1s", evaluation_interval: str = "1s"
+    target: str,
+    *,
+    scrape_interval: str = "1s",
+    evaluation_interval: str = "1s",
+    rule_files: list[Path] | None = None,
 ) -> dict[str, Any]:
     """`deploy/prometheus/prometheus.yml`, pointed at `target` (HOST:PORT) and sped up.
 
     The healthd job's targets become `[target]`, rule files become absolute paths (the
-    config is written elsewhere), and the Alertmanager section is dropped (none runs here).
+    config is written elsewhere) or `rule_files` when given (a copy of the deploy rules with
+    test-sized thresholds, say), and the Alertmanager section is dropped (none runs here).
     """
     config: dict[str, Any] = yaml.safe_load(DEPLOY_CONFIG.read_text())
     config["global"]["scrape_interval"] = scrape_interval
     config["global"]["evaluation_interval"] = evaluation_interval
-    config["rule_files"] = [str(DEPLOY_CONFIG.parent / path) for path in config["rule_files"]]
+    if rule_files is None:
+        rule_files = [DEPLOY_CONFIG.parent / path for path in config["rule_files"]]
+    config["rule_files"] = [str(path) for path in rule_files]
     config.pop("alerting", None)
     for job in config["scrape_configs"]:
         if job["job_name"] == "healthd":
@@ -71,6 +78,11 @@ def deploy_scrape_config(
             job["scrape_timeout"] = scrape_interval
             job["static_configs"] = [{"targets": [target]}]
     return config
+
+
+def check_metrics(exposition: str) -> ToolRun:
+    """`promtool check metrics` on a /metrics body: naming, help text, types, units."""
+    return run_tool([system_tool("promtool"), "check", "metrics"], stdin=exposition)
 
 
 class Prometheus:

@@ -9,6 +9,7 @@ import pytest
 
 from tests.deploy.prometheus import (
     PrometheusError,
+    check_metrics,
     deploy_scrape_config,
     free_port,
     running_prometheus,
@@ -52,3 +53,24 @@ def test_reload_refuses_to_overwrite_a_config_file_it_was_given(tmp_path: Path) 
     with running_prometheus(given) as prom, pytest.raises(PrometheusError):
         prom.reload({"scrape_configs": []})
     assert given.read_text() == "scrape_configs: []\n"
+
+
+def test_check_metrics_accepts_a_clean_exposition() -> None:
+    body = "# HELP healthd_up_demo Demo.\n# TYPE healthd_up_demo gauge\nhealthd_up_demo 1\n"
+    run = check_metrics(body)
+    assert run.returncode == 0, run.explain()
+
+
+def test_check_metrics_flags_a_metric_without_help() -> None:
+    run = check_metrics("healthd_up_demo 1\n")
+    assert run.returncode != 0, run.explain()
+    assert "no help text" in run.stdout + run.stderr
+
+
+def test_deploy_config_can_load_replacement_rule_files(tmp_path: Path) -> None:
+    rules = tmp_path / "short.rules.yml"
+    rules.write_text("groups: []\n")
+    config = deploy_scrape_config("127.0.0.1:1", rule_files=[rules])
+    assert config["rule_files"] == [str(rules)]
+    assert config["scrape_configs"][0]["static_configs"] == [{"targets": ["127.0.0.1:1"]}]
+    assert "alerting" not in config

@@ -98,9 +98,21 @@ class ToolRun:
         )
 
 
-def run_tool(args: list[str], *, cwd: Path | None = None, timeout: float = TOOL_TIMEOUT) -> ToolRun:
+def run_tool(
+    args: list[str],
+    *,
+    cwd: Path | None = None,
+    timeout: float = TOOL_TIMEOUT,
+    stdin: str = "",
+) -> ToolRun:
     """Runs a tool to completion (bounded) and keeps everything needed to explain a failure."""
     done = subprocess.run(
-        args, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        args,
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     return ToolRun(args, done.returncode, done.stdout, done.stderr)
