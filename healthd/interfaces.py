@@ -61,6 +61,9 @@ class Store(Protocol):
     - `claim_due` moves due rows from pending to sending with a conditional update, so a
       row is handed to one sender only; `requeue_stale` on start returns rows left in
       sending by a crash (they are sent again: PagerDuty dedups by key).
+    - `claim_due` hands out rows in id order and never one whose channel and dedup key
+      match an older row still pending or sending: a resolve never overtakes its trigger.
+      Attempts are counted by the `mark_*` methods, not by the claim.
     - All methods are coroutines and never block the event loop.
     """
 
@@ -102,6 +105,10 @@ class Store(Protocol):
     async def requeue_stale(self) -> int: ...
 
     async def outbox_pending(self) -> dict[str, int]: ...
+
+    async def outbox_oldest_pending(self, now: datetime) -> float | None:
+        """Age in seconds of the oldest pending or sending row (None when there is none)."""
+        ...
 
     async def get_meta(self, key: str) -> Any: ...
 

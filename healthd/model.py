@@ -45,9 +45,11 @@ class Status(StrEnum):
         return max(statuses, key=lambda s: _RANK[s])
 
 
+# UNKNOWN ranks below OK: a check that could not tell (a status page that did not load)
+# must not hide that every real check passed.
 _RANK = {
-    Status.OK: 0,
-    Status.UNKNOWN: 1,
+    Status.UNKNOWN: 0,
+    Status.OK: 1,
     Status.DEGRADED: 2,
     Status.FAILING: 3,
     Status.UNREACHABLE: 4,
@@ -226,7 +228,8 @@ class IntegrationState:
     """Per-integration memory of the state machine; lives in the store across restarts.
 
     `status` is the effective (debounced) status that the API and alerts use; the raw
-    status of the latest run is `last_result_status`.
+    status of the latest run is `last_result_status`. `reachable_streak` counts runs in a
+    row that got any answer; it decides when `unreachable_since` is cleared.
     """
 
     integration_id: str
@@ -238,6 +241,7 @@ class IntegrationState:
     last_success: datetime | None = None
     unreachable_since: datetime | None = None
     last_result_status: Status = Status.UNKNOWN
+    reachable_streak: int = 0
 
 
 class TransitionKind(StrEnum):

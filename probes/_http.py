@@ -138,7 +138,7 @@ def catalog_finding(
             provider_code=None if provider_code is None else str(provider_code),
             category=Category.UNKNOWN,
             summary=summary or f"{provider} reported {code}",
-            remediation="Not in healthd's catalogue; see the provider's documentation for this code.",
+            remediation="Not in healthd's catalogue; see the provider's documentation.",
             count=count,
             examples=examples,
             network_error=network_error,

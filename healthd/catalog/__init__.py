@@ -9,7 +9,7 @@ remediation without touching code. Each file looks like:
         title: Message filtered by the carrier
         meaning: ...
         fix: ...
-        category: content          # recipient | content | sender_config | account | provider | unknown
+        category: content          # recipient|content|sender_config|account|provider|unknown
         retryable: false
         counts_against_health: false   # optional; defaults to the category's rule
 

@@ -34,11 +34,24 @@ class UnknownScenario(ValueError):
     pass
 
 
+def drop_connection(request: web.Request) -> web.Response:
+    """Close the connection without an HTTP answer, as a dead host behind a proxy looks.
+
+    The client sees the server disconnect (aiohttp: `ServerDisconnectedError`). Return the
+    result from the handler; aiohttp writes nothing to the closed transport.
+    """
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=500)
+
+
 class ProviderSim:
     """Base class for one provider's simulator. Subclasses add routes and scenarios."""
 
     name: ClassVar[str]
     scenarios: ClassVar[frozenset[str]]
+    # Scenario params that are credentials (a bridge password): masked in describe().
+    secret_params: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
         self._scenarios: dict[str, Scenario] = {}
@@ -63,9 +76,14 @@ class ProviderSim:
         return {
             "provider": self.name,
             "scenarios": sorted(self.scenarios | COMMON_SCENARIOS),
-            "active": {t: {"scenario": s.name, **s.params} for t, s in self._scenarios.items()},
+            "active": {
+                t: {"scenario": s.name, **self._shown(s.params)} for t, s in self._scenarios.items()
+            },
             "requests": self.requests,
         }
+
+    def _shown(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: "***" if k in self.secret_params else v for k, v in params.items()}
 
     async def delay(self, target: str) -> Scenario:
         """Apply the target's latency, `slow` or `hanging`; return its scenario for the rest."""

@@ -1,0 +1,114 @@
+"""Runs the alert rules against the runner's latest view and records what they decide.
+
+Probe results arrive one at a time, thousands per sweep; evaluating every rule over every
+integration after each one would cost O(n²) per sweep. So a result only marks the view
+dirty, and one task evaluates at most every `min_gap` seconds (and at least every `tick`
+seconds, because the bridge rule becomes true with time alone). Evaluations are
+serialised, so two can never both open the same incident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+
+import structlog
+
+from healthd.alerts.rules import AlertPlan, evaluate
+from healthd.alerts.settings import AlertingSettings
+from healthd.clock import Clock
+from healthd.interfaces import Store
+from healthd.metrics import AlertView
+from healthd.model import Incident
+from healthd.runner import Runner
+
+log = structlog.get_logger("healthd.alerts")
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        *,
+        runner: Runner,
+        store: Store,
+        settings: AlertingSettings,
+        clock: Clock,
+        tick: float = 5.0,
+        min_gap: float = 0.2,
+    ) -> None:
+        self._runner = runner
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+        self._tick = tick
+        self._min_gap = min_gap
+        self._dirty = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._open: list[Incident] = []
+        self._view = AlertView(pending={}, oldest_pending_age=None, open_incidents={})
+
+    async def load(self) -> list[Incident]:
+        self._open = await self._store.open_incidents()
+        await self.refresh_view()
+        return list(self._open)
+
+    def mark_dirty(self) -> None:
+        self._dirty.set()
+
+    def alert_view(self) -> AlertView:
+        """The outbox/incident gauges for the metrics collector (read from another thread)."""
+        return self._view
+
+    async def evaluate(self) -> AlertPlan:
+        """Evaluate the rules now and record the plan; returns it (tests read it)."""
+        async with self._lock:
+            integrations, states, results = self._runner.snapshot()
+            now = self._clock.now()
+            plan = evaluate(
+                integrations=integrations,
+                states=states,
+                results=results,
+                open_incidents=self._open,
+                settings=self._settings,
+                now=now,
+            )
+            if not plan.empty:
+                await self._store.apply_alerts(
+                    opened=plan.opened, resolved=plan.resolved, events=plan.events, now=now
+                )
+                self._open = await self._store.open_incidents()
+                for incident in plan.opened:
+                    log.warning(
+                        "incident_opened",
+                        dedup_key=incident.dedup_key,
+                        rule=incident.rule,
+                        summary=incident.summary,
+                    )
+                for key, _at in plan.resolved:
+                    log.info("incident_resolved", dedup_key=key)
+            await self.refresh_view()
+            return plan
+
+    async def refresh_view(self) -> None:
+        now = self._clock.now()
+        self._view = AlertView(
+            pending=await self._store.outbox_pending(),
+            oldest_pending_age=await self._store.outbox_oldest_pending(now),
+            open_incidents=dict(Counter(i.rule for i in self._open)),
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._tick):
+                    await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                await self.evaluate()
+            except Exception:
+                # The store may be briefly unavailable; the next tick evaluates again.
+                log.exception("alert_evaluation_failed")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._min_gap):
+                    await stop.wait()

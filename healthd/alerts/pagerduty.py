@@ -1,0 +1,163 @@
+"""PagerDuty Events API v2: a pure body builder and a notifier that sends through the SDK.
+
+`build_event()` is the whole request body (PROVIDERS.md D1), built without I/O so its
+field rules are tested on their own. `PagerDutyNotifier.send()` hands the same body to the
+`pagerduty` package's `EventsApiV2Client.send_event()` in a worker thread (the client is
+blocking httpx2) and classifies the outcome for the outbox.
+
+The SDK's own retrying is turned down so the durable outbox does the retrying, with
+backoff that survives restarts (PROVIDERS.md D2): by default the client retries 429
+forever and 5xx several times while sleeping in its thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ssl
+from typing import Any
+
+import pagerduty
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from healthd.alerts._retry import is_transient, parse_retry_after
+from healthd.alerts.settings import PagerDutySettings
+from healthd.errors import DeliveryError
+from healthd.model import AlertEvent, EventAction
+
+DEDUP_KEY_LIMIT = 255  # Events API v2: dedup_key is at most 255 characters
+SUMMARY_LIMIT = 1024
+_BODY_EXCERPT = 300
+
+
+def build_event(event: AlertEvent, routing_key: str) -> dict[str, Any]:
+    """The Events API v2 body for `event`. A resolve carries only the key and the action."""
+    body: dict[str, Any] = {
+        "routing_key": routing_key,
+        "event_action": event.action.value,
+        "dedup_key": fit_dedup_key(event.dedup_key),
+    }
+    if event.action is not EventAction.TRIGGER:
+        return body
+    payload: dict[str, Any] = {
+        "summary": event.summary[:SUMMARY_LIMIT],
+        "source": event.source,
+        "severity": event.severity.value,
+    }
+    optional = {
+        "timestamp": event.timestamp.isoformat() if event.timestamp else None,
+        "component": event.component,
+        "group": event.group,
+        "class": event.class_,
+        "custom_details": dict(event.custom_details) or None,
+    }
+    payload.update({k: v for k, v in optional.items() if v is not None})
+    body["payload"] = payload
+    if event.links:
+        body["links"] = [{"href": href, "text": text} for href, text in event.links]
+    return body
+
+
+def fit_dedup_key(key: str) -> str:
+    """Keys over PagerDuty's 255 characters keep a prefix and a digest, so stay unique."""
+    if len(key) <= DEDUP_KEY_LIMIT:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return f"{key[: DEDUP_KEY_LIMIT - 17]}#{digest}"
+
+
+class _ErrorBody(BaseModel):
+    """PagerDuty's error body: `{"status": ..., "message": ..., "errors": [...]}` (D1)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: str = ""
+    message: str = ""
+    errors: list[str] = []
+
+
+class PagerDutyNotifier:
+    """Sends alert events to PagerDuty; see `healthd.interfaces.Notifier`."""
+
+    channel = "pagerduty"
+
+    def __init__(self, settings: PagerDutySettings) -> None:
+        self._settings = settings
+        self._key = settings.routing_key.reveal()
+        kwargs: dict[str, Any] = {}
+        if settings.ca_bundle is not None:
+            # httpx2 deprecates verify=<path>; an SSLContext is the supported form.
+            kwargs["verify"] = ssl.create_default_context(cafile=str(settings.ca_bundle))
+        client = pagerduty.EventsApiV2Client(self._key, base_url=settings.events_url, **kwargs)
+        # request() passes `self.timeout` on every call, overriding the constructor's.
+        client.timeout = settings.timeout.total_seconds()  # type: ignore[assignment]
+        # 429 retries forever unless limited; 1 is the least (0 means "default"). 5xx: 0
+        # means "return the response", i.e. no retry in the thread; the outbox retries.
+        client.retry[429] = 1
+        for status in (500, 502, 503, 504):
+            client.retry[status] = 0
+        client.max_network_attempts = 0
+        client.sleep_timer = 0.05
+        self._client = client
+
+    async def send(self, event: AlertEvent) -> None:
+        body = build_event(event, self._key)
+        properties = {
+            k: v for k, v in body.items() if k not in ("routing_key", "event_action", "dedup_key")
+        }
+        try:
+            await asyncio.to_thread(
+                self._client.send_event,
+                body["event_action"],
+                dedup_key=body["dedup_key"],
+                **properties,
+            )
+        except pagerduty.HttpError as exc:
+            raise self._http_error(exc.response) from None
+        except pagerduty.Error as exc:
+            cause = exc.__cause__ or exc
+            raise DeliveryError(
+                self._scrub(
+                    f"cannot reach PagerDuty at {self._settings.events_url}: "
+                    f"{type(cause).__name__}: {cause}"
+                ),
+                permanent=False,
+            ) from None
+        except (ValueError, TypeError) as exc:
+            # The SDK refuses the event itself (a bad action or dedup key): sending the
+            # same event again cannot help.
+            raise DeliveryError(
+                self._scrub(f"PagerDuty client refused the event: {exc}"), permanent=True
+            ) from None
+
+    def _http_error(self, response: Any) -> DeliveryError:
+        status = int(response.status_code)
+        detail = self._scrub(_describe_body(response.text))
+        message = f"PagerDuty answered {status}: {detail}" if detail else f"PagerDuty {status}"
+        if is_transient(status):
+            return DeliveryError(
+                message, permanent=False, retry_after=parse_retry_after(response.headers)
+            )
+        if 200 <= status < 300:
+            # A 2xx without `dedup_key` (ServerHttpError): not PagerDuty, perhaps a proxy.
+            return DeliveryError(message, permanent=False)
+        return DeliveryError(message, permanent=True)
+
+    def _scrub(self, text: str) -> str:
+        """Remove the routing key and the SDK's truncated form of it (`*` + last four)."""
+        for secret in (self._key, "*" + self._key[-4:]):
+            text = text.replace(secret, "[routing key]")
+        return text
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.close)
+
+
+def _describe_body(text: str) -> str:
+    try:
+        body = _ErrorBody.model_validate_json(text)
+    except ValidationError:
+        excerpt = " ".join(text.split())[:_BODY_EXCERPT]
+        return excerpt
+    parts = [body.message or body.status, "; ".join(body.errors)]
+    return " - ".join(p for p in parts if p)

@@ -1,0 +1,58 @@
+"""Bearer tokens -> a Principal, and the one place where tenant isolation is applied.
+
+Tokens are kept only as SHA-256 digests after start, so a heap dump or a debug print of
+the daemon's objects does not hand out API access. A tenant token sees its own tenant's
+integrations and nothing else: another tenant's id answers 404, exactly as an id that
+does not exist, so a token cannot be used to learn which ids exist elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from healthd.config import TokenConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    tenant: str | None  # None: admin, sees every tenant
+
+    @property
+    def is_admin(self) -> bool:
+        return self.tenant is None
+
+    def may_see(self, tenant: str) -> bool:
+        return self.tenant is None or self.tenant == tenant
+
+
+ANONYMOUS_ADMIN = Principal(name="anonymous", tenant=None)
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class TokenTable:
+    def __init__(self, tokens: Iterable[TokenConfig]) -> None:
+        self._by_digest = {
+            digest(t.token.reveal()): Principal(t.name, None if t.role == "admin" else t.tenant)
+            for t in tokens
+        }
+
+    @property
+    def open(self) -> bool:
+        """No tokens configured: every caller is admin (a development setup; logged at start)."""
+        return not self._by_digest
+
+    def authenticate(self, authorization: str | None) -> Principal | None:
+        if self.open:
+            return ANONYMOUS_ADMIN
+        if not authorization:
+            return None
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return self._by_digest.get(digest(token.strip()))

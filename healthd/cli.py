@@ -1,0 +1,158 @@
+"""Command line: run | check | validate | explain | demo.
+
+Exit codes are part of the contract: 0 all well, 1 something failing (or an unknown
+code for `explain`), 2 a bad config or bad arguments. A bad config never starts anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from healthd import __version__, config
+from healthd.catalog import load as load_catalog
+from healthd.errors import CodeNotFound, ConfigError
+from healthd.model import Finding, ProbeResult, Status
+
+EXIT_OK, EXIT_FAILING, EXIT_CONFIG = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"healthd: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="healthd", description="Health checks and alerting for messaging integrations."
+    )
+    p.add_argument("--version", action="version", version=f"healthd {__version__}")
+    sub = p.add_subparsers(required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("--config", required=True, metavar="FILE")
+    run.add_argument("--listen", metavar="HOST:PORT", help=f"default {config.DEFAULT_LISTEN}")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(func=_run)
+
+    check = sub.add_parser("check", help="probe every integration once and print a table")
+    check.add_argument("--config", required=True, metavar="FILE")
+    check.set_defaults(func=_check)
+
+    validate = sub.add_parser("validate", help="validate a config file (exit 0 or 2)")
+    validate.add_argument("--config", required=True, metavar="FILE")
+    validate.set_defaults(func=_validate)
+
+    explain = sub.add_parser("explain", help="what a provider error code means and how to fix it")
+    explain.add_argument("provider")
+    explain.add_argument("code")
+    explain.set_defaults(func=_explain)
+
+    demo = sub.add_parser("demo", help="the daemon against the built-in provider simulator")
+    demo.add_argument("--listen", metavar="HOST:PORT", default=config.DEFAULT_LISTEN)
+    demo.add_argument(
+        "--duration", type=float, default=None, metavar="SECONDS", help="stop after this long"
+    )
+    demo.set_defaults(func=_demo)
+    return p
+
+
+def _validate(args: argparse.Namespace) -> int:
+    cfg = config.load(args.config)
+    providers = sorted({i.provider for i in cfg.integrations})
+    print(
+        f"{args.config}: ok: {len(cfg.integrations)} integrations"
+        + (f" ({', '.join(providers)})" if providers else "")
+    )
+    return EXIT_OK
+
+
+def _explain(args: argparse.Namespace) -> int:
+    try:
+        entry = load_catalog().lookup(args.provider, args.code)
+    except CodeNotFound as exc:
+        print(f"healthd: {exc}", file=sys.stderr)
+        return EXIT_FAILING
+    print(f"{entry.provider} {entry.code}: {entry.title}")
+    print(
+        f"  category:  {entry.category.value}"
+        + ("" if entry.counts_against_health else " (does not count against health)")
+    )
+    print(f"  meaning:   {entry.meaning}")
+    print(f"  fix:       {entry.fix}")
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from healthd import log
+    from healthd.daemon import Daemon
+
+    cfg = config.load(args.config, listen=args.listen)
+    log.configure(_secret_values(cfg), level=args.log_level)
+
+    async def serve() -> None:
+        async with Daemon(cfg) as daemon:
+            await daemon.wait()
+
+    asyncio.run(serve())
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from healthd import log
+    from healthd.sweep import sweep
+
+    cfg = config.load(args.config)
+    log.configure(_secret_values(cfg), level="error")
+    results = asyncio.run(sweep(cfg))
+    print_table(cfg, results, sys.stdout)
+    return EXIT_FAILING if any(r.status.is_bad for r in results) else EXIT_OK
+
+
+def print_table(cfg: config.Config, results: Sequence[ProbeResult], out: TextIO) -> None:
+    """One line per integration with its worst finding, and the fix under anything broken."""
+    by_id = {i.id: i for i in cfg.integrations}
+    header = ("INTEGRATION", "PROVIDER", "TENANT", "STATUS")
+    rows: list[tuple[tuple[str, ...], Finding | None]] = []
+    for r in results:
+        i = by_id[r.integration_id]
+        worst = [f for f in r.findings if f.status is r.status] or list(r.findings)
+        rows.append(((i.id, i.provider, i.tenant, r.status.value), worst[0] if worst else None))
+    width = [max([len(h), *(len(cols[n]) for cols, _ in rows)]) for n, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, width, strict=True)) + "  FINDING", file=out)
+    for cols, finding in rows:
+        line = "  ".join(c.ljust(w) for c, w in zip(cols, width, strict=True))
+        print(f"{line}  {f'{finding.code}: {finding.summary}' if finding else ''}", file=out)
+        if finding and finding.status not in (Status.OK, Status.UNKNOWN) and finding.remediation:
+            print(f"{'':{sum(width) + 2 * len(width)}}fix: {finding.remediation}", file=out)
+    bad = sum(1 for r in results if r.status.is_bad)
+    print(f"\n{len(results)} integrations, {bad} failing", file=out)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from healthd.demo import run_demo
+
+    return run_demo(listen=args.listen, duration=args.duration)
+
+
+def _secret_values(cfg: config.Config) -> list[str]:
+    values = [s.reveal() for i in cfg.integrations for s in i.credentials.values()]
+    values += [t.token.reveal() for t in cfg.api.tokens]
+    if cfg.alerting.pagerduty is not None:
+        values.append(cfg.alerting.pagerduty.routing_key.reveal())
+    values += [hook.secret.reveal() for hook in cfg.alerting.webhooks.values()]
+    return values
+
+
+if __name__ == "__main__":
+    sys.exit(main())

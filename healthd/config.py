@@ -1,0 +1,259 @@
+"""The YAML config file, validated into frozen objects before anything starts.
+
+Every rejection is a `ConfigError` whose path names the key (`integrations[2].page_after`)
+and the CLI exits 2 with it: a daemon that starts with half a config would watch the
+wrong things quietly. Validation runs in three passes, each naming paths the same way:
+the file's shape (pydantic, unknown keys rejected), the provider of each integration
+(the probe registry), and that provider's own `options` and `credentials`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from healthd.alerts.settings import AlertingSettings
+from healthd.durations import Duration
+from healthd.errors import ConfigError, UnknownProviderError
+from healthd.model import Integration, Thresholds
+from healthd.registry import probe_class
+from healthd.secrets import Secret
+
+DEFAULT_LISTEN = "127.0.0.1:9477"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Defaults(_Model):
+    interval: Duration = timedelta(seconds=60)
+    timeout: Duration = timedelta(seconds=10)
+    jitter: Duration = timedelta(seconds=5)
+    failure_threshold: int = Field(3, ge=1)
+    success_threshold: int = Field(2, ge=1)
+    concurrency: int = Field(100, ge=1, le=10_000)
+
+
+class TokenConfig(_Model):
+    name: str
+    token: Secret
+    role: Literal["admin", "tenant"] = "tenant"
+    tenant: str | None = None
+
+
+class ApiConfig(_Model):
+    tokens: tuple[TokenConfig, ...] = ()
+    metrics_require_token: bool = False
+    health_require_token: bool = False
+    check_rate_limit: int = Field(10, ge=1, description="live checks per token per minute")
+
+
+class IntegrationConfig(_Model):
+    id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+    provider: str
+    tenant: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = ""
+    base_url: str | None = None
+    page: bool = False
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    failure_threshold: int | None = Field(None, ge=1)
+    success_threshold: int | None = Field(None, ge=1)
+    page_after: Duration | None = None
+    credentials: dict[str, Secret] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL, not {v!r}")
+        return v
+
+
+class FileConfig(_Model):
+    listen: str = DEFAULT_LISTEN
+    store: str = "sqlite:///healthd.db"
+    defaults: Defaults = Defaults()
+    alerting: AlertingSettings = AlertingSettings()
+    api: ApiConfig = ApiConfig()
+    integrations: tuple[IntegrationConfig, ...] = ()
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        parse_listen(v)
+        return v
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Config:
+    """The validated config: what the daemon runs with."""
+
+    listen: tuple[str, int]
+    store: str
+    defaults: Defaults
+    alerting: AlertingSettings
+    api: ApiConfig
+    integrations: tuple[Integration, ...]
+    source: str = "<memory>"
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen address must be HOST:PORT, not {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def load(path: str | Path, *, listen: str | None = None) -> Config:
+    """Read, validate and resolve a config file. Raises ConfigError."""
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    return loads(text, source=str(path), listen=listen)
+
+
+def loads(text: str, *, source: str = "<memory>", listen: str | None = None) -> Config:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None)
+        raise ConfigError(
+            "", f"{source} is not valid YAML{where}" + (f": {problem}" if problem else "")
+        ) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("", f"{source} must be a mapping of keys at the top level")
+    if listen is not None:
+        raw["listen"] = listen
+    try:
+        parsed = FileConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise _config_error(exc) from None
+    return Config(
+        listen=parse_listen(parsed.listen),
+        store=parsed.store,
+        defaults=parsed.defaults,
+        alerting=parsed.alerting,
+        api=_check_tokens(parsed.api),
+        integrations=_integrations(parsed),
+        source=source,
+    )
+
+
+def _integrations(parsed: FileConfig) -> tuple[Integration, ...]:
+    seen: set[str] = set()
+    out = []
+    d = parsed.defaults
+    for i, ic in enumerate(parsed.integrations):
+        at = f"integrations[{i}]"
+        if ic.id in seen:
+            raise ConfigError(f"{at}.id", f"duplicate integration id {ic.id!r}")
+        seen.add(ic.id)
+        try:
+            cls = probe_class(ic.provider)
+        except UnknownProviderError as exc:
+            raise ConfigError(f"{at}.provider", str(exc)) from None
+        try:
+            options = cls.Options.model_validate(ic.options)
+        except ValidationError as exc:
+            raise _config_error(exc, prefix=f"{at}.options") from None
+        for name in cls.credentials:
+            if name not in ic.credentials:
+                raise ConfigError(
+                    f"{at}.credentials.{name}", f"required by provider {ic.provider!r}"
+                )
+        for name in ic.credentials:
+            if name not in cls.credentials:
+                known = ", ".join(cls.credentials) or "none"
+                raise ConfigError(
+                    f"{at}.credentials.{name}",
+                    f"not used by provider {ic.provider!r} (it takes: {known})",
+                )
+        timeout = ic.timeout or d.timeout
+        interval = ic.interval or d.interval
+        if timeout >= interval:
+            raise ConfigError(
+                f"{at}.timeout",
+                f"must be shorter than the interval ({interval.total_seconds():g}s)",
+            )
+        out.append(
+            Integration(
+                id=ic.id,
+                provider=ic.provider,
+                tenant=ic.tenant,
+                name=ic.name or ic.id,
+                base_url=(ic.base_url or cls.default_base_url).rstrip("/"),
+                page=ic.page,
+                interval=interval,
+                timeout=timeout,
+                thresholds=Thresholds(
+                    failure_threshold=ic.failure_threshold or d.failure_threshold,
+                    success_threshold=ic.success_threshold or d.success_threshold,
+                    page_after=ic.page_after or parsed.alerting.rules.bridge_unreachable.page_after,
+                ),
+                credentials=dict(ic.credentials),
+                options=options,
+            )
+        )
+    return tuple(out)
+
+
+def _check_tokens(api: ApiConfig) -> ApiConfig:
+    seen: dict[str, str] = {}
+    for i, t in enumerate(api.tokens):
+        at = f"api.tokens[{i}]"
+        if t.role == "tenant" and not t.tenant:
+            raise ConfigError(f"{at}.tenant", "a tenant token must name its tenant")
+        if t.role == "admin" and t.tenant:
+            raise ConfigError(f"{at}.tenant", "an admin token sees every tenant; remove 'tenant'")
+        value = t.token.reveal()
+        if len(value) < 16:
+            raise ConfigError(f"{at}.token", "too short: use at least 16 characters")
+        if value in seen:
+            raise ConfigError(f"{at}.token", f"the same token as {seen[value]!r}")
+        seen[value] = t.name
+    return api
+
+
+def _config_error(exc: ValidationError, prefix: str = "") -> ConfigError:
+    """The first problem as the error's path; all of them in the message, each with its path."""
+    lines = []
+    first_path = prefix
+    for n, err in enumerate(exc.errors(include_url=False, include_input=False)):
+        path = _path(err["loc"], prefix)
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        if n == 0:
+            first_path = path
+            lines.append(msg)
+        else:
+            lines.append(f"{path}: {msg}")
+    return ConfigError(first_path, "\n  ".join(lines))
+
+
+def _path(loc: tuple[int | str, ...], prefix: str) -> str:
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+__all__ = ["Config", "ConfigError", "DEFAULT_LISTEN", "Secret", "load", "loads", "parse_listen"]

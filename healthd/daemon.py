@@ -1,0 +1,216 @@
+"""The daemon: every component opened on one exit stack, closed in reverse.
+
+    store -> shared HTTP session -> runner (state from the store) -> alert engine
+    -> outbox worker -> HTTP listener -> scheduler
+
+Start-up order matters: the runner loads the stored state before the first probe, so a
+restart continues the ten-minute timer instead of resetting it; the outbox requeues rows
+a crash left in flight before it sends anything. Shutdown is bounded: the outbox gets a
+few seconds to flush, then whatever is left waits in the store for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Coroutine
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any
+
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from healthd import catalog as catalog_module
+from healthd.alerts import Outbox, build_notifiers
+from healthd.alerts.engine import AlertEngine
+from healthd.api.app import Api
+from healthd.clock import Clock, SystemClock
+from healthd.config import Config
+from healthd.http import make_session
+from healthd.interfaces import Notifier
+from healthd.metrics import HealthCollector, Instruments, MetricsEndpoint
+from healthd.runner import Runner
+from healthd.scheduler import Scheduler
+from healthd.store import open_store
+
+log = structlog.get_logger("healthd.daemon")
+
+FLUSH_SECONDS = 5.0
+
+
+class Daemon:
+    """`async with Daemon(config) as d: await d.wait()`.
+
+    `schedule=False` leaves the scheduler off (tests drive `runner.run_once` themselves,
+    with a FakeClock); `notifiers` replaces the configured ones.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        schedule: bool = True,
+        notifiers: dict[str, Notifier] | None = None,
+        alert_tick: float = 5.0,
+        outbox_poll: float = 0.5,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self._schedule = schedule
+        self._notifiers = notifiers
+        self._alert_tick = alert_tick
+        self._outbox_poll = outbox_poll
+        self._stack = AsyncExitStack()
+        self._stop = asyncio.Event()
+        self._ready = False
+        self.registry = CollectorRegistry()
+        self.url = ""
+
+    async def __aenter__(self) -> Daemon:
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._ready = False
+        self._stop.set()
+        await self._stack.aclose()
+        log.info("stopped")
+
+    async def _start(self) -> None:
+        cfg = self.config
+        self.store = open_store(cfg.store)
+        await self.store.open()
+        self._stack.push_async_callback(self.store.close)
+        requeued = await self.store.requeue_stale()
+
+        self.session = make_session(cfg.defaults.concurrency)
+        self._stack.push_async_callback(self.session.close)
+
+        self.catalog = catalog_module.load()
+        self.instruments = Instruments(self.registry)
+        self.engine: AlertEngine
+        self.runner = Runner(
+            integrations=cfg.integrations,
+            store=self.store,
+            session=self.session,
+            catalog=self.catalog,
+            clock=self.clock,
+            instruments=self.instruments,
+            concurrency=cfg.defaults.concurrency,
+            on_result=lambda: self.engine.mark_dirty(),
+        )
+        await self.runner.load()
+        self.engine = AlertEngine(
+            runner=self.runner,
+            store=self.store,
+            settings=cfg.alerting,
+            clock=self.clock,
+            tick=self._alert_tick,
+        )
+        open_incidents = await self.engine.load()
+
+        notifiers = (
+            self._notifiers
+            if self._notifiers is not None
+            else build_notifiers(cfg.alerting, self.session, self.clock)
+        )
+        for notifier in notifiers.values():
+            close = getattr(notifier, "close", None)
+            if close is not None:
+                self._stack.push_async_callback(close)
+        self.outbox = Outbox(
+            self.store,
+            notifiers,
+            self.clock,
+            cfg.alerting.outbox,
+            on_event=self.instruments.alert_event,
+        )
+        self._stack.push_async_callback(self.outbox.flush, FLUSH_SECONDS)
+
+        self.registry.register(
+            HealthCollector(
+                self.runner.views, self.engine.alert_view, lambda: self.clock.now().timestamp()
+            )
+        )
+        api = Api(
+            runner=self.runner,
+            store=self.store,
+            catalog=self.catalog,
+            metrics=MetricsEndpoint(self.registry),
+            config=cfg.api,
+            ready=lambda: self._ready,
+        )
+        if api.tokens.open:
+            log.warning("api_open", message="api.tokens is empty: every API caller is admin")
+        app_runner = web.AppRunner(
+            api.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0
+        )
+        await app_runner.setup()
+        self._stack.push_async_callback(app_runner.cleanup)
+        host, port = cfg.listen
+        site = web.TCPSite(app_runner, host, port)
+        await site.start()
+        bound = app_runner.addresses[0]
+        self.url = f"http://{host}:{bound[1]}"
+
+        self._task(self.outbox.run(self._stop, self._outbox_poll), "outbox")
+        if self._schedule:
+            self._task(self.engine.run(self._stop), "alert-engine")
+            self.scheduler = Scheduler(
+                cfg.integrations, self.runner.run_once, jitter=cfg.defaults.jitter
+            )
+            self.scheduler.start()
+            self._stack.callback(self.scheduler.shutdown)
+            # Incidents open from before the restart are re-checked at once, so a
+            # condition that ended while healthd was down is resolved promptly.
+            reconcile = {k for i in open_incidents for k in i.details.get("integrations", [])}
+            known = [i for i in reconcile if i in self.runner.integrations]
+            if known:
+                self._task(self.runner.run_many(known), "reconcile")
+        self._ready = True
+        log.info(
+            "started",
+            listen=self.url,
+            integrations=len(cfg.integrations),
+            open_incidents=len(open_incidents),
+            outbox_requeued=requeued,
+        )
+
+    def _task(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+
+        async def _stop_task() -> None:
+            self._stop.set()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                async with asyncio.timeout(FLUSH_SECONDS):
+                    await asyncio.shield(task)
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+        self._stack.push_async_callback(_stop_task)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def wait(self) -> None:
+        """Run until SIGINT/SIGTERM or `stop()`."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._stop.set)
+        await self._stop.wait()

@@ -1,0 +1,216 @@
+"""One probe run, from start to stored state: the single path every check takes.
+
+    run_once(id) -> semaphore -> deadline -> probe.check -> state.step -> store -> views,
+                    metrics -> tell the alert engine
+
+Scheduled runs and "check now" from the API share this path, and two callers asking for
+the same integration at once share one run. The deadline is the integration's timeout,
+set here rather than trusted to the probe: a provider that hangs is cut off and shows as
+unreachable, and the slot it held goes to the next probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+
+import aiohttp
+import structlog
+
+from healthd.catalog import Catalog
+from healthd.clock import Clock
+from healthd.errors import IntegrationNotFound
+from healthd.interfaces import Probe, Store
+from healthd.metrics import Instruments, View
+from healthd.model import (
+    Category,
+    Finding,
+    Integration,
+    IntegrationState,
+    ProbeContext,
+    ProbeResult,
+    Status,
+)
+from healthd.registry import probe_class
+from healthd.state import step
+
+log = structlog.get_logger("healthd.runner")
+
+
+def probe_deadline(integration: Integration) -> float:
+    """Seconds a run may take: the integration's timeout (config keeps it below the interval)."""
+    return integration.timeout.total_seconds()
+
+
+class Runner:
+    def __init__(
+        self,
+        *,
+        integrations: Sequence[Integration],
+        store: Store,
+        session: aiohttp.ClientSession,
+        catalog: Catalog,
+        clock: Clock,
+        instruments: Instruments,
+        concurrency: int,
+        on_result: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.integrations: dict[str, Integration] = {i.id: i for i in integrations}
+        self._probes: dict[str, Probe] = {
+            p: probe_class(p)() for p in {i.provider for i in integrations}
+        }
+        self._store = store
+        self._session = session
+        self._catalog = catalog
+        self._clock = clock
+        self._instruments = instruments
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._on_result = on_result
+        self._inflight: dict[str, asyncio.Task[ProbeResult]] = {}
+        self.states: dict[str, IntegrationState] = {}
+        self.results: dict[str, ProbeResult] = {}
+        self._views: dict[str, View] = {}
+
+    async def load(self) -> None:
+        """Pick up state and results from the store, so a restart continues where it stopped."""
+        stored = await self._store.load_states()
+        results = await self._store.latest_results()
+        for iid in self.integrations:
+            self.states[iid] = stored.get(iid) or IntegrationState(integration_id=iid)
+            if iid in results:
+                self.results[iid] = results[iid]
+            self._refresh_view(iid)
+
+    def views(self) -> list[View]:
+        """A snapshot for the metrics collector; safe to call from another thread."""
+        return list(self._views.values())
+
+    def get(self, integration_id: str) -> Integration:
+        try:
+            return self.integrations[integration_id]
+        except KeyError:
+            raise IntegrationNotFound(integration_id) from None
+
+    async def run_once(self, integration_id: str) -> ProbeResult:
+        """Run (or join the run already under way of) one integration's probe."""
+        integration = self.get(integration_id)
+        task = self._inflight.get(integration_id)
+        if task is None:
+            task = asyncio.create_task(self._run(integration), name=f"probe:{integration_id}")
+            self._inflight[integration_id] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(integration_id, None))
+        return await asyncio.shield(task)
+
+    async def run_many(self, integration_ids: Sequence[str]) -> list[ProbeResult]:
+        return list(await asyncio.gather(*(self.run_once(i) for i in integration_ids)))
+
+    async def _run(self, integration: Integration) -> ProbeResult:
+        async with self._semaphore:
+            result = await self._probe(integration)
+        prev = self.states.get(integration.id) or IntegrationState(integration_id=integration.id)
+        now = self._clock.now()
+        state, transitions = step(prev, result, now, integration.thresholds)
+        await self._store.record_run(state, result, transitions)
+        self.states[integration.id] = state
+        self.results[integration.id] = result
+        self._refresh_view(integration.id)
+        self._instruments.observe(integration, result)
+        for t in transitions:
+            log.info(
+                "transition",
+                integration=integration.id,
+                provider=integration.provider,
+                tenant=integration.tenant,
+                kind=t.kind.value,
+                from_status=t.from_status.value,
+                to_status=t.to_status.value,
+            )
+        self._on_result()
+        return result
+
+    async def _probe(self, integration: Integration) -> ProbeResult:
+        deadline = probe_deadline(integration)
+        ctx = ProbeContext(
+            session=self._session,
+            clock=self._clock,
+            catalog=self._catalog,
+            timeout=deadline,
+            last_checked=self._last_checked(integration.id),
+        )
+        started = self._clock.now()
+        t0 = time.perf_counter()
+        try:
+            async with asyncio.timeout(deadline):
+                return await self._probes[integration.provider].check(integration, ctx)
+        except TimeoutError:
+            return self._own_result(
+                integration,
+                started,
+                time.perf_counter() - t0,
+                "healthd.probe_timeout",
+                Status.UNREACHABLE,
+                f"No answer within {deadline:g}s; the probe was cut off",
+            )
+        except Exception as exc:  # a bug in a probe must not stop the others
+            log.error(
+                "probe_crashed",
+                integration=integration.id,
+                provider=integration.provider,
+                error_type=type(exc).__name__,
+            )
+            return self._own_result(
+                integration,
+                started,
+                time.perf_counter() - t0,
+                "healthd.probe_error",
+                Status.UNKNOWN,
+                f"The {integration.provider} probe failed inside healthd ({type(exc).__name__})",
+            )
+
+    def _own_result(
+        self,
+        integration: Integration,
+        started: datetime,
+        duration: float,
+        code: str,
+        status: Status,
+        summary: str,
+    ) -> ProbeResult:
+        entry = self._catalog.get("healthd", code)
+        finding = Finding(
+            check="reachability" if status is Status.UNREACHABLE else "probe",
+            status=status,
+            code=code,
+            category=entry.category if entry else Category.UNKNOWN,
+            summary=summary,
+            remediation=entry.fix if entry else "",
+            network_error=status is Status.UNREACHABLE,
+        )
+        return ProbeResult(
+            integration_id=integration.id,
+            status=status,
+            started_at=started,
+            duration_seconds=duration,
+            findings=(finding,),
+        )
+
+    def _last_checked(self, integration_id: str) -> datetime | None:
+        state = self.states.get(integration_id)
+        return state.last_checked if state else None
+
+    def _refresh_view(self, integration_id: str) -> None:
+        result = self.results.get(integration_id)
+        self._views[integration_id] = View(
+            integration=self.integrations[integration_id],
+            state=self.states[integration_id],
+            last_duration=result.duration_seconds if result else None,
+        )
+
+    def snapshot(
+        self,
+    ) -> tuple[
+        Mapping[str, Integration], Mapping[str, IntegrationState], Mapping[str, ProbeResult]
+    ]:
+        return dict(self.integrations), dict(self.states), dict(self.results)

@@ -1,0 +1,106 @@
+"""The per-integration state machine: a pure function from (state, result, now) to state.
+
+Rules, with N = failure_threshold (default 3) and M = success_threshold (default 2):
+- A run is bad when its status is failing or unreachable; ok, degraded and unknown are good.
+- The effective status turns failing (or unreachable) after N consecutive bad runs, and
+  back to the run's own status after M consecutive good runs. One blip never flips it.
+- While bad, the effective status follows the run between failing and unreachable; while
+  good, it follows the run between ok and degraded at once (degraded never pages).
+- The first run of a new integration is believed at once when good (nothing to debounce
+  against); when bad it waits for N like any other.
+- `unreachable_since` is when an unbroken run of unreachable answers began. It is kept
+  through isolated good answers and cleared only after M consecutive reachable runs, so
+  a bridge that answers one probe in five is still "continuously" away; the ten-minute
+  page keeps counting from the first miss. Any non-unreachable run counts as reachable.
+
+No I/O and no clock reads: the caller passes `now`, so tests script sequences by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from healthd.model import (
+    IntegrationState,
+    ProbeResult,
+    Status,
+    Thresholds,
+    Transition,
+    TransitionKind,
+)
+
+
+def step(
+    prev: IntegrationState, result: ProbeResult, now: datetime, thresholds: Thresholds
+) -> tuple[IntegrationState, list[Transition]]:
+    raw = result.status
+    bad = raw.is_bad
+    failures = prev.consecutive_failures + 1 if bad else 0
+    successes = 0 if bad else prev.consecutive_successes + 1
+    status = _effective(prev.status, raw, failures, successes, thresholds)
+
+    transitions: list[Transition] = []
+
+    def emit(kind: TransitionKind, before: Status, after: Status) -> None:
+        transitions.append(
+            Transition(
+                integration_id=prev.integration_id,
+                kind=kind,
+                at=now,
+                from_status=before,
+                to_status=after,
+            )
+        )
+
+    if status != prev.status:
+        emit(_kind(prev.status, status), prev.status, status)
+
+    reachable_streak = 0 if raw is Status.UNREACHABLE else prev.reachable_streak + 1
+    unreachable_since = prev.unreachable_since
+    if raw is Status.UNREACHABLE and unreachable_since is None:
+        unreachable_since = result.started_at
+        emit(TransitionKind.BECAME_UNREACHABLE, prev.last_result_status, raw)
+    elif unreachable_since is not None and reachable_streak >= thresholds.success_threshold:
+        unreachable_since = None
+        emit(TransitionKind.BECAME_REACHABLE, prev.last_result_status, raw)
+
+    new = replace(
+        prev,
+        status=status,
+        since=now if status != prev.status or prev.since is None else prev.since,
+        consecutive_failures=failures,
+        consecutive_successes=successes,
+        last_checked=now,
+        last_success=now if not bad else prev.last_success,
+        unreachable_since=unreachable_since,
+        last_result_status=raw,
+        reachable_streak=reachable_streak,
+    )
+    return new, transitions
+
+
+def _effective(prev: Status, raw: Status, failures: int, successes: int, t: Thresholds) -> Status:
+    if prev is Status.UNKNOWN:
+        if not raw.is_bad:
+            return raw
+        return raw if failures >= t.failure_threshold else Status.UNKNOWN
+    if prev.is_bad:
+        if raw.is_bad:
+            return raw
+        return raw if successes >= t.success_threshold else prev
+    if raw.is_bad:
+        return raw if failures >= t.failure_threshold else prev
+    return raw
+
+
+def _kind(before: Status, after: Status) -> TransitionKind:
+    if after.is_bad and not before.is_bad:
+        return TransitionKind.FAILED
+    if before.is_bad and not after.is_bad:
+        return TransitionKind.RECOVERED
+    if before.is_bad and after.is_bad:
+        return TransitionKind.FAILED
+    if after is Status.DEGRADED:
+        return TransitionKind.DEGRADED
+    return TransitionKind.RECOVERED

@@ -1,0 +1,39 @@
+"""The store: healthd's durable memory (state, latest results, incidents, alert outbox).
+
+`open_store(url)` picks the implementation from the config's `store:` value:
+
+- `memory:` keeps everything in the process (tests, `healthd check`);
+- `sqlite:///var/lib/healthd/state.db` (everything after `sqlite://` is the file path, so
+  three slashes make it absolute) or a bare path ending in `.db` uses one SQLite file.
+"""
+
+from __future__ import annotations
+
+from healthd.errors import ConfigError
+from healthd.interfaces import Store
+from healthd.store._retention import Retention
+from healthd.store.memory import MemoryStore
+from healthd.store.sqlite import SQLiteStore
+
+__all__ = ["MemoryStore", "Retention", "SQLiteStore", "Store", "open_store"]
+
+_SQLITE_PREFIX = "sqlite://"
+
+
+def open_store(url: str) -> Store:
+    """Builds (does not open) the store a URL names; raises `ConfigError("store", ...)`."""
+    url = url.strip()
+    if url in ("memory:", "memory://"):
+        return MemoryStore()
+    if url.startswith(_SQLITE_PREFIX):
+        path = url.removeprefix(_SQLITE_PREFIX)
+        if not path:
+            raise ConfigError("store", f"{url!r} names no database file")
+        return SQLiteStore(path)
+    if "://" not in url and url.endswith(".db"):
+        return SQLiteStore(url)
+    raise ConfigError(
+        "store",
+        f"unsupported store {url!r}; use 'memory:', 'sqlite:///path/to/file.db'"
+        " or a path ending in .db",
+    )

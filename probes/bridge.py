@@ -1,0 +1,266 @@
+"""The iMessage bridge: a Mac mini in the datacenter running a BlueBubbles-style server.
+
+Assumed API (BlueBubbles server's REST API; every path is configurable in `options`):
+- `GET  /api/v1/ping`             -> `{"status": 200, "data": "pong"}`: the server is up
+- `GET  /api/v1/server/info`      -> `data.detected_imessage` (null when iMessage is signed
+  out), `data.private_api`, `data.helper_connected`
+- `POST /api/v1/message/query`    -> recent messages with `isFromMe`, `error`, `isDelivered`,
+  `dateCreated` (ms since the epoch)
+- `GET  /api/v1/message/schedule` -> scheduled messages with `status` and `scheduledFor`
+Authentication is the server password as a query parameter (`password` by default).
+
+The product re-pushes undelivered iMessages every two minutes while the bridge is away, so
+what users feel is a backlog of outgoing messages that never got delivered; the probe
+counts those. While the bridge does not answer at all, the other checks are not run: a
+dead Mac has no meaningful "signed in" state, and one finding says what matters.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from healthd.durations import Duration
+from healthd.model import Finding, Integration, ProbeContext, ProbeResult, Status
+from probes._http import (
+    Answer,
+    TransportFailure,
+    catalog_finding,
+    join_url,
+    request_json,
+    transport_finding,
+)
+
+PROVIDER = "imessage_bridge"
+
+
+class BridgeOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ping_path: str = "/api/v1/ping"
+    info_path: str = "/api/v1/server/info"
+    query_path: str = "/api/v1/message/query"
+    schedule_path: str = "/api/v1/message/schedule"
+    auth_param: str = "password"
+    require_private_api: bool = False
+    check_backlog: bool = True
+    backlog_window: Duration = timedelta(minutes=30)
+    # A message is "stuck" once it has waited longer than one re-push cycle (two minutes).
+    stuck_after: Duration = timedelta(minutes=2)
+    backlog_degraded: int = Field(3, ge=1)
+    backlog_failing: int = Field(20, ge=1)
+
+
+class BridgeProbe:
+    provider: ClassVar[str] = PROVIDER
+    Options: ClassVar[type[BaseModel]] = BridgeOptions
+    credentials: ClassVar[tuple[str, ...]] = ("password",)
+    default_base_url: ClassVar[str] = "http://127.0.0.1:1234"
+
+    async def check(self, integration: Integration, ctx: ProbeContext) -> ProbeResult:
+        opts: BridgeOptions = integration.options or BridgeOptions()
+        started = ctx.clock.now()
+        t0 = time.perf_counter()
+        findings = await self._findings(integration, opts, ctx)
+        return ProbeResult.from_findings(
+            integration_id=integration.id,
+            started_at=started,
+            duration_seconds=time.perf_counter() - t0,
+            findings=findings,
+        )
+
+    async def _findings(
+        self, integration: Integration, opts: BridgeOptions, ctx: ProbeContext
+    ) -> list[Finding]:
+        auth = {opts.auth_param: integration.credentials["password"].reveal()}
+        try:
+            ping = await request_json(
+                ctx, "GET", join_url(integration.base_url, opts.ping_path), params=auth
+            )
+        except TransportFailure as failure:
+            return [transport_finding(ctx, PROVIDER, failure)]
+        problem = _answer_problem(ctx, ping, check="reachability")
+        if problem:
+            return [problem]
+        if ping.data.get("data") != "pong":
+            return [_bad_response(ctx, "reachability", "ping did not answer 'pong'")]
+        findings = [
+            catalog_finding(
+                ctx.catalog,
+                PROVIDER,
+                "bridge.ok",
+                check="reachability",
+                status=Status.OK,
+                summary="Bridge answered its ping",
+            )
+        ]
+        findings.append(await self._signed_in(integration, opts, ctx, auth))
+        if opts.check_backlog:
+            findings.append(await self._backlog(integration, opts, ctx, auth))
+        return findings
+
+    async def _signed_in(
+        self, integration: Integration, opts: BridgeOptions, ctx: ProbeContext, auth: dict[str, str]
+    ) -> Finding:
+        try:
+            info = await request_json(
+                ctx, "GET", join_url(integration.base_url, opts.info_path), params=auth
+            )
+        except TransportFailure as failure:
+            return transport_finding(ctx, PROVIDER, failure, check="imessage")
+        problem = _answer_problem(ctx, info, check="imessage")
+        if problem:
+            return problem
+        data = info.data.get("data")
+        if not isinstance(data, dict):
+            return _bad_response(ctx, "imessage", "server info has no data object")
+        if not data.get("detected_imessage"):
+            return catalog_finding(
+                ctx.catalog,
+                PROVIDER,
+                "bridge.imessage_signed_out",
+                check="imessage",
+                status=Status.FAILING,
+                summary="iMessage is signed out on the bridge's Mac",
+            )
+        if (opts.require_private_api or data.get("private_api")) and not data.get(
+            "helper_connected"
+        ):
+            return catalog_finding(
+                ctx.catalog,
+                PROVIDER,
+                "bridge.private_api_disconnected",
+                check="imessage",
+                status=Status.DEGRADED,
+                summary="The bridge's Private API helper is not connected",
+            )
+        version = data.get("server_version") or "unknown version"
+        return catalog_finding(
+            ctx.catalog,
+            PROVIDER,
+            "bridge.ok",
+            check="imessage",
+            status=Status.OK,
+            summary=f"iMessage signed in (bridge server {version})",
+        )
+
+    async def _backlog(
+        self, integration: Integration, opts: BridgeOptions, ctx: ProbeContext, auth: dict[str, str]
+    ) -> Finding:
+        now_ms = ctx.clock.now().timestamp() * 1000
+        stuck_before = now_ms - opts.stuck_after.total_seconds() * 1000
+        query = {
+            "limit": 1000,
+            "sort": "DESC",
+            "after": int(now_ms - opts.backlog_window.total_seconds() * 1000),
+            "where": [{"statement": "message.is_from_me = :isFromMe", "args": {"isFromMe": 1}}],
+        }
+        try:
+            messages = await request_json(
+                ctx,
+                "POST",
+                join_url(integration.base_url, opts.query_path),
+                params=auth,
+                json_body=query,
+            )
+            scheduled = await request_json(
+                ctx, "GET", join_url(integration.base_url, opts.schedule_path), params=auth
+            )
+        except TransportFailure as failure:
+            return transport_finding(ctx, PROVIDER, failure, check="backlog")
+        for answer in (messages, scheduled):
+            problem = _answer_problem(ctx, answer, check="backlog")
+            if problem:
+                return problem
+        stuck = [
+            m
+            for m in _items(messages.data)
+            if m.get("isFromMe")
+            and (m.get("error") or not m.get("isDelivered"))
+            and _num(m.get("dateCreated")) < stuck_before
+        ]
+        overdue = [
+            s
+            for s in _items(scheduled.data)
+            if s.get("status") == "error"
+            or (s.get("status") == "pending" and _num(s.get("scheduledFor")) < stuck_before)
+        ]
+        count = len(stuck) + len(overdue)
+        status = (
+            Status.FAILING
+            if count >= opts.backlog_failing
+            else Status.DEGRADED
+            if count >= opts.backlog_degraded
+            else Status.OK
+        )
+        if status is Status.OK:
+            summary = f"No outgoing iMessage stuck for more than {_minutes(opts.stuck_after)}"
+        else:
+            oldest = min(_num(m.get("dateCreated")) for m in stuck) if stuck else None
+            age = f", oldest {_minutes(timedelta(milliseconds=now_ms - oldest))}" if oldest else ""
+            summary = (
+                f"{len(stuck)} outgoing iMessages undelivered and {len(overdue)} scheduled "
+                f"messages overdue or in error{age}"
+            )
+        return catalog_finding(
+            ctx.catalog,
+            PROVIDER,
+            "bridge.backlog",
+            check="backlog",
+            status=status,
+            summary=summary,
+            count=count,
+            examples=tuple(str(m.get("guid")) for m in stuck[:3] if m.get("guid")),
+        )
+
+
+def _answer_problem(ctx: ProbeContext, answer: Answer, *, check: str) -> Finding | None:
+    """A finding for an answer that is not a usable BlueBubbles envelope, else None."""
+    if answer.status == 401:
+        return catalog_finding(
+            ctx.catalog,
+            PROVIDER,
+            "bridge.auth_invalid",
+            check=check,
+            status=Status.FAILING,
+            provider_code=401,
+            summary="The bridge rejected healthd's server password (401)",
+        )
+    if not answer.ok:
+        message = answer.data.get("message") if isinstance(answer.data, dict) else None
+        detail = f"HTTP {answer.status}" + (f": {str(message)[:120]}" if message else "")
+        return _bad_response(ctx, check, detail, provider_code=answer.status)
+    if not isinstance(answer.data, dict):
+        return _bad_response(ctx, check, "the answer is not a JSON object")
+    return None
+
+
+def _bad_response(
+    ctx: ProbeContext, check: str, detail: str, provider_code: int | None = None
+) -> Finding:
+    return catalog_finding(
+        ctx.catalog,
+        PROVIDER,
+        "bridge.bad_response",
+        check=check,
+        status=Status.FAILING,
+        provider_code=provider_code,
+        summary=f"iMessage bridge: {detail}",
+    )
+
+
+def _items(envelope: Any) -> list[dict[str, Any]]:
+    data = envelope.get("data") if isinstance(envelope, dict) else None
+    return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else float("inf")
+
+
+def _minutes(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes}m" if minutes else f"{int(delta.total_seconds())}s"

@@ -1,0 +1,401 @@
+"""One suite, every Store implementation: MemoryStore defines the semantics, SQLite keeps them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from healthd.errors import StoreError
+from healthd.interfaces import Store
+from healthd.model import (
+    AlertEvent,
+    Category,
+    EventAction,
+    Finding,
+    Incident,
+    IntegrationState,
+    OutboxStatus,
+    ProbeResult,
+    Status,
+    Transition,
+    TransitionKind,
+)
+from healthd.store import MemoryStore, Retention, SQLiteStore
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+PLUS_TWO = timezone(timedelta(hours=2))
+
+MakeStore = Callable[..., Awaitable[Store]]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeStore]:
+    opened: list[Store] = []
+
+    async def make(retention: Retention | None = None) -> Store:
+        store: Store
+        if request.param == "memory":
+            store = MemoryStore(retention=retention)
+        else:
+            store = SQLiteStore(tmp_path / f"healthd-{len(opened)}.db", retention=retention)
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        await store.close()
+
+
+@pytest.fixture
+async def store(make_store: MakeStore) -> Store:
+    return await make_store()
+
+
+def _result(integration_id: str = "bridge-dc1", at: datetime = T0) -> ProbeResult:
+    return ProbeResult.from_findings(
+        integration_id=integration_id,
+        started_at=at,
+        duration_seconds=0.25,
+        findings=[
+            Finding(
+                check="auth",
+                status=Status.FAILING,
+                code="twilio.auth_invalid",
+                summary="Twilio rejected the credentials.",
+                remediation="The API key is wrong. Reconnect the integration.",
+                category=Category.ACCOUNT,
+                provider_code="20003",
+                examples=("SM123",),
+            )
+        ],
+    )
+
+
+def _transition(n: int, integration_id: str = "bridge-dc1") -> Transition:
+    return Transition(
+        integration_id=integration_id,
+        kind=TransitionKind.FAILED if n % 2 == 0 else TransitionKind.RECOVERED,
+        at=T0 + timedelta(minutes=n),
+        from_status=Status.OK,
+        to_status=Status.FAILING,
+    )
+
+
+def _event(dedup_key: str, action: EventAction = EventAction.TRIGGER) -> AlertEvent:
+    return AlertEvent(
+        rule="bridge_unreachable",
+        action=action,
+        dedup_key=dedup_key,
+        summary=f"{dedup_key} {action.value}",
+        source="healthd",
+        custom_details={"integration": "bridge-dc1"},
+        links=(("https://status.example/bridge", "status"),),
+        timestamp=T0,
+    )
+
+
+def _incident(dedup_key: str, opened_at: datetime = T0) -> Incident:
+    return Incident(
+        dedup_key=dedup_key,
+        rule="bridge_unreachable",
+        summary=f"{dedup_key} is down",
+        opened_at=opened_at,
+        details={"integration": "bridge-dc1"},
+    )
+
+
+async def _queue(store: Store, *events: tuple[str, AlertEvent], now: datetime = T0) -> None:
+    await store.apply_alerts(opened=[], resolved=[], events=events, now=now)
+
+
+# -- state, results, transitions ---------------------------------------------------------
+
+
+async def test_recorded_state_reads_back_equal_with_aware_datetimes(store: Store) -> None:
+    state = IntegrationState(
+        integration_id="bridge-dc1",
+        status=Status.UNREACHABLE,
+        since=datetime(2026, 3, 1, 14, 0, tzinfo=PLUS_TWO),
+        consecutive_failures=4,
+        consecutive_successes=0,
+        last_checked=T0 + timedelta(seconds=30, microseconds=5),
+        last_success=T0 - timedelta(hours=1),
+        unreachable_since=T0,
+        last_result_status=Status.UNREACHABLE,
+        reachable_streak=1,
+    )
+    await store.record_run(state, _result(), [])
+
+    loaded = (await store.load_states())["bridge-dc1"]
+
+    assert loaded == state
+    assert loaded.since is not None and loaded.since.utcoffset() is not None
+
+
+async def test_latest_result_is_the_last_run_with_its_findings(store: Store) -> None:
+    state = IntegrationState(integration_id="bridge-dc1")
+    await store.record_run(state, _result(at=T0), [])
+    newer = _result(at=T0 + timedelta(minutes=1))
+    await store.record_run(state, newer, [])
+
+    assert await store.latest_results() == {"bridge-dc1": newer}
+
+
+async def test_transitions_are_listed_newest_first_up_to_the_limit(store: Store) -> None:
+    state = IntegrationState(integration_id="bridge-dc1")
+    await store.record_run(state, _result(), [_transition(0), _transition(1)])
+    await store.record_run(state, _result(), [_transition(2)])
+
+    assert await store.transitions("bridge-dc1", limit=2) == [_transition(2), _transition(1)]
+    assert await store.transitions("other") == []
+
+
+async def test_transitions_beyond_the_retention_are_pruned(make_store: MakeStore) -> None:
+    store = await make_store(Retention(transitions=3))
+    state = IntegrationState(integration_id="bridge-dc1")
+    await store.record_run(state, _result(), [_transition(n) for n in range(4)])
+    await store.record_run(state, _result(), [_transition(4)])
+
+    kept = await store.transitions("bridge-dc1", limit=10)
+
+    assert kept == [_transition(4), _transition(3), _transition(2)]
+
+
+# -- incidents -----------------------------------------------------------------------------
+
+
+async def test_opened_incident_is_open_until_resolved(store: Store) -> None:
+    await store.apply_alerts(opened=[_incident("bridge")], resolved=[], events=[], now=T0)
+    assert await store.open_incidents() == [_incident("bridge")]
+
+    later = T0 + timedelta(minutes=5)
+    await store.apply_alerts(opened=[], resolved=[("bridge", later)], events=[], now=later)
+
+    assert await store.open_incidents() == []
+    resolved = await store.recent_incidents()
+    assert [(i.dedup_key, i.resolved_at) for i in resolved] == [("bridge", later)]
+
+
+async def test_reopened_incident_reuses_its_key_with_a_new_opened_at(store: Store) -> None:
+    await store.apply_alerts(opened=[_incident("bridge")], resolved=[], events=[], now=T0)
+    await store.apply_alerts(
+        opened=[], resolved=[("bridge", T0 + timedelta(minutes=5))], events=[], now=T0
+    )
+    reopened_at = T0 + timedelta(hours=1)
+
+    await store.apply_alerts(
+        opened=[_incident("bridge", reopened_at)], resolved=[], events=[], now=reopened_at
+    )
+
+    assert await store.recent_incidents() == [_incident("bridge", reopened_at)]
+
+
+async def test_opening_an_open_incident_keeps_its_opened_at(store: Store) -> None:
+    await store.apply_alerts(opened=[_incident("bridge")], resolved=[], events=[], now=T0)
+    again = T0 + timedelta(minutes=3)
+
+    await store.apply_alerts(opened=[_incident("bridge", again)], resolved=[], events=[], now=again)
+
+    assert [i.opened_at for i in await store.open_incidents()] == [T0]
+
+
+async def test_recent_incidents_lists_open_first_then_most_recently_resolved(store: Store) -> None:
+    opened = [_incident(key, T0 + timedelta(minutes=n)) for n, key in enumerate("abcd")]
+    await store.apply_alerts(opened=opened, resolved=[], events=[], now=T0)
+    await store.apply_alerts(
+        opened=[],
+        resolved=[("a", T0 + timedelta(hours=2)), ("b", T0 + timedelta(hours=3))],
+        events=[],
+        now=T0,
+    )
+
+    recent = await store.recent_incidents(limit=3)
+
+    assert [i.dedup_key for i in recent] == ["d", "c", "b"]
+
+
+# -- apply_alerts and the outbox -----------------------------------------------------------
+
+
+async def test_apply_alerts_queues_the_trigger_with_its_incident(store: Store) -> None:
+    await store.apply_alerts(
+        opened=[_incident("bridge")], resolved=[], events=[("pagerduty", _event("bridge"))], now=T0
+    )
+
+    assert await store.open_incidents() == [_incident("bridge")]
+    [item] = await store.claim_due(T0)
+    assert (item.channel, item.event, item.status) == (
+        "pagerduty",
+        _event("bridge"),
+        OutboxStatus.SENDING,
+    )
+    assert (item.attempts, item.next_attempt_at, item.created_at) == (0, T0, T0)
+
+
+async def test_claim_due_returns_due_rows_in_id_order_and_leaves_later_ones(
+    store: Store,
+) -> None:
+    await _queue(store, ("pagerduty", _event("a")), ("pagerduty", _event("b")))
+    await _queue(store, ("pagerduty", _event("c")), now=T0 + timedelta(minutes=1))
+
+    claimed = await store.claim_due(T0)
+
+    assert [i.event.dedup_key for i in claimed] == ["a", "b"]
+
+
+async def test_claim_due_returns_at_most_limit_rows(store: Store) -> None:
+    await _queue(store, *[("pagerduty", _event(key)) for key in "abc"])
+
+    first = await store.claim_due(T0, limit=2)
+    rest = await store.claim_due(T0, limit=2)
+
+    assert [i.event.dedup_key for i in first] == ["a", "b"]
+    assert [i.event.dedup_key for i in rest] == ["c"]
+
+
+async def test_resolve_waits_while_its_trigger_is_being_sent(store: Store) -> None:
+    await _queue(store, ("pagerduty", _event("bridge")))
+    [trigger] = await store.claim_due(T0)
+    await _queue(store, ("pagerduty", _event("bridge", EventAction.RESOLVE)))
+
+    assert await store.claim_due(T0) == []
+
+    await store.mark_sent(trigger.id, T0)
+    [resolve] = await store.claim_due(T0)
+    assert resolve.event.action is EventAction.RESOLVE
+
+
+async def test_resolve_waits_behind_a_trigger_that_is_waiting_to_retry(store: Store) -> None:
+    await _queue(
+        store,
+        ("pagerduty", _event("bridge")),
+        ("pagerduty", _event("bridge", EventAction.RESOLVE)),
+    )
+    [trigger] = await store.claim_due(T0)
+    await store.mark_retry(trigger.id, T0 + timedelta(minutes=1), "HTTP 429")
+
+    assert await store.claim_due(T0) == []
+    assert [i.event.action for i in await store.claim_due(T0 + timedelta(minutes=1))] == [
+        EventAction.TRIGGER
+    ]
+
+
+async def test_same_dedup_key_on_another_channel_does_not_wait(store: Store) -> None:
+    await _queue(
+        store,
+        ("pagerduty", _event("bridge")),
+        ("pagerduty", _event("bridge", EventAction.RESOLVE)),
+        ("webhook:acme", _event("bridge", EventAction.RESOLVE)),
+    )
+
+    claimed = await store.claim_due(T0)
+
+    assert [(i.channel, i.event.action) for i in claimed] == [
+        ("pagerduty", EventAction.TRIGGER),
+        ("webhook:acme", EventAction.RESOLVE),
+    ]
+
+
+async def test_a_claimed_row_is_not_claimed_again(store: Store) -> None:
+    await _queue(store, ("pagerduty", _event("bridge")))
+    await store.claim_due(T0)
+
+    assert await store.claim_due(T0 + timedelta(hours=1)) == []
+
+
+async def test_concurrent_claims_never_return_the_same_row(store: Store) -> None:
+    await _queue(store, *[("pagerduty", _event(f"key-{n}")) for n in range(20)])
+
+    async with asyncio.timeout(10):
+        first, second = await asyncio.gather(
+            store.claim_due(T0, limit=15), store.claim_due(T0, limit=15)
+        )
+
+    ids = [i.id for i in first + second]
+    assert len(ids) == len(set(ids)) == 20
+
+
+async def test_mark_retry_counts_the_attempt_and_delays_the_row(store: Store) -> None:
+    await _queue(store, ("pagerduty", _event("bridge")))
+    [item] = await store.claim_due(T0)
+    retry_at = T0 + timedelta(seconds=30)
+
+    await store.mark_retry(item.id, retry_at, "HTTP 503 from PagerDuty")
+
+    assert await store.claim_due(retry_at - timedelta(seconds=1)) == []
+    [again] = await store.claim_due(retry_at)
+    assert (again.id, again.attempts, again.next_attempt_at, again.last_error) == (
+        item.id,
+        1,
+        retry_at,
+        "HTTP 503 from PagerDuty",
+    )
+
+
+async def test_rejected_row_is_finished(store: Store) -> None:
+    await _queue(store, ("pagerduty", _event("bridge")))
+    [item] = await store.claim_due(T0)
+
+    await store.mark_rejected(item.id, "HTTP 400: invalid routing key")
+
+    assert await store.claim_due(T0 + timedelta(days=1)) == []
+    assert await store.outbox_pending() == {}
+
+
+async def test_marking_an_unknown_row_raises_store_error(store: Store) -> None:
+    with pytest.raises(StoreError, match="mark_sent.*4242"):
+        await store.mark_sent(4242, T0)
+
+
+async def test_requeue_stale_returns_sending_rows_to_pending(store: Store) -> None:
+    await _queue(store, *[("pagerduty", _event(key)) for key in "abc"])
+    claimed = await store.claim_due(T0, limit=2)
+
+    assert await store.requeue_stale() == 2
+
+    again = await store.claim_due(T0)
+    assert [i.id for i in again] == [i.id for i in claimed] + [again[-1].id]
+    assert all(i.attempts == 0 for i in again)
+
+
+async def test_pending_counts_include_sending_rows_per_channel(store: Store) -> None:
+    await _queue(
+        store,
+        ("pagerduty", _event("a")),
+        ("pagerduty", _event("b")),
+        ("webhook:acme", _event("c")),
+        ("pagerduty", _event("d")),
+    )
+    [first, *_] = await store.claim_due(T0, limit=2)
+    await store.mark_sent(first.id, T0)
+
+    assert await store.outbox_pending() == {"pagerduty": 2, "webhook:acme": 1}
+
+
+async def test_oldest_pending_age_is_that_of_the_oldest_unsent_row(store: Store) -> None:
+    assert await store.outbox_oldest_pending(T0) is None
+    await _queue(store, ("pagerduty", _event("a")), now=T0)
+    await _queue(store, ("pagerduty", _event("b")), now=T0 + timedelta(minutes=1))
+    now = T0 + timedelta(minutes=5)
+
+    assert await store.outbox_oldest_pending(now) == 300.0
+
+    [sent] = await store.claim_due(T0)
+    await store.mark_sent(sent.id, now)
+    assert await store.outbox_oldest_pending(now) == 240.0
+
+
+# -- meta ----------------------------------------------------------------------------------
+
+
+async def test_meta_round_trips_json_values(store: Store) -> None:
+    value = {"last_sweep": T0.isoformat(), "counts": [1, 2], "ok": True}
+    await store.set_meta("sweep", value)
+
+    assert await store.get_meta("sweep") == value
+    assert await store.get_meta("missing") is None
