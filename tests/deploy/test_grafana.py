@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.metric_names import series_names
+from tests.deploy.metric_names import METRICS, series_names
 from tests.deploy.paths import DEPLOY
 from tests.deploy.promql import check_expressions, metric_names, without_grafana_variables
 from tests.deploy.tools import run_tool, system_tool
@@ -196,3 +196,10 @@ def test_dashboard_provider_reads_a_folder_of_files() -> None:
     assert provisioning["apiVersion"] == 1
     assert provider["type"] == "file"
     assert provider["options"]["path"].startswith("/")
+
+
+def test_metric_list_matches_the_daemons_metric_definitions() -> None:
+    """Until metric_names.py reads the daemon's definitions itself, they must not drift."""
+    from healthd.metrics import HELP
+
+    assert set(METRICS) == set(HELP)
