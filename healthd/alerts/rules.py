@@ -27,17 +27,25 @@ Rules and dedup keys:
   While it holds, that provider's provider-category `integration_failing` triggers are
   suppressed: one page for the provider, not one per integration. Once open it also holds
   while a paging integration it suppresses is still failing that way, so the outage's
-  resolve never releases the page it held back.
+  resolve never releases the page it held back, and members on their way back
+  (recovering, below) still count, so one good answer mid-outage neither resolves it
+  nor, at the next 5xx, pages it again.
 - `egress_down` (`healthd/egress_down`): integrations of at least `min_providers` providers
   fail with network errors and no integration succeeded in its latest run: the problem is
   healthd's own network. While it holds it suppresses `provider_outage`, `bridge_unreachable`
   and network failures of `integration_failing` and `tenant_failing`. Once open it holds
-  while `min_providers` providers still fail with network errors, so the first success
-  after the network returns does not release a page per integration still recovering.
+  while `min_providers` providers still fail with network errors or are recovering, so it
+  resolves when the state machines call the network back, not at the first success.
 - `tenant_failing` (`healthd/tenant/<id>`): a tenant-owned integration that is failing,
   unreachable or degraded, posted to the tenant's webhook (channel `webhook:<tenant>`) when
   one is configured. Tenant integrations never page on-call unless marked `page: true`
   (those page through `integration_failing` instead of going to the webhook).
+
+Recovering. An integration the state machine still calls bad whose latest run was good
+(it needs M good runs to recover), or a bridge with `unreachable_since` still set that
+answered its latest probe, triggers nothing new: it keeps an incident already open open,
+but a page held back (by egress_down, an outage, a silence) is not released for something
+that already works again; were it released, it would resolve one probe later.
 
 Flapping. Rules read only the state machine's debounced view: the effective `status`
 (N failures to fail, M successes to recover) and `unreachable_since`. A flapping
@@ -143,6 +151,20 @@ class _View:
         return self.failing and any(f.network_error for f in self.bad_findings)
 
     @property
+    def recovering(self) -> bool:
+        """Still bad by the state machine, but the latest run was good: on its way back
+        (M good runs to recover) or flapping. It keeps an open incident open and holds an
+        open outage, but triggers nothing new: what failed is no longer what the probe
+        sees, and the rule that held its page back may have just let go of it."""
+        return self.failing and self.result is not None and not self.result.status.is_bad
+
+    @property
+    def answering(self) -> bool:
+        """The latest run reached it (any answer), though `unreachable_since` may still be
+        set until M such runs in a row."""
+        return self.result is not None and self.result.status is not Status.UNREACHABLE
+
+    @property
     def succeeded(self) -> bool:
         return self.result is not None and self.result.status in (Status.OK, Status.DEGRADED)
 
@@ -182,21 +204,26 @@ def evaluate(
     conditions += [(c, egress is not None) for c in outages]
     if rules.bridge_unreachable.enabled:
         no_fallback = tenants_without_sms_fallback(integrations, states)
-        bridges = _bridges_unreachable(views, now, no_fallback)
-        conditions += [(c, egress is not None) for c in bridges]
+        for view in views:
+            cond = _bridge_unreachable(view, now, no_fallback)
+            if cond is not None:
+                conditions.append((cond, egress is not None or view.answering))
     if rules.integration_failing.enabled:
         for view in views:
             cond = _integration_failing(view)
             if cond is not None:
-                suppressed = (egress is not None and view.network_failure) or (
-                    cond.provider in outage_providers and view.provider_failure
+                suppressed = (
+                    view.recovering
+                    or (egress is not None and view.network_failure)
+                    or (cond.provider in outage_providers and view.provider_failure)
                 )
                 conditions.append((cond, suppressed))
     if rules.tenant_failing.enabled:
         for view in views:
             cond = _tenant_failing(view, settings)
             if cond is not None:
-                conditions.append((cond, egress is not None and view.network_failure))
+                suppressed = view.recovering or (egress is not None and view.network_failure)
+                conditions.append((cond, suppressed))
     windows = (*settings.maintenance, *silences)
     return _reconcile(conditions, open_incidents, is_open, windows, settings, now)
 
@@ -262,38 +289,31 @@ def _deliverable(channel: str, settings: AlertingSettings) -> bool:
 # --- the rules ---------------------------------------------------------------------------
 
 
-def _bridges_unreachable(
-    views: Sequence[_View], now: datetime, no_fallback: list[str]
-) -> list[_Condition]:
-    out = []
-    for view in views:
-        integration, since = view.integration, view.state.unreachable_since
-        if integration.provider != BRIDGE_PROVIDER or since is None:
-            continue
-        down_for = now - since
-        if down_for <= integration.thresholds.page_after:
-            continue
-        name = integration.name or integration.id
-        out.append(
-            _Condition(
-                rule="bridge_unreachable",
-                dedup_key=f"healthd/bridge_unreachable/{integration.id}",
-                channel=PAGERDUTY_CHANNEL,
-                summary=f"iMessage bridge unreachable for {format_duration(down_for)} ({name})",
-                severity=Severity.CRITICAL,
-                integration=integration.id,
-                provider=integration.provider,
-                tenant=integration.tenant,
-                details={
-                    "integration": integration.id,
-                    "unreachable_since": since.isoformat(),
-                    "unreachable_seconds": int(down_for.total_seconds()),
-                    "findings": _findings(view),
-                    "tenants_without_sms_fallback": no_fallback,
-                },
-            )
-        )
-    return out
+def _bridge_unreachable(view: _View, now: datetime, no_fallback: list[str]) -> _Condition | None:
+    integration, since = view.integration, view.state.unreachable_since
+    if integration.provider != BRIDGE_PROVIDER or since is None:
+        return None
+    down_for = now - since
+    if down_for <= integration.thresholds.page_after:
+        return None
+    name = integration.name or integration.id
+    return _Condition(
+        rule="bridge_unreachable",
+        dedup_key=f"healthd/bridge_unreachable/{integration.id}",
+        channel=PAGERDUTY_CHANNEL,
+        summary=f"iMessage bridge unreachable for {format_duration(down_for)} ({name})",
+        severity=Severity.CRITICAL,
+        integration=integration.id,
+        provider=integration.provider,
+        tenant=integration.tenant,
+        details={
+            "integration": integration.id,
+            "unreachable_since": since.isoformat(),
+            "unreachable_seconds": int(down_for.total_seconds()),
+            "findings": _findings(view),
+            "tenants_without_sms_fallback": no_fallback,
+        },
+    )
 
 
 def tenants_without_sms_fallback(
@@ -376,7 +396,14 @@ def _provider_outages(
     for provider, members in sorted(by_provider.items()):
         affected = [v for v in members if v.provider_failure]
         key = f"healthd/provider_outage/{provider}"
-        above = len(affected) >= cfg.min_count and len(affected) >= cfg.min_share * len(members)
+        # Once open, members still on their way back count: one good answer in the middle
+        # of an outage must not resolve the page and trigger it again on the next 5xx.
+        held = (
+            [v for v in members if v.provider_failure or v.recovering]
+            if key in is_open
+            else affected
+        )
+        above = len(held) >= cfg.min_count and len(held) >= cfg.min_share * len(members)
         holding_back = key in is_open and any(v.integration.pages for v in affected)
         if not (above or holding_back):
             continue
@@ -413,9 +440,10 @@ def _egress_down(
     `min_providers` providers still fail with network errors. When the network comes back,
     the first success must not resolve it and release a page for every integration whose
     state machine has not yet seen its M good probes."""
-    if "healthd/egress_down" not in is_open and any(v.succeeded for v in views):
+    is_down = "healthd/egress_down" in is_open
+    if not is_down and any(v.succeeded for v in views):
         return None
-    failing = [v for v in views if v.network_failure]
+    failing = [v for v in views if v.network_failure or (is_down and v.recovering)]
     providers = sorted({v.integration.provider for v in failing})
     if len(providers) < settings.rules.egress_down.min_providers:
         return None

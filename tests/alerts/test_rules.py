@@ -570,3 +570,60 @@ def test_flapping_bridge_pages_by_the_state_machines_unreachable_since():
     assert sent(world.evaluate(T0 + timedelta(minutes=12))) == [("resolve", BRIDGE_KEY)]
     bridge_down(world, since=T0 + timedelta(minutes=13))
     assert world.evaluate(T0 + timedelta(minutes=22)).empty
+
+
+# --- recovering: bad by the state machine, good by the latest run ------------------------
+
+
+def recovering(world: World, iid: str) -> None:
+    """The latest run is good; the state machine has not yet seen its M good runs."""
+    world.results[iid] = ProbeResult.from_findings(
+        integration_id=iid, started_at=T0, duration_seconds=0.1, findings=(OK,)
+    )
+
+
+def test_the_network_coming_back_releases_no_page_while_state_machines_catch_up():
+    """Every latest run good at once after egress_down: its first good sweep must not
+    trigger the bridge and the platform integrations it held back, only to resolve them
+    one sweep later."""
+    world = egress_world()
+    assert sent(world.evaluate(T0 + timedelta(minutes=11))) == [("trigger", "healthd/egress_down")]
+    for iid in world.integrations:
+        recovering(world, iid)
+    assert world.evaluate(T0 + timedelta(minutes=12)).empty
+    for iid in list(world.integrations):
+        world.set(iid, OK)
+    assert sent(world.evaluate(T0 + timedelta(minutes=13))) == [("resolve", "healthd/egress_down")]
+
+
+def test_a_recovering_platform_integration_is_not_paged_when_the_outage_lets_go():
+    world = World()
+    twilio_fleet(world, 10, 10)
+    world.add(integration("twilio-platform", "twilio"), HTTP_500)
+    assert sent(world.evaluate(T0)) == [("trigger", "healthd/provider_outage/twilio")]
+    for n in range(10):
+        world.set(f"t{n:02d}-twilio", OK)
+    recovering(world, "twilio-platform")
+    assert sent(world.evaluate(T0 + timedelta(minutes=1))) == [
+        ("resolve", "healthd/provider_outage/twilio")
+    ]
+
+
+def test_one_good_answer_in_an_outage_neither_resolves_nor_retriggers_the_page():
+    world = World()
+    twilio_fleet(world, 10, 10)
+    assert sent(world.evaluate(T0)) == [("trigger", "healthd/provider_outage/twilio")]
+    for n in range(10):
+        recovering(world, f"t{n:02d}-twilio")
+    assert world.evaluate(T0 + timedelta(minutes=1)).empty
+    twilio_fleet(world, 10, 10)  # 5xx again before the state machines called it over
+    assert world.evaluate(T0 + timedelta(minutes=2)).empty
+
+
+def test_a_bridge_answering_again_is_not_paged_while_its_timer_runs_out():
+    """unreachable_since stays until M answers in a row; a page held back until then (by
+    egress_down or a silence) must not go out for a bridge that already answers."""
+    world = bridge_world()
+    bridge_down(world)
+    recovering(world, "bridge-dc1")
+    assert world.evaluate(T0 + timedelta(minutes=11)).empty
