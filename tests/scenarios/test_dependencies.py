@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +27,7 @@ from tests.scenarios.fleet import (
     set_fleet_env,
     twilio_member,
 )
+from tests.scenarios.support import delivered
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("secrets_env")]
 
@@ -45,16 +45,6 @@ async def sweep(d: Daemon, clock: FakeClock, members: list[Member]) -> None:
     await d.runner.run_many([m.id for m in members])
     await d.engine.evaluate()
     await d.outbox.run_once()
-
-
-async def delivered(d: Daemon, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            await d.outbox.run_once()
-            await d.engine.refresh_view()
-            if not any(d.engine.alert_view().pending.values()):
-                return
-            await asyncio.sleep(0.05)
 
 
 def pages(sim_client: SimClient) -> list[tuple[str, int, int]]:

@@ -6,7 +6,6 @@ middleware sets the principal) with `silence_routes` added.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -25,6 +24,7 @@ from healthd.metrics import MetricsEndpoint
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
 from tests.conftest import ADMIN_TOKEN, TENANT_TOKENS, base_config, bridge, running_daemon
+from tests.scenarios.support import delivered
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("secrets_env")]
 
@@ -81,16 +81,6 @@ async def probe(d: Daemon, clock: FakeClock, minutes: float = 1.0) -> None:
     await d.runner.run_once(BRIDGE)
     await d.engine.evaluate()
     await d.outbox.run_once()
-
-
-async def delivered(d: Daemon, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            await d.outbox.run_once()
-            await d.engine.refresh_view()
-            if not any(d.engine.alert_view().pending.values()):
-                return
-            await asyncio.sleep(0.05)
 
 
 def actions(sim_client: SimClient) -> list[str]:

@@ -20,7 +20,6 @@ It must be at most one probe interval. The table prints with `pytest -s`.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from tests.scenarios.fleet import (
     twilio_member,
 )
 from tests.scenarios.script import Director, Play, Window, hours, transient_timeouts
+from tests.scenarios.support import delivered
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("secrets_env")]
 
@@ -191,16 +191,6 @@ async def sweep(d: Daemon, ids: list[str], seen: Counter[str]) -> None:
     await d.outbox.run_once()
 
 
-async def drained(d: Daemon, timeout: float = 15.0) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            await d.outbox.run_once()
-            await d.engine.refresh_view()
-            if not any(d.engine.alert_view().pending.values()):
-                return
-            await asyncio.sleep(0.05)
-
-
 def rows(day: Day, pd_incidents: list[dict[str, Any]], ours: list[Incident]) -> list[Row]:
     """Counts from the simulator's PagerDuty; times (FakeClock) from healthd's store."""
     expected_keys = {e.dedup_key for e in day.expected}
@@ -276,7 +266,7 @@ async def test_a_simulated_day_pages_exactly_the_three_real_incidents(
             at = clock.advance(INTERVAL) - DAY_START
             director.apply(at)
             await sweep(d, ids, seen)
-        await drained(d)
+        await delivered(d)
         ours = await d.store.recent_incidents(500)
 
     pd_incidents = sim_client.pagerduty_incidents()
