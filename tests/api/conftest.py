@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -93,6 +95,19 @@ async def call(
             return Answer(r.status, dict(r.headers), await r.text())
 
 
+def sync_call(url: str, method: str, path: str, token: str | None = ADMIN_TOKEN) -> Answer:
+    """`call` for synchronous tests (hypothesis): stdlib urllib, bounded by a timeout."""
+    request = urllib.request.Request(
+        url + path, method=method, headers=auth(token), data=b"" if method == "POST" else None
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return Answer(response.status, dict(response.headers), response.read().decode())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return Answer(exc.code, dict(exc.headers), exc.read().decode())
+
+
 def assert_problem(answer: Answer, status: int) -> dict[str, Any]:
     """An RFC 9457 problem document with this status; returns its body."""
     assert answer.status == status, answer.text
@@ -106,7 +121,8 @@ def assert_problem(answer: Answer, status: int) -> dict[str, Any]:
 
 
 class DaemonThread:
-    """`Daemon` on its own event loop in a thread; after start, one sweep has run."""
+    """`Daemon` on its own event loop in a thread; after start, one sweep and one evaluation
+    of the alert rules have run (so incidents exist where the simulator says so)."""
 
     def __init__(self, doc: dict[str, Any]) -> None:
         self._config = config_module.loads(yaml.safe_dump(doc))
@@ -132,6 +148,7 @@ class DaemonThread:
         self._stop = asyncio.Event()
         async with Daemon(self._config, schedule=False) as daemon:
             await daemon.runner.run_many(list(daemon.runner.integrations))
+            await daemon.engine.evaluate()
             self.daemon, self.url = daemon, daemon.url
             self._started.set()
             await self._stop.wait()
@@ -155,8 +172,8 @@ class DaemonThread:
 
 
 @pytest.fixture(scope="module")
-def module_secrets() -> Iterator[None]:
-    """The `secrets_env` variables for a module-scoped daemon."""
+def module_env() -> Iterator[pytest.MonkeyPatch]:
+    """The `secrets_env` variables for a module-scoped daemon; set more with `setenv`."""
     values = {
         "HEALTHD_TEST_ROUTING_KEY": ROUTING_KEY,
         "HEALTHD_TEST_BRIDGE_PASSWORD": BRIDGE_PASSWORD,
@@ -166,4 +183,4 @@ def module_secrets() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         for key, value in values.items():
             mp.setenv(key, value)
-        yield
+        yield mp
