@@ -13,6 +13,7 @@ from typing import Any
 
 from healthd import __version__
 from healthd.model import Category, Status
+from healthd.registry import probes
 
 _STATUSES = [s.value for s in Status]
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -325,7 +326,9 @@ def _paths(health_require_token: bool, metrics_require_token: bool) -> dict[str,
                             "only this tenant's (another tenant's, for a tenant token: none)",
                         ),
                         _query_param(
-                            "provider", {"type": "string"}, "only this provider's (a known one)"
+                            "provider",
+                            {"type": "string", "enum": sorted(probes())},
+                            "only this provider's",
                         ),
                         _query_param(
                             "status", {"type": "string", "enum": _STATUSES}, "only this status"
