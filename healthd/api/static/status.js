@@ -134,7 +134,7 @@
       fact("Latest check", `${latest.text} (not yet confirmed by the next checks)`);
     }
     if (admin) fact("Workspace", view.tenant);
-    fact("Id", el("code", {}, view.id));
+    if (view.name && view.name !== view.id) fact("Id", el("code", {}, view.id));
 
     const problems = view.problems || [];
     const body = problems.length
