@@ -119,3 +119,22 @@ async def test_admin_sees_every_tenant_grouped_by_provider_in_landmarks(
         badge = await card(page, "bridge-dc1").locator(".badge").text_content()
         assert badge is not None and "Status: Unreachable" in badge
         await page.context.close()
+
+
+async def test_admin_narrows_to_one_workspace_and_checks_only_that_one(
+    sim: SimulatorThread, sim_client: SimClient, browser: Any
+) -> None:
+    async with asyncio.timeout(120), running_daemon(page_config(sim)) as d:
+        await d.runner.run_many(list(d.runner.integrations))
+        page = await sign_in(browser, d.url, ADMIN_TOKEN)
+        await page.get_by_label("Workspace").select_option("globex")
+        await expect(page.locator("li.integration")).to_have_count(1)
+
+        sim_client.set_scenario("imessage_bridge", "auth_fail", target="globex1")
+        sim_client.set_scenario("imessage_bridge", "auth_fail", target="acme1")
+        await page.get_by_role("button", name="Run health check").click()
+        await page.get_by_role("status").get_by_text("Health check finished").wait_for()
+
+        await expect(card(page, "bridge-globex1").locator(".badge")).to_contain_text("Failing")
+        assert d.runner.states["bridge-acme1"].status.value == "ok"  # not checked
+        await page.context.close()

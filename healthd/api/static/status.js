@@ -134,6 +134,7 @@
       fact("Latest check", `${latest.text} (not yet confirmed by the next checks)`);
     }
     if (admin) fact("Workspace", view.tenant);
+    if (view.fresh === false) fact("Live check", "still running; this is the previous result");
     if (view.name && view.name !== view.id) fact("Id", el("code", {}, view.id));
 
     const problems = view.problems || [];
@@ -158,9 +159,23 @@
     return Array.from(text, (c) => (/[A-Za-z0-9_-]/.test(c) ? c : `_${c.codePointAt(0).toString(16)}_`)).join("");
   }
 
+  function shown() {
+    const tenant = byId("tenant-filter").value;
+    return Array.from(views.values()).filter((v) => !tenant || v.tenant === tenant);
+  }
+
+  function fillTenantFilter() {
+    const select = byId("tenant-filter");
+    const tenants = Array.from(new Set(Array.from(views.values(), (v) => v.tenant))).sort();
+    const chosen = select.value;
+    select.replaceChildren(el("option", { value: "" }, "All workspaces"), ...tenants.map((t) => el("option", { value: t }, t)));
+    select.value = tenants.includes(chosen) ? chosen : "";
+    byId("filters").hidden = !(admin && tenants.length > 1);
+  }
+
   function render() {
     const groups = byId("groups");
-    const all = Array.from(views.values());
+    const all = shown();
     const byProvider = new Map();
     for (const view of all) {
       if (!byProvider.has(view.provider)) byProvider.set(view.provider, []);
@@ -226,6 +241,8 @@
   function forget(message) {
     sessionStorage.removeItem(TOKEN_KEY);
     views = new Map();
+    admin = false;
+    fillTenantFilter();
     byId("groups").replaceChildren();
     byId("summary").textContent = "";
     announce("");
@@ -239,6 +256,7 @@
       const [list, me] = await Promise.all([api("GET", "/api/v1/integrations"), api("GET", "/api/v1/me")]);
       admin = me.role === "admin";
       views = new Map(list.integrations.map((v) => [v.id, v]));
+      fillTenantFilter();
       showStatus();
       render();
     } catch (err) {
@@ -252,7 +270,8 @@
   async function runCheck() {
     const button = byId("run-check");
     const groups = byId("groups");
-    const tenants = Array.from(new Set(Array.from(views.values(), (v) => v.tenant))).sort();
+    const targets = shown();
+    const tenants = Array.from(new Set(targets.map((v) => v.tenant))).sort();
     if (!tenants.length) {
       announce("There is nothing to check.");
       return;
@@ -260,7 +279,7 @@
     button.disabled = true;
     button.textContent = "Checking…";
     groups.setAttribute("aria-busy", "true");
-    announce(`Running a live health check of ${views.size} integration${views.size === 1 ? "" : "s"}…`);
+    announce(`Running a live health check of ${targets.length} integration${targets.length === 1 ? "" : "s"}…`);
     const failures = [];
     const answers = await Promise.allSettled(
       tenants.map((tenant) => api("POST", `/api/v1/tenants/${encodeURIComponent(tenant)}/check`)),
@@ -288,7 +307,9 @@
     } else if (failures.length) {
       announce(`The health check did not complete: ${failures[0].message}`);
     } else {
-      announce(`Health check finished at ${time}: ${counted(Array.from(views.values()))}.`);
+      const stale = shown().filter((v) => v.fresh === false).length;
+      const note = stale ? ` ${stale} did not finish in time and show their previous result.` : "";
+      announce(`Health check finished at ${time}: ${counted(shown())}.${note}`);
     }
   }
 
@@ -307,6 +328,7 @@
     });
     byId("forget").addEventListener("click", () => forget(""));
     byId("run-check").addEventListener("click", runCheck);
+    byId("tenant-filter").addEventListener("change", render);
     if (sessionStorage.getItem(TOKEN_KEY)) load();
     else showSignin("");
   }
