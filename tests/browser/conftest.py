@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from playwright.async_api import async_playwright
@@ -32,7 +32,7 @@ CHROMIUM_ARGS = [
 ARTIFACTS = REPO / "artifacts"
 
 
-def _unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason} (CI must run the browser tests: run scripts/install-browser-deps)")
     pytest.skip(f"{reason}; run scripts/install-browser-deps as root")
@@ -41,7 +41,7 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture
 def chromium_path() -> Path:
     if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is missing")
+        unavailable(f"{CHROMIUM} is missing")
     return CHROMIUM
 
 
