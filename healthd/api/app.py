@@ -153,7 +153,9 @@ class Api:
                 headers={"WWW-Authenticate": 'Bearer realm="healthd"'},
             )
         request[PRINCIPAL] = principal
-        return await handler(request)
+        response = await handler(request)
+        response.headers.setdefault("Cache-Control", "no-store")  # a token's data: never cached
+        return response
 
     def _public(self, path: str) -> bool:
         if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):

@@ -60,6 +60,14 @@ async def test_tenant_list_holds_only_its_own_tenant(sim: SimulatorThread) -> No
     assert sorted(v["id"] for v in body["integrations"]) == ["bridge-acme1", "bridge-acme2"]
 
 
+async def test_answers_with_a_tokens_data_are_never_cached(sim: SimulatorThread) -> None:
+    async with running_daemon(fleet_config(sim)) as d:
+        answer = await call(d.url, "GET", "/api/v1/integrations/bridge-acme1", ACME_TOKEN)
+
+    assert answer.status == 200
+    assert answer.headers["Cache-Control"] == "no-store"
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [

@@ -15,7 +15,7 @@ from tests.api.conftest import (
     call,
     fleet_config,
 )
-from tests.conftest import running_daemon
+from tests.conftest import bridge, running_daemon
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("secrets_env")]
 
@@ -95,6 +95,28 @@ async def test_live_check_answers_within_the_probe_timeout_when_the_provider_han
     assert view["fresh"] is True
     assert view["status"] == "unreachable"
     assert [p["code"] for p in view["problems"]][0] in ("healthd.probe_timeout", "bridge.timeout")
+
+
+async def test_runs_still_queued_at_the_bound_answer_their_previous_result_as_not_fresh(
+    sim: SimulatorThread, sim_client: SimClient
+) -> None:
+    """Two probe slots, three hanging 1 s probes: the third starts after 1 s, ends after 2 s,
+    and the bound is 2 s (the slowest timeout plus one second of slack)."""
+    doc = fleet_config(sim, timeout="1s")
+    doc["integrations"].append(bridge(sim, "acme3", tenant="acme", timeout="1s"))
+    doc["defaults"]["concurrency"] = 2
+    sim_client.set_scenario("imessage_bridge", "hanging")
+    async with running_daemon(doc) as d:
+        async with asyncio.timeout(1 + 1 + 5):
+            answer = await call(d.url, "POST", "/api/v1/tenants/acme/check")
+        fresh = {v["id"]: v["fresh"] for v in answer.json["integrations"]}
+        stale = [v for v in answer.json["integrations"] if not v["fresh"]]
+        async with asyncio.timeout(10):  # the queued run goes on and lands in the state
+            while d.runner.states[stale[0]["id"]].last_checked is None:
+                await asyncio.sleep(0.05)
+
+    assert sorted(fresh.values()) == [False, True, True]
+    assert stale[0]["status"] == "unknown" and stale[0]["last_checked"] is None
 
 
 async def test_check_beyond_the_rate_limit_is_429_with_retry_after(sim: SimulatorThread) -> None:
