@@ -74,6 +74,7 @@ async def test_the_token_is_asked_once_per_tab_and_can_be_forgotten(
 ) -> None:
     async with asyncio.timeout(120), running_daemon(page_config(sim)) as d:
         page = await sign_in(browser, d.url, ACME_TOKEN)
+        await expect(page.get_by_role("heading", name="Integrations", level=2)).to_be_focused()
         await page.reload()
         await page.get_by_role("button", name="Run health check").wait_for()
         assert await page.get_by_label("Access token", exact=True).is_hidden()

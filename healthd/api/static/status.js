@@ -249,7 +249,7 @@
     showSignin(message);
   }
 
-  async function load() {
+  async function load(fromForm) {
     const groups = byId("groups");
     groups.setAttribute("aria-busy", "true");
     try {
@@ -259,6 +259,7 @@
       fillTenantFilter();
       showStatus();
       render();
+      if (fromForm) byId("status-title").focus(); // the form is gone: keep the reader's place
     } catch (err) {
       if (err.status === 401) forget("That token was not accepted. Check it and try again.");
       else showSignin(err.message);
@@ -324,12 +325,12 @@
         return;
       }
       sessionStorage.setItem(TOKEN_KEY, token);
-      load();
+      load(true);
     });
     byId("forget").addEventListener("click", () => forget(""));
     byId("run-check").addEventListener("click", runCheck);
     byId("tenant-filter").addEventListener("change", render);
-    if (sessionStorage.getItem(TOKEN_KEY)) load();
+    if (sessionStorage.getItem(TOKEN_KEY)) load(false);
     else showSignin("");
   }
 
