@@ -102,3 +102,107 @@ def test_check_command_output_has_no_secret(tmp_path: Path, sim: SimulatorThread
     assert proc.returncode == 1
     assert "bridge.auth_invalid" in proc.stdout
     assert_clean(proc.stdout + proc.stderr, "`healthd check` output")
+
+
+PROVIDER_SECRETS = {
+    "TWILIO_PLANTED_TOKEN": "PLANTEDtwilioAuthToken7f3a9c000",
+    "SENDGRID_PLANTED_KEY": "SG.PLANTED-sendgrid-key-7f3a9c",
+    "GOOGLE_PLANTED_SECRET": "PLANTED-google-client-secret-7f3a9c",
+    "GOOGLE_PLANTED_REFRESH": "1//PLANTED-google-refresh-7f3a9c",
+}
+TWILIO_SID = "AC" + "c3" * 16
+
+
+def provider_integrations(sim: SimulatorThread) -> list[dict[str, object]]:
+    status = f"{sim.http_url}/status"
+    return [
+        {
+            "id": "acme-twilio",
+            "provider": "twilio",
+            "tenant": "acme",
+            "base_url": sim.http_url,
+            "timeout": "1s",
+            "credentials": {
+                "account_sid": "env:TWILIO_PLANTED_SID",
+                "auth_token": "env:TWILIO_PLANTED_TOKEN",
+            },
+            "options": {
+                "messaging_base_url": sim.http_url,
+                "statuspage_url": f"{status}/twilio/api/v2/summary.json",
+            },
+        },
+        {
+            "id": "acme-sendgrid",
+            "provider": "sendgrid",
+            "tenant": "acme",
+            "base_url": sim.http_url,
+            "timeout": "1s",
+            "credentials": {"api_key": "env:SENDGRID_PLANTED_KEY"},
+            "options": {
+                "from_email": "sales@example.com",
+                "statuspage_url": f"{status}/sendgrid/api/v2/summary.json",
+            },
+        },
+        {
+            "id": "acme-google",
+            "provider": "google",
+            "tenant": "acme",
+            "base_url": sim.http_url,
+            "timeout": "1s",
+            "credentials": {
+                "client_id": "env:GOOGLE_PLANTED_CLIENT",
+                "client_secret": "env:GOOGLE_PLANTED_SECRET",
+                "refresh_token": "env:GOOGLE_PLANTED_REFRESH",
+            },
+            "options": {"token_url": f"{sim.http_url}/token", "send_as": "support@example.com"},
+        },
+    ]
+
+
+async def test_provider_credentials_never_leave_the_daemon_in_any_scenario(
+    sim: SimulatorThread,
+    sim_client: SimClient,
+    planted: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in PROVIDER_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TWILIO_PLANTED_SID", TWILIO_SID)
+    monkeypatch.setenv("GOOGLE_PLANTED_CLIENT", "acme-planted.apps.example")
+    targets = {
+        "twilio": TWILIO_SID,
+        "sendgrid": PROVIDER_SECRETS["SENDGRID_PLANTED_KEY"],
+        "google": "acme-planted.apps.example",
+    }
+    admin = {"Authorization": f"Bearer {planted['HEALTHD_TEST_ADMIN_TOKEN']}"}
+    seen: list[str] = []
+    with capture_logs() as logs:
+        async with (
+            running_daemon(base_config(sim, provider_integrations(sim))) as d,
+            aiohttp.ClientSession(headers=admin) as http,
+        ):
+            for provider, target in targets.items():
+                scenarios = [
+                    s
+                    for s in sim_client.describe()["providers"][provider]["scenarios"]
+                    if s != "slow"
+                ]
+                for scenario in scenarios:
+                    params = (
+                        {"auth_token": PROVIDER_SECRETS["TWILIO_PLANTED_TOKEN"]}
+                        if provider == "twilio"
+                        else {}
+                    )
+                    sim_client.set_scenario(provider, scenario, target=target, **params)
+                    result = await d.runner.run_once(f"acme-{provider}")
+                    seen.append(repr(result))
+                    async with http.get(f"{d.url}/api/v1/integrations/acme-{provider}") as answer:
+                        seen.append(await answer.text())
+            await d.engine.evaluate()
+            async with http.get(d.url + "/metrics") as answer:
+                seen.append(await answer.text())
+
+    text = "\n".join(seen) + json.dumps(logs, default=repr)
+    for value in PROVIDER_SECRETS.values():
+        assert value not in text
+    assert len(seen) > 20

@@ -164,8 +164,10 @@ async def test_event_waits_in_the_outbox_while_pagerduty_fails_then_arrives(
         await d.outbox.run_once()
         await d.engine.refresh_view()
         await eventually(lambda: d.engine.alert_view().pending.get("pagerduty") == 1)
-        await asyncio.sleep(1.1)  # the /metrics rendering is at most a second old
-        assert 'healthd_alert_outbox_pending{channel="pagerduty"} 1.0' in await metrics(d)
+        waiting = 'healthd_alert_outbox_pending{channel="pagerduty"} 1.0'
+        async with asyncio.timeout(10):  # the /metrics rendering may be up to a second old
+            while waiting not in await metrics(d):
+                await asyncio.sleep(0.2)
         assert sim_client.pagerduty_events() == []
 
         sim_client.set_scenario("pagerduty", "ok")
