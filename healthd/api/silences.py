@@ -26,9 +26,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from healthd.alerts.engine import AlertEngine
 from healthd.alerts.settings import MaintenanceWindow, RuleName
-from healthd.alerts.silences import Silence, SilenceExists
+from healthd.alerts.silences import SilenceExists, SilenceNotFound
 from healthd.api.app import PRINCIPAL
 from healthd.api.auth import Principal
+from healthd.api.problems import ApiProblem, shown
 from healthd.durations import Duration
 from healthd.model import Integration
 
@@ -79,14 +80,20 @@ class _Handlers:
         principal = _admin_only(request)
         window = self._window(await _json_object(request))
         try:
-            silence: Silence = await self._silences.add(window, created_by=principal.name)
-        except SilenceExists as exc:
-            raise web.HTTPConflict(text=str(exc)) from None
+            silence = await self._silences.add(window, created_by=principal.name)
+        except SilenceExists:
+            raise ApiProblem(
+                409, f"a silence named {shown(window.name)} is already in force"
+            ) from None
         return web.json_response(silence.to_dict(), status=201)
 
     async def delete(self, request: web.Request) -> web.Response:
         principal = _admin_only(request)
-        await self._silences.remove(request.match_info["name"], removed_by=principal.name)
+        name = request.match_info["name"]
+        try:
+            await self._silences.remove(name, removed_by=principal.name)
+        except SilenceNotFound:
+            raise ApiProblem(404, f"no silence named {shown(name)}") from None
         return web.Response(status=204)
 
     def _window(self, body: dict[str, Any]) -> MaintenanceWindow:
@@ -104,7 +111,7 @@ class _Handlers:
         for selector, known in self._known.items():
             unknown = sorted(set(getattr(req, selector)) - known)
             if unknown:
-                raise _bad(f"{selector}: unknown {', '.join(map(repr, unknown[:5]))}")
+                raise _bad(f"{selector}: unknown {', '.join(map(shown, unknown[:5]))}")
         return MaintenanceWindow(
             name=req.name,
             start=start,
@@ -130,7 +137,8 @@ def _end(req: SilenceRequest, start: datetime) -> datetime:
 def _admin_only(request: web.Request) -> Principal:
     principal = request[PRINCIPAL]
     if not principal.is_admin:
-        # The same answer as for a path that does not exist: do not reveal the feature.
+        # The listener answers this exactly as it answers a path that does not exist
+        # ("no such path"): a tenant cannot tell that silences exist.
         raise web.HTTPNotFound()
     return principal
 
@@ -153,5 +161,5 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _bad(detail: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=detail)
+def _bad(detail: str) -> ApiProblem:
+    return ApiProblem(400, detail)
