@@ -27,6 +27,7 @@ from healthd import catalog as catalog_module
 from healthd.alerts import Outbox, build_notifiers
 from healthd.alerts.engine import AlertEngine
 from healthd.api.app import Api
+from healthd.api.silences import silence_routes
 from healthd.clock import Clock, SystemClock
 from healthd.config import Config
 from healthd.http import make_session
@@ -156,9 +157,9 @@ class Daemon:
         )
         if api.tokens.open:
             log.warning("api_open", message="api.tokens is empty: every API caller is admin")
-        app_runner = web.AppRunner(
-            api.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0
-        )
+        self.app = app = api.app()
+        app.add_routes(silence_routes(self.engine, self.runner.integrations))
+        app_runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await app_runner.setup()
         self._stack.push_async_callback(app_runner.cleanup)
         host, port = cfg.listen

@@ -192,6 +192,7 @@ _RATE_LIMITED = _problem(
     "Too many live checks for this token; wait the Retry-After seconds",
     {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 1}}},
 )
+_ADMIN_ONLY = _problem("Not an admin token, or no silence of that name")
 _NOT_FOUND = _problem("No such integration for this token (another tenant's id included)")
 
 
@@ -406,6 +407,79 @@ def _paths(health_require_token: bool, metrics_require_token: bool) -> dict[str,
                 {"200": _ok("IncidentList")},
             )
         },
+        "/api/v1/silences": {
+            "get": _api(
+                {
+                    "operationId": "listSilences",
+                    "summary": "Run-time silences in force (admin only)",
+                    "description": "A tenant token gets 404, as for a path that does not exist.",
+                },
+                {"200": _ok("SilenceList"), "404": _ADMIN_ONLY},
+            ),
+            "post": _api(
+                {
+                    "operationId": "createSilence",
+                    "summary": "Silence rules for a while (admin only); resolves still go out",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/SilenceRequest"}
+                            }
+                        },
+                    },
+                },
+                {
+                    "201": _ok("Silence", "Created"),
+                    "404": _ADMIN_ONLY,
+                    "409": _problem("A silence of that name is in force"),
+                },
+            ),
+        },
+        "/api/v1/silences/{name}": {
+            "delete": _api(
+                {
+                    "operationId": "deleteSilence",
+                    "summary": "End a silence now (admin only)",
+                    "parameters": [
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                },
+                {"204": {"description": "Deleted"}, "404": _ADMIN_ONLY},
+            )
+        },
+    }
+
+
+def _silence_schemas() -> dict[str, Any]:
+    """From the pydantic models that validate and store silences, so they cannot drift."""
+    # Imported here: healthd.api.silences imports this package's app module.
+    from healthd.alerts.settings import MaintenanceWindow
+    from healthd.api.silences import SilenceRequest
+
+    silence = MaintenanceWindow.model_json_schema(mode="serialization")
+    silence["properties"] |= {
+        "created_by": {"type": "string"},
+        "created_at": {"type": "string", "format": "date-time"},
+    }
+    silence["required"] = [*silence["required"], "created_by", "created_at"]
+    silence.pop("additionalProperties", None)
+    return {
+        "SilenceRequest": SilenceRequest.model_json_schema(),
+        "Silence": silence,
+        "SilenceList": {
+            "type": "object",
+            "required": ["silences", "count"],
+            "properties": {
+                "silences": {"type": "array", "items": {"$ref": "#/components/schemas/Silence"}},
+                "count": {"type": "integer", "minimum": 0},
+            },
+        },
     }
 
 
@@ -426,7 +500,7 @@ def openapi_document(
             ),
         },
         "components": {
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **_silence_schemas()},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": _BEARER,

@@ -8,11 +8,9 @@ from typing import Any
 
 import pytest
 
-from healthd.api.app import Api
 from healthd.api.openapi import openapi_document
 from healthd.clock import FakeClock
 from healthd.daemon import Daemon
-from healthd.metrics import MetricsEndpoint
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
 from tests.api.conftest import (
@@ -278,17 +276,9 @@ async def test_unknown_asset_is_a_404_problem(sim: SimulatorThread) -> None:
 async def test_openapi_describes_every_route_and_only_those(sim: SimulatorThread) -> None:
     async with running_daemon(fleet_config(sim)) as d:
         served = (await call(d.url, "GET", "/openapi.json", token=None)).json
-        app = Api(
-            runner=d.runner,
-            store=d.store,
-            catalog=d.catalog,
-            metrics=MetricsEndpoint(d.registry),
-            config=d.config.api,
-            ready=lambda: True,
-        ).app()
         routes = {
             (r.method.lower(), r.resource.canonical)
-            for r in app.router.routes()
+            for r in d.app.router.routes()
             if r.method != "HEAD" and r.resource is not None
         }
 

@@ -16,6 +16,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from healthd.api.openapi import openapi_document
 from healthd.sim.app import SimulatorThread
@@ -53,6 +54,9 @@ def test_the_live_document_has_exactly_the_operations_tested_here(live_schema: A
     assert operations(live_schema.raw_schema) == OPERATIONS
 
 
+SEMANTIC_VALIDATION = {("/api/v1/silences", "post")}
+
+
 def cases(document: dict[str, Any]) -> list[tuple[str, str, GenerationMode]]:
     """Every operation with valid input; those with query parameters with invalid input too.
 
@@ -73,6 +77,10 @@ def test_every_answer_conforms_to_the_openapi_document(
     live_schema: Any, daemon: DaemonThread, path: str, method: str, mode: GenerationMode
 ) -> None:
     operation = live_schema[path][method]
+    # Creating a silence checks more than a schema can say (selectors must name known
+    # integrations, tenants and providers; the end lies ahead, within 30 days), so a
+    # schema-valid body may rightly get a 400 there; every other check still applies.
+    excluded = [positive_data_acceptance] if (path, method) in SEMANTIC_VALIDATION else []
 
     @settings(
         max_examples=MAX_EXAMPLES,
@@ -84,7 +92,9 @@ def test_every_answer_conforms_to_the_openapi_document(
     @given(case=operation.as_strategy(generation_mode=mode))
     def check(case: Any) -> None:
         for token in (ADMIN_TOKEN, ACME_TOKEN):
-            case.call_and_validate(base_url=daemon.url, headers=auth(token), timeout=30)
+            case.call_and_validate(
+                base_url=daemon.url, headers=auth(token), timeout=30, excluded_checks=excluded
+            )
 
     check()
 
