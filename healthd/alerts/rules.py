@@ -228,6 +228,12 @@ def evaluate(
     return _reconcile(conditions, open_incidents, is_open, windows, settings, now)
 
 
+# What an open incident remembers beyond its labels: the integrations it covers (probed
+# first after a restart) and, for the bridge, the tenants without an SMS fallback (the
+# status API lists them while the page is open).
+_KEPT_DETAILS = ("integrations", "tenants_without_sms_fallback")
+
+
 def _reconcile(
     conditions: Sequence[tuple[_Condition, bool]],
     open_incidents: Sequence[Incident],
@@ -253,6 +259,7 @@ def _reconcile(
                     "integration": cond.integration,
                     "provider": cond.provider,
                     "tenant": cond.tenant,
+                    **{k: cond.details[k] for k in _KEPT_DETAILS if k in cond.details},
                 },
             )
         )

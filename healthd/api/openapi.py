@@ -135,6 +135,12 @@ def _schemas() -> dict[str, Any]:
                 "integration": _NULLABLE_STRING,
                 "provider": _NULLABLE_STRING,
                 "tenant": _NULLABLE_STRING,
+                "tenants_without_sms_fallback": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "bridge incidents: tenants whose iMessages cannot fall "
+                    "back to SMS (no working Twilio integration)",
+                },
             },
         },
         "IncidentList": {

@@ -111,6 +111,11 @@ def incident_view(incident: Incident) -> dict[str, Any]:
         "integration": _str_or_none(details.get("integration")),
         "provider": _str_or_none(details.get("provider")),
         "tenant": _str_or_none(details.get("tenant")),
+        # Seed 000: while the bridge is down, these tenants' iMessages sit instead of
+        # falling back to SMS, because they have no working Twilio integration.
+        "tenants_without_sms_fallback": [
+            str(t) for t in details.get("tenants_without_sms_fallback", [])
+        ],
     }
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import aiohttp
 import pytest
 
 from healthd.clock import FakeClock
 from healthd.daemon import Daemon
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
-from tests.conftest import base_config, running_daemon
+from tests.conftest import ADMIN_TOKEN, base_config, running_daemon
 from tests.scenarios.fleet import (
     Member,
     bridge_member,
@@ -119,7 +120,16 @@ async def test_the_bridge_page_lists_the_tenants_without_a_working_twilio(
         for _ in range(12):
             await sweep(d, clock, members)
         await delivered(d)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(
+                f"{d.url}/api/v1/incidents?open=true",
+                headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            ) as answer,
+        ):
+            listed = (await answer.json())["incidents"]
 
+    assert [i["tenants_without_sms_fallback"] for i in listed] == [["globex", "initech"]]
     bridge_page = trigger_payload(sim_client, "healthd/bridge_unreachable/bridge-dc1")
     # globex's Twilio is revoked, initech has none; acme's works and falls back to SMS.
     assert bridge_page["custom_details"]["tenants_without_sms_fallback"] == ["globex", "initech"]
