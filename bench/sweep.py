@@ -73,6 +73,7 @@ class Case:
     latency: float
     sim_url: str
     sim_pid: int
+    render: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,8 @@ class CaseResult:
     render_completions: int
     render_idle_ms: float
     series: int
+    probe_p50: float
+    probe_p99: float
 
     @property
     def requests_per_probe(self) -> float:
@@ -155,6 +158,8 @@ async def run_case(case: Case) -> CaseResult:
                 on_result=on_result,
             )
             await runner.load()
+            if not case.render:
+                half = asyncio.Event()  # never set: no render during this sweep
             endpoint = MetricsEndpoint(registry)
 
             async def render_midway() -> tuple[float, int]:
@@ -170,7 +175,11 @@ async def run_case(case: Case) -> CaseResult:
             wall = _now() - t0
             cpu = time.process_time() - cpu0
             sim_cpu = process_cpu_seconds(case.sim_pid) - sim_cpu0
-            render_time, render_completions = await render
+            if case.render:
+                render_time, render_completions = await render
+            else:
+                render.cancel()
+                render_time, render_completions = 0.0, 0
             rss1 = rss_bytes()
             requests = await asyncio.to_thread(sim_requests, sim) - requests0
 
@@ -181,6 +190,7 @@ async def run_case(case: Case) -> CaseResult:
             await session.close()
             await store.close()
     per_probe = requests / case.n
+    durations = sorted(r.duration_seconds for r in results)
     return CaseResult(
         n=case.n,
         concurrency=case.concurrency,
@@ -196,6 +206,8 @@ async def run_case(case: Case) -> CaseResult:
         render_completions=render_completions,
         render_idle_ms=render_idle * 1000,
         series=series_count(body),
+        probe_p50=durations[len(durations) // 2],
+        probe_p99=durations[int(len(durations) * 0.99)],
     )
 
 
