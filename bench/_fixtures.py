@@ -112,9 +112,7 @@ def daemon_registry(views: Callable[[], Sequence[View]]) -> tuple[CollectorRegis
     """The registry the daemon serves on /metrics: its instruments plus the health collector."""
     registry = CollectorRegistry()
     instruments = Instruments(registry)
-    registry.register(
-        HealthCollector(views, lambda: AlertView({}, None, {}), lambda: time.time())
-    )
+    registry.register(HealthCollector(views, lambda: AlertView({}, None, {}), lambda: time.time()))
     return registry, instruments
 
 

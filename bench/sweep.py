@@ -41,7 +41,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from _blackbox import Blackbox, try_install
 from _fixtures import SIM_BRIDGE_PASSWORD, bridges, daemon_registry, series_count
@@ -51,8 +50,9 @@ from healthd.catalog import load as load_catalog
 from healthd.clock import SystemClock
 from healthd.http import make_session
 from healthd.interfaces import Store
+from healthd.log import configure as configure_logging
 from healthd.metrics import BRIDGE_PROVIDER, MetricsEndpoint
-from healthd.model import Status
+from healthd.model import ProbeResult, Status
 from healthd.runner import Runner
 from healthd.sim.client import SimClient
 from healthd.store import MemoryStore, SQLiteStore
@@ -87,6 +87,8 @@ class CaseResult:
     ideal: float
     cpu: float
     sim_cpu: float
+    first_wall: float
+    first_cpu: float
     rss_delta: int
     render_ms: float
     render_completions: int
@@ -127,7 +129,30 @@ def open_store(kind: str, directory: str) -> Store:
     return SQLiteStore(str(Path(directory) / "bench.db")) if kind == "sqlite" else MemoryStore()
 
 
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    wall: float
+    cpu: float
+    sim_cpu: float
+    requests: int
+    results: list[ProbeResult]
+
+
+async def timed_sweep(runner: Runner, sim: SimClient, sim_pid: int) -> Sweep:
+    """`run_many(all ids)` with our CPU, the simulator's CPU and its request count around it."""
+    requests0 = await asyncio.to_thread(sim_requests, sim)
+    sim_cpu0, cpu0, t0 = process_cpu_seconds(sim_pid), time.process_time(), time.perf_counter()
+    results = await runner.run_many(list(runner.integrations))
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    sim_cpu = process_cpu_seconds(sim_pid) - sim_cpu0
+    requests = await asyncio.to_thread(sim_requests, sim) - requests0
+    return Sweep(wall, cpu, sim_cpu, requests, results)
+
+
 async def run_case(case: Case) -> CaseResult:
+    """Two sweeps: the first after start (every integration leaves `unknown`: one logged
+    transition each), then the steady one that repeats every interval, which is measured."""
     sim = SimClient(case.sim_url)
     with tempfile.TemporaryDirectory(prefix="healthd-bench-") as tmp:
         store = open_store(case.store, tmp)
@@ -136,19 +161,18 @@ async def run_case(case: Case) -> CaseResult:
         catalog = load_catalog()
         try:
             rss0 = rss_bytes()
-            integrations = bridges(case.n, case.sim_url)
             done = 0
             half = asyncio.Event()
 
             def on_result() -> None:
                 nonlocal done
                 done += 1
-                if done >= case.n // 2:
+                if case.render and done >= case.n // 2:
                     half.set()
 
             registry, instruments = daemon_registry(lambda: runner.views())
             runner = Runner(
-                integrations=integrations,
+                integrations=bridges(case.n, case.sim_url),
                 store=store,
                 session=session,
                 catalog=catalog,
@@ -158,8 +182,9 @@ async def run_case(case: Case) -> CaseResult:
                 on_result=on_result,
             )
             await runner.load()
-            if not case.render:
-                half = asyncio.Event()  # never set: no render during this sweep
+            first = await timed_sweep(runner, sim, case.sim_pid)
+
+            done = 0
             endpoint = MetricsEndpoint(registry)
 
             async def render_midway() -> tuple[float, int]:
@@ -168,20 +193,14 @@ async def run_case(case: Case) -> CaseResult:
                 await endpoint.render()
                 return time.perf_counter() - t0, done - before
 
-            requests0 = await asyncio.to_thread(sim_requests, sim)
             render = asyncio.create_task(render_midway())
-            sim_cpu0, cpu0, t0 = process_cpu_seconds(case.sim_pid), time.process_time(), _now()
-            results = await runner.run_many(list(runner.integrations))
-            wall = _now() - t0
-            cpu = time.process_time() - cpu0
-            sim_cpu = process_cpu_seconds(case.sim_pid) - sim_cpu0
+            steady = await timed_sweep(runner, sim, case.sim_pid)
             if case.render:
                 render_time, render_completions = await render
             else:
                 render.cancel()
                 render_time, render_completions = 0.0, 0
             rss1 = rss_bytes()
-            requests = await asyncio.to_thread(sim_requests, sim) - requests0
 
             t1 = time.perf_counter()
             body = await MetricsEndpoint(registry).render()
@@ -189,18 +208,19 @@ async def run_case(case: Case) -> CaseResult:
         finally:
             await session.close()
             await store.close()
-    per_probe = requests / case.n
-    durations = sorted(r.duration_seconds for r in results)
+    durations = sorted(r.duration_seconds for r in steady.results)
     return CaseResult(
         n=case.n,
         concurrency=case.concurrency,
         store=case.store,
-        ok=sum(1 for r in results if r.status is Status.OK),
-        requests=requests,
-        wall=wall,
-        ideal=case.n * case.latency * per_probe / case.concurrency,
-        cpu=cpu,
-        sim_cpu=sim_cpu,
+        ok=sum(1 for r in steady.results if r.status is Status.OK),
+        requests=steady.requests,
+        wall=steady.wall,
+        ideal=case.n * case.latency * (steady.requests / case.n) / case.concurrency,
+        cpu=steady.cpu,
+        sim_cpu=steady.sim_cpu,
+        first_wall=first.wall,
+        first_cpu=first.cpu,
         rss_delta=rss1 - rss0,
         render_ms=render_time * 1000,
         render_completions=render_completions,
@@ -211,16 +231,13 @@ async def run_case(case: Case) -> CaseResult:
     )
 
 
-def _now() -> float:
-    return time.perf_counter()
-
-
 def sim_requests(sim: SimClient) -> int:
     count: int = sim.describe()["providers"][BRIDGE_PROVIDER]["requests"]
     return count
 
 
 def worker(spec: str) -> None:
+    configure_logging()  # as the daemon does: JSON lines on stderr
     result = asyncio.run(run_case(Case(**json.loads(spec))))
     print(json.dumps(asdict(result)))
 
@@ -271,7 +288,10 @@ def blackbox_rows(
 ) -> tuple[list[list[str]], list[tuple[str, str, bool]]]:
     binary = try_install() if install else None
     if binary is None:
-        print("\nprometheus-blackbox-exporter is not installed (and could not be): comparison skipped.")
+        print(
+            "\nprometheus-blackbox-exporter is not installed (and could not be):"
+            " comparison skipped."
+        )
         return [], []
     target = "{}/bridges/b{}/api/v1/ping?password=" + SIM_BRIDGE_PASSWORD
     rows, verdicts = [], []
@@ -303,21 +323,66 @@ def blackbox_rows(
     return rows, verdicts
 
 
-def case_rows(results: list[CaseResult]) -> list[list[str]]:
+def _key(r: CaseResult) -> list[str]:
+    return [f"{r.n:,}", str(r.concurrency), r.store]
+
+
+SWEEP_HEADER = [
+    "N",
+    "C",
+    "store",
+    "ok",
+    "req/probe",
+    "ideal",
+    "first sweep",
+    "steady sweep",
+    "steady/ideal",
+    "probe p50 / p99",
+    "healthd CPU busy",
+    "sim CPU busy",
+]
+
+
+def sweep_rows(results: list[CaseResult]) -> list[list[str]]:
     return [
         [
-            f"{r.n:,}",
-            str(r.concurrency),
-            r.store,
+            *_key(r),
             f"{r.ok}/{r.n}",
             f"{r.requests_per_probe:.1f}",
-            f"{r.wall:.2f} s",
             f"{r.ideal:.2f} s",
+            f"{r.first_wall:.2f} s ({r.first_wall / r.ideal:.2f}x)",
+            f"{r.wall:.2f} s",
             f"{r.ratio:.2f}x",
-            f"{r.cpu_ms_per_probe:.3f}",
-            f"{r.cpu_ms_per_request:.3f}",
+            f"{r.probe_p50 * 1000:.0f} / {r.probe_p99 * 1000:.0f} ms",
             f"{r.cpu / r.wall:.0%}",
             f"{r.sim_cpu / r.wall:.0%}",
+        ]
+        for r in results
+    ]
+
+
+COST_HEADER = [
+    "N",
+    "C",
+    "store",
+    "CPU ms/probe (first sweep)",
+    "CPU ms/probe",
+    "CPU ms/request",
+    "RSS KB/integration",
+    "/metrics mid-sweep",
+    "probes done during render",
+    "expected at sweep rate",
+    "/metrics idle",
+]
+
+
+def cost_rows(results: list[CaseResult]) -> list[list[str]]:
+    return [
+        [
+            *_key(r),
+            f"{r.first_cpu / r.n * 1000:.3f}",
+            f"{r.cpu_ms_per_probe:.3f}",
+            f"{r.cpu_ms_per_request:.3f}",
             f"{r.kb_per_integration:.1f}",
             f"{r.render_ms:.0f} ms ({r.series:,} series)",
             str(r.render_completions),
@@ -326,27 +391,6 @@ def case_rows(results: list[CaseResult]) -> list[list[str]]:
         ]
         for r in results
     ]
-
-
-CASE_HEADER = [
-    "N",
-    "C",
-    "store",
-    "ok",
-    "req/probe",
-    "wall",
-    "ideal",
-    "wall/ideal",
-    "CPU ms/probe",
-    "CPU ms/request",
-    "healthd CPU busy",
-    "sim CPU busy",
-    "RSS KB/integration",
-    "/metrics mid-sweep",
-    "probes done during render",
-    "expected at sweep rate",
-    "/metrics idle",
-]
 
 
 def verdicts(results: list[CaseResult]) -> list[tuple[str, str, bool]]:
@@ -422,9 +466,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             for c in args.concurrency
             for store in args.store
         ]
-        print_table(case_rows(results), CASE_HEADER)
-        bb_rows, bb_verdicts = ([], []) if args.no_blackbox else blackbox_rows(
-            sim_url, results, install=not args.no_install
+        print("## Sweep time (steady = the second sweep, as every interval runs it)\n")
+        print_table(sweep_rows(results), SWEEP_HEADER)
+        print("\n## Cost (steady sweep)\n")
+        print_table(cost_rows(results), COST_HEADER)
+        bb_rows, bb_verdicts = (
+            ([], [])
+            if args.no_blackbox
+            else blackbox_rows(sim_url, results, install=not args.no_install)
         )
     if bb_rows:
         print("\n## CPU per HTTP request: blackbox_exporter (one GET per probe) vs healthd\n")
@@ -442,7 +491,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     print("\n## Targets (issue 2)\n")
     print_table(
-        [[name, figure, "met" if ok else "NOT met"] for name, figure, ok in [*verdicts(results), *bb_verdicts]],
+        [
+            [name, figure, "met" if ok else "NOT met"]
+            for name, figure, ok in [*verdicts(results), *bb_verdicts]
+        ],
         ["target", "measured", "verdict"],
     )
 
