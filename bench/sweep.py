@@ -89,6 +89,7 @@ class CaseResult:
     sim_cpu: float
     first_wall: float
     first_cpu: float
+    rendered_wall: float
     rss_delta: int
     render_ms: float
     render_completions: int
@@ -116,10 +117,6 @@ class CaseResult:
     @property
     def kb_per_integration(self) -> float:
         return self.rss_delta / self.n / 1024
-
-    @property
-    def probes_per_second(self) -> float:
-        return self.n / self.wall
 
 
 # --- the worker: one case, in its own process -------------------------------------------
@@ -151,8 +148,9 @@ async def timed_sweep(runner: Runner, sim: SimClient, sim_pid: int) -> Sweep:
 
 
 async def run_case(case: Case) -> CaseResult:
-    """Two sweeps: the first after start (every integration leaves `unknown`: one logged
-    transition each), then the steady one that repeats every interval, which is measured."""
+    """Three sweeps: the first after start (every integration leaves `unknown`: one logged
+    transition each); the steady one that repeats every interval, which is measured; and
+    one with a `/metrics` render half-way, to time the render and what it costs the sweep."""
     sim = SimClient(case.sim_url)
     with tempfile.TemporaryDirectory(prefix="healthd-bench-") as tmp:
         store = open_store(case.store, tmp)
@@ -184,7 +182,9 @@ async def run_case(case: Case) -> CaseResult:
             await runner.load()
             first = await timed_sweep(runner, sim, case.sim_pid)
 
-            done = 0
+            steady = await timed_sweep(runner, sim, case.sim_pid)
+
+            done, half = 0, asyncio.Event()
             endpoint = MetricsEndpoint(registry)
 
             async def render_midway() -> tuple[float, int]:
@@ -194,7 +194,7 @@ async def run_case(case: Case) -> CaseResult:
                 return time.perf_counter() - t0, done - before
 
             render = asyncio.create_task(render_midway())
-            steady = await timed_sweep(runner, sim, case.sim_pid)
+            rendered = await timed_sweep(runner, sim, case.sim_pid)
             if case.render:
                 render_time, render_completions = await render
             else:
@@ -221,6 +221,7 @@ async def run_case(case: Case) -> CaseResult:
         sim_cpu=steady.sim_cpu,
         first_wall=first.wall,
         first_cpu=first.cpu,
+        rendered_wall=rendered.wall,
         rss_delta=rss1 - rss0,
         render_ms=render_time * 1000,
         render_completions=render_completions,
@@ -337,6 +338,7 @@ SWEEP_HEADER = [
     "first sweep",
     "steady sweep",
     "steady/ideal",
+    "sweep with a /metrics render",
     "probe p50 / p99",
     "healthd CPU busy",
     "sim CPU busy",
@@ -353,6 +355,7 @@ def sweep_rows(results: list[CaseResult]) -> list[list[str]]:
             f"{r.first_wall:.2f} s ({r.first_wall / r.ideal:.2f}x)",
             f"{r.wall:.2f} s",
             f"{r.ratio:.2f}x",
+            f"{r.rendered_wall:.2f} s (+{r.rendered_wall - r.wall:.2f})",
             f"{r.probe_p50 * 1000:.0f} / {r.probe_p99 * 1000:.0f} ms",
             f"{r.cpu / r.wall:.0%}",
             f"{r.sim_cpu / r.wall:.0%}",
@@ -371,7 +374,7 @@ COST_HEADER = [
     "RSS KB/integration",
     "/metrics mid-sweep",
     "probes done during render",
-    "expected at sweep rate",
+    "expected at steady rate",
     "/metrics idle",
 ]
 
@@ -386,7 +389,7 @@ def cost_rows(results: list[CaseResult]) -> list[list[str]]:
             f"{r.kb_per_integration:.1f}",
             f"{r.render_ms:.0f} ms ({r.series:,} series)",
             str(r.render_completions),
-            f"{r.probes_per_second * r.render_ms / 1000:.0f}",
+            f"{r.n / r.wall * r.render_ms / 1000:.0f}",
             f"{r.render_idle_ms:.0f} ms",
         ]
         for r in results
