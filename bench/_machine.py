@@ -42,6 +42,17 @@ def process_cpu_seconds(pid: int | str = "self") -> float:
     return (utime + stime) / CLOCK_TICKS
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all cores spent busy since boot (/proc/stat), to tell how loaded the machine was.
+
+    Subtracting our own and the simulator's CPU from its growth over a sweep leaves what
+    other processes on the (shared) machine took meanwhile.
+    """
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
 def rss_bytes(pid: int | str = "self") -> int:
     """Resident set size now (VmRSS), not the peak."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
