@@ -377,7 +377,7 @@ def sweep_rows(results: list[CaseResult]) -> list[list[str]]:
             f"{r.wall:.2f} s",
             f"{r.ratio:.2f}x",
             f"{max(r.cpu, r.sim_cpu) / r.ideal:.2f}x",
-            f"{r.rendered_wall:.2f} s (+{r.rendered_wall - r.wall:.2f})",
+            f"{r.rendered_wall:.2f} s ({r.rendered_wall - r.wall:+.2f})",
             f"{r.probe_p50 * 1000:.0f} / {r.probe_p99 * 1000:.0f} ms",
             f"{r.cpu / r.wall:.0%}",
             f"{r.sim_cpu / r.wall:.0%}",
@@ -434,7 +434,8 @@ def verdicts(results: list[CaseResult]) -> list[tuple[str, str, bool]]:
     for r in results:
         out.append(
             (
-                f"CPU <= {CPU_MS_PER_PROBE} ms per probe (N={r.n:,}, C={r.concurrency}, {r.store})",
+                f"CPU <= {CPU_MS_PER_PROBE} ms per probe, per HTTP request"
+                f" (N={r.n:,}, C={r.concurrency}, {r.store})",
                 f"{r.cpu_ms_per_probe:.3f} ms per bridge probe;"
                 f" {r.cpu_ms_per_request:.3f} ms per HTTP request",
                 r.cpu_ms_per_request <= CPU_MS_PER_PROBE,
@@ -460,6 +461,29 @@ def verdicts(results: list[CaseResult]) -> list[tuple[str, str, bool]]:
                 r.kb_per_integration < KB_PER_INTEGRATION,
             )
         )
+    out.extend(marginal_memory(results))
+    return out
+
+
+def marginal_memory(results: list[CaseResult]) -> list[tuple[str, str, bool]]:
+    """KB per integration between the smallest and largest N: fixed costs (the C pooled
+    connections, the store's cache) cancel out, leaving what one more integration costs."""
+    out = []
+    for c, store in sorted({(r.concurrency, r.store) for r in results}):
+        runs = sorted(
+            (r for r in results if (r.concurrency, r.store) == (c, store)), key=lambda r: r.n
+        )
+        small, large = runs[0], runs[-1]
+        if large.n > small.n:
+            kb = (large.rss_delta - small.rss_delta) / (large.n - small.n) / 1024
+            out.append(
+                (
+                    f"< {KB_PER_INTEGRATION:.0f} KB per integration, marginal"
+                    f" (N={small.n:,} -> {large.n:,}, C={c}, {store})",
+                    f"{kb:.1f} KB",
+                    kb < KB_PER_INTEGRATION,
+                )
+            )
     return out
 
 
