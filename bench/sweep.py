@@ -410,7 +410,7 @@ def cost_rows(results: list[CaseResult]) -> list[list[str]]:
             f"{r.cpu_ms_per_probe:.3f}",
             f"{r.cpu_ms_per_request:.3f}",
             f"{r.kb_per_integration:.1f}",
-            f"{r.render_ms:.0f} ms ({r.series:,} series)",
+            f"{r.render_ms:.0f} ms ({r.series:,} series)" if r.render_ms else "not run",
             str(r.render_completions),
             f"{r.n / r.wall * r.render_ms / 1000:.0f}",
             f"{r.render_idle_ms:.0f} ms",
@@ -442,7 +442,7 @@ def verdicts(results: list[CaseResult]) -> list[tuple[str, str, bool]]:
             )
         )
     for r in results:
-        if r.n >= 10_000:
+        if r.n >= 10_000 and r.render_ms:
             out.append(
                 (
                     f"/metrics < {METRICS_MS_AT_10K:.0f} ms at {r.n:,} (C={r.concurrency},"
@@ -495,6 +495,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--provider", default=BRIDGE_PROVIDER, choices=[BRIDGE_PROVIDER])
     parser.add_argument("--store", nargs="+", default=["sqlite"], choices=["sqlite", "memory"])
     parser.add_argument("--repeat", type=int, default=1, help="runs per case; the fastest kept")
+    parser.add_argument(
+        "--no-render", action="store_true", help="no /metrics render in the third sweep"
+    )
     parser.add_argument("--no-blackbox", action="store_true", help="skip the comparison")
     parser.add_argument("--no-install", action="store_true", help="never apt-get install")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -512,7 +515,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     print()
     with simulator(args.latency) as (sim_url, sim_pid):
         results = [
-            best_of(Case(n, c, store, args.latency, sim_url, sim_pid), args.repeat)
+            best_of(
+                Case(n, c, store, args.latency, sim_url, sim_pid, not args.no_render), args.repeat
+            )
             for n in args.integrations
             for c in args.concurrency
             for store in args.store
