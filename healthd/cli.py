@@ -63,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--duration", type=float, default=None, metavar="SECONDS", help="stop after this long"
     )
+    demo.add_argument(
+        "--page-after",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="the bridge rule's allowance in the demo (10 minutes in production)",
+    )
     demo.set_defaults(func=_demo)
     return p
 
@@ -142,7 +149,7 @@ def print_table(cfg: config.Config, results: Sequence[ProbeResult], out: TextIO)
 def _demo(args: argparse.Namespace) -> int:
     from healthd.demo import run_demo
 
-    return run_demo(listen=args.listen, duration=args.duration)
+    return run_demo(listen=args.listen, duration=args.duration, page_after=args.page_after)
 
 
 def _secret_values(cfg: config.Config) -> list[str]:

@@ -127,7 +127,10 @@ def loads(text: str, *, source: str = "<memory>", listen: str | None = None) -> 
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError("", f"{source} is not valid YAML{where}") from None
+        problem = getattr(exc, "problem", None)
+        raise ConfigError(
+            "", f"{source} is not valid YAML{where}" + (f": {problem}" if problem else "")
+        ) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

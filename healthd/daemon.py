@@ -27,11 +27,13 @@ from healthd import catalog as catalog_module
 from healthd.alerts import Outbox, build_notifiers
 from healthd.alerts.engine import AlertEngine
 from healthd.api.app import Api
+from healthd.api.silences import silence_routes
 from healthd.clock import Clock, SystemClock
 from healthd.config import Config
 from healthd.http import make_session
 from healthd.interfaces import Notifier
 from healthd.metrics import HealthCollector, Instruments, MetricsEndpoint
+from healthd.model import Incident
 from healthd.runner import Runner
 from healthd.scheduler import Scheduler
 from healthd.store import open_store
@@ -155,9 +157,9 @@ class Daemon:
         )
         if api.tokens.open:
             log.warning("api_open", message="api.tokens is empty: every API caller is admin")
-        app_runner = web.AppRunner(
-            api.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0
-        )
+        self.app = app = api.app()
+        app.add_routes(silence_routes(self.engine, self.runner.integrations))
+        app_runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await app_runner.setup()
         self._stack.push_async_callback(app_runner.cleanup)
         host, port = cfg.listen
@@ -169,17 +171,16 @@ class Daemon:
         self._task(self.outbox.run(self._stop, self._outbox_poll), "outbox")
         if self._schedule:
             self._task(self.engine.run(self._stop), "alert-engine")
+            # Integrations with an incident open from before the restart are probed first,
+            # so a condition that ended while healthd was down is resolved promptly.
             self.scheduler = Scheduler(
-                cfg.integrations, self.runner.run_once, jitter=cfg.defaults.jitter
+                cfg.integrations,
+                self.runner.run_once,
+                jitter=cfg.defaults.jitter,
+                first=set(_incident_integrations(open_incidents)),
             )
             self.scheduler.start()
             self._stack.callback(self.scheduler.shutdown)
-            # Incidents open from before the restart are re-checked at once, so a
-            # condition that ended while healthd was down is resolved promptly.
-            reconcile = {k for i in open_incidents for k in i.details.get("integrations", [])}
-            known = [i for i in reconcile if i in self.runner.integrations]
-            if known:
-                self._task(self.runner.run_many(known), "reconcile")
         self._ready = True
         log.info(
             "started",
@@ -214,3 +215,14 @@ class Daemon:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._stop.set)
         await self._stop.wait()
+
+
+def _incident_integrations(incidents: list[Incident]) -> list[str]:
+    """The integrations an incident is about: one (`integration`) or several (`integrations`)."""
+    ids: set[str] = set()
+    for incident in incidents:
+        one = incident.details.get("integration")
+        if isinstance(one, str):
+            ids.add(one)
+        ids.update(str(i) for i in incident.details.get("integrations", []))
+    return sorted(ids)

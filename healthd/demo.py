@@ -29,12 +29,12 @@ from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
 
 BRIDGE = "bridge-dc1"
-PAGE_AFTER = 30  # seconds; ten minutes in production
-OUTAGE_STARTS = 12  # seconds after start
-RECOVERY_AFTER_PAGE = 15  # seconds
+PAGE_AFTER = 30.0  # seconds; ten minutes in production
 
 
-def demo_config(sim: SimulatorThread, workdir: Path, listen: str) -> dict[str, Any]:
+def demo_config(
+    sim: SimulatorThread, workdir: Path, listen: str, page_after: float = PAGE_AFTER
+) -> dict[str, Any]:
     """The demo's config: the shared bridge plus one integration per other registered probe."""
     integrations: list[dict[str, Any]] = [
         {
@@ -46,7 +46,7 @@ def demo_config(sim: SimulatorThread, workdir: Path, listen: str) -> dict[str, A
             "credentials": {"password": "env:HEALTHD_DEMO_BRIDGE_PASSWORD"},
         }
     ]
-    integrations += [i for p, i in _tenant_integrations(sim).items() if p in probes()]
+    integrations += [i for p, i in _tenant_integrations(sim) if p in probes()]
     return {
         "listen": listen,
         "store": f"sqlite:///{workdir / 'healthd.db'}",
@@ -63,7 +63,7 @@ def demo_config(sim: SimulatorThread, workdir: Path, listen: str) -> dict[str, A
                 "events_url": sim.https_url,
                 "ca_bundle": str(sim.ca_path),
             },
-            "rules": {"bridge_unreachable": {"page_after": f"{PAGE_AFTER}s"}},
+            "rules": {"bridge_unreachable": {"page_after": f"{page_after:g}s"}},
             "outbox": {"backoff_initial": "1s", "backoff_max": "5s"},
         },
         "api": {
@@ -76,28 +76,92 @@ def demo_config(sim: SimulatorThread, workdir: Path, listen: str) -> dict[str, A
     }
 
 
-def _tenant_integrations(sim: SimulatorThread) -> dict[str, dict[str, Any]]:
-    """Per provider, a tenant's integration against the simulator (added once it is registered)."""
-    return {}
+ACME_TWILIO_SID = "AC" + "0a" * 16
+GLOBEX_SENDGRID_KEY = "SG.demo-globex-key"
 
 
-def run_demo(*, listen: str, duration: float | None) -> int:
+def _tenant_integrations(sim: SimulatorThread) -> list[tuple[str, dict[str, Any]]]:
+    """Tenants' own accounts against the simulator; globex's SendGrid sender is unverified."""
+    status = f"{sim.http_url}/status"
+    return [
+        (
+            "twilio",
+            {
+                "id": "acme-twilio",
+                "name": "Acme SMS (Twilio)",
+                "provider": "twilio",
+                "tenant": "acme",
+                "base_url": sim.http_url,
+                "credentials": {
+                    "account_sid": "env:HEALTHD_DEMO_ACME_TWILIO_SID",
+                    "auth_token": "env:HEALTHD_DEMO_TWILIO_TOKEN",
+                },
+                "options": {
+                    "messaging_base_url": sim.http_url,
+                    "senders": ["+14155550100"],
+                    "statuspage_url": f"{status}/twilio/api/v2/summary.json",
+                },
+            },
+        ),
+        (
+            "sendgrid",
+            {
+                "id": "globex-sendgrid",
+                "name": "Globex email (SendGrid)",
+                "provider": "sendgrid",
+                "tenant": "globex",
+                "base_url": sim.http_url,
+                "credentials": {"api_key": "env:HEALTHD_DEMO_GLOBEX_SENDGRID_KEY"},
+                "options": {
+                    "from_email": "sales@example.com",
+                    "statuspage_url": f"{status}/sendgrid/api/v2/summary.json",
+                },
+            },
+        ),
+        (
+            "google",
+            {
+                "id": "acme-google",
+                "name": "Acme email (Google)",
+                "provider": "google",
+                "tenant": "acme",
+                "base_url": sim.http_url,
+                "credentials": {
+                    "client_id": "env:HEALTHD_DEMO_GOOGLE_CLIENT_ID",
+                    "client_secret": "env:HEALTHD_DEMO_GOOGLE_CLIENT_SECRET",
+                    "refresh_token": "env:HEALTHD_DEMO_GOOGLE_REFRESH_TOKEN",
+                },
+                "options": {"token_url": f"{sim.http_url}/token"},
+            },
+        ),
+    ]
+
+
+def run_demo(*, listen: str, duration: float | None, page_after: float = PAGE_AFTER) -> int:
+    """Run until Ctrl-C, or, with `duration`, until the story ends or the time is up."""
     env = {
         "HEALTHD_DEMO_BRIDGE_PASSWORD": "sim-bridge-password",
         "HEALTHD_DEMO_ROUTING_KEY": "R0DEMO" + "0" * 26,
         "HEALTHD_DEMO_ADMIN_TOKEN": "admin-" + secrets.token_urlsafe(18),
         "HEALTHD_DEMO_ACME_TOKEN": "acme-" + secrets.token_urlsafe(18),
+        "HEALTHD_DEMO_ACME_TWILIO_SID": ACME_TWILIO_SID,
+        "HEALTHD_DEMO_TWILIO_TOKEN": "sim-twilio-token",
+        "HEALTHD_DEMO_GLOBEX_SENDGRID_KEY": GLOBEX_SENDGRID_KEY,
+        "HEALTHD_DEMO_GOOGLE_CLIENT_ID": "demo-acme.apps.example",
+        "HEALTHD_DEMO_GOOGLE_CLIENT_SECRET": "demo-google-client-secret",
+        "HEALTHD_DEMO_GOOGLE_REFRESH_TOKEN": "1//demo-refresh-token",
     }
     os.environ.update(env)
     with tempfile.TemporaryDirectory(prefix="healthd-demo-") as tmp, SimulatorThread() as sim:
         workdir = Path(tmp)
-        doc = demo_config(sim, workdir, listen)
+        sim.client().set_scenario("sendgrid", "sender_unverified", target=GLOBEX_SENDGRID_KEY)
+        doc = demo_config(sim, workdir, listen, page_after)
         (workdir / "healthd.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
         cfg = config.loads(yaml.safe_dump(doc), source="demo")
         logfile = (workdir / "healthd.log").open("w")
         log.configure(list(env.values()), stream=logfile)
         try:
-            asyncio.run(_main(cfg, sim, env, workdir, duration))
+            asyncio.run(_main(cfg, sim, env, workdir, duration, page_after))
         except KeyboardInterrupt:
             pass
         finally:
@@ -112,10 +176,11 @@ async def _main(
     env: dict[str, str],
     workdir: Path,
     duration: float | None,
+    page_after: float,
 ) -> None:
     async with Daemon(cfg) as daemon:
-        _banner(daemon, sim, env, workdir)
-        story = asyncio.create_task(_story(daemon, sim.client()), name="demo-story")
+        _banner(daemon, sim, env, workdir, page_after)
+        story = asyncio.create_task(_story(daemon, sim.client(), page_after), name="demo-story")
         try:
             if duration is None:
                 await daemon.wait()
@@ -125,8 +190,11 @@ async def _main(
             story.cancel()
 
 
-def _banner(daemon: Daemon, sim: SimulatorThread, env: dict[str, str], workdir: Path) -> None:
+def _banner(
+    daemon: Daemon, sim: SimulatorThread, env: dict[str, str], workdir: Path, page_after: float
+) -> None:
     admin = env["HEALTHD_DEMO_ADMIN_TOKEN"]
+    starts = _outage_starts(page_after)
     print(
         f"""
 healthd demo: the daemon against the built-in provider simulator (no real provider is called)
@@ -141,19 +209,24 @@ healthd demo: the daemon against the built-in provider simulator (no real provid
   try:  curl -s -H 'Authorization: Bearer {admin}' {daemon.url}/api/v1/integrations
         curl -s {daemon.url}/metrics | grep healthd_integration_status
 
-Script: the iMessage bridge goes offline after {OUTAGE_STARTS}s; healthd pages on-call once it
-has been unreachable for {PAGE_AFTER}s (10 minutes in production), then the bridge comes back
-and the page is resolved. Ctrl-C stops the demo.
+Globex's SendGrid sender is unverified: a tenant's own mistake, shown on its status and in
+the metrics, never paged. Script: the iMessage bridge goes offline after {starts:g}s; healthd
+pages on-call once it has been unreachable for {page_after:g}s (10 minutes in production),
+then the bridge comes back and the page is resolved. Ctrl-C stops the demo.
 """,
         flush=True,
     )
 
 
-async def _story(daemon: Daemon, sim: SimClient) -> None:
+def _outage_starts(page_after: float) -> float:
+    return max(5.0, page_after * 0.4)
+
+
+async def _story(daemon: Daemon, sim: SimClient, page_after: float) -> None:
     start = time.monotonic()
     await _until(lambda: daemon.runner.states[BRIDGE].status is Status.OK)
     say(f"{BRIDGE} is healthy: it answers its ping and iMessage is signed in", start)
-    await asyncio.sleep(max(0.0, OUTAGE_STARTS - (time.monotonic() - start)))
+    await asyncio.sleep(max(0.0, _outage_starts(page_after) - (time.monotonic() - start)))
     await asyncio.to_thread(sim.set_scenario, "imessage_bridge", "offline", "dc1")
     say("the bridge's Mac goes offline (simulated): connections are dropped", start)
     await _until(lambda: daemon.runner.states[BRIDGE].unreachable_since is not None)
@@ -162,16 +235,17 @@ async def _story(daemon: Daemon, sim: SimClient) -> None:
     say("status is now 'unreachable' after consecutive failed probes (see /metrics)", start)
     trigger = await _pagerduty_event(sim, "trigger")
     say(f"PagerDuty received a trigger: {trigger['body']['payload']['summary']!r}", start)
-    await asyncio.sleep(RECOVERY_AFTER_PAGE)
+    await asyncio.sleep(page_after / 2)
     await asyncio.to_thread(sim.set_scenario, "imessage_bridge", "ok", "dc1")
     say("the bridge is back online", start)
     await _pagerduty_event(sim, "resolve")
     say("PagerDuty received the resolve: the incident is closed, once", start)
-    say("the daemon keeps running; Ctrl-C to stop", start)
+    say("the story is over; the daemon keeps running until Ctrl-C", start)
 
 
 async def _until(predicate: Any, poll: float = 0.2) -> None:
-    while not predicate():
+    # The narrator watches the daemon from outside, as a person would; polling is the point.
+    while not predicate():  # noqa: ASYNC110
         await asyncio.sleep(poll)
 
 

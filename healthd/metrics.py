@@ -35,7 +35,10 @@ HELP = {
     "healthd_bridge_unreachable_seconds": (
         "How long the iMessage bridge has been continuously unreachable; 0 when reachable."
     ),
-    "healthd_findings_total": "Findings that were not ok, by provider code and category.",
+    "healthd_findings_total": (
+        "Problems seen by probes (a finding's message count, or 1), by code and category; "
+        "includes recipient and content errors, which never change health."
+    ),
     "healthd_alert_events_total": "Alert events handled by the outbox, by rule, action, outcome.",
     "healthd_alert_outbox_pending": "Alert events waiting in the outbox, by channel.",
     "healthd_alert_outbox_oldest_pending_age_seconds": "Age of the oldest waiting alert event.",
@@ -187,10 +190,10 @@ class Instruments:
         self.probe_duration.labels(integration.provider).observe(result.duration_seconds)
         self.probes.labels(integration.provider, result.status.value).inc()
         for f in result.findings:
-            if f.status is not Status.OK:
+            if f.status is not Status.OK or f.provider_code is not None:
                 self.findings.labels(
                     integration.provider, f.code, f.provider_code or "", f.category.value
-                ).inc()
+                ).inc(f.count or 1)
 
     def alert_event(self, rule: str, action: str, outcome: str) -> None:
         self.alert_events.labels(rule, action, outcome).inc()

@@ -4,7 +4,8 @@ One job per integration, `max_instances=1` and `coalesce=True`: a probe that is 
 running when its next turn comes is not started twice, and missed turns (a suspended
 laptop, a stalled loop) collapse into one run instead of a burst. First runs are spread
 evenly over each integration's interval, so ten thousand integrations do not all fire in
-the same second after a restart.
+the same second after a restart; the ones named in `first` (those with an open
+incident) run at once.
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ class Scheduler:
         *,
         jitter: timedelta,
         spread_first_runs: bool = True,
+        first: set[str] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._integrations = integrations
         self._run = run
         self._jitter = jitter
         self._spread = spread_first_runs
+        self._first = first or set()
         self._rng = rng or random.Random()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
 
@@ -47,7 +50,8 @@ class Scheduler:
         now = datetime.now(UTC)
         for integration in self._integrations:
             interval = integration.interval.total_seconds()
-            offset = self._rng.uniform(0, interval) if self._spread else 0.0
+            spread = self._spread and integration.id not in self._first
+            offset = self._rng.uniform(0, interval) if spread else 0.0
             self._scheduler.add_job(
                 self._job,
                 IntervalTrigger(

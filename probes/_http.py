@@ -130,27 +130,16 @@ def catalog_finding(
     entry = catalog.get(provider, code)
     if entry is None and provider_code is not None:
         entry = catalog.get(provider, str(provider_code))
-    if entry is None:
-        return Finding(
-            check=check,
-            status=status,
-            code=code,
-            provider_code=None if provider_code is None else str(provider_code),
-            category=Category.UNKNOWN,
-            summary=summary or f"{provider} reported {code}",
-            remediation="Not in healthd's catalogue; see the provider's documentation.",
-            count=count,
-            examples=examples,
-            network_error=network_error,
-        )
     return Finding(
         check=check,
         status=status,
         code=code,
         provider_code=None if provider_code is None else str(provider_code),
-        category=entry.category,
-        summary=summary or entry.title,
-        remediation=entry.fix,
+        category=entry.category if entry else Category.UNKNOWN,
+        summary=summary or (entry.title if entry else f"{provider} reported {code}"),
+        remediation=(
+            entry.fix if entry else "Not in healthd's catalogue; see the provider's documentation."
+        ),
         count=count,
         examples=examples,
         network_error=network_error,

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -154,7 +155,7 @@ def wait_until(
 
 
 class DaemonProcess:
-    """`healthd run` as a real subprocess, its JSON log lines collected from stderr."""
+    """`healthd run` as a real subprocess; a thread collects its JSON log lines from stderr."""
 
     def __init__(self, config_path: Path, env: dict[str, str]) -> None:
         self.config_path = config_path
@@ -162,35 +163,35 @@ class DaemonProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.lines: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        self._started = threading.Event()
 
     def start(self, timeout: float = 20.0) -> DaemonProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "healthd", "run", "--config", str(self.config_path)],
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
             env=self.env,
             cwd=REPO,
         )
-        assert self.proc.stderr is not None
-        deadline = time.monotonic() + timeout
-        os.set_blocking(self.proc.stderr.fileno(), False)
-        buffer = ""
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"healthd exited with {self.proc.returncode}: {buffer}")
-            chunk = self.proc.stderr.read()
-            if chunk:
-                buffer += chunk
-                for line in buffer.splitlines():
-                    event = _json_line(line)
-                    if event and event.get("event") == "started":
-                        self.url = event["listen"]
-                        os.set_blocking(self.proc.stderr.fileno(), True)
-                        return self
-            time.sleep(0.05)
-        self.kill()
-        raise AssertionError(f"healthd did not start within {timeout}s: {buffer}")
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self._started.wait(timeout):
+            self.kill()
+            raise AssertionError(f"healthd did not start within {timeout}s: {self.raw[-20:]}")
+        return self
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.raw.append(line)
+            event = _json_line(line)
+            if event is None:
+                continue
+            self.lines.append(event)
+            if event.get("event") == "started":
+                self.url = event["listen"]
+                self._started.set()
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:

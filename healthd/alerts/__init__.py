@@ -1,8 +1,8 @@
 """Alerting: rules decide which incidents are open, the outbox delivers their events.
 
-    runner ──> rules.evaluate(...) -> AlertPlan ──> Store.apply_alerts (incidents + outbox rows)
-                                                          │
-            PagerDuty / tenant webhooks <── Notifier <── Outbox (claim, send, retry, reject)
+runner ──> rules.evaluate(...) -> AlertPlan ──> Store.apply_alerts (incidents + outbox rows)
+                                                      │
+        PagerDuty / tenant webhooks <── Notifier <── Outbox (claim, send, retry, reject)
 """
 
 from __future__ import annotations

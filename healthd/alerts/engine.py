@@ -5,6 +5,9 @@ integration after each one would cost O(n²) per sweep. So a result only marks t
 dirty, and one task evaluates at most every `min_gap` seconds (and at least every `tick`
 seconds, because the bridge rule becomes true with time alone). Evaluations are
 serialised, so two can never both open the same incident.
+
+Run-time silences (`self.silences`, set through the admin API) are loaded with the open
+incidents and passed to every evaluation beside the configured maintenance windows.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import structlog
 
 from healthd.alerts.rules import AlertPlan, evaluate
 from healthd.alerts.settings import AlertingSettings
+from healthd.alerts.silences import Silences
 from healthd.clock import Clock
 from healthd.interfaces import Store
 from healthd.metrics import AlertView
@@ -46,10 +50,12 @@ class AlertEngine:
         self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()
         self._open: list[Incident] = []
+        self.silences = Silences(store, clock)
         self._view = AlertView(pending={}, oldest_pending_age=None, open_incidents={})
 
     async def load(self) -> list[Incident]:
         self._open = await self._store.open_incidents()
+        await self.silences.load()
         await self.refresh_view()
         return list(self._open)
 
@@ -72,6 +78,7 @@ class AlertEngine:
                 open_incidents=self._open,
                 settings=self._settings,
                 now=now,
+                silences=self.silences.active(now),
             )
             if not plan.empty:
                 await self._store.apply_alerts(

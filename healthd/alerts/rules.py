@@ -25,14 +25,27 @@ Rules and dedup keys:
 - `provider_outage` (`healthd/provider_outage/<provider>`): at least `min_share` and at
   least `min_count` of one provider's integrations fail with provider-category findings.
   While it holds, that provider's provider-category `integration_failing` triggers are
-  suppressed: one page for the provider, not one per integration.
+  suppressed: one page for the provider, not one per integration. Once open it also holds
+  while a paging integration it suppresses is still failing that way, so the outage's
+  resolve never releases the page it held back, and members on their way back
+  (recovering, below) still count, so one good answer mid-outage neither resolves it
+  nor, at the next 5xx, pages it again.
 - `egress_down` (`healthd/egress_down`): integrations of at least `min_providers` providers
   fail with network errors and no integration succeeded in its latest run: the problem is
   healthd's own network. While it holds it suppresses `provider_outage`, `bridge_unreachable`
-  and network failures of `integration_failing` and `tenant_failing`.
+  and network failures of `integration_failing` and `tenant_failing`. Once open it holds
+  while `min_providers` providers still fail with network errors or are recovering, so it
+  resolves when the state machines call the network back, not at the first success.
 - `tenant_failing` (`healthd/tenant/<id>`): a tenant-owned integration that is failing,
   unreachable or degraded, posted to the tenant's webhook (channel `webhook:<tenant>`) when
-  one is configured. Tenant integrations never page on-call unless marked `page: true`.
+  one is configured. Tenant integrations never page on-call unless marked `page: true`
+  (those page through `integration_failing` instead of going to the webhook).
+
+Recovering. An integration the state machine still calls bad whose latest run was good
+(it needs M good runs to recover), or a bridge with `unreachable_since` still set that
+answered its latest probe, triggers nothing new: it keeps an incident already open open,
+but a page held back (by egress_down, an outage, a silence) is not released for something
+that already works again; were it released, it would resolve one probe later.
 
 Flapping. Rules read only the state machine's debounced view: the effective `status`
 (N failures to fail, M successes to recover) and `unreachable_since`. A flapping
@@ -57,8 +70,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from healthd.alerts.settings import AlertingSettings
+from healthd.alerts.settings import AlertingSettings, MaintenanceWindow
 from healthd.model import (
+    PLATFORM_TENANT,
     AlertEvent,
     Category,
     EventAction,
@@ -108,7 +122,6 @@ class _Condition:
     integration: str | None = None
     provider: str | None = None
     tenant: str | None = None
-    network: bool = False
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -138,6 +151,20 @@ class _View:
         return self.failing and any(f.network_error for f in self.bad_findings)
 
     @property
+    def recovering(self) -> bool:
+        """Still bad by the state machine, but the latest run was good: on its way back
+        (M good runs to recover) or flapping. It keeps an open incident open and holds an
+        open outage, but triggers nothing new: what failed is no longer what the probe
+        sees, and the rule that held its page back may have just let go of it."""
+        return self.failing and self.result is not None and not self.result.status.is_bad
+
+    @property
+    def answering(self) -> bool:
+        """The latest run reached it (any answer), though `unreachable_since` may still be
+        set until M such runs in a row."""
+        return self.result is not None and self.result.status is not Status.UNREACHABLE
+
+    @property
     def succeeded(self) -> bool:
         return self.result is not None and self.result.status in (Status.OK, Status.DEGRADED)
 
@@ -150,8 +177,13 @@ def evaluate(
     open_incidents: Sequence[Incident],
     settings: AlertingSettings,
     now: datetime,
+    silences: Sequence[MaintenanceWindow] = (),
 ) -> AlertPlan:
-    """Reconcile the conditions true at `now` with `open_incidents`. Pure: no I/O, no clock."""
+    """Reconcile the conditions true at `now` with `open_incidents`. Pure: no I/O, no clock.
+
+    `silences` are windows set at run time (the admin API) on top of the configured
+    `settings.maintenance`; both only hold back triggers.
+    """
     views = [
         _View(
             integration=integration,
@@ -161,8 +193,9 @@ def evaluate(
         for iid, integration in sorted(integrations.items())
     ]
     rules = settings.rules
-    egress = _egress_down(views, settings) if rules.egress_down.enabled else None
-    outages = _provider_outages(views, settings) if rules.provider_outage.enabled else []
+    is_open = {i.dedup_key for i in open_incidents if i.is_open}
+    egress = _egress_down(views, settings, is_open) if rules.egress_down.enabled else None
+    outages = _provider_outages(views, settings, is_open) if rules.provider_outage.enabled else []
     outage_providers = {c.provider for c in outages}
 
     conditions: list[tuple[_Condition, bool]] = []  # (condition, suppressed)
@@ -170,35 +203,44 @@ def evaluate(
         conditions.append((egress, False))
     conditions += [(c, egress is not None) for c in outages]
     if rules.bridge_unreachable.enabled:
-        conditions += [(c, egress is not None) for c in _bridges_unreachable(views, settings, now)]
+        no_fallback = tenants_without_sms_fallback(integrations, states)
+        for view in views:
+            cond = _bridge_unreachable(view, now, no_fallback)
+            if cond is not None:
+                conditions.append((cond, egress is not None or view.answering))
     if rules.integration_failing.enabled:
         for view in views:
             cond = _integration_failing(view)
             if cond is not None:
-                suppressed = (egress is not None and view.network_failure) or (
-                    cond.provider in outage_providers and view.provider_failure
+                suppressed = (
+                    view.recovering
+                    or (egress is not None and view.network_failure)
+                    or (cond.provider in outage_providers and view.provider_failure)
                 )
                 conditions.append((cond, suppressed))
     if rules.tenant_failing.enabled:
         for view in views:
             cond = _tenant_failing(view, settings)
             if cond is not None:
-                conditions.append((cond, egress is not None and view.network_failure))
-    return _reconcile(conditions, open_incidents, settings, now)
+                suppressed = view.recovering or (egress is not None and view.network_failure)
+                conditions.append((cond, suppressed))
+    windows = (*settings.maintenance, *silences)
+    return _reconcile(conditions, open_incidents, is_open, windows, settings, now)
 
 
 def _reconcile(
     conditions: Sequence[tuple[_Condition, bool]],
     open_incidents: Sequence[Incident],
+    is_open: set[str],
+    windows: Sequence[MaintenanceWindow],
     settings: AlertingSettings,
     now: datetime,
 ) -> AlertPlan:
-    is_open = {i.dedup_key for i in open_incidents if i.is_open}
     wanted = {c.dedup_key for c, _ in conditions}
     opened: list[Incident] = []
     events: list[tuple[str, AlertEvent]] = []
     for cond, suppressed in conditions:
-        if cond.dedup_key in is_open or suppressed or _silenced(cond, settings, now):
+        if cond.dedup_key in is_open or suppressed or _silenced(cond, windows, now):
             continue
         opened.append(
             Incident(
@@ -227,9 +269,12 @@ def _reconcile(
     return AlertPlan(opened=tuple(opened), resolved=tuple(resolved), events=tuple(events))
 
 
-def _silenced(cond: _Condition, settings: AlertingSettings, now: datetime) -> bool:
-    return settings.silenced(
-        cond.rule, now, integration=cond.integration, tenant=cond.tenant, provider=cond.provider
+def _silenced(cond: _Condition, windows: Sequence[MaintenanceWindow], now: datetime) -> bool:
+    return any(
+        w.silences(
+            cond.rule, now, integration=cond.integration, tenant=cond.tenant, provider=cond.provider
+        )
+        for w in windows
     )
 
 
@@ -244,49 +289,46 @@ def _deliverable(channel: str, settings: AlertingSettings) -> bool:
 # --- the rules ---------------------------------------------------------------------------
 
 
-def _bridges_unreachable(
-    views: Sequence[_View], settings: AlertingSettings, now: datetime
-) -> list[_Condition]:
-    out = []
-    for view in views:
-        integration, since = view.integration, view.state.unreachable_since
-        if integration.provider != BRIDGE_PROVIDER or since is None:
-            continue
-        down_for = now - since
-        if down_for <= integration.thresholds.page_after:
-            continue
-        name = integration.name or integration.id
-        out.append(
-            _Condition(
-                rule="bridge_unreachable",
-                dedup_key=f"healthd/bridge_unreachable/{integration.id}",
-                channel=PAGERDUTY_CHANNEL,
-                summary=f"iMessage bridge unreachable for {format_duration(down_for)} ({name})",
-                severity=Severity.CRITICAL,
-                integration=integration.id,
-                provider=integration.provider,
-                tenant=integration.tenant,
-                details={
-                    "integration": integration.id,
-                    "unreachable_since": since.isoformat(),
-                    "unreachable_seconds": int(down_for.total_seconds()),
-                    "findings": _findings(view),
-                    # Seed 000: without a connected Twilio number, a tenant's iMessages sit
-                    # in the queue while the bridge is down instead of falling back to SMS.
-                    "tenants_without_sms_fallback": _tenants_without_sms_fallback(views),
-                },
-            )
-        )
-    return out
+def _bridge_unreachable(view: _View, now: datetime, no_fallback: list[str]) -> _Condition | None:
+    integration, since = view.integration, view.state.unreachable_since
+    if integration.provider != BRIDGE_PROVIDER or since is None:
+        return None
+    down_for = now - since
+    if down_for <= integration.thresholds.page_after:
+        return None
+    name = integration.name or integration.id
+    return _Condition(
+        rule="bridge_unreachable",
+        dedup_key=f"healthd/bridge_unreachable/{integration.id}",
+        channel=PAGERDUTY_CHANNEL,
+        summary=f"iMessage bridge unreachable for {format_duration(down_for)} ({name})",
+        severity=Severity.CRITICAL,
+        integration=integration.id,
+        provider=integration.provider,
+        tenant=integration.tenant,
+        details={
+            "integration": integration.id,
+            "unreachable_since": since.isoformat(),
+            "unreachable_seconds": int(down_for.total_seconds()),
+            "findings": _findings(view),
+            "tenants_without_sms_fallback": no_fallback,
+        },
+    )
 
 
-def _tenants_without_sms_fallback(views: Sequence[_View]) -> list[str]:
-    """Tenants with no Twilio integration that is connected (configured and not failing)."""
-    tenants = {v.integration.tenant for v in views if not v.integration.pages}
+def tenants_without_sms_fallback(
+    integrations: Mapping[str, Integration], states: Mapping[str, IntegrationState]
+) -> list[str]:
+    """Tenants with no connected Twilio integration (configured and not failing).
+
+    Seed 000: while the bridge is down, these tenants' iMessages sit in the queue instead
+    of falling back to SMS. The bridge page lists them; the status API can too.
+    """
+    tenants = {i.tenant for i in integrations.values() if i.tenant != PLATFORM_TENANT}
     covered = {
-        v.integration.tenant
-        for v in views
-        if v.integration.provider == TWILIO_PROVIDER and not v.failing
+        i.tenant
+        for iid, i in integrations.items()
+        if i.provider == TWILIO_PROVIDER and not (iid in states and states[iid].status.is_bad)
     }
     return sorted(tenants - covered)
 
@@ -311,7 +353,6 @@ def _integration_failing(view: _View) -> _Condition | None:
         integration=integration.id,
         provider=integration.provider,
         tenant=integration.tenant,
-        network=view.network_failure,
         details=_integration_details(view),
     )
 
@@ -336,12 +377,17 @@ def _tenant_failing(view: _View, settings: AlertingSettings) -> _Condition | Non
         integration=integration.id,
         provider=integration.provider,
         tenant=integration.tenant,
-        network=view.network_failure,
         details=_integration_details(view),
     )
 
 
-def _provider_outages(views: Sequence[_View], settings: AlertingSettings) -> list[_Condition]:
+def _provider_outages(
+    views: Sequence[_View], settings: AlertingSettings, is_open: set[str]
+) -> list[_Condition]:
+    """Once open, an outage also holds while it still holds back a page (a paging
+    integration of the provider failing with provider errors): as a provider recovers, its
+    integrations come back one by one, and resolving the outage while the platform's own
+    integration is still failing would fire the very page it was holding back."""
     cfg = settings.rules.provider_outage
     by_provider: dict[str, list[_View]] = defaultdict(list)
     for view in views:
@@ -349,7 +395,17 @@ def _provider_outages(views: Sequence[_View], settings: AlertingSettings) -> lis
     out = []
     for provider, members in sorted(by_provider.items()):
         affected = [v for v in members if v.provider_failure]
-        if len(affected) < cfg.min_count or len(affected) < cfg.min_share * len(members):
+        key = f"healthd/provider_outage/{provider}"
+        # Once open, members still on their way back count: one good answer in the middle
+        # of an outage must not resolve the page and trigger it again on the next 5xx.
+        held = (
+            [v for v in members if v.provider_failure or v.recovering]
+            if key in is_open
+            else affected
+        )
+        above = len(held) >= cfg.min_count and len(held) >= cfg.min_share * len(members)
+        holding_back = key in is_open and any(v.integration.pages for v in affected)
+        if not (above or holding_back):
             continue
         codes = Counter(
             f.code for v in affected for f in v.bad_findings if f.category is Category.PROVIDER
@@ -358,7 +414,7 @@ def _provider_outages(views: Sequence[_View], settings: AlertingSettings) -> lis
         out.append(
             _Condition(
                 rule="provider_outage",
-                dedup_key=f"healthd/provider_outage/{provider}",
+                dedup_key=key,
                 channel=PAGERDUTY_CHANNEL,
                 summary=f"{provider} outage: {len(affected)} of {len(members)} integrations "
                 f"failing with provider errors ({', '.join(top)})",
@@ -377,10 +433,17 @@ def _provider_outages(views: Sequence[_View], settings: AlertingSettings) -> lis
     return out
 
 
-def _egress_down(views: Sequence[_View], settings: AlertingSettings) -> _Condition | None:
-    if any(v.succeeded for v in views):
+def _egress_down(
+    views: Sequence[_View], settings: AlertingSettings, is_open: set[str]
+) -> _Condition | None:
+    """Triggers only when nothing succeeded; once open, holds while integrations of
+    `min_providers` providers still fail with network errors. When the network comes back,
+    the first success must not resolve it and release a page for every integration whose
+    state machine has not yet seen its M good probes."""
+    is_down = "healthd/egress_down" in is_open
+    if not is_down and any(v.succeeded for v in views):
         return None
-    failing = [v for v in views if v.network_failure]
+    failing = [v for v in views if v.network_failure or (is_down and v.recovering)]
     providers = sorted({v.integration.provider for v in failing})
     if len(providers) < settings.rules.egress_down.min_providers:
         return None

@@ -187,17 +187,3 @@ class AlertingSettings(_Settings):
     @property
     def source(self) -> str:
         return self.pagerduty.source if self.pagerduty else "healthd"
-
-    def silenced(
-        self,
-        rule: str,
-        at: datetime,
-        *,
-        integration: str | None = None,
-        tenant: str | None = None,
-        provider: str | None = None,
-    ) -> bool:
-        return any(
-            w.silences(rule, at, integration=integration, tenant=tenant, provider=provider)
-            for w in self.maintenance
-        )

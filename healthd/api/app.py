@@ -1,18 +1,20 @@
-"""The HTTP listener: /metrics, /healthz, /readyz, the status API under /api/v1, /openapi.json.
+"""The HTTP listener: /metrics, /healthz, /readyz, the status API under /api/v1, /openapi.json,
+and the status page at `/`.
 
 aiohttp's server rather than Starlette: the daemon already runs on aiohttp, and one
 library for both the probing client and the listener keeps one event loop and no ASGI
-server to configure. Errors are RFC 9457 problem documents; a healthd error maps to a
-4xx with its own message, anything else to a 500 that says nothing about internals.
+server to configure. Every error is an RFC 9457 problem document (`problems.py`): a bad id
+or parameter is a 4xx naming what was wrong, anything unexpected a 500 that says nothing
+about internals. Tenant isolation is applied through `Principal.may_see` only: another
+tenant's id answers exactly as an id that does not exist.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -20,38 +22,37 @@ from aiohttp import web
 
 from healthd.api.auth import Principal, TokenTable
 from healthd.api.openapi import openapi_document
+from healthd.api.page import StatusPage
+from healthd.api.problems import ApiProblem, problem, shown
+from healthd.api.views import (
+    STATUSES,
+    Query,
+    ViewCache,
+    incident_view,
+    incident_visible,
+    integration_view,
+)
 from healthd.catalog import Catalog
 from healthd.config import ApiConfig
-from healthd.errors import IntegrationNotFound, NotFoundError
+from healthd.errors import NotFoundError
 from healthd.interfaces import Store
 from healthd.metrics import MetricsEndpoint
-from healthd.model import Integration, Status
+from healthd.model import Integration, ProbeResult
+from healthd.registry import probes
 from healthd.runner import Runner, probe_deadline
 
 log = structlog.get_logger("healthd.api")
 
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
-PROBLEM = "application/problem+json"
-PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json"}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-def problem(status: int, detail: str, *, headers: Mapping[str, str] | None = None) -> web.Response:
-    body = {
-        "type": "about:blank",
-        "title": _reason(status),
-        "status": status,
-        "detail": detail,
-    }
-    return web.Response(status=status, text=json.dumps(body), content_type=PROBLEM, headers=headers)
-
-
-def _reason(status: int) -> str:
-    from http import HTTPStatus
-
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
+# Paths anyone may fetch: the page shell, its assets and the API description hold no data.
+PUBLIC_PATHS = frozenset({"/", "/openapi.json"})
+PUBLIC_PREFIXES = ("/static/",)
+# A tenant token's incident list is filtered after reading; read this many to fill it.
+INCIDENT_SCAN = 2000
+# Slack on top of the slowest probe's deadline for storing the result and answering.
+LIVE_SLACK_SECONDS = 1.0
 
 
 class RateLimiter:
@@ -89,19 +90,29 @@ class Api:
         self.store = store
         self.catalog = catalog
         self.metrics = metrics
-        self.config = config
         self.tokens = TokenTable(config.tokens)
         self.ready = ready
+        self.rate_limit = config.check_rate_limit
         self.limiter = RateLimiter(config.check_rate_limit)
+        self.metrics_require_token = config.metrics_require_token
+        self.health_require_token = config.health_require_token
+        self.page = StatusPage()
+        self.views = ViewCache(runner.states, runner.results)
+        # Integrations are fixed for the daemon's life: index them by tenant once.
+        self._by_tenant: dict[str, list[Integration]] = defaultdict(list)
+        for integration in runner.integrations.values():
+            self._by_tenant[integration.tenant].append(integration)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._errors, self._auth])
         app.add_routes(
             [
+                *self.page.routes(),
                 web.get("/healthz", self.healthz),
                 web.get("/readyz", self.readyz),
                 web.get("/metrics", self.metrics_handler),
                 web.get("/openapi.json", self.openapi),
+                web.get("/api/v1/me", self.me),
                 web.get("/api/v1/integrations", self.list_integrations),
                 web.get("/api/v1/integrations/{id}", self.get_integration),
                 web.post("/api/v1/integrations/{id}/check", self.check_integration),
@@ -115,42 +126,44 @@ class Api:
     # -- middleware -------------------------------------------------------------------
 
     @web.middleware
-    async def _errors(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
+        except ApiProblem as exc:
+            return problem(exc.status, exc.detail, headers=exc.headers)
         except NotFoundError as exc:
             return problem(404, str(exc))
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            return problem(exc.status, exc.text or exc.reason, headers=_retry_header(exc))
+            return _routing_problem(request, exc)
         except Exception as exc:
             log.error("api_error", path=request.path, error_type=type(exc).__name__)
             return problem(500, "internal error; see healthd's log")
 
     @web.middleware
-    async def _auth(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS and not self._needs_token(request.path):
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self._public(request.path):
             return await handler(request)
         principal = self.tokens.authenticate(request.headers.get("Authorization"))
         if principal is None:
-            return problem(
+            raise ApiProblem(
                 401,
                 "a valid bearer token is required (Authorization: Bearer <token>)",
                 headers={"WWW-Authenticate": 'Bearer realm="healthd"'},
             )
         request[PRINCIPAL] = principal
-        return await handler(request)
+        response = await handler(request)
+        response.headers.setdefault("Cache-Control", "no-store")  # a token's data: never cached
+        return response
 
-    def _needs_token(self, path: str) -> bool:
+    def _public(self, path: str) -> bool:
+        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+            return True
         if path == "/metrics":
-            return self.config.metrics_require_token
+            return not self.metrics_require_token
         if path in ("/healthz", "/readyz"):
-            return self.config.health_require_token
+            return not self.health_require_token
         return False
 
     # -- health and metrics -----------------------------------------------------------
@@ -161,7 +174,7 @@ class Api:
     async def readyz(self, request: web.Request) -> web.Response:
         if self.ready():
             return web.json_response({"status": "ready"})
-        return problem(503, "healthd is starting or stopping")
+        raise ApiProblem(503, "healthd is starting or stopping")
 
     async def metrics_handler(self, request: web.Request) -> web.Response:
         body = await self.metrics.render()
@@ -170,134 +183,156 @@ class Api:
         )
 
     async def openapi(self, request: web.Request) -> web.Response:
-        return web.json_response(openapi_document())
+        document = openapi_document(
+            health_require_token=self.health_require_token,
+            metrics_require_token=self.metrics_require_token,
+        )
+        return web.json_response(document)
 
     # -- status API -------------------------------------------------------------------
 
-    def _visible(self, request: web.Request) -> list[Integration]:
+    async def me(self, request: web.Request) -> web.Response:
+        Query(request.query, ())
         principal = request[PRINCIPAL]
-        return [i for i in self.runner.integrations.values() if principal.may_see(i.tenant)]
+        role = "admin" if principal.is_admin else "tenant"
+        return web.json_response({"name": principal.name, "role": role, "tenant": principal.tenant})
 
-    def _one(self, request: web.Request, integration_id: str) -> Integration:
+    def view(self, integration: Integration) -> dict[str, Any]:
+        return integration_view(
+            integration,
+            self.runner.states.get(integration.id),
+            self.runner.results.get(integration.id),
+        )
+
+    def _visible(self, request: web.Request, tenant: str | None = None) -> list[Integration]:
+        """What this token may see; only `tenant`'s when given. The one tenant filter."""
+        own = request[PRINCIPAL].tenant
+        if own is not None:
+            if tenant not in (None, own):
+                return []
+            tenant = own
+        if tenant is None:
+            return list(self.runner.integrations.values())
+        return self._by_tenant.get(tenant, [])
+
+    def _one(self, request: web.Request) -> Integration:
+        """The integration named in the path, if this token may see it; else 404."""
+        integration_id = request.match_info["id"]
         integration = self.runner.integrations.get(integration_id)
         if integration is None or not request[PRINCIPAL].may_see(integration.tenant):
-            raise IntegrationNotFound(integration_id)
+            raise NotFoundError(f"no integration by the id of {shown(integration_id)}")
         return integration
 
     async def list_integrations(self, request: web.Request) -> web.Response:
-        q = request.query
-        unknown = set(q) - {"tenant", "provider", "status"}
-        if unknown:
-            raise web.HTTPBadRequest(text=f"unknown query parameter {sorted(unknown)[0]!r}")
-        status = q.get("status")
-        if status is not None and status not in {s.value for s in Status}:
-            raise web.HTTPBadRequest(
-                text=f"status must be one of {', '.join(s.value for s in Status)}, not {status!r}"
-            )
-        items = [
-            self.view(i)
-            for i in self._visible(request)
-            if q.get("tenant") in (None, i.tenant) and q.get("provider") in (None, i.provider)
+        q = Query(request.query, ("tenant", "provider", "status"))
+        tenant = q.tenant()
+        provider = q.choice("provider", sorted(probes()))
+        status = q.choice("status", STATUSES)
+        texts = [
+            self.views.text(i)
+            for i in self._visible(request, tenant)
+            if provider in (None, i.provider) and status in (None, self.views.status(i))
         ]
-        if status is not None:
-            items = [v for v in items if v["status"] == status]
-        return web.json_response({"integrations": items, "count": len(items)})
+        body = f'{{"integrations": [{", ".join(texts)}], "count": {len(texts)}}}'
+        return web.Response(text=body, content_type="application/json")
 
     async def get_integration(self, request: web.Request) -> web.Response:
-        return web.json_response(self.view(self._one(request, request.match_info["id"])))
+        Query(request.query, ())
+        return web.Response(
+            text=self.views.text(self._one(request)), content_type="application/json"
+        )
 
     async def check_integration(self, request: web.Request) -> web.Response:
-        integration = self._one(request, request.match_info["id"])
+        Query(request.query, ())
+        integration = self._one(request)
         self._rate_limit(request)
         return web.json_response(await self._live([integration]))
 
     async def check_tenant(self, request: web.Request) -> web.Response:
+        Query(request.query, ())
         tenant = request.match_info["tenant"]
-        integrations = [i for i in self._visible(request) if i.tenant == tenant]
+        integrations = self._visible(request, tenant)
         if not integrations:
-            raise NotFoundError(f"no integrations for tenant {tenant!r}")
+            raise NotFoundError(f"no integrations for the tenant {shown(tenant)}")
         self._rate_limit(request)
         return web.json_response(await self._live(integrations))
 
     def _rate_limit(self, request: web.Request) -> None:
         wait = self.limiter.retry_after(request[PRINCIPAL].name)
         if wait is not None:
-            raise web.HTTPTooManyRequests(
-                text=f"live checks are limited to {self.config.check_rate_limit} per minute",
-                headers={"Retry-After": str(max(1, int(wait + 0.999)))},
+            seconds = max(1, int(wait + 0.999))
+            raise ApiProblem(
+                429,
+                f"live checks are limited to {self.rate_limit} per minute per token, to spare "
+                f"the providers; try again in {seconds} s",
+                headers={"Retry-After": str(seconds)},
             )
 
     async def _live(self, integrations: list[Integration]) -> dict[str, Any]:
         """Run the probes now, in parallel; answer within the slowest probe's deadline.
 
-        A probe that has not finished by then (it waited for a free slot) is reported with
-        its previous result and `fresh: false`; it goes on running and updates the status.
+        Runs go through `Runner.run_once`, so a scheduled run or another caller's check of
+        the same integration already under way is joined, not repeated. A run that has not
+        finished by the bound (it waited for a free slot) is reported with its previous
+        result and `fresh: false`; it goes on and updates the status when it ends.
         """
-        bound = max(probe_deadline(i) for i in integrations) + 1.0
+        bound = max(probe_deadline(i) for i in integrations) + LIVE_SLACK_SECONDS
         tasks = {i.id: asyncio.ensure_future(self.runner.run_once(i.id)) for i in integrations}
         await asyncio.wait(tasks.values(), timeout=bound)
         out = []
         for i in integrations:
             view = self.view(i)
-            view["fresh"] = tasks[i.id].done() and not tasks[i.id].cancelled()
+            view["fresh"] = _finished(tasks[i.id], i)
             out.append(view)
         return {"integrations": out, "count": len(out)}
 
     async def explain(self, request: web.Request) -> web.Response:
-        entry = self.catalog.lookup(request.match_info["provider"], request.match_info["code"])
+        Query(request.query, ())
+        provider, code = request.match_info["provider"], request.match_info["code"]
+        entry = self.catalog.get(provider, code)
+        if entry is None:
+            raise NotFoundError(f"no catalogue entry for {shown(provider)} code {shown(code)}")
         return web.json_response(entry.to_dict())
 
     async def incidents(self, request: web.Request) -> web.Response:
+        q = Query(request.query, ("limit", "open"))
+        limit = q.integer("limit", default=50, low=1, high=500)
+        want_open = q.boolean("open")
         principal = request[PRINCIPAL]
-        limit_text = request.query.get("limit", "50")
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 500:
-            raise web.HTTPBadRequest(
-                text=f"limit must be a whole number from 1 to 500, not {limit_text!r}"
-            )
-        items = []
-        for inc in await self.store.recent_incidents(int(limit_text)):
-            tenants = inc.details.get("tenants", [])
-            if principal.is_admin or principal.tenant in tenants:
-                items.append(
-                    {
-                        "dedup_key": inc.dedup_key,
-                        "rule": inc.rule,
-                        "summary": inc.summary,
-                        "opened_at": inc.opened_at.isoformat(),
-                        "resolved_at": inc.resolved_at.isoformat() if inc.resolved_at else None,
-                        "open": inc.is_open,
-                    }
-                )
+        scan = limit if principal.is_admin and want_open is None else INCIDENT_SCAN
+        items = [
+            incident_view(inc)
+            for inc in await self.store.recent_incidents(scan)
+            if incident_visible(inc, principal) and want_open in (None, inc.is_open)
+        ][:limit]
         return web.json_response({"incidents": items, "count": len(items)})
 
-    # -- views ------------------------------------------------------------------------
 
-    def view(self, integration: Integration) -> dict[str, Any]:
-        state = self.runner.states.get(integration.id)
-        result = self.runner.results.get(integration.id)
-        findings = [f.to_dict() for f in result.findings] if result else []
-        failing = [f for f in findings if f["status"] not in ("ok", "unknown")]
-        return {
-            "id": integration.id,
-            "name": integration.name,
-            "provider": integration.provider,
-            "tenant": integration.tenant,
-            "status": state.status.value if state else Status.UNKNOWN.value,
-            "since": _iso(state.since if state else None),
-            "last_checked": _iso(state.last_checked if state else None),
-            "last_success": _iso(state.last_success if state else None),
-            "unreachable_since": _iso(state.unreachable_since if state else None),
-            "last_result_status": result.status.value if result else None,
-            "consecutive_failures": state.consecutive_failures if state else 0,
-            "problems": failing,
-            "findings": findings,
-        }
+def _finished(task: asyncio.Future[ProbeResult], integration: Integration) -> bool:
+    """Whether the live run ended with a result; a failure is logged, never lost."""
+    if not task.done():
+        task.add_done_callback(lambda t: _finished(t, integration))
+        return False
+    if task.cancelled():
+        return False
+    if task.exception() is not None:
+        log.error(
+            "live_check_failed",
+            integration=integration.id,
+            error_type=type(task.exception()).__name__,
+        )
+        return False
+    return True
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _retry_header(exc: web.HTTPException) -> dict[str, str] | None:
-    value = exc.headers.get("Retry-After")
-    return {"Retry-After": value} if value else None
+def _routing_problem(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """aiohttp's own 404/405 (no such path, wrong method) as problem documents."""
+    headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return problem(
+            405, f"{request.method} is not allowed here; allowed: {allowed}", headers=headers
+        )
+    if isinstance(exc, web.HTTPNotFound):
+        return problem(404, f"no such path: {shown(request.path)}")
+    return problem(exc.status, exc.reason, headers=headers)

@@ -1,4 +1,5 @@
-"""A test double of the outbox part of the `Store` protocol, and event builders.
+"""A test double of the outbox part of the `Store` protocol, event builders, and a fake
+PagerDuty Events API served over TLS on loopback (a trustme CA made per test module).
 
 `OutboxStoreDouble` keeps only what the outbox worker touches (claim_due, mark_sent,
 mark_retry, mark_rejected) with the semantics the real stores promise: rows are claimed in
@@ -9,9 +10,16 @@ older one is unsent), `mark_retry` counts a failed attempt. It is not a Store.
 from __future__ import annotations
 
 import dataclasses
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
+import trustme
+from aiohttp import web
 
 from healthd.clock import FakeClock
 from healthd.model import AlertEvent, EventAction, OutboxItem, OutboxStatus
@@ -41,7 +49,8 @@ class OutboxStoreDouble:
         self.rows[item_id] = dataclasses.replace(self.rows[item_id], **changes)  # type: ignore[arg-type]
 
     async def claim_due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
-        claimed, blocked = [], set()
+        claimed: list[OutboxItem] = []
+        blocked: set[tuple[str, str]] = set()
         for item in sorted(self.rows.values(), key=lambda i: i.id):
             key = (item.channel, item.event.dedup_key)
             if item.status not in (OutboxStatus.PENDING, OutboxStatus.SENDING):
@@ -99,3 +108,55 @@ def clock() -> FakeClock:
 @pytest.fixture
 def store() -> OutboxStoreDouble:
     return OutboxStoreDouble()
+
+
+@dataclass
+class FakeEventsApi:
+    """Answers POST /v2/enqueue with the queued (status, body, headers); records the bodies."""
+
+    answers: list[tuple[int, dict[str, Any], dict[str, str]]] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    async def enqueue(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.received.append(body)
+        status, answer, headers = (
+            self.answers.pop(0)
+            if self.answers
+            else (202, {"status": "success", "message": "Event processed"}, {})
+        )
+        if status == 202:
+            answer = {**answer, "dedup_key": body.get("dedup_key", "generated")}
+        return web.json_response(answer, status=status, headers=headers)
+
+
+@dataclass
+class Server:
+    api: FakeEventsApi
+    url: str
+    ca_bundle: Path
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+async def server(ca: trustme.CA, tmp_path: Path) -> AsyncIterator[Server]:
+    api = FakeEventsApi()
+    app = web.Application()
+    app.router.add_post("/v2/enqueue", api.enqueue)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(tls)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    try:
+        yield Server(api, f"https://127.0.0.1:{port}", bundle)
+    finally:
+        await runner.cleanup()

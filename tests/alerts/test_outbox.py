@@ -235,16 +235,25 @@ async def test_flush_returns_within_its_budget_when_a_send_hangs(store, clock):
     assert store.status(row) is OutboxStatus.SENDING  # requeue_stale returns it on restart
 
 
-async def test_run_stops_when_asked(store, clock):
-    notifier = ScriptedNotifier()
+class SignallingNotifier(ScriptedNotifier):
+    def __init__(self) -> None:
+        super().__init__()
+        self.delivered = asyncio.Event()
+
+    async def send(self, event: AlertEvent) -> None:
+        await super().send(event)
+        self.delivered.set()
+
+
+async def test_run_delivers_until_stopped(store, clock):
+    notifier = SignallingNotifier()
     store.enqueue("pagerduty", make_event(), T0)
     stop = asyncio.Event()
     box = outbox(store, notifier, clock)
 
     async with asyncio.timeout(10):
         task = asyncio.create_task(box.run(stop, poll=0.01))
-        while not notifier.sent:
-            await asyncio.sleep(0.01)
+        await notifier.delivered.wait()
         stop.set()
         await task
 

@@ -1,0 +1,165 @@
+"""The admin API for run-time silences: `GET/POST /api/v1/silences`, `DELETE .../{name}`.
+
+Admin tokens only. A tenant token gets the same 404 as a path that does not exist, not a
+403: a tenant has no business knowing that silences exist or what they are called, and
+a 403 would tell it. Bad input answers 400 with a problem document naming the field.
+
+POST body (JSON object):
+- `name` (required): unique among the silences in force;
+- `ends_at` (RFC 3339 with offset) or `duration` (`30m`, `2h`, seconds): exactly one;
+  at most `MAX_LENGTH` from now;
+- `starts_at` (optional, default now): a silence may be booked ahead;
+- `rules`: `"all"` (default) or a list of rule names;
+- `integrations`, `tenants`, `providers`: selectors, each a list; empty matches anything,
+  and every value must name something healthd knows (a typo would silence nothing).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from healthd.alerts.engine import AlertEngine
+from healthd.alerts.settings import MaintenanceWindow, RuleName
+from healthd.alerts.silences import SilenceExists, SilenceNotFound
+from healthd.api.app import PRINCIPAL
+from healthd.api.auth import Principal
+from healthd.api.problems import ApiProblem, shown
+from healthd.durations import Duration
+from healthd.model import Integration
+
+MAX_LENGTH = timedelta(days=30)
+
+
+class SilenceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    duration: Duration | None = None
+    rules: Literal["all"] | tuple[RuleName, ...] = "all"
+    integrations: tuple[str, ...] = ()
+    tenants: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
+
+
+def silence_routes(
+    engine: AlertEngine, integrations: Mapping[str, Integration]
+) -> list[web.RouteDef]:
+    """The routes, for the API's application (its auth middleware sets `PRINCIPAL`)."""
+    handlers = _Handlers(engine, integrations)
+    return [
+        web.get("/api/v1/silences", handlers.list),
+        web.post("/api/v1/silences", handlers.create),
+        web.delete("/api/v1/silences/{name}", handlers.delete),
+    ]
+
+
+class _Handlers:
+    def __init__(self, engine: AlertEngine, integrations: Mapping[str, Integration]) -> None:
+        self._silences = engine.silences
+        self._clock = engine.silences.clock
+        self._known = {
+            "integrations": set(integrations),
+            "tenants": {i.tenant for i in integrations.values()},
+            "providers": {i.provider for i in integrations.values()},
+        }
+
+    async def list(self, request: web.Request) -> web.Response:
+        _admin_only(request)
+        items = [s.to_dict() for s in self._silences.list()]
+        return web.json_response({"silences": items, "count": len(items)})
+
+    async def create(self, request: web.Request) -> web.Response:
+        principal = _admin_only(request)
+        window = self._window(await _json_object(request))
+        try:
+            silence = await self._silences.add(window, created_by=principal.name)
+        except SilenceExists:
+            raise ApiProblem(
+                409, f"a silence named {shown(window.name)} is already in force"
+            ) from None
+        return web.json_response(silence.to_dict(), status=201)
+
+    async def delete(self, request: web.Request) -> web.Response:
+        principal = _admin_only(request)
+        name = request.match_info["name"]
+        try:
+            await self._silences.remove(name, removed_by=principal.name)
+        except SilenceNotFound:
+            raise ApiProblem(404, f"no silence named {shown(name)}") from None
+        return web.Response(status=204)
+
+    def _window(self, body: dict[str, Any]) -> MaintenanceWindow:
+        try:
+            req = SilenceRequest.model_validate(body)
+        except ValidationError as exc:
+            raise _bad(_describe(exc)) from None
+        now = self._clock.now()
+        start = req.starts_at or now
+        end = _end(req, start)
+        if end <= now or end <= start:
+            raise _bad("the silence must end in the future and after it starts")
+        if end - now > MAX_LENGTH:
+            raise _bad(f"a silence may last at most {MAX_LENGTH.days} days from now")
+        for selector, known in self._known.items():
+            unknown = sorted(set(getattr(req, selector)) - known)
+            if unknown:
+                raise _bad(f"{selector}: unknown {', '.join(map(shown, unknown[:5]))}")
+        return MaintenanceWindow(
+            name=req.name,
+            start=start,
+            end=end,
+            rules=req.rules,
+            integrations=req.integrations,
+            tenants=req.tenants,
+            providers=req.providers,
+        )
+
+
+def _end(req: SilenceRequest, start: datetime) -> datetime:
+    if (req.ends_at is None) == (req.duration is None):
+        raise _bad("give exactly one of ends_at or duration")
+    if req.ends_at is not None:
+        return req.ends_at
+    assert req.duration is not None
+    if req.duration <= timedelta(0):
+        raise _bad("duration must be positive")
+    return start + req.duration
+
+
+def _admin_only(request: web.Request) -> Principal:
+    principal = request[PRINCIPAL]
+    if not principal.is_admin:
+        # The listener answers this exactly as it answers a path that does not exist
+        # ("no such path"): a tenant cannot tell that silences exist.
+        raise web.HTTPNotFound()
+    return principal
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise _bad("the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise _bad("the body must be a JSON object")
+    return body
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def _bad(detail: str) -> ApiProblem:
+    return ApiProblem(400, detail)

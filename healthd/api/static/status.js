@@ -1,0 +1,338 @@
+// The status page's behaviour: ask for a token once, fetch the status with it, run live checks.
+//
+// The token lives in sessionStorage (this tab only) and goes out only in the Authorization
+// header of same-origin API calls. Everything shown is built with DOM nodes and textContent,
+// never innerHTML, so a name or message from the API cannot inject markup.
+"use strict";
+
+(() => {
+  const TOKEN_KEY = "healthd.token";
+  const STATUS = {
+    ok: { text: "OK", icon: "✓" },
+    degraded: { text: "Degraded", icon: "!" },
+    failing: { text: "Failing", icon: "✕" },
+    unreachable: { text: "Unreachable", icon: "⚠" },
+    unknown: { text: "Not checked yet", icon: "?" },
+  };
+  const PROVIDERS = {
+    imessage_bridge: "iMessage bridge",
+    twilio: "Twilio (SMS and MMS)",
+    sendgrid: "SendGrid (email)",
+    google: "Google (Gmail)",
+  };
+  const SEVERITY = { failing: 0, unreachable: 1, degraded: 2, unknown: 3, ok: 4 };
+
+  let views = new Map(); // integration id -> the API's integration view
+  let admin = false;
+
+  const byId = (id) => document.getElementById(id);
+
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  class ApiError extends Error {
+    constructor(status, detail, retryAfter) {
+      super(detail);
+      this.status = status;
+      this.retryAfter = retryAfter;
+    }
+  }
+
+  async function api(method, path) {
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    let response;
+    try {
+      response = await fetch(path, {
+        method,
+        headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+        cache: "no-store",
+        credentials: "omit",
+        referrerPolicy: "no-referrer",
+      });
+    } catch (err) {
+      throw new ApiError(0, "healthd did not answer; is it running?", null);
+    }
+    let body = null;
+    try {
+      body = await response.json();
+    } catch (err) {
+      body = null;
+    }
+    if (!response.ok) {
+      const detail = body && body.detail ? body.detail : `HTTP ${response.status}`;
+      throw new ApiError(response.status, detail, response.headers.get("Retry-After"));
+    }
+    return body;
+  }
+
+  // -- formatting ---------------------------------------------------------------------------
+
+  function when(iso) {
+    if (!iso) return null;
+    const date = new Date(iso);
+    const seconds = Math.max(0, Math.round((Date.now() - date.getTime()) / 1000));
+    let ago;
+    if (seconds < 60) ago = "just now";
+    else if (seconds < 3600) ago = `${Math.floor(seconds / 60)} min ago`;
+    else if (seconds < 86400) ago = `${Math.floor(seconds / 3600)} h ago`;
+    else ago = `${Math.floor(seconds / 86400)} days ago`;
+    const exact = date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+    return el("time", { datetime: iso, title: exact }, `${exact} (${ago})`);
+  }
+
+  function badge(status) {
+    const s = STATUS[status] || { text: status, icon: "?" };
+    return el(
+      "p",
+      { class: `badge badge-${status}` },
+      el("span", { class: "icon", "aria-hidden": "true" }, s.icon),
+      el("span", { class: "visually-hidden" }, "Status: "),
+      s.text,
+    );
+  }
+
+  function providerName(provider) {
+    return PROVIDERS[provider] || provider;
+  }
+
+  // -- rendering ----------------------------------------------------------------------------
+
+  function problemItem(finding) {
+    const codes = [el("code", {}, finding.code)];
+    if (finding.provider_code) codes.push(" (provider code ", el("code", {}, finding.provider_code), ")");
+    return el(
+      "li",
+      { class: `problem problem-${finding.status}` },
+      el("p", { class: "problem-summary" }, el("strong", {}, `${(STATUS[finding.status] || {}).text || finding.status}: `), finding.summary),
+      finding.remediation ? el("p", { class: "fix" }, el("strong", {}, "Fix: "), finding.remediation) : null,
+      el("p", { class: "code" }, "Code ", codes),
+    );
+  }
+
+  function integrationCard(view) {
+    const headingId = `integration-${cssSafe(view.id)}`;
+    const details = el("dl", { class: "facts" });
+    const fact = (term, value) => {
+      if (value === null || value === undefined) return;
+      details.append(el("dt", {}, term), el("dd", {}, value));
+    };
+    fact("Since", when(view.since) || "not yet known");
+    fact("Last checked", when(view.last_checked) || "never");
+    if (view.last_result_status && view.last_result_status !== view.status) {
+      const latest = STATUS[view.last_result_status] || { text: view.last_result_status };
+      fact("Latest check", `${latest.text} (not yet confirmed by the next checks)`);
+    }
+    if (admin) fact("Workspace", view.tenant);
+    if (view.fresh === false) fact("Live check", "still running; this is the previous result");
+    if (view.name && view.name !== view.id) fact("Id", el("code", {}, view.id));
+
+    const problems = view.problems || [];
+    const body = problems.length
+      ? [el("h5", { class: "problems-title" }, "What is failing"), el("ul", { class: "problems" }, problems.map(problemItem))]
+      : [el("p", { class: "all-good" }, view.status === "unknown" ? "No result yet." : "Nothing is failing.")];
+
+    return el(
+      "li",
+      { class: `integration status-${view.status}`, "data-id": view.id, "data-status": view.status },
+      el(
+        "article",
+        { "aria-labelledby": headingId },
+        el("div", { class: "integration-head" }, el("h4", { id: headingId }, view.name || view.id), badge(view.status)),
+        details,
+        body,
+      ),
+    );
+  }
+
+  function cssSafe(text) {
+    return Array.from(text, (c) => (/[A-Za-z0-9_-]/.test(c) ? c : `_${c.codePointAt(0).toString(16)}_`)).join("");
+  }
+
+  function shown() {
+    const tenant = byId("tenant-filter").value;
+    return Array.from(views.values()).filter((v) => !tenant || v.tenant === tenant);
+  }
+
+  function fillTenantFilter() {
+    const select = byId("tenant-filter");
+    const tenants = Array.from(new Set(Array.from(views.values(), (v) => v.tenant))).sort();
+    const chosen = select.value;
+    select.replaceChildren(el("option", { value: "" }, "All workspaces"), ...tenants.map((t) => el("option", { value: t }, t)));
+    select.value = tenants.includes(chosen) ? chosen : "";
+    byId("filters").hidden = !(admin && tenants.length > 1);
+  }
+
+  function render() {
+    const groups = byId("groups");
+    const all = shown();
+    const byProvider = new Map();
+    for (const view of all) {
+      if (!byProvider.has(view.provider)) byProvider.set(view.provider, []);
+      byProvider.get(view.provider).push(view);
+    }
+    const sections = [];
+    const providers = Array.from(byProvider.keys()).sort((a, b) => providerName(a).localeCompare(providerName(b)));
+    for (const provider of providers) {
+      const items = byProvider.get(provider).sort(
+        (a, b) => (SEVERITY[a.status] ?? 9) - (SEVERITY[b.status] ?? 9) || (a.name || a.id).localeCompare(b.name || b.id),
+      );
+      const titleId = `provider-${cssSafe(provider)}`;
+      sections.push(
+        el(
+          "section",
+          { class: "provider", "aria-labelledby": titleId },
+          el("h3", { id: titleId, class: "provider-title" }, providerName(provider), el("span", { class: "count" }, ` · ${counted(items)}`)),
+          el("ul", { class: "integrations" }, items.map(integrationCard)),
+        ),
+      );
+    }
+    if (!sections.length) sections.push(el("p", { class: "empty" }, "No integrations are connected for this token."));
+    groups.replaceChildren(...sections);
+    byId("summary").textContent = all.length ? `${all.length} integration${all.length === 1 ? "" : "s"}: ${counted(all)}.` : "";
+  }
+
+  function counted(items) {
+    const counts = new Map();
+    for (const view of items) counts.set(view.status, (counts.get(view.status) || 0) + 1);
+    return Array.from(counts.entries())
+      .sort((a, b) => (SEVERITY[a[0]] ?? 9) - (SEVERITY[b[0]] ?? 9))
+      .map(([status, n]) => `${n} ${(STATUS[status] || { text: status }).text.toLowerCase()}`)
+      .join(", ");
+  }
+
+  function announce(text) {
+    byId("announce").textContent = text;
+  }
+
+  // -- flows --------------------------------------------------------------------------------
+
+  function showSignin(message) {
+    byId("status").hidden = true;
+    byId("signin").hidden = false;
+    byId("who").hidden = true;
+    byId("forget").hidden = true;
+    const error = byId("token-error");
+    error.hidden = !message;
+    error.textContent = message || "";
+    byId("token").focus();
+  }
+
+  function showStatus() {
+    byId("signin").hidden = true;
+    byId("status").hidden = false;
+    byId("forget").hidden = false;
+    const who = byId("who");
+    const tenants = new Set(Array.from(views.values(), (v) => v.tenant));
+    who.textContent = admin ? "Signed in with an admin token" : `Workspace: ${Array.from(tenants).join(", ") || "—"}`;
+    who.hidden = false;
+  }
+
+  function forget(message) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    views = new Map();
+    admin = false;
+    fillTenantFilter();
+    byId("groups").replaceChildren();
+    byId("summary").textContent = "";
+    announce("");
+    showSignin(message);
+  }
+
+  async function load(fromForm) {
+    const groups = byId("groups");
+    groups.setAttribute("aria-busy", "true");
+    try {
+      const [list, me] = await Promise.all([api("GET", "/api/v1/integrations"), api("GET", "/api/v1/me")]);
+      admin = me.role === "admin";
+      views = new Map(list.integrations.map((v) => [v.id, v]));
+      fillTenantFilter();
+      showStatus();
+      render();
+      if (fromForm) byId("status-title").focus(); // the form is gone: keep the reader's place
+    } catch (err) {
+      if (err.status === 401) forget("That token was not accepted. Check it and try again.");
+      else showSignin(err.message);
+    } finally {
+      groups.setAttribute("aria-busy", "false");
+    }
+  }
+
+  async function runCheck() {
+    const button = byId("run-check");
+    const groups = byId("groups");
+    const targets = shown();
+    const tenants = Array.from(new Set(targets.map((v) => v.tenant))).sort();
+    if (!tenants.length) {
+      announce("There is nothing to check.");
+      return;
+    }
+    button.disabled = true;
+    button.textContent = "Checking…";
+    groups.setAttribute("aria-busy", "true");
+    announce(`Running a live health check of ${targets.length} integration${targets.length === 1 ? "" : "s"}…`);
+    const failures = [];
+    const answers = await Promise.allSettled(
+      tenants.map((tenant) => api("POST", `/api/v1/tenants/${encodeURIComponent(tenant)}/check`)),
+    );
+    for (const answer of answers) {
+      if (answer.status === "fulfilled") {
+        for (const view of answer.value.integrations) views.set(view.id, view);
+      } else {
+        failures.push(answer.reason);
+      }
+    }
+    render();
+    groups.setAttribute("aria-busy", "false");
+    button.disabled = false;
+    button.textContent = "Run health check";
+    const time = new Date().toLocaleTimeString(undefined, { timeStyle: "short" });
+    if (failures.some((err) => err.status === 401)) {
+      forget("The token is no longer accepted. Enter it again.");
+      return;
+    }
+    const limited = failures.find((err) => err.status === 429);
+    if (limited) {
+      const wait = limited.retryAfter ? ` Try again in ${limited.retryAfter} seconds.` : "";
+      announce(`Too many health checks in a short time; healthd limits them to spare the providers.${wait}`);
+    } else if (failures.length) {
+      announce(`The health check did not complete: ${failures[0].message}`);
+    } else {
+      const stale = shown().filter((v) => v.fresh === false).length;
+      const note = stale ? ` ${stale} did not finish in time and show their previous result.` : "";
+      announce(`Health check finished at ${time}: ${counted(shown())}.${note}`);
+    }
+  }
+
+  function start() {
+    byId("token-form").addEventListener("submit", (event) => {
+      event.preventDefault(); // the token must not leave in a form post or a URL
+      const input = byId("token");
+      const token = input.value.trim();
+      input.value = "";
+      if (!token) {
+        showSignin("Enter a token.");
+        return;
+      }
+      sessionStorage.setItem(TOKEN_KEY, token);
+      load(true);
+    });
+    byId("forget").addEventListener("click", () => forget(""));
+    byId("run-check").addEventListener("click", runCheck);
+    byId("tenant-filter").addEventListener("change", render);
+    if (sessionStorage.getItem(TOKEN_KEY)) load(false);
+    else showSignin("");
+  }
+
+  start();
+})();

@@ -1,0 +1,177 @@
+"""What the status API answers: integration and incident views, and query-string checks.
+
+A view is built from the runner's in-memory state and latest result; it carries findings
+(code, summary, fix) and never the integration's credentials or options, so nothing a
+probe was configured with can leak through the API. Query parameters are checked here,
+each rejection naming the parameter and what it accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from typing import Any
+
+from multidict import MultiMapping
+
+from healthd.api.auth import Principal
+from healthd.api.problems import ApiProblem, shown
+from healthd.model import Incident, Integration, IntegrationState, ProbeResult, Status
+
+# The same rule config.py applies to `integrations[].tenant`.
+TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+STATUSES = tuple(s.value for s in Status)
+
+
+def integration_view(
+    integration: Integration, state: IntegrationState | None, result: ProbeResult | None
+) -> dict[str, Any]:
+    findings = [f.to_dict() for f in result.findings] if result else []
+    return {
+        "id": integration.id,
+        "name": integration.name,
+        "provider": integration.provider,
+        "tenant": integration.tenant,
+        "status": status_of(state),
+        "since": _iso(state.since if state else None),
+        "last_checked": _iso(state.last_checked if state else None),
+        "last_success": _iso(state.last_success if state else None),
+        "unreachable_since": _iso(state.unreachable_since if state else None),
+        "last_result_status": result.status.value if result else None,
+        "consecutive_failures": state.consecutive_failures if state else 0,
+        "problems": [f for f in findings if f["status"] not in ("ok", "unknown")],
+        "findings": findings,
+    }
+
+
+def status_of(state: IntegrationState | None) -> str:
+    return state.status.value if state else Status.UNKNOWN.value
+
+
+class ViewCache:
+    """Each integration's view as JSON text, rebuilt only when its state or result changes.
+
+    The runner replaces an integration's state and result objects on every run (they are
+    frozen), so identity tells whether the cached text is current. At 10,000 integrations
+    the full list is then a join of cached strings instead of 10,000 dicts serialised on
+    every request, which holds the event loop that also runs the probes.
+    """
+
+    def __init__(
+        self,
+        states: Mapping[str, IntegrationState],
+        results: Mapping[str, ProbeResult],
+    ) -> None:
+        self._states = states
+        self._results = results
+        self._cache: dict[str, tuple[IntegrationState | None, ProbeResult | None, str]] = {}
+
+    def text(self, integration: Integration) -> str:
+        state = self._states.get(integration.id)
+        result = self._results.get(integration.id)
+        hit = self._cache.get(integration.id)
+        if hit is not None and hit[0] is state and hit[1] is result:
+            return hit[2]
+        text = json.dumps(integration_view(integration, state, result))
+        self._cache[integration.id] = (state, result, text)
+        return text
+
+    def status(self, integration: Integration) -> str:
+        return status_of(self._states.get(integration.id))
+
+
+def incident_tenants(incident: Incident) -> set[str]:
+    """The tenants an incident concerns, from what `alerts/rules.py` stores in its details.
+
+    Rules store the single owning tenant as `tenant` (None for provider-wide and egress
+    incidents); a `tenants` list is honoured too. Incidents with no tenant are admin-only.
+    """
+    details = incident.details
+    tenants = {str(t) for t in details.get("tenants") or () if t}
+    if details.get("tenant"):
+        tenants.add(str(details["tenant"]))
+    return tenants
+
+
+def incident_visible(incident: Incident, principal: Principal) -> bool:
+    return principal.is_admin or principal.tenant in incident_tenants(incident)
+
+
+def incident_view(incident: Incident) -> dict[str, Any]:
+    details = incident.details
+    return {
+        "dedup_key": incident.dedup_key,
+        "rule": incident.rule,
+        "summary": incident.summary,
+        "opened_at": incident.opened_at.isoformat(),
+        "resolved_at": _iso(incident.resolved_at),
+        "open": incident.is_open,
+        "integration": _str_or_none(details.get("integration")),
+        "provider": _str_or_none(details.get("provider")),
+        "tenant": _str_or_none(details.get("tenant")),
+    }
+
+
+class Query:
+    """The query string of one request, checked parameter by parameter."""
+
+    def __init__(self, query: MultiMapping[str], allowed: Collection[str]) -> None:
+        for key in query:
+            if key not in allowed:
+                known = ", ".join(sorted(allowed)) or "none"
+                raise ApiProblem(
+                    400, f"unknown query parameter {shown(key)}; this path takes: {known}"
+                )
+            if len(query.getall(key)) > 1:
+                raise ApiProblem(400, f"query parameter {key!r} may be given only once")
+        self._query = query
+
+    def get(self, key: str) -> str | None:
+        return self._query.get(key)
+
+    def choice(self, key: str, choices: Collection[str], what: str = "") -> str | None:
+        value = self._query.get(key)
+        if value is not None and value not in choices:
+            raise ApiProblem(
+                400,
+                f"{key} must be one of {', '.join(sorted(choices)) or '(none)'}{what}, "
+                f"not {shown(value)}",
+            )
+        return value
+
+    def tenant(self, key: str = "tenant") -> str | None:
+        value = self._query.get(key)
+        if value is not None and not TENANT_PATTERN.fullmatch(value):
+            raise ApiProblem(
+                400,
+                f"{key} must be a tenant name (letters, digits, '_', '.', '-'; at most 100; "
+                f"starting with a letter or digit), not {shown(value)}",
+            )
+        return value
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        text = self._query.get(key)
+        if text is None:
+            return default
+        if (
+            not (text.isascii() and text.isdigit() and len(text) <= 9)
+            or not low <= int(text) <= high
+        ):
+            raise ApiProblem(
+                400, f"{key} must be a whole number from {low} to {high}, not {shown(text)}"
+            )
+        return int(text)
+
+    def boolean(self, key: str) -> bool | None:
+        value = self.choice(key, ("true", "false"))
+        return None if value is None else value == "true"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,308 @@
+"""SendGrid v3 as the email probe sees it: scopes, sender identities, domains, stats, mail send.
+
+The target is the API key (the `Authorization: Bearer` value), so one simulator holds a
+healthy account beside a revoked one. Bodies follow SendGrid's `ErrorResponse`
+(`{"errors": [{"message", "field", "help"}]}`) and the published OpenAPI files; every
+answer carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`
+(epoch seconds), as the real API does.
+
+Scenarios (params in brackets):
+- `ok`: key with `mail.send`; the from-address (`from_email`, default sales@example.com)
+  is a verified single sender and its domain is authenticated; quiet, clean stats.
+- `missing_key`: 401 `authorization required` (also what any request without a key gets).
+- `revoked_key`: 401 `The provided authorization grant is invalid, expired, or revoked`.
+- `no_mail_send_scope`: the key lists read scopes only.
+- `restricted_key`: a "Mail Send only" restricted key: scopes `["mail.send"]`, and every
+  read endpoint answers 403 `access forbidden`.
+- `access_forbidden`: 403 `access forbidden` on every call (SendGrid's temporary block).
+- `sender_unverified`: the single sender exists but was never confirmed; no domain.
+  `POST /v3/mail/send` answers the real 403 sender-identity body.
+- `domain_invalid_dns`: no single sender; the domain is authenticated but one DNS record
+  (`record`: mail_cname | dkim1 | dkim2, default dkim1) does not resolve as expected.
+- `high_bounces`, `blocks_spike`, `spam_reports`, `deferrals`: stats where that metric is a
+  large share of requests (`rate` overrides the share; `daily_requests`, default 500).
+- `rate_limited`: every call is over the limit: 429 `too many requests`, remaining 0.
+- `low_rate_budget`: answers normally but reports few calls left (`remaining`, default 20).
+- `server_error`: 500 `internal server error` on every call.
+Rate limit: `limit` (default 600 per minute) for every scenario.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from healthd.sim.base import ProviderSim, Scenario
+
+_WINDOW_SECONDS = 60
+_DEFAULT_LIMIT = 600
+_DEFAULT_FROM = "sales@example.com"
+
+_REVOKED = "The provided authorization grant is invalid, expired, or revoked"
+_UNVERIFIED_FROM = (
+    "The from address does not match a verified Sender Identity. Mail cannot be sent until "
+    "this error is resolved. Visit https://sendgrid.com/docs/for-developers/sending-email/"
+    "sender-identity/ to see the Sender Identity requirements"
+)
+_ALL_SCOPES = ["mail.send", "alerts.read", "stats.read", "whitelabel.read", "user.profile.read"]
+_METRICS = (
+    "blocks",
+    "bounce_drops",
+    "bounces",
+    "clicks",
+    "deferred",
+    "delivered",
+    "invalid_emails",
+    "opens",
+    "processed",
+    "requests",
+    "spam_report_drops",
+    "spam_reports",
+    "unique_clicks",
+    "unique_opens",
+    "unsubscribe_drops",
+    "unsubscribes",
+)
+# Which metric each stats scenario inflates, and its default share of requests.
+_SPIKES = {
+    "high_bounces": ("bounces", 0.4),
+    "blocks_spike": ("blocks", 0.12),
+    "spam_reports": ("spam_reports", 0.01),
+    "deferrals": ("deferred", 0.3),
+}
+
+
+class SendGridSim(ProviderSim):
+    name = "sendgrid"
+    scenarios = frozenset(
+        {
+            "ok",
+            "missing_key",
+            "revoked_key",
+            "no_mail_send_scope",
+            "restricted_key",
+            "access_forbidden",
+            "sender_unverified",
+            "domain_invalid_dns",
+            "high_bounces",
+            "blocks_spike",
+            "spam_reports",
+            "deferrals",
+            "rate_limited",
+            "low_rate_budget",
+            "server_error",
+        }
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._windows: dict[str, tuple[int, int]] = {}
+
+    def reset(self) -> None:
+        super().reset()
+        self._windows.clear()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/v3/scopes", self.scopes),
+            web.get("/v3/verified_senders", self.verified_senders),
+            web.get("/v3/whitelabel/domains", self.domains),
+            web.get("/v3/stats", self.stats),
+            web.post("/v3/mail/send", self.mail_send),
+        ]
+
+    async def scopes(self, request: web.Request) -> web.Response:
+        return await self._serve(request, _scopes_body)
+
+    async def verified_senders(self, request: web.Request) -> web.Response:
+        return await self._serve(request, _senders_body)
+
+    async def domains(self, request: web.Request) -> web.Response:
+        return await self._serve(request, _domains_body)
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return await self._serve(request, _stats_body)
+
+    async def mail_send(self, request: web.Request) -> web.Response:
+        return await self._serve(request, _mail_send_answer)
+
+    async def _serve(self, request: web.Request, build: _Builder) -> web.Response:
+        """Authenticate, apply the scenario's failure if any, then answer with `build`."""
+        key = _bearer(request)
+        sc = await self.delay(key)
+        limit = int(sc.params.get("limit", _DEFAULT_LIMIT))
+        remaining, reset = self._spend(key, limit)
+        if sc.name == "low_rate_budget":
+            remaining = min(remaining, int(sc.params.get("remaining", 20)))
+        if sc.name == "rate_limited":
+            remaining = 0
+        headers = {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(reset),
+        }
+        status, body = _failure(sc, key, request.path)
+        if status is None:
+            status, body = await build(request, sc)
+        if body is None:
+            return web.Response(status=status, headers=headers)
+        return web.json_response(body, status=status, headers=headers)
+
+    def _spend(self, key: str, limit: int) -> tuple[int, int]:
+        """Count one call in the key's current one-minute window; (remaining, reset epoch)."""
+        now = int(time.time())
+        start = now - now % _WINDOW_SECONDS
+        window, used = self._windows.get(key, (start, 0))
+        if window != start:
+            window, used = start, 0
+        used += 1
+        self._windows[key] = (window, used)
+        return max(0, limit - used), window + _WINDOW_SECONDS
+
+
+_Answer = tuple[int, Any]
+_Builder = Callable[[web.Request, Scenario], Awaitable[_Answer]]
+
+
+def _bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    return header[len("Bearer ") :].strip() if header.startswith("Bearer ") else ""
+
+
+def _errors(message: str, field: str | None = None) -> dict[str, Any]:
+    return {"errors": [{"message": message, "field": field, "help": None}]}
+
+
+def _failure(sc: Scenario, key: str, path: str) -> tuple[int | None, Any]:
+    """The answer that replaces an endpoint's normal one in the failing scenarios."""
+    if not key or sc.name == "missing_key":
+        return 401, {"errors": [{"field": None, "message": "authorization required"}]}
+    if sc.name == "revoked_key":
+        return 401, _errors(_REVOKED)
+    if sc.name == "rate_limited":
+        return 429, {"errors": [{"field": None, "message": "too many requests"}]}
+    if sc.name == "access_forbidden":
+        return _FORBIDDEN
+    if sc.name == "restricted_key" and path not in ("/v3/scopes", "/v3/mail/send"):
+        return _FORBIDDEN
+    if sc.name == "server_error":
+        return 500, {"errors": [{"field": None, "message": "internal server error"}]}
+    return None, None
+
+
+_FORBIDDEN = 403, {"errors": [{"field": None, "message": "access forbidden"}]}
+
+
+def _from_email(sc: Scenario) -> str:
+    return str(sc.params.get("from_email", _DEFAULT_FROM))
+
+
+async def _scopes_body(request: web.Request, sc: Scenario) -> _Answer:
+    if sc.name == "restricted_key":
+        return 200, {"scopes": ["mail.send"]}
+    if sc.name == "no_mail_send_scope":
+        return 200, {"scopes": [s for s in _ALL_SCOPES if s != "mail.send"]}
+    return 200, {"scopes": _ALL_SCOPES}
+
+
+async def _senders_body(request: web.Request, sc: Scenario) -> _Answer:
+    if sc.name == "domain_invalid_dns":
+        return 200, {"results": []}
+    email = _from_email(sc)
+    sender = {
+        "id": 1234,
+        "nickname": "Sales",
+        "from_email": email,
+        "from_name": "Sales",
+        "reply_to": email,
+        "reply_to_name": "Sales",
+        "address": "1234 Fake St.",
+        "address2": "",
+        "state": "CA",
+        "city": "San Francisco",
+        "country": "USA",
+        "zip": "94105",
+        "verified": sc.name != "sender_unverified",
+        "locked": False,
+    }
+    return 200, {"results": [sender]}
+
+
+async def _domains_body(request: web.Request, sc: Scenario) -> _Answer:
+    """A bare JSON array, as `ListAuthenticatedDomain` answers; `domain=` filters it."""
+    if sc.name == "sender_unverified":
+        return 200, []
+    name = _from_email(sc).rpartition("@")[2]
+    bad = str(sc.params.get("record", "dkim1")) if sc.name == "domain_invalid_dns" else None
+    records = {
+        "mail_cname": ("cname", f"em123.{name}", "u7.wl.sendgrid.net"),
+        "dkim1": ("cname", f"s1._domainkey.{name}", "s1.domainkey.u7.wl.sendgrid.net"),
+        "dkim2": ("cname", f"s2._domainkey.{name}", "s2.domainkey.u7.wl.sendgrid.net"),
+    }
+    dns = {
+        key: {"valid": key != bad, "type": kind, "host": host, "data": data}
+        for key, (kind, host, data) in records.items()
+    }
+    domain = {
+        "id": 45373692,
+        "user_id": 66036447,
+        "subdomain": "em123",
+        "domain": name,
+        "username": "crm",
+        "ips": [],
+        "custom_spf": False,
+        "default": True,
+        "legacy": False,
+        "automatic_security": True,
+        "valid": bad is None,
+        "dns": dns,
+    }
+    wanted = request.query.get("domain")
+    return 200, [domain] if wanted in (None, "", name) else []
+
+
+async def _stats_body(request: web.Request, sc: Scenario) -> _Answer:
+    """One entry per day from `start_date` to `end_date` (default: start plus six days)."""
+    try:
+        start = date.fromisoformat(request.query["start_date"])
+        end_text = request.query.get("end_date")
+        end = date.fromisoformat(end_text) if end_text else start + timedelta(days=6)
+    except (KeyError, ValueError):
+        return 400, _errors("start_date is required in YYYY-MM-DD format", "start_date")
+    per_day = int(sc.params.get("daily_requests", 500))
+    spiked, share = _SPIKES.get(sc.name, (None, 0.0))
+    share = float(sc.params.get("rate", share))
+    days = []
+    for offset in range((end - start).days + 1):
+        metrics = dict.fromkeys(_METRICS, 0)
+        metrics.update(
+            requests=per_day,
+            processed=per_day,
+            bounces=per_day // 100,
+            blocks=per_day // 500,
+            deferred=per_day // 100,
+        )
+        if spiked is not None:
+            metrics[spiked] = int(per_day * share)
+        metrics["delivered"] = max(0, per_day - metrics["bounces"] - metrics["blocks"])
+        day = (start + timedelta(days=offset)).isoformat()
+        days.append({"date": day, "stats": [{"metrics": metrics}]})
+    return 200, days
+
+
+async def _mail_send_answer(request: web.Request, sc: Scenario) -> _Answer:
+    """202 with no body; 200 in sandbox mode; the real 403 for an unverified from-address."""
+    if sc.name == "no_mail_send_scope":
+        return _FORBIDDEN
+    if sc.name in ("sender_unverified", "domain_invalid_dns"):
+        return 403, _errors(_UNVERIFIED_FROM, "from")
+    try:
+        payload = await request.json()
+    except ValueError:
+        return 400, _errors("invalid request")
+    sandbox = (payload.get("mail_settings") or {}).get("sandbox_mode") or {}
+    return (200, None) if sandbox.get("enable") else (202, None)

@@ -1,0 +1,637 @@
+"""Twilio SMS/MMS: credentials and account, senders, Messaging Service pool, A2P 10DLC and
+toll-free registration, recent delivery errors, and Twilio's status page.
+
+The official SDK does the REST work (paths, paging, error bodies) over `SessionHttpClient`,
+which runs on the shared aiohttp session inside the probe's deadline. Every step turns what it
+saw into findings through the catalogue (`healthd/catalog/twilio.yaml`); nothing a provider or
+the network does escapes as an exception. The auth token is revealed only to build the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from twilio.base.exceptions import (
+    TwilioException,
+    TwilioRestException,
+    TwilioServiceException,
+)
+from twilio.rest import Client
+
+from healthd.catalog import CatalogEntry
+from healthd.model import Category, Finding, Integration, ProbeContext, ProbeResult, Status
+from probes._http import TransportFailure, catalog_finding, transport_finding
+from probes._statuspage import statuspage_finding
+from probes._twilio_http import SessionHttpClient
+
+PROVIDER = "twilio"
+T = TypeVar("T")
+
+# US/Canada toll-free area codes (NANP): such senders need toll-free verification, not A2P.
+TOLLFREE_PREFIXES = ("+1800", "+1888", "+1877", "+1866", "+1855", "+1844", "+1833")
+
+# A non-empty mapping without TWILIO_EDGE/TWILIO_REGION: the SDK falls back to os.environ for
+# an empty one, and an edge or region would rewrite the loopback host (PROVIDERS.md A10).
+_NO_ENVIRONMENT = {"HEALTHD_TWILIO": "1"}
+_DEADLINE_SHARE = 0.9
+
+
+class Options(BaseModel):
+    """The integration's `options:` block."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    messaging_base_url: str = "https://messaging.twilio.com"
+    senders: list[str] = Field(default_factory=list, description="E.164 sender numbers")
+    messaging_service_sid: str | None = None
+    # None: check A2P when a Messaging Service with a US local number is configured.
+    a2p: bool | None = None
+    # None: check toll-free verification for senders with a toll-free prefix.
+    tollfree: bool | None = None
+    statuspage_url: str = "https://status.twilio.com/api/v2/summary.json"
+    statuspage_components: list[str] = Field(default_factory=lambda: ["SMS", "MMS", "Messaging"])
+    delivery_window: timedelta = timedelta(hours=1)
+    max_pages: int = Field(default=3, ge=1)
+    page_size: int = Field(default=200, ge=1, le=1000)
+    # Share of outbound messages with sender_config/account/provider errors (per category).
+    error_rate_degraded: float = 0.02
+    error_rate_failing: float = 0.10
+    # Share filtered by carriers (30007): content degrades, never fails.
+    content_rate_degraded: float = 0.05
+    # Below this many outbound messages, rates are not judged: counting errors only degrade.
+    min_messages: int = 20
+
+
+class TwilioProbe:
+    provider: ClassVar[str] = PROVIDER
+    Options: ClassVar[type[BaseModel]] = Options
+    credentials: ClassVar[tuple[str, ...]] = ("account_sid", "auth_token")
+    default_base_url: ClassVar[str] = "https://api.twilio.com"
+
+    async def check(self, integration: Integration, ctx: ProbeContext) -> ProbeResult:
+        started_at = ctx.clock.now()
+        t0 = time.perf_counter()
+        opts = (
+            integration.options
+            if isinstance(integration.options, Options)
+            else Options.model_validate(integration.options or {})
+        )
+        # Finish a little inside the runner's deadline, so that a hanging API yields this
+        # probe's own timeout finding rather than the runner cutting the whole run off.
+        inner = dataclasses.replace(ctx, timeout=ctx.timeout * _DEADLINE_SHARE)
+        async with asyncio.TaskGroup() as tasks:
+            platform = tasks.create_task(
+                statuspage_finding(inner, PROVIDER, opts.statuspage_url, opts.statuspage_components)
+            )
+            findings = await _Run(integration, inner, opts).rest_checks()
+        findings.append(platform.result())
+        return ProbeResult.from_findings(
+            integration_id=integration.id,
+            started_at=started_at,
+            duration_seconds=time.perf_counter() - t0,
+            findings=findings,
+        )
+
+
+class _ApiError(Exception):
+    """A Twilio error answer, whichever way the SDK reported it."""
+
+    def __init__(self, status: int, code: int | None, message: str) -> None:
+        super().__init__(f"HTTP {status} ({code}): {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(slots=True)
+class _Number:
+    number: str
+    sid: str | None
+
+
+@dataclass(slots=True)
+class _CodeGroup:
+    code: int | None
+    failed: int = 0
+    undelivered: int = 0
+    examples: list[str] = field(default_factory=list)
+
+
+class _Run:
+    """One probe run: the SDK client and the steps, each returning findings."""
+
+    def __init__(self, integration: Integration, ctx: ProbeContext, opts: Options) -> None:
+        self.ctx = ctx
+        self.opts = opts
+        self.catalog = ctx.catalog
+        self.account_sid = _reveal(integration.credentials.get("account_sid"))
+        deadline = asyncio.get_running_loop().time() + ctx.timeout
+        self.client = Client(
+            self.account_sid,
+            _reveal(integration.credentials.get("auth_token")),
+            http_client=SessionHttpClient(ctx, deadline),
+            environment=_NO_ENVIRONMENT,
+        )
+        self.client.api.base_url = integration.base_url.rstrip("/")
+        self.client.messaging.base_url = opts.messaging_base_url.rstrip("/")
+
+    async def rest_checks(self) -> list[Finding]:
+        account = await self.account()
+        if account.status is not Status.OK:
+            # No usable account (bad token, suspended, down): the other calls would only
+            # repeat the same answer.
+            return [account]
+        senders, pool, delivery = await asyncio.gather(
+            self.senders(), self.service_pool(), self.delivery()
+        )
+        findings = [account, *senders[0], *pool[0], *delivery]
+        findings += await self.registration(senders[1] + pool[1], has_pool=bool(pool[1]))
+        return findings
+
+    # -- step 1: credentials and account
+
+    async def account(self) -> Finding:
+        try:
+            acct = await self._call(self.client.api.v2010.accounts(self.account_sid).fetch_async)
+        except (_ApiError, TransportFailure) as exc:
+            return self._failure(exc, check="auth")
+        status = getattr(acct, "status", None)
+        if status == "suspended":
+            return self._finding("twilio.account_suspended", "account", Status.FAILING, 30002)
+        if status == "closed":
+            return self._finding("twilio.account_closed", "account", Status.FAILING)
+        return self._finding(
+            "twilio.account_active", "account", Status.OK, summary="Twilio account is active"
+        )
+
+    # -- step 2: senders
+
+    async def senders(self) -> tuple[list[Finding], list[_Number]]:
+        if not self.opts.senders:
+            return [], []
+        results = await asyncio.gather(*(self._lookup_sender(s) for s in self.opts.senders))
+        findings = [f for f, _ in results if f is not None]
+        numbers = [n for _, n in results if n is not None]
+        if not findings:
+            findings.append(
+                self._finding(
+                    "twilio.senders_ok",
+                    "sender",
+                    Status.OK,
+                    summary=f"{len(numbers)} sender number(s) on the account and SMS-capable",
+                )
+            )
+        return findings, numbers
+
+    async def _lookup_sender(self, number: str) -> tuple[Finding | None, _Number | None]:
+        numbers = self.client.api.v2010.accounts(self.account_sid).incoming_phone_numbers
+        try:
+            page = await self._call(lambda: numbers.page_async(phone_number=number, page_size=20))
+        except (_ApiError, TransportFailure) as exc:
+            return self._failure(exc, check="sender"), None
+        match = next((r for r in page if getattr(r, "phone_number", None) == number), None)
+        if match is None:
+            return self._finding(
+                "twilio.sender_not_owned",
+                "sender",
+                Status.FAILING,
+                21606,
+                summary=f"Sender {number} is not a phone number of this Twilio account",
+            ), None
+        capabilities = getattr(match, "capabilities", None) or {}
+        if not capabilities.get("sms"):
+            return self._finding(
+                "twilio.sender_not_sms_capable",
+                "sender",
+                Status.FAILING,
+                21661,
+                summary=f"Sender {number} has no SMS capability",
+            ), _Number(number, match.sid)
+        return None, _Number(number, match.sid)
+
+    # -- step 3: Messaging Service pool
+
+    async def service_pool(self) -> tuple[list[Finding], list[_Number]]:
+        mg = self.opts.messaging_service_sid
+        if not mg:
+            return [], []
+        service = self.client.messaging.v1.services(mg)
+        try:
+            await self._call(service.fetch_async)
+            page = await self._call(lambda: service.phone_numbers.page_async(page_size=50))
+        except _ApiError as exc:
+            if exc.status == 404:
+                return [
+                    self._finding(
+                        "twilio.service_not_found",
+                        "sender",
+                        Status.FAILING,
+                        21701,
+                        summary=f"Messaging Service {mg} does not exist on this account",
+                    )
+                ], []
+            return [self._failure(exc, check="sender")], []
+        except TransportFailure as exc:
+            return [self._failure(exc, check="sender")], []
+        pool = [_Number(r.phone_number, r.sid) for r in page if getattr(r, "phone_number", None)]
+        if not pool:
+            return [
+                self._finding(
+                    "twilio.service_no_senders",
+                    "sender",
+                    Status.FAILING,
+                    21704,
+                    summary=f"Messaging Service {mg} has no phone numbers in its sender pool",
+                )
+            ], []
+        return [
+            self._finding(
+                "twilio.service_pool_ok",
+                "sender",
+                Status.OK,
+                summary=f"Messaging Service {mg} has {len(pool)} phone number(s) in its pool",
+            )
+        ], pool
+
+    # -- step 4: registration (A2P 10DLC and toll-free)
+
+    async def registration(self, numbers: Sequence[_Number], *, has_pool: bool) -> list[Finding]:
+        tollfree = [n for n in numbers if self._is_tollfree(n.number)]
+        local_us = [n for n in numbers if n.number.startswith("+1") and n not in tollfree]
+        a2p = self.opts.a2p
+        if a2p is None:
+            a2p = bool(self.opts.messaging_service_sid and has_pool and local_us)
+        steps: list[Awaitable[list[Finding]]] = []
+        if a2p and self.opts.messaging_service_sid:
+            steps.append(self.a2p(self.opts.messaging_service_sid))
+        if tollfree and self.opts.tollfree is not False:
+            steps.append(self.tollfree_verification(tollfree))
+        return [f for found in await asyncio.gather(*steps) for f in found]
+
+    async def a2p(self, mg: str) -> list[Finding]:
+        campaigns = self.client.messaging.v1.services(mg).us_app_to_person
+        try:
+            page = await self._call(lambda: campaigns.page_async(page_size=20))
+            records = list(page)
+            if not records:
+                return [
+                    self._finding("twilio.campaign_missing", "registration", Status.FAILING, 30034)
+                ]
+            campaign = records[0]
+            findings = self._campaign_findings(str(campaign.campaign_status or ""))
+            bn = getattr(campaign, "brand_registration_sid", None)
+            if bn:
+                brand_api = self.client.messaging.v1.brand_registrations(bn)
+                brand = await self._call(brand_api.fetch_async)
+                findings += self._brand_findings(brand)
+        except (_ApiError, TransportFailure) as exc:
+            return [self._failure(exc, check="registration")]
+        return findings or [
+            self._finding(
+                "twilio.a2p_registered",
+                "registration",
+                Status.OK,
+                summary="A2P 10DLC brand approved and campaign verified",
+            )
+        ]
+
+    def _campaign_findings(self, status: str) -> list[Finding]:
+        # campaign_status is an open string in the spec: VERIFIED is healthy; the rest waits
+        # (PENDING, IN_PROGRESS) or blocks sending (FAILED -> 30034, SUSPENDED -> 30033).
+        upper = status.upper()
+        if upper == "VERIFIED":
+            return []
+        code, state, twilio_code = {
+            "PENDING": ("twilio.campaign_pending", Status.DEGRADED, 30034),
+            "IN_PROGRESS": ("twilio.campaign_pending", Status.DEGRADED, 30034),
+            "FAILED": ("twilio.campaign_failed", Status.FAILING, 30034),
+            "SUSPENDED": ("twilio.campaign_suspended", Status.FAILING, 30033),
+        }.get(upper, ("twilio.campaign_unknown_status", Status.DEGRADED, None))
+        return [
+            self._finding(
+                code,
+                "registration",
+                state,
+                twilio_code,
+                summary=f"A2P 10DLC campaign status is {status or 'empty'}",
+            )
+        ]
+
+    def _brand_findings(self, brand: Any) -> list[Finding]:
+        status = str(getattr(brand, "status", "") or "")
+        if status == "APPROVED":
+            return []
+        code, state = {
+            "PENDING": ("twilio.brand_pending", Status.DEGRADED),
+            "IN_REVIEW": ("twilio.brand_pending", Status.DEGRADED),
+            "SUSPENDED": ("twilio.brand_suspended", Status.FAILING),
+        }.get(status, ("twilio.brand_failed", Status.FAILING))
+        reason = getattr(brand, "failure_reason", None)
+        summary = f"A2P 10DLC brand status is {status}" + (f": {reason}" if reason else "")
+        return [self._finding(code, "registration", state, summary=summary[:300])]
+
+    async def tollfree_verification(self, numbers: Sequence[_Number]) -> list[Finding]:
+        verifications = self.client.messaging.v1.tollfree_verifications
+        findings: list[Finding] = []
+        for number in {n.number: n for n in numbers}.values():
+            try:
+                page = await self._call(
+                    partial(
+                        verifications.page_async, tollfree_phone_number_sid=number.sid, page_size=20
+                    )
+                )
+            except (_ApiError, TransportFailure) as exc:
+                return [self._failure(exc, check="registration")]
+            records = list(page)
+            statuses = [str(getattr(v, "status", "")) for v in records]
+            finding = self._tollfree_finding(number.number, statuses, records)
+            if finding is not None:
+                findings.append(finding)
+        return findings or [
+            self._finding(
+                "twilio.tollfree_verified",
+                "registration",
+                Status.OK,
+                summary="Toll-free verification approved for every toll-free sender",
+            )
+        ]
+
+    def _tollfree_finding(
+        self, number: str, statuses: list[str], records: list[Any]
+    ) -> Finding | None:
+        if "TWILIO_APPROVED" in statuses:
+            return None
+        if not statuses:
+            code, state, summary = (
+                "twilio.tollfree_unverified",
+                Status.FAILING,
+                f"Toll-free sender {number} has no verification",
+            )
+        elif any(s in ("PENDING_REVIEW", "IN_REVIEW") for s in statuses):
+            code, state, summary = (
+                "twilio.tollfree_pending",
+                Status.DEGRADED,
+                f"Toll-free verification of {number} is in review",
+            )
+        else:
+            reason = next((getattr(r, "rejection_reason", None) for r in records), None)
+            code, state, summary = (
+                "twilio.tollfree_rejected",
+                Status.FAILING,
+                f"Toll-free verification of {number} was rejected"
+                + (f": {reason}" if reason else ""),
+            )
+        return self._finding(code, "registration", state, 30032, summary=summary[:300])
+
+    # -- step 5: delivery
+
+    async def delivery(self) -> list[Finding]:
+        now = self.ctx.clock.now()
+        since = now - self.opts.delivery_window
+        if self.ctx.last_checked is not None and self.ctx.last_checked > since:
+            since = self.ctx.last_checked
+        messages = self.client.api.v2010.accounts(self.account_sid).messages
+        outbound: list[Any] = []
+        truncated = False
+        try:
+            page = await self._call(
+                lambda: messages.page_async(date_sent_after=since, page_size=self.opts.page_size)
+            )
+            for page_no in range(1, self.opts.max_pages + 1):
+                outbound += [
+                    m
+                    for m in page
+                    if str(getattr(m, "direction", "")).startswith("outbound")
+                    and (m.date_sent is None or m.date_sent >= since)
+                ]
+                if page_no == self.opts.max_pages:
+                    truncated = page.next_page_url is not None
+                    break
+                next_page = await self._call(page.next_page_async)
+                if next_page is None:
+                    break
+                page = next_page
+        except (_ApiError, TransportFailure) as exc:
+            return [self._failure(exc, check="delivery")]
+        return self._judge_delivery(outbound, now, since, truncated)
+
+    def _judge_delivery(
+        self, outbound: list[Any], now: datetime, since: datetime, truncated: bool
+    ) -> list[Finding]:
+        total = len(outbound)
+        span = _span(now - since) + (" (newest messages only)" if truncated else "")
+        groups: dict[int | None, _CodeGroup] = {}
+        recent = now - timedelta(hours=24)
+        for m in outbound:
+            if m.status not in ("failed", "undelivered"):
+                continue
+            group = groups.setdefault(m.error_code, _CodeGroup(m.error_code))
+            if m.status == "failed":
+                group.failed += 1
+            else:
+                group.undelivered += 1
+            # Twilio's support asks for 3 message SIDs from the last 24 hours.
+            if len(group.examples) < 3 and (m.date_sent is None or m.date_sent >= recent):
+                group.examples.append(m.sid)
+        if not groups:
+            return [
+                self._finding(
+                    "twilio.delivery_ok",
+                    "delivery",
+                    Status.OK,
+                    summary=f"{total} outbound message(s) in the last {span}, none failed",
+                    count=total,
+                )
+            ]
+        entries = {c: self._entry_for(c) for c in groups}
+        per_category = Counter[Category]()
+        for c, g in groups.items():
+            per_category[_category(entries[c])] += g.failed + g.undelivered
+        verdict = {cat: self._rate_status(cat, n, total) for cat, n in per_category.items()}
+        return [
+            self._delivery_finding(g, entries[c], verdict[_category(entries[c])], total, span)
+            for c, g in sorted(groups.items(), key=lambda kv: -(kv[1].failed + kv[1].undelivered))
+        ]
+
+    def _rate_status(self, category: Category, errors: int, total: int) -> Status:
+        """Recipient and unknown codes never change health; content only degrades."""
+        rate = errors / total if total else 1.0
+        judged = total >= self.opts.min_messages
+        if category is Category.CONTENT:
+            return (
+                Status.DEGRADED if judged and rate >= self.opts.content_rate_degraded else Status.OK
+            )
+        if not category.counts_against_health:
+            return Status.OK
+        if not judged:
+            return Status.DEGRADED
+        if rate >= self.opts.error_rate_failing:
+            return Status.FAILING
+        if rate >= self.opts.error_rate_degraded:
+            return Status.DEGRADED
+        return Status.OK
+
+    def _entry_for(self, code: int | None) -> CatalogEntry | None:
+        return self.catalog.get(PROVIDER, code) if code is not None else None
+
+    def _delivery_finding(
+        self, g: _CodeGroup, entry: CatalogEntry | None, status: Status, total: int, span: str
+    ) -> Finding:
+        parts = []
+        if g.failed:
+            parts.append(f"{g.failed} failed (never left Twilio)")
+        if g.undelivered:
+            parts.append(f"{g.undelivered} undelivered (carrier receipt)")
+        title = entry.title if entry else "Twilio error"
+        label = f"{g.code} {title}" if g.code is not None else "No error code"
+        summary = f"{label}: {' and '.join(parts)} of {total} outbound in the last {span}"
+        source = entry or self.catalog.get(PROVIDER, "twilio.delivery_errors")
+        return Finding(
+            check="delivery",
+            status=status,
+            code="twilio.delivery_errors",
+            provider_code=None if g.code is None else str(g.code),
+            category=_category(entry),
+            summary=summary,
+            remediation=source.fix if source else "",
+            count=g.failed + g.undelivered,
+            examples=tuple(g.examples),
+        )
+
+    # -- shared plumbing
+
+    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run one SDK call; its errors come out as `_ApiError` or `TransportFailure`."""
+        try:
+            return await fn()
+        except TwilioRestException as exc:
+            raise _ApiError(int(exc.status), _int(exc.code), str(exc.msg)) from None
+        except TwilioServiceException as exc:
+            # twilio-python >= 9.11 raises this for RFC 9457 bodies (`type`, `title`, ...).
+            raise _ApiError(int(exc.status), _int(exc.code), str(exc.title)) from None
+        except TwilioException as exc:
+            raise _page_error(exc) from None
+        except (ValueError, KeyError, TypeError) as exc:
+            # The SDK could not parse a 2xx answer (JSON of the wrong shape).
+            raise TransportFailure("bad_response", type(exc).__name__) from None
+
+    def _failure(self, exc: _ApiError | TransportFailure, *, check: str) -> Finding:
+        """A step that got no answer, or an error answer, as one finding.
+
+        A 5xx, a 429 or a timeout is Twilio's side (provider category), never auth_invalid:
+        only 401 or 20003 means the credentials are wrong.
+        """
+        if isinstance(exc, TransportFailure):
+            return transport_finding(self.ctx, PROVIDER, exc, check=check)
+        if exc.status == 401 or exc.code == 20003:
+            return self._finding(
+                "twilio.auth_invalid",
+                "auth",
+                Status.FAILING,
+                exc.code or 20003,
+                summary=f"Twilio rejected the credentials (HTTP {exc.status}, {exc.code})",
+            )
+        if exc.status == 429 or exc.code == 20429:
+            return self._finding(
+                "twilio.rate_limited",
+                check,
+                Status.DEGRADED,
+                exc.code or 20429,
+                summary=f"Twilio rate limited the check (HTTP {exc.status})",
+            )
+        if exc.status >= 500:
+            return self._finding(
+                "twilio.server_error",
+                check,
+                Status.FAILING,
+                exc.code or exc.status,
+                summary=f"Twilio answered HTTP {exc.status}: {exc.message}"[:300],
+            )
+        entry = self._entry_for(exc.code)
+        return Finding(
+            check=check,
+            status=Status.FAILING,
+            code="twilio.request_rejected",
+            provider_code=None if exc.code is None else str(exc.code),
+            category=_category(entry),
+            summary=f"Twilio answered HTTP {exc.status}: {exc.message}"[:300],
+            remediation=entry.fix if entry else "See the Twilio code in the summary.",
+        )
+
+    def _finding(
+        self,
+        code: str,
+        check: str,
+        status: Status,
+        provider_code: int | None = None,
+        *,
+        summary: str | None = None,
+        count: int | None = None,
+    ) -> Finding:
+        return catalog_finding(
+            self.catalog,
+            PROVIDER,
+            code,
+            check=check,
+            status=status,
+            summary=summary,
+            provider_code=provider_code,
+            count=count,
+        )
+
+    def _is_tollfree(self, number: str) -> bool:
+        if self.opts.tollfree is True and number in self.opts.senders:
+            return True
+        return number.startswith(TOLLFREE_PREFIXES)
+
+
+def _page_error(exc: TwilioException) -> _ApiError | TransportFailure:
+    """List calls raise plain `TwilioException("Unable to fetch page", response)`."""
+    response = exc.args[1] if len(exc.args) > 1 else None
+    status = getattr(response, "status_code", None)
+    if not isinstance(status, int):
+        return TransportFailure("bad_response", str(exc.args[0]) if exc.args else "SDK error")
+    code: int | None = status
+    message = "Unable to fetch page"
+    try:
+        body = json.loads(getattr(response, "text", "") or "")
+        if isinstance(body, dict):
+            code = _int(body.get("code")) or status
+            message = str(body.get("message") or message)
+    except ValueError:
+        pass
+    return _ApiError(status, code, message)
+
+
+def _category(entry: CatalogEntry | None) -> Category:
+    return entry.category if entry else Category.UNKNOWN
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _reveal(value: Any) -> str:
+    """Credentials are Secret objects (`.reveal()`); a plain string is accepted as well."""
+    if value is None:
+        return ""
+    reveal = getattr(value, "reveal", None)
+    return str(reveal()) if callable(reveal) else str(value)
+
+
+def _span(delta: timedelta) -> str:
+    minutes = max(1, round(delta.total_seconds() / 60))
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"

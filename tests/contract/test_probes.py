@@ -1,0 +1,139 @@
+"""Every registered probe against the simulator's common scenarios: the result's shape.
+
+Whatever the provider does (answers, revokes the credential, fails with a 5xx, hangs),
+a probe returns a result with a status and at least one finding, every problem finding
+carries a catalogue code with a fix, and nothing escapes as an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+
+from healthd.catalog import load
+from healthd.clock import SystemClock
+from healthd.model import Category, Integration, ProbeContext, Status, Thresholds
+from healthd.registry import probes
+from healthd.secrets import Secret
+from healthd.sim.app import SimulatorThread
+from healthd.sim.client import SimClient
+
+pytestmark = pytest.mark.e2e
+
+TWILIO_SID = "AC" + "d4" * 16
+
+
+@dataclass(frozen=True)
+class Case:
+    target: str
+    credentials: dict[str, str]
+    options: dict[str, Any]
+    auth_revoked: str
+    server_error: str
+    path: str = ""
+
+
+def cases(sim: SimulatorThread) -> dict[str, Case]:
+    status = f"{sim.http_url}/status"
+    return {
+        "imessage_bridge": Case(
+            "contract",
+            {"password": "sim-bridge-password"},
+            {},
+            "auth_fail",
+            "server_error",
+            path="/bridges/contract",
+        ),
+        "twilio": Case(
+            TWILIO_SID,
+            {"account_sid": TWILIO_SID, "auth_token": "sim-twilio-token"},
+            {
+                "messaging_base_url": sim.http_url,
+                "statuspage_url": f"{status}/twilio/api/v2/summary.json",
+            },
+            "revoked_token",
+            "server_error",
+        ),
+        "sendgrid": Case(
+            "SG.contract-key",
+            {"api_key": "SG.contract-key"},
+            {
+                "from_email": "sales@example.com",
+                "statuspage_url": f"{status}/sendgrid/api/v2/summary.json",
+            },
+            "revoked_key",
+            "server_error",
+        ),
+        "google": Case(
+            "contract.apps.example",
+            {"client_id": "contract.apps.example", "client_secret": "s", "refresh_token": "r"},
+            {"token_url": f"{sim.http_url}/token"},
+            "invalid_grant",
+            "server_error",
+        ),
+    }
+
+
+def test_every_registered_probe_has_a_contract_case(sim: SimulatorThread) -> None:
+    assert set(cases(sim)) == set(probes())
+
+
+async def run_probe(sim: SimulatorThread, provider: str, timeout: float = 3.0) -> Any:
+    case = cases(sim)[provider]
+    cls = probes()[provider]
+    integration = Integration(
+        id=f"contract-{provider}",
+        provider=provider,
+        tenant="contract",
+        base_url=sim.http_url + case.path,
+        page=False,
+        interval=timedelta(seconds=60),
+        timeout=timedelta(seconds=timeout),
+        thresholds=Thresholds(),
+        credentials={k: Secret(v) for k, v in case.credentials.items()},
+        options=cls.Options.model_validate(case.options),
+    )
+    catalog = load()
+    async with aiohttp.ClientSession() as session:
+        ctx = ProbeContext(session=session, clock=SystemClock(), catalog=catalog, timeout=timeout)
+        async with asyncio.timeout(timeout + 2):
+            result = await cls().check(integration, ctx)
+    return result, catalog
+
+
+def scenario_for(sim: SimulatorThread, provider: str, which: str) -> str:
+    case = cases(sim)[provider]
+    return {"ok": "ok", "auth": case.auth_revoked, "5xx": case.server_error, "hang": "hanging"}[
+        which
+    ]
+
+
+@pytest.mark.parametrize("provider", ["imessage_bridge", "twilio", "sendgrid", "google"])
+@pytest.mark.parametrize("which", ["ok", "auth", "5xx", "hang"])
+async def test_probe_result_has_the_contract_shape(
+    sim: SimulatorThread, sim_client: SimClient, provider: str, which: str
+) -> None:
+    sim_client.set_scenario(
+        provider, scenario_for(sim, provider, which), target=cases(sim)[provider].target
+    )
+    result, catalog = await run_probe(sim, provider, timeout=1.5 if which == "hang" else 5.0)
+
+    assert isinstance(result.status, Status)
+    assert result.findings
+    for finding in result.findings:
+        if finding.status not in (Status.OK, Status.UNKNOWN):
+            assert catalog.get(provider, finding.code) is not None, finding.code
+            assert finding.remediation
+    if which == "ok":
+        assert result.status is Status.OK
+    elif which == "auth":
+        assert result.status is Status.FAILING
+        assert Category.ACCOUNT in {f.category for f in result.findings}
+    else:
+        bad = [f for f in result.findings if f.status.is_bad]
+        assert bad and {f.category for f in bad} <= {Category.PROVIDER}

@@ -1,0 +1,500 @@
+"""The Twilio probe against the Twilio simulator on loopback, one scenario per finding."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from healthd.catalog import Catalog, parse
+from healthd.clock import SystemClock
+from healthd.model import Category, Integration, ProbeContext, ProbeResult, Status, Thresholds
+from healthd.sim.statuspage import StatusPageSim
+from healthd.sim.twilio import LOCAL_NUMBER, TOLLFREE_NUMBER, TwilioSim, service_sid
+from probes.twilio import Options, TwilioProbe
+
+CATALOG_FILE = Path(__file__).resolve().parents[2] / "healthd" / "catalog" / "twilio.yaml"
+ACCOUNT = "AC" + "0123456789abcdef" * 2
+PLANTED = "planted-auth-token-7f3e9c1b5d"
+
+
+class FakeSecret:
+    """Stands in for healthd's Secret: masked when printed, revealed on request."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+
+@dataclass
+class Harness:
+    twilio: TwilioSim
+    statuspage: StatusPageSim
+    base_url: str
+    session: aiohttp.ClientSession
+    catalog: Catalog
+    requests_sent: list[str]
+
+    def set(self, scenario: str, **params: Any) -> None:
+        self.twilio.set_scenario(scenario, ACCOUNT, {"auth_token": PLANTED, **params})
+
+    async def check(
+        self,
+        *,
+        token: str = PLANTED,
+        deadline: float = 5.0,
+        last_checked: datetime | None = None,
+        base_url: str | None = None,
+        **options: Any,
+    ) -> ProbeResult:
+        opts = {
+            "messaging_base_url": self.base_url,
+            "senders": [LOCAL_NUMBER, TOLLFREE_NUMBER],
+            "messaging_service_sid": service_sid(ACCOUNT),
+            "statuspage_url": self.base_url + "/status/twilio/api/v2/summary.json",
+            **options,
+        }
+        integration = Integration(
+            id="twilio-acme",
+            provider="twilio",
+            tenant="acme",
+            base_url=base_url or self.base_url,
+            page=False,
+            interval=timedelta(minutes=1),
+            timeout=timedelta(seconds=deadline),
+            thresholds=Thresholds(),
+            credentials={"account_sid": FakeSecret(ACCOUNT), "auth_token": FakeSecret(token)},
+            options=Options(**opts),
+        )
+        ctx = ProbeContext(
+            session=self.session,
+            clock=SystemClock(),
+            catalog=self.catalog,
+            timeout=deadline,
+            last_checked=last_checked,
+        )
+        async with asyncio.timeout(deadline + 5):
+            return await TwilioProbe().check(integration, ctx)
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    twilio, statuspage = TwilioSim(), StatusPageSim()
+    app = web.Application()
+    app.add_routes(twilio.routes())
+    app.add_routes(statuspage.routes())
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    sent: list[str] = []
+
+    async def on_request_start(
+        session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestStartParams
+    ) -> None:
+        sent.append(params.url.path)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_request_start)
+    catalog = Catalog(parse(yaml.safe_load(CATALOG_FILE.read_text("utf-8")), CATALOG_FILE.name))
+    async with aiohttp.ClientSession(trace_configs=[trace]) as session:
+        yield Harness(
+            twilio, statuspage, str(server.make_url("")).rstrip("/"), session, catalog, sent
+        )
+    await server.close()
+
+
+def finding(result: ProbeResult, code: str, provider_code: str | None = None) -> Any:
+    found = [
+        f
+        for f in result.findings
+        if f.code == code and (provider_code is None or f.provider_code == provider_code)
+    ]
+    assert found, (
+        f"no {code}/{provider_code} in {[(f.code, f.provider_code) for f in result.findings]}"
+    )
+    return found[0]
+
+
+# scenario, params -> code, provider code, category, finding status, words of the remediation
+SCENARIOS = [
+    (
+        "revoked_token",
+        {},
+        "twilio.auth_invalid",
+        "20003",
+        "account",
+        "failing",
+        "Reconnect the integration",
+    ),
+    (
+        "suspended",
+        {},
+        "twilio.account_suspended",
+        "30002",
+        "account",
+        "failing",
+        "Contact Twilio Support",
+    ),
+    ("closed", {}, "twilio.account_closed", None, "account", "failing", "live Twilio account"),
+    (
+        "number_without_sms",
+        {},
+        "twilio.sender_not_sms_capable",
+        "21661",
+        "sender_config",
+        "failing",
+        "SMS-capable",
+    ),
+    (
+        "number_not_owned",
+        {},
+        "twilio.sender_not_owned",
+        "21606",
+        "sender_config",
+        "failing",
+        "belongs to this account",
+    ),
+    (
+        "empty_pool",
+        {},
+        "twilio.service_no_senders",
+        "21704",
+        "sender_config",
+        "failing",
+        "sender pool",
+    ),
+    (
+        "campaign_suspended",
+        {},
+        "twilio.campaign_suspended",
+        "30033",
+        "sender_config",
+        "failing",
+        "Contact Support",
+    ),
+    (
+        "campaign_pending",
+        {},
+        "twilio.campaign_pending",
+        "30034",
+        "sender_config",
+        "degraded",
+        "24 hours",
+    ),
+    ("brand_failed", {}, "twilio.brand_failed", None, "sender_config", "failing", "resubmit"),
+    (
+        "tollfree_unverified",
+        {},
+        "twilio.tollfree_rejected",
+        "30032",
+        "sender_config",
+        "failing",
+        "resubmit",
+    ),
+    (
+        "tollfree_unverified",
+        {"status": "PENDING_REVIEW"},
+        "twilio.tollfree_pending",
+        "30032",
+        "sender_config",
+        "degraded",
+        "review",
+    ),
+    (
+        "tollfree_unverified",
+        {"status": "none"},
+        "twilio.tollfree_unverified",
+        "30032",
+        "sender_config",
+        "failing",
+        "Submit a toll-free verification",
+    ),
+    (
+        "filtering_spike",
+        {},
+        "twilio.delivery_errors",
+        "30007",
+        "content",
+        "degraded",
+        "STOP language",
+    ),
+    ("optout_trickle", {}, "twilio.delivery_errors", "21610", "recipient", "ok", "reply START"),
+    ("optout_trickle", {}, "twilio.delivery_errors", "21211", "recipient", "ok", "E.164"),
+    ("server_error", {}, "twilio.server_error", "20500", "provider", "failing", "Status Page"),
+    ("rate_limited", {}, "twilio.rate_limited", "20429", "provider", "degraded", "next run"),
+]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "params", "code", "provider_code", "category", "status", "fix"),
+    SCENARIOS,
+    ids=[f"{s[0]}-{s[2]}-{s[3]}" for s in SCENARIOS],
+)
+async def test_scenario_gives_its_finding(
+    harness: Harness,
+    scenario: str,
+    params: dict[str, Any],
+    code: str,
+    provider_code: str | None,
+    category: str,
+    status: str,
+    fix: str,
+) -> None:
+    harness.set(scenario, **params)
+    result = await harness.check()
+    found = finding(result, code, provider_code)
+    assert found.category == Category(category)
+    assert found.status == Status(status)
+    assert fix in found.remediation
+    assert result.status == Status.worst([f.status for f in result.findings])
+
+
+async def test_healthy_account_is_ok_with_every_step_reported(harness: Harness) -> None:
+    harness.set("ok")
+    result = await harness.check()
+    assert result.status is Status.OK
+    codes = {f.code for f in result.findings}
+    assert codes == {
+        "twilio.account_active",
+        "twilio.senders_ok",
+        "twilio.service_pool_ok",
+        "twilio.a2p_registered",
+        "twilio.tollfree_verified",
+        "twilio.delivery_ok",
+        "twilio.platform_operational",
+    }
+
+
+async def test_revoked_token_is_auth_invalid_and_skips_the_account_steps(harness: Harness) -> None:
+    harness.set("revoked_token")
+    result = await harness.check()
+    assert result.status is Status.FAILING
+    assert [f.code for f in result.findings] == [
+        "twilio.auth_invalid",
+        "twilio.platform_operational",
+    ]
+    assert [p for p in harness.requests_sent if p.startswith(("/2010", "/v1"))] == [
+        f"/2010-04-01/Accounts/{ACCOUNT}.json"
+    ]
+
+
+async def test_wrong_token_is_auth_invalid_with_reconnect_fix(harness: Harness) -> None:
+    harness.set("ok")
+    result = await harness.check(token="not-the-token")
+    found = finding(result, "twilio.auth_invalid", "20003")
+    assert found.remediation.startswith("The API key is wrong. Reconnect the integration")
+
+
+@pytest.mark.parametrize("scenario", ["server_error", "rate_limited"])
+async def test_provider_side_errors_are_never_auth_invalid(harness: Harness, scenario: str) -> None:
+    harness.set(scenario)
+    result = await harness.check()
+    assert all(f.code != "twilio.auth_invalid" for f in result.findings)
+    assert result.findings[0].category is Category.PROVIDER
+
+
+async def test_hanging_api_is_a_bounded_provider_timeout(harness: Harness) -> None:
+    harness.set("hanging")
+    result = await harness.check(deadline=0.5)
+    found = finding(result, "twilio.timeout")
+    assert found.category is Category.PROVIDER
+    assert found.network_error
+    assert result.status is Status.UNREACHABLE
+    assert all(f.code != "twilio.auth_invalid" for f in result.findings)
+
+
+async def test_refused_connection_is_unreachable_not_auth(harness: Harness) -> None:
+    harness.set("ok")
+    result = await harness.check(base_url="http://127.0.0.1:9")
+    found = finding(result, "twilio.unreachable")
+    assert found.category is Category.PROVIDER
+    assert result.status is Status.UNREACHABLE
+
+
+async def test_status_page_incident_is_a_provider_finding_beside_the_others(
+    harness: Harness,
+) -> None:
+    harness.set("ok")
+    harness.statuspage.set_scenario("incident", "twilio", {"component": "SMS"})
+    result = await harness.check()
+    found = finding(result, "twilio.platform_incident")
+    assert found.category is Category.PROVIDER
+    assert found.status is Status.DEGRADED
+    assert "twilio.account_active" in {f.code for f in result.findings}
+
+
+async def test_recipient_errors_alone_however_many_keep_the_result_ok(harness: Harness) -> None:
+    harness.set("optout_trickle", count=300, rate=0.95, spacing=5)
+    result = await harness.check()
+    errors = [f for f in result.findings if f.code == "twilio.delivery_errors"]
+    assert sum(f.count or 0 for f in errors) >= 250
+    assert {f.category for f in errors} == {Category.RECIPIENT}
+    assert result.status is Status.OK
+
+
+async def test_content_filtering_degrades_but_never_fails(harness: Harness) -> None:
+    harness.set("filtering_spike", count=200, rate=0.9, spacing=5)
+    result = await harness.check()
+    assert finding(result, "twilio.delivery_errors", "30007").status is Status.DEGRADED
+    assert result.status is Status.DEGRADED
+
+
+async def test_a_few_filtered_messages_below_the_rate_stay_ok(harness: Harness) -> None:
+    harness.set("filtering_spike", count=200, rate=0.02, spacing=5)
+    result = await harness.check()
+    assert finding(result, "twilio.delivery_errors", "30007").status is Status.OK
+
+
+@pytest.mark.parametrize(
+    ("rate", "status"), [(0.5, Status.FAILING), (0.05, Status.DEGRADED), (0.01, Status.OK)]
+)
+async def test_sender_errors_degrade_or_fail_past_the_rates(
+    harness: Harness, rate: float, status: Status
+) -> None:
+    harness.set("filtering_spike", count=200, rate=rate, spacing=5, error_code=30034)
+    found = finding(await harness.check(), "twilio.delivery_errors", "30034")
+    assert found.category is Category.SENDER_CONFIG
+    assert found.status is status
+
+
+async def test_sender_errors_in_a_small_sample_degrade_but_never_fail(harness: Harness) -> None:
+    harness.set("filtering_spike", count=10, rate=1.0, error_code=30034)
+    found = finding(await harness.check(), "twilio.delivery_errors", "30034")
+    assert found.count == 10
+    assert found.status is Status.DEGRADED
+
+
+async def test_failed_and_undelivered_are_told_apart(harness: Harness) -> None:
+    harness.set("optout_trickle")
+    failed = finding(await harness.check(), "twilio.delivery_errors", "21610")
+    assert "failed (never left Twilio)" in failed.summary
+    assert "undelivered" not in failed.summary
+    harness.set("filtering_spike")
+    undelivered = finding(await harness.check(), "twilio.delivery_errors", "30007")
+    assert "undelivered (carrier receipt)" in undelivered.summary
+    assert "failed" not in undelivered.summary
+
+
+async def test_each_code_keeps_at_most_three_example_sids(harness: Harness) -> None:
+    harness.set("filtering_spike", count=100, rate=0.5)
+    found = finding(await harness.check(), "twilio.delivery_errors", "30007")
+    assert found.count == 50
+    assert len(found.examples) == 3
+    assert all(sid.startswith("SM") and len(sid) == 34 for sid in found.examples)
+
+
+async def test_delivery_looks_back_only_to_the_last_check(harness: Harness) -> None:
+    harness.set("ok", count=100, spacing=60)
+    since = datetime.now(UTC) - timedelta(minutes=10, seconds=30)
+    found = finding(await harness.check(last_checked=since), "twilio.delivery_ok")
+    assert found.count == 10
+
+
+async def test_delivery_window_bounds_the_look_back(harness: Harness) -> None:
+    harness.set("ok", count=100, spacing=60)
+    old = datetime.now(UTC) - timedelta(days=2)
+    found = finding(
+        await harness.check(last_checked=old, delivery_window=timedelta(minutes=20, seconds=30)),
+        "twilio.delivery_ok",
+    )
+    assert found.count == 20
+
+
+async def test_delivery_reads_at_most_max_pages(harness: Harness) -> None:
+    harness.set("ok", count=100, spacing=10)
+    result = await harness.check(page_size=10, max_pages=3)
+    assert finding(result, "twilio.delivery_ok").count == 30
+    message_pages = [p for p in harness.requests_sent if p.endswith("/Messages.json")]
+    assert len(message_pages) == 3
+
+
+async def test_every_request_goes_through_the_shared_session(harness: Harness) -> None:
+    harness.set("ok")
+    await harness.check()
+    seen_by_sims = harness.twilio.requests + harness.statuspage.requests
+    assert seen_by_sims == len(harness.requests_sent)
+    assert harness.twilio.requests >= 7
+
+
+SECRET_SCENARIOS = sorted(TwilioSim.scenarios | {"slow"})
+
+
+@pytest.mark.parametrize("scenario", SECRET_SCENARIOS)
+async def test_planted_token_never_appears_in_findings_or_logs(
+    harness: Harness, scenario: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    harness.set(scenario, delay=0.05)
+    result = await harness.check()
+    text = repr(result) + repr(result.to_dict())
+    assert PLANTED not in text
+    assert PLANTED not in caplog.text
+    assert all(PLANTED not in r.getMessage() for r in caplog.records)
+
+
+async def test_planted_token_never_appears_when_the_api_hangs(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    harness.set("hanging")
+    result = await harness.check(deadline=0.3)
+    assert PLANTED not in repr(result.to_dict()) + caplog.text
+
+
+@pytest.fixture
+async def odd_twilio() -> AsyncIterator[str]:
+    """A small fake whose list calls fail (the SDK's plain "Unable to fetch page") and whose
+    Messaging Service answers with an RFC 9457 body (the SDK's TwilioServiceException)."""
+
+    def classic(status: int, code: int) -> web.Response:
+        return web.json_response(
+            {"code": code, "message": "x", "more_info": "", "status": status}, status=status
+        )
+
+    async def account(request: web.Request) -> web.Response:
+        return web.json_response({"sid": ACCOUNT, "status": "active"})
+
+    async def messages(request: web.Request) -> web.Response:
+        return classic(503, 20503)
+
+    async def numbers(request: web.Request) -> web.Response:
+        return classic(400, 20001)
+
+    async def service(request: web.Request) -> web.Response:
+        body = {"type": "https://www.twilio.com/docs/api/errors/20404", "title": "Not Found"}
+        return web.json_response({**body, "status": 404, "code": 20404}, status=404)
+
+    app = web.Application()
+    app.router.add_get(f"/2010-04-01/Accounts/{ACCOUNT}.json", account)
+    app.router.add_get(f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json", messages)
+    app.router.add_get(f"/2010-04-01/Accounts/{ACCOUNT}/IncomingPhoneNumbers.json", numbers)
+    app.router.add_get("/v1/Services/{sid}", service)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    yield str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+async def test_list_and_rfc9457_errors_keep_twilio_codes(harness: Harness, odd_twilio: str) -> None:
+    result = await harness.check(base_url=odd_twilio, messaging_base_url=odd_twilio)
+    delivery = finding(result, "twilio.server_error", "20503")
+    assert (delivery.check, delivery.category) == ("delivery", Category.PROVIDER)
+    assert finding(result, "twilio.request_rejected", "20001").check == "sender"
+    assert finding(result, "twilio.service_not_found", "21701").status is Status.FAILING
+    assert all(f.code != "twilio.auth_invalid" for f in result.findings)

@@ -1,0 +1,156 @@
+"""Metrics from a fresh registry: the collector's series and the runner's instruments."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client import CollectorRegistry
+
+from healthd.metrics import AlertView, HealthCollector, Instruments, MetricsEndpoint, View
+from healthd.model import (
+    Category,
+    Finding,
+    Integration,
+    IntegrationState,
+    ProbeResult,
+    Status,
+    Thresholds,
+)
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def integration(
+    iid: str, provider: str = "imessage_bridge", tenant: str = "platform"
+) -> Integration:
+    return Integration(
+        id=iid,
+        provider=provider,
+        tenant=tenant,
+        base_url="http://127.0.0.1:1",
+        page=False,
+        interval=timedelta(seconds=60),
+        timeout=timedelta(seconds=10),
+        thresholds=Thresholds(),
+    )
+
+
+def registry_with(views: list[View], alerts: AlertView | None = None) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(
+        HealthCollector(
+            lambda: views,
+            lambda: alerts or AlertView(pending={}, oldest_pending_age=None, open_incidents={}),
+            lambda: NOW.timestamp(),
+        )
+    )
+    return registry
+
+
+def test_integration_status_has_one_series_per_status_with_1_for_the_current() -> None:
+    state = IntegrationState(integration_id="b1", status=Status.FAILING, last_checked=NOW)
+    reg = registry_with([View(integration("b1"), state, 0.2)])
+    labels = {"integration": "b1", "provider": "imessage_bridge", "tenant": "platform"}
+    values = {
+        s.value: reg.get_sample_value("healthd_integration_status", {**labels, "status": s.value})
+        for s in Status
+    }
+    assert values == {"ok": 0, "degraded": 0, "failing": 1, "unreachable": 0, "unknown": 0}
+
+
+def test_probe_success_follows_the_latest_run_not_the_debounced_status() -> None:
+    state = IntegrationState(
+        integration_id="b1", status=Status.OK, last_checked=NOW, last_result_status=Status.FAILING
+    )
+    reg = registry_with([View(integration("b1"), state, 0.2)])
+    labels = {"integration": "b1", "provider": "imessage_bridge", "tenant": "platform"}
+    assert reg.get_sample_value("healthd_probe_success", labels) == 0
+
+
+def test_bridge_unreachable_seconds_counts_from_unreachable_since() -> None:
+    state = IntegrationState(integration_id="b1", unreachable_since=NOW - timedelta(minutes=12))
+    reg = registry_with([View(integration("b1"), state, None)])
+    value = reg.get_sample_value(
+        "healthd_bridge_unreachable_seconds", {"integration": "b1", "tenant": "platform"}
+    )
+    assert value == 720
+
+
+def test_an_integration_never_probed_has_no_success_or_timestamp_series() -> None:
+    reg = registry_with([View(integration("b1"), IntegrationState(integration_id="b1"), None)])
+    labels = {"integration": "b1", "provider": "imessage_bridge", "tenant": "platform"}
+    assert reg.get_sample_value("healthd_probe_success", labels) is None
+    assert reg.get_sample_value("healthd_integration_last_check_timestamp_seconds", labels) is None
+
+
+def test_outbox_and_incident_gauges_come_from_the_alert_view() -> None:
+    reg = registry_with(
+        [], AlertView(pending={"pagerduty": 2}, oldest_pending_age=42.0, open_incidents={"x": 1})
+    )
+    assert reg.get_sample_value("healthd_alert_outbox_pending", {"channel": "pagerduty"}) == 2
+    assert reg.get_sample_value("healthd_alert_outbox_oldest_pending_age_seconds") == 42
+    assert reg.get_sample_value("healthd_open_incidents", {"rule": "x"}) == 1
+
+
+def test_instruments_count_non_ok_findings_by_code_and_category() -> None:
+    reg = CollectorRegistry()
+    instruments = Instruments(reg)
+    result = ProbeResult(
+        integration_id="t1",
+        status=Status.FAILING,
+        started_at=NOW,
+        duration_seconds=0.3,
+        findings=(
+            Finding(
+                check="auth",
+                status=Status.FAILING,
+                code="twilio.auth_invalid",
+                summary="s",
+                category=Category.ACCOUNT,
+                provider_code="20003",
+            ),
+            Finding(
+                check="platform", status=Status.OK, code="twilio.platform_operational", summary="s"
+            ),
+        ),
+    )
+    instruments.observe(integration("t1", "twilio", "acme"), result)
+    assert (
+        reg.get_sample_value(
+            "healthd_findings_total",
+            {
+                "provider": "twilio",
+                "code": "twilio.auth_invalid",
+                "provider_code": "20003",
+                "category": "account",
+            },
+        )
+        == 1
+    )
+    assert (
+        reg.get_sample_value(
+            "healthd_findings_total",
+            {
+                "provider": "twilio",
+                "code": "twilio.platform_operational",
+                "provider_code": "",
+                "category": "unknown",
+            },
+        )
+        is None
+    )
+    assert reg.get_sample_value("healthd_probe_duration_seconds_count", {"provider": "twilio"}) == 1
+    assert (
+        reg.get_sample_value("healthd_probes_total", {"provider": "twilio", "status": "failing"})
+        == 1
+    )
+
+
+async def test_metrics_endpoint_serves_one_rendering_per_max_age() -> None:
+    views: list[View] = []
+    reg = registry_with(views)
+    endpoint = MetricsEndpoint(reg, max_age=3600)
+    first = await endpoint.render()
+    views.append(View(integration("b2"), IntegrationState(integration_id="b2"), None))
+    assert await endpoint.render() == first
+    assert b'integration="b2"' in await MetricsEndpoint(reg, max_age=0).render()

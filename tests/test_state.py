@@ -1,0 +1,121 @@
+"""The state machine as scripted sequences: after each step, the counters and transitions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from healthd.model import IntegrationState, ProbeResult, Status, Thresholds, TransitionKind
+from healthd.state import step
+
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+MIN = timedelta(minutes=1)
+DEFAULT = Thresholds()  # 3 failures to fail, 2 successes to recover
+
+
+def run(
+    statuses: list[Status], thresholds: Thresholds = DEFAULT, prev: IntegrationState | None = None
+):
+    """Feed one result per minute; return the state and transitions after each step."""
+    state = prev or IntegrationState(integration_id="i1")
+    history = []
+    for n, status in enumerate(statuses):
+        at = T0 + n * MIN
+        result = ProbeResult(
+            integration_id="i1", status=status, started_at=at, duration_seconds=0.01
+        )
+        state, transitions = step(state, result, at, thresholds)
+        history.append((state, transitions))
+    return history
+
+
+OK, DEG, FAIL, DOWN = Status.OK, Status.DEGRADED, Status.FAILING, Status.UNREACHABLE
+
+
+def test_first_good_result_is_believed_at_once() -> None:
+    ((state, transitions),) = run([OK])
+    assert state.status is OK
+    assert [t.kind for t in transitions] == [TransitionKind.RECOVERED]
+
+
+def test_new_integration_failing_stays_unknown_until_the_failure_threshold() -> None:
+    history = run([FAIL, FAIL, FAIL])
+    assert [s.status for s, _ in history] == [Status.UNKNOWN, Status.UNKNOWN, FAIL]
+
+
+def test_becomes_failing_after_n_consecutive_bad_runs_and_not_before() -> None:
+    history = run([OK, FAIL, FAIL, FAIL])
+    assert [s.status for s, _ in history] == [OK, OK, OK, FAIL]
+    assert [t.kind for t in history[3][1]] == [TransitionKind.FAILED]
+    assert history[3][0].since == T0 + 3 * MIN
+
+
+def test_one_good_run_between_failures_resets_the_failure_count() -> None:
+    history = run([OK, FAIL, FAIL, OK, FAIL, FAIL])
+    assert all(s.status is OK for s, _ in history)
+    assert history[-1][0].consecutive_failures == 2
+
+
+def test_recovers_after_m_consecutive_good_runs_only() -> None:
+    history = run([OK, FAIL, FAIL, FAIL, OK, OK])
+    assert [s.status for s, _ in history][3:] == [FAIL, FAIL, OK]
+    assert [t.kind for t in history[5][1]] == [TransitionKind.RECOVERED]
+
+
+def test_degraded_is_followed_at_once_and_never_counts_as_a_failure() -> None:
+    history = run([OK, DEG, DEG, DEG, DEG, OK])
+    assert [s.status for s, _ in history] == [OK, DEG, DEG, DEG, DEG, OK]
+    assert all(s.consecutive_failures == 0 for s, _ in history)
+    assert [t.kind for t in history[1][1]] == [TransitionKind.DEGRADED]
+
+
+def test_while_failing_the_status_follows_between_failing_and_unreachable() -> None:
+    history = run([OK, FAIL, FAIL, FAIL, DOWN])
+    assert history[-1][0].status is DOWN
+
+
+def test_unreachable_since_is_the_start_of_the_first_unreachable_run() -> None:
+    history = run([OK, DOWN, DOWN, DOWN])
+    assert [s.unreachable_since for s, _ in history] == [None, T0 + MIN, T0 + MIN, T0 + MIN]
+    assert [t.kind for t in history[1][1]] == [TransitionKind.BECAME_UNREACHABLE]
+
+
+def test_a_single_answer_does_not_clear_unreachable_since() -> None:
+    history = run([DOWN, DOWN, OK, DOWN])
+    assert history[-1][0].unreachable_since == T0
+
+
+def test_m_consecutive_answers_clear_unreachable_since() -> None:
+    history = run([DOWN, DOWN, OK, OK])
+    assert history[2][0].unreachable_since == T0
+    assert history[3][0].unreachable_since is None
+    assert [t.kind for t in history[3][1]] == [TransitionKind.BECAME_REACHABLE]
+
+
+def test_an_answering_but_failing_bridge_is_reachable() -> None:
+    history = run([DOWN, FAIL, FAIL])
+    assert history[-1][0].unreachable_since is None
+
+
+def test_last_success_is_the_latest_good_run() -> None:
+    history = run([OK, DEG, FAIL])
+    assert history[-1][0].last_success == T0 + MIN
+    assert history[-1][0].last_checked == T0 + 2 * MIN
+
+
+@pytest.mark.parametrize(("n", "m"), [(1, 1), (2, 3), (5, 1)])
+def test_thresholds_come_from_the_integration(n: int, m: int) -> None:
+    thresholds = Thresholds(failure_threshold=n, success_threshold=m)
+    history = run([OK] + [FAIL] * n + [OK] * m, thresholds)
+    statuses = [s.status for s, _ in history]
+    assert statuses[n] is FAIL and statuses[n - 1] is OK
+    assert statuses[-1] is OK and (m == 1 or statuses[-2] is FAIL)
+
+
+def test_state_after_restart_continues_the_count() -> None:
+    first = run([OK, DOWN, DOWN])
+    resumed = run([DOWN], prev=first[-1][0])
+    assert resumed[0][0].consecutive_failures == 3
+    assert resumed[0][0].status is DOWN
+    assert resumed[0][0].unreachable_since == T0 + MIN
