@@ -42,3 +42,9 @@ def test_metrics_bench_prints_render_cost_and_series_count() -> None:
     counts = {int(n.strip()): int(series.strip().replace(",", "")) for n, series in rows[1:]}
     assert set(counts) == {100, 300}
     assert counts[300] > counts[100] > 100  # several series per integration
+
+
+def test_api_bench_runs_every_scenario() -> None:
+    stdout = run_script("bench/api.py", "--integrations", "50", "--tenants", "5")
+    for scenario in ("list all", "list one tenant", "live tenant check"):
+        assert scenario in stdout
