@@ -1,0 +1,79 @@
+"""What a benchmark prints about the machine, and the process counters it reads.
+
+Figures mean little without the machine they came from, so every bench script prints
+`facts()` first. CPU and memory are read from /proc (Linux only), which works for our own
+process and for the separate simulator and blackbox_exporter processes alike.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib.metadata import version
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def facts() -> dict[str, str]:
+    return {
+        "cpu": cpu_model(),
+        "cores": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "aiohttp": version("aiohttp"),
+        "prometheus_client": version("prometheus_client"),
+        "kernel": platform.release(),
+    }
+
+
+def process_cpu_seconds(pid: int | str = "self") -> float:
+    """User plus system CPU time of a process, all its threads included (/proc/PID/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # The command name (field 2) may hold spaces; the fields after its closing paren are fixed.
+    fields = stat.rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / CLOCK_TICKS
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all cores spent busy since boot (/proc/stat), to tell how loaded the machine was.
+
+    Subtracting our own and the simulator's CPU from its growth over a sweep leaves what
+    other processes on the (shared) machine took meanwhile.
+    """
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+def rss_bytes(pid: int | str = "self") -> int:
+    """Resident set size now (VmRSS), not the peak."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/{pid}/status has no VmRSS")
+
+
+def print_table(rows: list[list[str]], header: list[str]) -> str:
+    """A GitHub-flavoured Markdown table, so the output pastes into RESULTS.md as is."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    text = "\n".join(
+        [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)]
+    )
+    print(text)
+    return text
+
+
+def facts_text() -> str:
+    return "\n".join(f"- {k}: {v}" for k, v in facts().items())
