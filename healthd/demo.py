@@ -225,7 +225,7 @@ def _outage_starts(page_after: float) -> float:
 async def _story(daemon: Daemon, sim: SimClient, page_after: float) -> None:
     start = time.monotonic()
     await _until(lambda: daemon.runner.states[BRIDGE].status is Status.OK)
-    say(f"{BRIDGE} is healthy: it answers its ping and iMessage is signed in", start)
+    say(f"{BRIDGE} is healthy: its server answers and iMessage is signed in", start)
     await asyncio.sleep(max(0.0, _outage_starts(page_after) - (time.monotonic() - start)))
     await asyncio.to_thread(sim.set_scenario, "imessage_bridge", "offline", "dc1")
     say("the bridge's Mac goes offline (simulated): connections are dropped", start)
