@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from prometheus_client import CollectorRegistry
 
-from healthd.metrics import BRIDGE_PROVIDER, AlertView, HealthCollector, Instruments, View
+from healthd.metrics import (
+    BRIDGE_PROVIDER,
+    AlertView,
+    HealthCollector,
+    Instruments,
+    IntegrationSeries,
+    View,
+)
 from healthd.model import Integration, IntegrationState, Status, Thresholds
 from healthd.secrets import Secret
 
@@ -108,12 +115,17 @@ def realistic_views(n: int, seed: int = 2) -> list[View]:
     return views
 
 
-def daemon_registry(views: Callable[[], Sequence[View]]) -> tuple[CollectorRegistry, Instruments]:
-    """The registry the daemon serves on /metrics: its instruments plus the health collector."""
+def daemon_registry() -> tuple[CollectorRegistry, Instruments]:
+    """The registry the daemon serves on /metrics, with its instruments; see `add_health`."""
     registry = CollectorRegistry()
-    instruments = Instruments(registry)
-    registry.register(HealthCollector(views, lambda: AlertView({}, None, {}), lambda: time.time()))
-    return registry, instruments
+    return registry, Instruments(registry)
+
+
+def add_health(
+    registry: CollectorRegistry, series: IntegrationSeries, now: Callable[[], float] = time.time
+) -> None:
+    """Registers the health collector over a runner's series, after the instruments."""
+    registry.register(HealthCollector(series, lambda: AlertView({}, None, {}), now))
 
 
 def series_count(body: bytes) -> int:

@@ -144,7 +144,7 @@ class Daemon:
 
         self.registry.register(
             HealthCollector(
-                self.runner.views, self.engine.alert_view, lambda: self.clock.now().timestamp()
+                self.runner.series, self.engine.alert_view, lambda: self.clock.now().timestamp()
             )
         )
         api = Api(

@@ -1,16 +1,20 @@
-"""Prometheus metrics: one collector that reads a snapshot, plus the runner's few instruments.
+"""Prometheus metrics: the per-integration series kept rendered, plus the runner's instruments.
 
-Per-integration series come from `HealthCollector`, which reads the runner's in-memory
-view at scrape time: nothing has to be kept in sync, and an integration removed from the
-config disappears from /metrics with it. Counters and the per-provider histogram are
-updated by the runner and the outbox only (`Instruments`). Rendering costs about 11 µs
-per series and holds the interpreter, so `MetricsEndpoint` renders on a worker thread at
-most once a second and serves the latest rendering (DESIGN.md).
+Per-integration series come from `IntegrationSeries`, which the runner updates after every
+probe run: the integration's lines are formatted then (about 15 µs), not at scrape time.
+prometheus_client formats about 7 µs per series while holding the interpreter, which at
+10,000 integrations (90,000 series) is a second with probes stalled; `exposition` instead
+joins the kept text and formats only the few other series, byte for byte what
+`generate_latest` writes (tests/test_metrics.py compares the two). `HealthCollector`
+yields the same families to the registry, so `get_sample_value` and `generate_latest`
+keep working on it. `healthd_bridge_unreachable_seconds` depends on "now" and is computed
+at scrape time (bridges only: few). Counters and the per-provider histogram are updated by
+the runner and the outbox only (`Instruments`). `MetricsEndpoint` renders on the event
+loop (a few milliseconds at 10,000 integrations, bench/RESULTS.md) at most once a second.
 """
 
 from __future__ import annotations
 
-import asyncio
 import platform
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,6 +23,8 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 from healthd import __version__
 from healthd.model import Integration, IntegrationState, ProbeResult, Status
@@ -66,12 +72,194 @@ class AlertView:
     open_incidents: dict[str, int]
 
 
+# The per-integration families in exposition order, with their label names as the
+# collector declares them. The rendered lines put labels in sorted order, as
+# prometheus_client writes them ("status" sorts between "provider" and "tenant").
+_LABELS = ("integration", "provider", "tenant")
+FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("healthd_probe_success", _LABELS),
+    ("healthd_probe_last_duration_seconds", _LABELS),
+    ("healthd_integration_status", (*_LABELS, "status")),
+    ("healthd_integration_last_success_timestamp_seconds", _LABELS),
+    ("healthd_integration_last_check_timestamp_seconds", _LABELS),
+)
+_SUCCESS, _LAST_DURATION, _STATUS, _LAST_SUCCESS, _LAST_CHECK = range(len(FAMILIES))
+
+# prometheus_client's own float formatting (Go's: 1.7e+09, +Inf), so both paths agree.
+_float_text: Callable[[float], str] = floatToGoString
+
+
+def _escape(value: str) -> str:
+    """Label value escaping of text format 0.0.4: backslash, double quote, newline."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _header(name: str) -> bytes:
+    help_text = HELP[name].replace("\\", "\\\\").replace("\n", "\\n")
+    return f"# HELP {name} {help_text}\n# TYPE {name} gauge\n".encode()
+
+
+def _samples(view: View) -> Iterator[tuple[int, str | None, float]]:
+    """One integration's series: (index in FAMILIES, status label or None, value).
+
+    The single statement of which series exist: an integration never probed has no
+    success or timestamp series, and no last duration until a run finished.
+    """
+    st = view.state
+    if st.last_checked is not None:
+        yield _SUCCESS, None, 0.0 if st.last_result_status.is_bad else 1.0
+    if view.last_duration is not None:
+        yield _LAST_DURATION, None, view.last_duration
+    for s in Status:
+        yield _STATUS, s.value, 1.0 if st.status is s else 0.0
+    if st.last_success is not None:
+        yield _LAST_SUCCESS, None, st.last_success.timestamp()
+    if st.last_checked is not None:
+        yield _LAST_CHECK, None, st.last_checked.timestamp()
+
+
+def _render(view: View) -> tuple[bytes, ...]:
+    """The text of one integration's samples, one chunk per family in FAMILIES."""
+    i = view.integration
+    head = f'integration="{_escape(i.id)}",provider="{_escape(i.provider)}"'
+    tail = f'tenant="{_escape(i.tenant)}"'
+    chunks: list[list[str]] = [[] for _ in FAMILIES]
+    for k, status, value in _samples(view):
+        labels = f"{head},{tail}" if status is None else f'{head},status="{_escape(status)}",{tail}'
+        chunks[k].append(f"{FAMILIES[k][0]}{{{labels}}} {_float_text(value)}\n")
+    return tuple("".join(chunk).encode() for chunk in chunks)
+
+
+class IntegrationSeries:
+    """Each integration's per-integration series, rendered as text when its view changes.
+
+    The runner calls `update` after every probe run, so a scrape joins text that is
+    already made. The views are kept beside their text, so the registry path
+    (`get_sample_value`, `generate_latest`) reads the same snapshot as the fast path.
+    Written on the event loop; the copies taken by `entries`/`bridges` are safe to make
+    from another thread.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[View, tuple[bytes, ...]]] = {}
+        self._bridges: dict[str, View] = {}
+
+    @classmethod
+    def of(cls, views: Iterable[View]) -> IntegrationSeries:
+        series = cls()
+        for view in views:
+            series.update(view)
+        return series
+
+    def update(self, view: View) -> None:
+        iid = view.integration.id
+        self._entries[iid] = (view, _render(view))
+        if view.integration.provider == BRIDGE_PROVIDER:
+            self._bridges[iid] = view
+
+    def entries(self) -> list[tuple[View, tuple[bytes, ...]]]:
+        return list(self._entries.values())
+
+    def bridges(self) -> list[View]:
+        return list(self._bridges.values())
+
+
+class _Snapshot:
+    """One scrape's entries, shared by its rendered families.
+
+    Samples (the registry path) are built on first read only: a scrape through
+    `exposition` never builds them.
+    """
+
+    def __init__(self, entries: list[tuple[View, tuple[bytes, ...]]]) -> None:
+        self.entries = entries
+        self._samples: list[list[Sample]] | None = None
+
+    def samples(self, index: int) -> list[Sample]:
+        if self._samples is None:
+            families = [GaugeMetricFamily(n, HELP[n], labels=labels) for n, labels in FAMILIES]
+            for view, _ in self.entries:
+                i = view.integration
+                lv = [i.id, i.provider, i.tenant]
+                for k, status, value in _samples(view):
+                    families[k].add_metric(lv if status is None else [*lv, status], value)
+            self._samples = [f.samples for f in families]
+        return self._samples[index]
+
+    def text(self, index: int) -> bytes:
+        return _HEADERS[index] + b"".join([chunks[index] for _, chunks in self.entries])
+
+
+_HEADERS = tuple(_header(name) for name, _ in FAMILIES)
+
+
+class RenderedFamily(Metric):
+    """A gauge family whose exposition text was made in advance (see `exposition`).
+
+    `samples` is built from the same snapshot when something reads it, so the family
+    behaves like any other in a registry.
+    """
+
+    def __init__(self, index: int, snapshot: _Snapshot) -> None:
+        self._index = index
+        self._snapshot = snapshot
+        name = FAMILIES[index][0]
+        super().__init__(name, HELP[name], "gauge")
+
+    @property
+    def samples(self) -> list[Sample]:
+        return self._snapshot.samples(self._index)
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:
+        # Metric.__init__ starts every family with no samples; these come from the snapshot.
+        if value:
+            raise TypeError(f"{self.name}: samples come from the rendered snapshot")
+
+    def text(self) -> bytes:
+        return self._snapshot.text(self._index)
+
+
+class _Families(Collector):
+    def __init__(self, metrics: list[Metric]) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._metrics)
+
+
+def exposition(registry: Collector) -> bytes:
+    """What `generate_latest(registry)` writes, byte for byte, with rendered families copied.
+
+    Families are written in the registry's order; runs of ordinary ones go through
+    `generate_latest` (the instruments and alert gauges: a few hundred series at most).
+    """
+    parts: list[bytes] = []
+    plain: list[Metric] = []
+    for metric in registry.collect():
+        if isinstance(metric, RenderedFamily):
+            if plain:
+                parts.append(generate_latest(_Families(plain)))
+                plain = []
+            parts.append(metric.text())
+        else:
+            plain.append(metric)
+    if plain:
+        parts.append(generate_latest(_Families(plain)))
+    return b"".join(parts)
+
+
 class HealthCollector(Collector):
-    """Yields the per-integration series from `views()` and the outbox/incident gauges."""
+    """Yields the per-integration series, the bridges' unreachable time and the alert gauges.
+
+    `views` is the runner's `IntegrationSeries` (the daemon: text rendered on each run), or
+    a function returning views, rendered at every collect (tests and the README's
+    reference table: a handful of integrations).
+    """
 
     def __init__(
         self,
-        views: Callable[[], Sequence[View]],
+        views: IntegrationSeries | Callable[[], Sequence[View]],
         alerts: Callable[[], AlertView],
         now: Callable[[], float],
     ) -> None:
@@ -80,55 +268,24 @@ class HealthCollector(Collector):
         self._now = now
 
     def collect(self) -> Iterator[Metric]:
-        labels = ["integration", "provider", "tenant"]
-        success = GaugeMetricFamily(
-            "healthd_probe_success", HELP["healthd_probe_success"], labels=labels
-        )
-        last_duration = GaugeMetricFamily(
-            "healthd_probe_last_duration_seconds",
-            HELP["healthd_probe_last_duration_seconds"],
-            labels=labels,
-        )
-        status = GaugeMetricFamily(
-            "healthd_integration_status",
-            HELP["healthd_integration_status"],
-            labels=[*labels, "status"],
-        )
-        last_success = GaugeMetricFamily(
-            "healthd_integration_last_success_timestamp_seconds",
-            HELP["healthd_integration_last_success_timestamp_seconds"],
-            labels=labels,
-        )
-        last_check = GaugeMetricFamily(
-            "healthd_integration_last_check_timestamp_seconds",
-            HELP["healthd_integration_last_check_timestamp_seconds"],
-            labels=labels,
-        )
+        views = self._views
+        series = views if isinstance(views, IntegrationSeries) else IntegrationSeries.of(views())
+        snapshot = _Snapshot(series.entries())
+        yield from (RenderedFamily(k, snapshot) for k in range(len(FAMILIES)))
+        yield self._bridge_metric(series.bridges())
+        yield from self._alert_metrics()
+
+    def _bridge_metric(self, bridges: list[View]) -> Metric:
         bridge = GaugeMetricFamily(
             "healthd_bridge_unreachable_seconds",
             HELP["healthd_bridge_unreachable_seconds"],
             labels=["integration", "tenant"],
         )
         now = self._now()
-        for view in self._views():
-            i, st = view.integration, view.state
-            lv = [i.id, i.provider, i.tenant]
-            for s in Status:
-                status.add_metric([*lv, s.value], 1.0 if st.status is s else 0.0)
-            if st.last_checked is not None:
-                success.add_metric(lv, 0.0 if st.last_result_status.is_bad else 1.0)
-                last_check.add_metric(lv, st.last_checked.timestamp())
-            if st.last_success is not None:
-                last_success.add_metric(lv, st.last_success.timestamp())
-            if view.last_duration is not None:
-                last_duration.add_metric(lv, view.last_duration)
-            if i.provider == BRIDGE_PROVIDER:
-                since = st.unreachable_since
-                bridge.add_metric(
-                    [i.id, i.tenant], max(0.0, now - since.timestamp()) if since else 0.0
-                )
-        yield from (success, last_duration, status, last_success, last_check, bridge)
-        yield from self._alert_metrics()
+        for view in bridges:
+            i, since = view.integration, view.state.unreachable_since
+            bridge.add_metric([i.id, i.tenant], max(0.0, now - since.timestamp()) if since else 0.0)
+        return bridge
 
     def _alert_metrics(self) -> Iterable[Metric]:
         av = self._alerts()
@@ -200,9 +357,12 @@ class Instruments:
 
 
 class MetricsEndpoint:
-    """Renders the registry off the event loop, at most once per `max_age` seconds.
+    """Renders the registry with `exposition`, at most once per `max_age` seconds.
 
-    Concurrent scrapes share one rendering; probes keep running while it is made.
+    The rendering runs on the event loop: with the per-integration text kept rendered it
+    is a join of a few chunks plus the instruments (bench/RESULTS.md), cheaper than the
+    hop to a thread would be, and a worker thread would not keep probes going anyway
+    (the rendering holds the interpreter). Scrapes within `max_age` share one rendering.
     """
 
     def __init__(self, registry: CollectorRegistry, max_age: float = 1.0) -> None:
@@ -210,11 +370,9 @@ class MetricsEndpoint:
         self._max_age = max_age
         self._body = b""
         self._rendered_at = float("-inf")
-        self._lock = asyncio.Lock()
 
     async def render(self) -> bytes:
-        async with self._lock:
-            if time.monotonic() - self._rendered_at >= self._max_age:
-                self._body = await asyncio.to_thread(generate_latest, self._registry)
-                self._rendered_at = time.monotonic()
-            return self._body
+        if time.monotonic() - self._rendered_at >= self._max_age:
+            self._body = exposition(self._registry)
+            self._rendered_at = time.monotonic()
+        return self._body

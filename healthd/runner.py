@@ -23,7 +23,7 @@ from healthd.catalog import Catalog
 from healthd.clock import Clock
 from healthd.errors import IntegrationNotFound
 from healthd.interfaces import Probe, Store
-from healthd.metrics import Instruments, View
+from healthd.metrics import Instruments, IntegrationSeries, View
 from healthd.model import (
     Category,
     Finding,
@@ -71,7 +71,8 @@ class Runner:
         self._inflight: dict[str, asyncio.Task[ProbeResult]] = {}
         self.states: dict[str, IntegrationState] = {}
         self.results: dict[str, ProbeResult] = {}
-        self._views: dict[str, View] = {}
+        # Each integration's metrics text, rendered after each of its runs (healthd.metrics).
+        self.series = IntegrationSeries()
 
     async def load(self) -> None:
         """Pick up state and results from the store, so a restart continues where it stopped."""
@@ -82,10 +83,6 @@ class Runner:
             if iid in results:
                 self.results[iid] = results[iid]
             self._refresh_view(iid)
-
-    def views(self) -> list[View]:
-        """A snapshot for the metrics collector; safe to call from another thread."""
-        return list(self._views.values())
 
     def get(self, integration_id: str) -> Integration:
         try:
@@ -202,10 +199,12 @@ class Runner:
 
     def _refresh_view(self, integration_id: str) -> None:
         result = self.results.get(integration_id)
-        self._views[integration_id] = View(
-            integration=self.integrations[integration_id],
-            state=self.states[integration_id],
-            last_duration=result.duration_seconds if result else None,
+        self.series.update(
+            View(
+                integration=self.integrations[integration_id],
+                state=self.states[integration_id],
+                last_duration=result.duration_seconds if result else None,
+            )
         )
 
     def snapshot(

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from prometheus_client import CollectorRegistry
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
-from healthd.metrics import AlertView, HealthCollector, Instruments, MetricsEndpoint, View
+from healthd.metrics import (
+    AlertView,
+    HealthCollector,
+    Instruments,
+    IntegrationSeries,
+    MetricsEndpoint,
+    View,
+    exposition,
+)
 from healthd.model import (
     Category,
     Finding,
@@ -154,3 +164,112 @@ async def test_metrics_endpoint_serves_one_rendering_per_max_age() -> None:
     views.append(View(integration("b2"), IntegrationState(integration_id="b2"), None))
     assert await endpoint.render() == first
     assert b'integration="b2"' in await MetricsEndpoint(reg, max_age=0).render()
+
+
+# Label values that need escaping in text format 0.0.4, and some that do not but are easy
+# to get wrong (unicode, braces, commas, equals signs).
+AWKWARD = ('quote"d', "back\\slash", "new\nline", "ünïcødé-☃", 'all"\\\n{x=1,y}', "")
+
+
+def awkward_registry() -> tuple[CollectorRegistry, IntegrationSeries]:
+    """The daemon's registry shape (instruments, then the collector) over awkward names."""
+    registry = CollectorRegistry()
+    instruments = Instruments(registry)
+    series = IntegrationSeries()
+    for n, name in enumerate(AWKWARD):
+        for provider in ("twilio", "imessage_bridge"):
+            status = list(Status)[n % len(Status)]
+            state = IntegrationState(
+                integration_id=f"{provider}:{name}",
+                status=status,
+                last_checked=NOW - timedelta(seconds=n, microseconds=123_457 * n),
+                last_success=NOW - timedelta(hours=n) if n % 2 else None,
+                unreachable_since=NOW - timedelta(minutes=n) if n % 3 == 0 else None,
+                last_result_status=status,
+            )
+            view = View(
+                integration(f"{provider}:{name}", provider, tenant=f"tenant {name}"),
+                state,
+                [None, 0.0, 1e-7, 0.123456789, 12345678.9, 3.0][n],
+            )
+            series.update(view)
+            instruments.observe(
+                view.integration,
+                ProbeResult(
+                    integration_id=view.integration.id,
+                    status=status,
+                    started_at=NOW,
+                    duration_seconds=view.last_duration or 0.0,
+                    findings=(
+                        Finding(
+                            check="auth",
+                            status=Status.FAILING,
+                            code=f"code {name}",
+                            summary="s",
+                            provider_code=name,
+                        ),
+                    ),
+                ),
+            )
+    instruments.alert_event('rule "x"', "trigger", "sent")
+    registry.register(
+        HealthCollector(
+            series,
+            lambda: AlertView(
+                pending={"pagerduty": 1}, oldest_pending_age=1.5, open_incidents={"r\\1": 1}
+            ),
+            lambda: NOW.timestamp(),
+        )
+    )
+    return registry, series
+
+
+def test_exposition_is_byte_for_byte_what_generate_latest_writes() -> None:
+    registry, _ = awkward_registry()
+    assert exposition(registry) == generate_latest(registry)
+
+
+def test_exposition_parses_to_the_same_families_as_generate_latest() -> None:
+    registry, _ = awkward_registry()
+    ours = list(text_string_to_metric_families(exposition(registry).decode()))
+    theirs = list(text_string_to_metric_families(generate_latest(registry).decode()))
+    assert ours == theirs
+    names = {s.labels.get("integration") for f in ours for s in f.samples}
+    assert {f"twilio:{name}" for name in AWKWARD} <= names
+
+
+def test_exposition_shows_an_integration_run_after_the_previous_scrape() -> None:
+    registry, series = awkward_registry()
+    before = exposition(registry)
+    state = IntegrationState(integration_id="twilio:", status=Status.FAILING, last_checked=NOW)
+    series.update(View(integration("twilio:", "twilio", tenant="tenant "), state, 0.5))
+    after = exposition(registry)
+    assert after != before
+    assert after == generate_latest(registry)
+    labels = {"integration": "twilio:", "provider": "twilio", "tenant": "tenant "}
+    assert registry.get_sample_value("healthd_probe_last_duration_seconds", labels) == 0.5
+
+
+def test_get_sample_value_reads_the_rendered_families() -> None:
+    registry, _ = awkward_registry()
+    labels = {"integration": 'twilio:quote"d', "provider": "twilio", "tenant": 'tenant quote"d'}
+    assert registry.get_sample_value("healthd_integration_status", {**labels, "status": "ok"}) == 1
+    assert registry.get_sample_value("healthd_probe_last_duration_seconds", labels) is None
+
+
+def test_series_text_escapes_label_values_as_the_text_format_requires() -> None:
+    series = IntegrationSeries.of(
+        [View(integration('a"b\\c\nd'), IntegrationState(integration_id="x"), None)]
+    )
+    registry = CollectorRegistry()
+    registry.register(
+        HealthCollector(series, lambda: AlertView({}, None, {}), lambda: NOW.timestamp())
+    )
+    assert b'integration="a\\"b\\\\c\\nd"' in exposition(registry)
+
+
+def test_rendered_families_refuse_samples_set_from_outside() -> None:
+    registry, _ = awkward_registry()
+    family = next(f for f in registry.collect() if f.name == "healthd_probe_success")
+    with pytest.raises(TypeError):
+        family.samples = family.samples[:1]
