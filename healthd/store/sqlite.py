@@ -10,6 +10,12 @@ Why this shape:
 - Write methods use BEGIN IMMEDIATE, so a second process on the same file waits for the
   write lock (busy_timeout) before reading what it is about to change, instead of failing
   half-way through.
+- `record_run` is group-committed: runs queue up while the thread is busy and are written
+  together in one transaction when it is free; each caller returns once the transaction
+  holding its run has committed. One transaction and one thread hop per probe were about a
+  fifth of the daemon's CPU at high concurrency (bench/RESULTS.md). Each run still lands
+  all-or-nothing: when a batch fails, its runs are retried one transaction each, so only
+  the run that cannot be written fails (with StoreError) and the others land.
 - Datetimes are stored as fixed-width UTC ISO 8601 text (`...T12:00:00.000000+00:00`), so
   text order is time order and `next_attempt_at <= ?` works in SQL.
 
@@ -28,7 +34,9 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -115,6 +123,16 @@ _FINISHED = "('sent', 'rejected')"
 _OUTBOX_COLUMNS = "id, channel, event, status, attempts, next_attempt_at, created_at, last_error"
 
 
+@dataclass(frozen=True, slots=True)
+class _QueuedRun:
+    """One `record_run` waiting for the writer: its rows, made on the loop, and its caller."""
+
+    state_row: tuple[Any, ...]
+    result_row: tuple[str, str]
+    transition_rows: list[tuple[str, str, str, str, str]]
+    done: asyncio.Future[None]
+
+
 class SQLiteStore:
     """See `healthd.interfaces.Store` for the contract.
 
@@ -134,6 +152,8 @@ class SQLiteStore:
         self._on_connect = on_connect
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self._queue: list[_QueuedRun] = []
+        self._writer: asyncio.Task[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -151,6 +171,8 @@ class SQLiteStore:
     async def close(self) -> None:
         if self._executor is None:
             return
+        if self._writer is not None:  # runs already queued are written before closing
+            await asyncio.wait({self._writer})
         try:
             await self._run("close", self._disconnect)
         finally:
@@ -203,7 +225,10 @@ class SQLiteStore:
         try:
             return work()
         except sqlite3.Error as exc:
-            raise StoreError(f"sqlite store {self.path}: {operation} failed: {exc}") from exc
+            raise self._error(operation, exc) from exc
+
+    def _error(self, operation: str, exc: sqlite3.Error) -> StoreError:
+        return StoreError(f"sqlite store {self.path}: {operation} failed: {exc}")
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -226,40 +251,90 @@ class SQLiteStore:
     async def record_run(
         self, state: IntegrationState, result: ProbeResult, transitions: Sequence[Transition]
     ) -> None:
-        state_row = _state_to_row(state)
-        result_json = json.dumps(result.to_dict())
-        transition_rows = [
-            (t.integration_id, t.kind.value, _iso(t.at), t.from_status.value, t.to_status.value)
-            for t in transitions
-        ]
-        keep = self._retention.transitions
+        if self._executor is None:
+            raise StoreError(f"sqlite store {self.path}: record_run on a store that is not open")
+        run = _QueuedRun(
+            state_row=_state_to_row(state),
+            result_row=(result.integration_id, json.dumps(result.to_dict())),
+            transition_rows=[
+                (t.integration_id, t.kind.value, _iso(t.at), t.from_status.value, t.to_status.value)
+                for t in transitions
+            ],
+            done=asyncio.get_running_loop().create_future(),
+        )
+        self._queue.append(run)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_queued(), name="healthd-store-runs")
+        await run.done
 
-        def work() -> None:
-            conn = self._db()
-            with _transaction(conn):
-                conn.execute(
-                    "INSERT OR REPLACE INTO integration_state VALUES"
-                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    state_row,
-                )
-                conn.execute(
-                    "INSERT OR REPLACE INTO latest_result VALUES (?, ?)",
-                    (result.integration_id, result_json),
-                )
-                conn.executemany(
-                    "INSERT INTO transitions (integration_id, kind, at, from_status, to_status)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    transition_rows,
-                )
-                for integration_id in {row[0] for row in transition_rows}:
-                    conn.execute(
-                        "DELETE FROM transitions WHERE integration_id = ? AND id <= ("
-                        " SELECT id FROM transitions WHERE integration_id = ?"
-                        " ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                        (integration_id, integration_id, keep),
-                    )
+    async def _write_queued(self) -> None:
+        """Writes what is queued, one batch per transaction, until the queue is empty."""
+        batch: list[_QueuedRun] = []
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                outcomes: list[BaseException | None]
+                try:
+                    outcomes = list(await self._run("record_run", partial(self._write_runs, batch)))
+                except Exception as exc:  # not a row's fault (the thread is gone): all hear it
+                    outcomes = [exc] * len(batch)
+                for run, outcome in zip(batch, outcomes, strict=True):
+                    _settle(run.done, outcome)
+                batch = []
+        finally:
+            self._writer = None
+            # Only when this task is cancelled (the loop is closing) is anything left here.
+            for run in (*batch, *self._queue):
+                _settle(run.done, StoreError(f"sqlite store {self.path}: record_run cancelled"))
+            self._queue = []
 
-        await self._run("record_run", work)
+    def _write_runs(self, batch: list[_QueuedRun]) -> list[StoreError | None]:
+        """On the store's thread: the batch in one transaction, or else each run alone.
+
+        Not getting the write lock (another process held it past busy_timeout) or a failed
+        COMMIT is no run's fault: that raises, and every caller in the batch hears it.
+        """
+        conn = self._db()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for run in batch:
+                self._write_run(conn, run)
+        except BaseException as exc:
+            conn.execute("ROLLBACK")
+            if not isinstance(exc, sqlite3.Error) or len(batch) == 1:
+                raise
+        else:
+            conn.execute("COMMIT")
+            return [None] * len(batch)
+        # A run the database refuses must not fail the runs queued with it.
+        outcomes: list[StoreError | None] = []
+        for run in batch:
+            try:
+                with _transaction(conn):
+                    self._write_run(conn, run)
+                outcomes.append(None)
+            except sqlite3.Error as exc:
+                outcomes.append(self._error("record_run", exc))
+        return outcomes
+
+    def _write_run(self, conn: sqlite3.Connection, run: _QueuedRun) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO integration_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            run.state_row,
+        )
+        conn.execute("INSERT OR REPLACE INTO latest_result VALUES (?, ?)", run.result_row)
+        conn.executemany(
+            "INSERT INTO transitions (integration_id, kind, at, from_status, to_status)"
+            " VALUES (?, ?, ?, ?, ?)",
+            run.transition_rows,
+        )
+        for integration_id in {row[0] for row in run.transition_rows}:
+            conn.execute(
+                "DELETE FROM transitions WHERE integration_id = ? AND id <= ("
+                " SELECT id FROM transitions WHERE integration_id = ?"
+                " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (integration_id, integration_id, self._retention.transitions),
+            )
 
     async def latest_results(self) -> dict[str, ProbeResult]:
         def work() -> dict[str, ProbeResult]:
@@ -514,6 +589,16 @@ class SQLiteStore:
                 conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, raw))
 
         await self._run("set_meta", work)
+
+
+def _settle(done: asyncio.Future[None], outcome: BaseException | None) -> None:
+    """Tells a caller how its run went, unless it stopped waiting (cancelled)."""
+    if done.done():
+        return
+    if outcome is None:
+        done.set_result(None)
+    else:
+        done.set_exception(outcome)
 
 
 @contextmanager

@@ -229,3 +229,89 @@ async def test_outbox_event_is_stored_as_json(opened: Callable[..., Any], tmp_pa
 
     assert json.loads(raw) == _event().to_dict()
     assert datetime.fromisoformat(created_at) == T0
+
+
+def _run(iid: str) -> tuple[IntegrationState, ProbeResult, list[Any]]:
+    state = IntegrationState(integration_id=iid, status=Status.OK, last_checked=T0)
+    result = ProbeResult.from_findings(
+        integration_id=iid, started_at=T0, duration_seconds=0.1, findings=[]
+    )
+    return state, result, []
+
+
+def _tracing(statements: list[str], extra: str | None = None) -> Callable[[Any], None]:
+    """on_connect hook: records every statement the store runs (and runs `extra` first)."""
+
+    def hook(conn: sqlite3.Connection) -> None:
+        if extra is not None:
+            conn.execute(extra)
+        conn.set_trace_callback(statements.append)
+
+    return hook
+
+
+async def test_concurrent_record_runs_share_one_transaction(opened: Callable[..., Any]) -> None:
+    statements: list[str] = []
+    store = await opened(on_connect=_tracing(statements))
+
+    await asyncio.gather(*(store.record_run(*_run(f"i{n}")) for n in range(5)))
+
+    assert statements.count("BEGIN IMMEDIATE") == 1
+    assert set(await store.load_states()) == {f"i{n}" for n in range(5)}
+
+
+async def test_a_run_the_database_refuses_fails_alone_and_its_batch_mates_land(
+    opened: Callable[..., Any],
+) -> None:
+    refuse = (
+        "CREATE TEMP TRIGGER refuse_bad BEFORE INSERT ON main.latest_result"
+        " WHEN NEW.integration_id = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    statements: list[str] = []
+    store = await opened(on_connect=_tracing(statements, refuse))
+
+    outcomes = await asyncio.gather(
+        *(store.record_run(*_run(iid)) for iid in ("ok1", "bad", "ok2")),
+        return_exceptions=True,
+    )
+
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], StoreError) and "refused" in str(outcomes[1])
+    # All-or-nothing per run: the refused run left no state row either.
+    assert set(await store.load_states()) == {"ok1", "ok2"}
+    assert set(await store.latest_results()) == {"ok1", "ok2"}
+    assert statements.count("BEGIN IMMEDIATE") == 4  # the batch, then each run alone
+
+
+async def test_a_batch_without_the_write_lock_fails_every_caller_with_store_error(
+    opened: Callable[..., Any], tmp_path: Path
+) -> None:
+    store = await opened(on_connect=lambda conn: conn.execute("PRAGMA busy_timeout = 10"))
+    other = sqlite3.connect(tmp_path / "healthd.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        outcomes = await asyncio.gather(
+            *(store.record_run(*_run(f"i{n}")) for n in range(3)), return_exceptions=True
+        )
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+    assert all(isinstance(o, StoreError) and "healthd.db" in str(o) for o in outcomes)
+    await store.record_run(*_run("later"))
+    assert set(await store.load_states()) == {"later"}
+
+
+async def test_close_writes_the_runs_still_queued(
+    opened: Callable[..., Any], tmp_path: Path
+) -> None:
+    store = await opened()
+
+    # gather starts the record_run calls (each queues its run) before close begins.
+    outcomes = await asyncio.gather(
+        *(store.record_run(*_run(f"i{n}")) for n in range(3)), store.close()
+    )
+
+    assert outcomes == [None] * 4
+    reopened = await opened()
+    assert set(await reopened.load_states()) == {"i0", "i1", "i2"}
