@@ -7,10 +7,11 @@ prometheus_client formats about 7 µs per series while holding the interpreter, 
 joins the kept text and formats only the few other series, byte for byte what
 `generate_latest` writes (tests/test_metrics.py compares the two). `HealthCollector`
 yields the same families to the registry, so `get_sample_value` and `generate_latest`
-keep working on it. `healthd_bridge_unreachable_seconds` depends on "now" and is computed
-at scrape time (bridges only: few). Counters and the per-provider histogram are updated by
-the runner and the outbox only (`Instruments`). `MetricsEndpoint` renders on the event
-loop (a few milliseconds at 10,000 integrations, bench/RESULTS.md) at most once a second.
+keep working on it. `healthd_bridge_unreachable_seconds` depends on "now": its value is
+computed at scrape time, after label text kept rendered. Counters and the per-provider
+histogram are updated by the runner and the outbox only (`Instruments`). `MetricsEndpoint`
+renders on the event loop (10-25 ms at 10,000 integrations, bench/RESULTS.md) at most
+once a second.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ HELP = {
     "healthd_build_info": "healthd's version; always 1.",
 }
 
+BRIDGE_SECONDS = "healthd_bridge_unreachable_seconds"
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BRIDGE_PROVIDER = "imessage_bridge"
 
@@ -99,6 +101,14 @@ def _header(name: str) -> bytes:
     return f"# HELP {name} {help_text}\n# TYPE {name} gauge\n".encode()
 
 
+_HEADERS = {name: _header(name) for name in (*(n for n, _ in FAMILIES), BRIDGE_SECONDS)}
+
+
+def _unreachable_seconds(view: View, now: float) -> float:
+    since = view.state.unreachable_since
+    return max(0.0, now - since.timestamp()) if since else 0.0
+
+
 def _samples(view: View) -> Iterator[tuple[int, str | None, float]]:
     """One integration's series: (index in FAMILIES, status label or None, value).
 
@@ -142,7 +152,7 @@ class IntegrationSeries:
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[View, tuple[bytes, ...]]] = {}
-        self._bridges: dict[str, View] = {}
+        self._bridges: dict[str, tuple[View, bytes]] = {}
 
     @classmethod
     def of(cls, views: Iterable[View]) -> IntegrationSeries:
@@ -155,12 +165,15 @@ class IntegrationSeries:
         iid = view.integration.id
         self._entries[iid] = (view, _render(view))
         if view.integration.provider == BRIDGE_PROVIDER:
-            self._bridges[iid] = view
+            # The value depends on "now": only the text before it is kept.
+            i = view.integration
+            labels = f'integration="{_escape(i.id)}",tenant="{_escape(i.tenant)}"'
+            self._bridges[iid] = (view, f"{BRIDGE_SECONDS}{{{labels}}} ".encode())
 
     def entries(self) -> list[tuple[View, tuple[bytes, ...]]]:
         return list(self._entries.values())
 
-    def bridges(self) -> list[View]:
+    def bridges(self) -> list[tuple[View, bytes]]:
         return list(self._bridges.values())
 
 
@@ -171,9 +184,21 @@ class _Snapshot:
     `exposition` never builds them.
     """
 
-    def __init__(self, entries: list[tuple[View, tuple[bytes, ...]]]) -> None:
+    def __init__(
+        self,
+        entries: list[tuple[View, tuple[bytes, ...]]],
+        bridges: list[tuple[View, bytes]],
+        now: float,
+    ) -> None:
         self.entries = entries
+        self.bridges = bridges
+        self.now = now
         self._samples: list[list[Sample]] | None = None
+
+    def families(self) -> Iterator[RenderedFamily]:
+        for k, (name, _) in enumerate(FAMILIES):
+            yield RenderedFamily(name, self, k)
+        yield RenderedFamily(BRIDGE_SECONDS, self, len(FAMILIES))
 
     def samples(self, index: int) -> list[Sample]:
         if self._samples is None:
@@ -183,27 +208,35 @@ class _Snapshot:
                 lv = [i.id, i.provider, i.tenant]
                 for k, status, value in _samples(view):
                     families[k].add_metric(lv if status is None else [*lv, status], value)
-            self._samples = [f.samples for f in families]
+            bridge = GaugeMetricFamily(
+                BRIDGE_SECONDS, HELP[BRIDGE_SECONDS], labels=["integration", "tenant"]
+            )
+            for view, _ in self.bridges:
+                i = view.integration
+                bridge.add_metric([i.id, i.tenant], _unreachable_seconds(view, self.now))
+            self._samples = [f.samples for f in (*families, bridge)]
         return self._samples[index]
 
     def text(self, index: int) -> bytes:
-        return _HEADERS[index] + b"".join([chunks[index] for _, chunks in self.entries])
-
-
-_HEADERS = tuple(_header(name) for name, _ in FAMILIES)
+        if index < len(FAMILIES):
+            return b"".join([chunks[index] for _, chunks in self.entries])
+        lines = []
+        for view, head in self.bridges:
+            seconds = _unreachable_seconds(view, self.now)
+            lines.append(head + (_float_text(seconds) if seconds else "0.0").encode() + b"\n")
+        return b"".join(lines)
 
 
 class RenderedFamily(Metric):
-    """A gauge family whose exposition text was made in advance (see `exposition`).
+    """A gauge family whose exposition text is made without prometheus_client (`exposition`).
 
     `samples` is built from the same snapshot when something reads it, so the family
     behaves like any other in a registry.
     """
 
-    def __init__(self, index: int, snapshot: _Snapshot) -> None:
-        self._index = index
+    def __init__(self, name: str, snapshot: _Snapshot, index: int) -> None:
         self._snapshot = snapshot
-        name = FAMILIES[index][0]
+        self._index = index
         super().__init__(name, HELP[name], "gauge")
 
     @property
@@ -217,7 +250,7 @@ class RenderedFamily(Metric):
             raise TypeError(f"{self.name}: samples come from the rendered snapshot")
 
     def text(self) -> bytes:
-        return self._snapshot.text(self._index)
+        return _HEADERS[self.name] + self._snapshot.text(self._index)
 
 
 class _Families(Collector):
@@ -270,22 +303,8 @@ class HealthCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         views = self._views
         series = views if isinstance(views, IntegrationSeries) else IntegrationSeries.of(views())
-        snapshot = _Snapshot(series.entries())
-        yield from (RenderedFamily(k, snapshot) for k in range(len(FAMILIES)))
-        yield self._bridge_metric(series.bridges())
+        yield from _Snapshot(series.entries(), series.bridges(), self._now()).families()
         yield from self._alert_metrics()
-
-    def _bridge_metric(self, bridges: list[View]) -> Metric:
-        bridge = GaugeMetricFamily(
-            "healthd_bridge_unreachable_seconds",
-            HELP["healthd_bridge_unreachable_seconds"],
-            labels=["integration", "tenant"],
-        )
-        now = self._now()
-        for view in bridges:
-            i, since = view.integration, view.state.unreachable_since
-            bridge.add_metric([i.id, i.tenant], max(0.0, now - since.timestamp()) if since else 0.0)
-        return bridge
 
     def _alert_metrics(self) -> Iterable[Metric]:
         av = self._alerts()
