@@ -276,7 +276,7 @@ class SQLiteStore:
                 outcomes: list[BaseException | None]
                 try:
                     outcomes = list(await self._run("record_run", partial(self._write_runs, batch)))
-                except Exception as exc:  # not a row's fault (the thread is gone): all hear it
+                except Exception as exc:  # no write lock, a failed COMMIT: no run's fault
                     outcomes = [exc] * len(batch)
                 for run, outcome in zip(batch, outcomes, strict=True):
                     _settle(run.done, outcome)
