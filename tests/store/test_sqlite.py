@@ -315,3 +315,20 @@ async def test_close_writes_the_runs_still_queued(
     assert outcomes == [None] * 4
     reopened = await opened()
     assert set(await reopened.load_states()) == {"i0", "i1", "i2"}
+
+
+async def test_a_run_whose_caller_stopped_waiting_is_still_written(
+    opened: Callable[..., Any],
+) -> None:
+    store = await opened()
+    gone = asyncio.create_task(store.record_run(*_run("gone")))
+
+    async def stop_waiting() -> None:
+        gone.cancel()
+
+    # Tasks start in order: "gone" queues its run before it is cancelled.
+    await asyncio.gather(store.record_run(*_run("kept")), stop_waiting())
+
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert set(await store.load_states()) == {"gone", "kept"}
