@@ -1,8 +1,10 @@
 """The one aiohttp client session that every probe shares.
 
 One pool for all probes: measured on this machine, aiohttp's pooled client costs a
-fraction of httpx's CPU per probe at healthd's concurrency (DESIGN.md). The connector's
-limit equals the probe concurrency, so the pool never queues behind the semaphore.
+fraction of httpx's CPU per probe at healthd's concurrency (DESIGN.md). A probe may have
+several requests in flight at once (Twilio's checks run side by side, up to five), so the
+connector allows `REQUESTS_PER_PROBE` connections per probe slot: the semaphore, not the
+pool, is what bounds the work.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ T = TypeVar("T")
 USER_AGENT = f"healthd/{__version__}"
 
 
+REQUESTS_PER_PROBE = 5
+
+
 def make_session(concurrency: int) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
-        limit=concurrency,
+        limit=concurrency * REQUESTS_PER_PROBE,
         limit_per_host=0,
         ttl_dns_cache=300,
         keepalive_timeout=30,
