@@ -23,10 +23,17 @@ from healthd.metrics import (
     View,
 )
 from healthd.model import Integration, IntegrationState, Status, Thresholds
+from healthd.registry import probe_class
 from healthd.secrets import Secret
+from healthd.sim.twilio import DEFAULT_TOKEN as SIM_TWILIO_TOKEN
+from healthd.sim.twilio import LOCAL_NUMBER, TOLLFREE_NUMBER, service_sid
 
 # The simulator's default bridge password (healthd/sim/bridge.py).
 SIM_BRIDGE_PASSWORD = "sim-bridge-password"
+
+# `--provider mixed` in the sweep (issue 4): a CRM's accounts, most of them SMS and email.
+SWEEP_MIX = (("twilio", 40), ("sendgrid", 25), ("google", 25), (BRIDGE_PROVIDER, 10))
+MIXED = "mixed"
 
 T = TypeVar("T")
 
@@ -42,8 +49,17 @@ STATUS_MIX = (
 
 
 def integration(
-    i: int, *, provider: str, base_url: str, tenant: str, timeout: float = 10.0
+    i: int,
+    *,
+    provider: str,
+    base_url: str,
+    tenant: str,
+    timeout: float = 10.0,
+    credentials: dict[str, str] | None = None,
+    options: dict[str, object] | None = None,
 ) -> Integration:
+    """As `healthd.config` builds one: credentials as `Secret`s, options validated by the
+    provider's own `Options` model (so a probe gets the parsed object, as in the daemon)."""
     return Integration(
         id=f"{provider}-{i:06d}",
         provider=provider,
@@ -53,21 +69,84 @@ def integration(
         interval=timedelta(seconds=60),
         timeout=timedelta(seconds=timeout),
         thresholds=Thresholds(),
-        credentials={"password": Secret(SIM_BRIDGE_PASSWORD)},
+        credentials={
+            name: Secret(value)
+            for name, value in (credentials or {"password": SIM_BRIDGE_PASSWORD}).items()
+        },
+        options=None if options is None else probe_class(provider).Options.model_validate(options),
     )
 
 
-def bridges(n: int, sim_url: str) -> list[Integration]:
-    """N bridge integrations, each its own simulator target (`<sim>/bridges/b<i>`)."""
+def sim_integration(i: int, provider: str, sim_url: str, tenant: str) -> Integration:
+    """Integration `i` of `provider`, its own simulator target, healthy, as the e2e tests
+    configure it (tests/e2e/test_twilio_daemon.py, test_email_daemon.py).
+
+    Targets: a bridge is `<sim>/bridges/b<i>`; Twilio's is the account SID (`AC` + 32 hex);
+    SendGrid's the API key; Google's the OAuth client_id.
+    """
+    statuspage = f"{sim_url}/status/{provider}/api/v2/summary.json"
+    credentials: dict[str, str] | None = None
+    options: dict[str, object] | None = None
+    base_url = sim_url
+    if provider == BRIDGE_PROVIDER:
+        base_url = f"{sim_url}/bridges/b{i}"
+    elif provider == "twilio":
+        sid = f"AC{i:032x}"
+        credentials = {"account_sid": sid, "auth_token": SIM_TWILIO_TOKEN}
+        options = {
+            "messaging_base_url": sim_url,
+            "senders": [LOCAL_NUMBER, TOLLFREE_NUMBER],
+            "messaging_service_sid": service_sid(sid),
+            "a2p": True,
+            "statuspage_url": statuspage,
+        }
+    elif provider == "sendgrid":
+        credentials = {"api_key": f"SG.bench-{i:06d}"}
+        options = {"from_email": "sales@example.com", "statuspage_url": statuspage}
+    elif provider == "google":
+        credentials = {
+            "client_id": f"bench-{i:06d}.apps.example",
+            "client_secret": "bench-client-secret",
+            "refresh_token": f"1//bench-refresh-{i:06d}",
+        }
+        options = {"token_url": f"{sim_url}/token", "send_as": "support@example.com"}
+    else:
+        raise ValueError(f"no simulator fixture for provider {provider!r}")
+    return integration(
+        i,
+        provider=provider,
+        base_url=base_url,
+        tenant=tenant,
+        credentials=credentials,
+        options=options,
+    )
+
+
+def population(provider: str, n: int, sim_url: str) -> list[Integration]:
+    """N integrations of `provider`, or of `SWEEP_MIX` for `mixed`, each a distinct target.
+
+    The mix is interleaved (not 4,000 Twilio accounts, then 2,500 SendGrid ...), as a CRM's
+    accounts come in, so every part of a sweep sees the same mix.
+    """
+    providers = spread(n, SWEEP_MIX) if provider == MIXED else [provider] * n
+    tenants = max(1, n // 3)
     return [
-        integration(
-            i,
-            provider=BRIDGE_PROVIDER,
-            base_url=f"{sim_url}/bridges/b{i}",
-            tenant=f"tenant{i % max(1, n // 3)}",
-        )
-        for i in range(n)
+        sim_integration(i, p, sim_url, tenant=f"tenant{i % tenants}")
+        for i, p in enumerate(providers)
     ]
+
+
+def spread(n: int, mix: tuple[tuple[T, int], ...]) -> list[T]:
+    """N values in the proportions of `mix`, evenly interleaved: each next value is the one
+    furthest behind its share so far (deterministic, unlike sampling)."""
+    total = sum(w for _, w in mix)
+    counts = [0] * len(mix)
+    out = []
+    for i in range(n):
+        k = max(range(len(mix)), key=lambda j: (i + 1) * mix[j][1] / total - counts[j])
+        counts[k] += 1
+        out.append(mix[k][0])
+    return out
 
 
 def _pick(rng: random.Random, mix: tuple[tuple[T, int], ...]) -> T:

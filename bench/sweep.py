@@ -1,19 +1,23 @@
-"""One full sweep of N bridge integrations against the simulator, timed (issue 2, Figures).
+"""One full sweep of N integrations against the simulator, timed (issues 2, 3, 4: Figures).
 
     python bench/sweep.py [--integrations 1000 10000] [--concurrency 100 500]
-                          [--latency 0.05] [--provider imessage_bridge] [--store sqlite]
+                          [--latency 0.05] [--provider imessage_bridge twilio mixed]
+                          [--store sqlite] [--pool-factor 1]
 
 How it measures, and why:
 - The simulator runs in its own process (`python -m healthd.sim`), so its CPU is not
   counted as healthd's; every target answers after `--latency` seconds.
-- Each (N, C, store) case runs in a fresh worker process (this script with `--worker`), so
-  one case's memory and warm caches do not flatter the next. The worker builds N bridge
-  integrations (`<sim>/bridges/b<i>`: distinct simulator targets), opens the store, and
-  runs the real `Runner` with concurrency C over `healthd.http.make_session(C)`, timing
-  one `runner.run_many(all ids)`.
-- Ideal time is N x latency x requests-per-probe / C; requests per probe come from the
-  simulator's own request counter (`GET /_sim`), since the bridge probe makes several
-  sequential requests per run.
+- Each (provider, N, C, store) case runs in a fresh worker process (this script with
+  `--worker`), so one case's memory and warm caches do not flatter the next. The worker
+  builds N integrations of the provider (`mixed`: Twilio, SendGrid, Google and bridges,
+  interleaved), each a distinct simulator target, opens the store, and runs the real
+  `Runner` with concurrency C over `healthd.http.make_session(C)` (C x `--pool-factor`),
+  timing one `runner.run_many(all ids)`.
+- API calls come from the simulator's own request counters (`GET /_sim`, every simulated
+  API summed, status pages included). A probe's calls are not all sequential (the Twilio
+  probe runs several at once), so the ideal counts round trips, not calls: each provider's
+  probe is run alone first and its duration / latency, rounded, is its round trips. Ideal
+  time is the sum over integrations of round trips x latency, / C.
 - CPU is the worker's process CPU time (every thread: the SQLite writer and the metrics
   renderer included) around the sweep, per probe and per HTTP request.
 - RSS per integration is (VmRSS after building and sweeping - VmRSS before) / N.
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import select
 import signal
 import subprocess
@@ -43,7 +48,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from _blackbox import Blackbox, try_install
-from _fixtures import SIM_BRIDGE_PASSWORD, add_health, bridges, daemon_registry, series_count
+from _fixtures import (
+    MIXED,
+    SIM_BRIDGE_PASSWORD,
+    add_health,
+    daemon_registry,
+    population,
+    series_count,
+)
 from _machine import (
     facts_text,
     machine_busy_seconds,
@@ -71,8 +83,13 @@ KB_PER_INTEGRATION = 20.0
 BLACKBOX_SHARE = 1 / 3
 
 
+PROVIDERS = (BRIDGE_PROVIDER, "twilio", "sendgrid", "google", MIXED)
+CALIBRATION_RUNS = 3
+
+
 @dataclass(frozen=True, slots=True)
 class Case:
+    provider: str
     n: int
     concurrency: int
     store: str
@@ -80,10 +97,12 @@ class Case:
     sim_url: str
     sim_pid: int
     render: bool = True
+    pool_factor: int = 1
 
 
 @dataclass(frozen=True, slots=True)
 class CaseResult:
+    provider: str
     n: int
     concurrency: int
     store: str
@@ -104,10 +123,16 @@ class CaseResult:
     series: int
     probe_p50: float
     probe_p99: float
+    round_trips: float
+    calls: dict[str, int]
 
     @property
     def requests_per_probe(self) -> float:
         return self.requests / self.n
+
+    @property
+    def calls_per_second(self) -> float:
+        return self.requests / self.wall
 
     @property
     def ratio(self) -> float:
@@ -139,13 +164,17 @@ class Sweep:
     cpu: float
     sim_cpu: float
     others_cpu: float
-    requests: int
+    calls: dict[str, int]
     results: list[ProbeResult]
+
+    @property
+    def requests(self) -> int:
+        return sum(self.calls.values())
 
 
 async def timed_sweep(runner: Runner, sim: SimClient, sim_pid: int) -> Sweep:
-    """`run_many(all ids)` with our CPU, the simulator's CPU and its request count around it."""
-    requests0 = await asyncio.to_thread(sim_requests, sim)
+    """`run_many(all ids)` with our CPU, the simulator's CPU and its request counts around it."""
+    calls0 = await asyncio.to_thread(sim_calls, sim)
     busy0, sim_cpu0 = machine_busy_seconds(), process_cpu_seconds(sim_pid)
     cpu0, t0 = time.process_time(), time.perf_counter()
     results = await runner.run_many(list(runner.integrations))
@@ -153,8 +182,26 @@ async def timed_sweep(runner: Runner, sim: SimClient, sim_pid: int) -> Sweep:
     cpu = time.process_time() - cpu0
     sim_cpu = process_cpu_seconds(sim_pid) - sim_cpu0
     others = machine_busy_seconds() - busy0 - cpu - sim_cpu
-    requests = await asyncio.to_thread(sim_requests, sim) - requests0
-    return Sweep(wall, cpu, sim_cpu, max(0.0, others), requests, results)
+    calls1 = await asyncio.to_thread(sim_calls, sim)
+    calls = {api: calls1[api] - calls0[api] for api in calls1 if calls1[api] > calls0[api]}
+    return Sweep(wall, cpu, sim_cpu, max(0.0, others), calls, results)
+
+
+async def round_trips(runner: Runner, latency: float) -> dict[str, int]:
+    """Sequential round trips per probe, per provider: one integration of each run alone
+    (fastest of a few runs, so first-use costs drop out); its duration / latency, rounded
+    down, since the probe's own CPU (a few ms) adds to the round trips' latency."""
+    first: dict[str, str] = {}
+    for integration in runner.integrations.values():
+        first.setdefault(integration.provider, integration.id)
+    out = {}
+    for provider, integration_id in first.items():
+        fastest = min(
+            [(await runner.run_once(integration_id)) for _ in range(CALIBRATION_RUNS)],
+            key=lambda r: r.duration_seconds,
+        )
+        out[provider] = max(1, math.floor(fastest.duration_seconds / latency + 0.05))
+    return out
 
 
 async def run_case(case: Case) -> CaseResult:
@@ -165,7 +212,7 @@ async def run_case(case: Case) -> CaseResult:
     with tempfile.TemporaryDirectory(prefix="healthd-bench-") as tmp:
         store = open_store(case.store, tmp)
         await store.open()
-        session = make_session(case.concurrency)
+        session = make_session(case.concurrency * case.pool_factor)
         catalog = load_catalog()
         try:
             rss0 = rss_bytes()
@@ -180,7 +227,7 @@ async def run_case(case: Case) -> CaseResult:
 
             registry, instruments = daemon_registry()
             runner = Runner(
-                integrations=bridges(case.n, case.sim_url),
+                integrations=population(case.provider, case.n, case.sim_url),
                 store=store,
                 session=session,
                 catalog=catalog,
@@ -191,6 +238,7 @@ async def run_case(case: Case) -> CaseResult:
             )
             add_health(registry, runner.series)
             await runner.load()
+            trips = await round_trips(runner, case.latency)
             first = await timed_sweep(runner, sim, case.sim_pid)
 
             steady = await timed_sweep(runner, sim, case.sim_pid)
@@ -220,14 +268,16 @@ async def run_case(case: Case) -> CaseResult:
             await session.close()
             await store.close()
     durations = sorted(r.duration_seconds for r in steady.results)
+    mean_trips = sum(trips[i.provider] for i in runner.integrations.values()) / case.n
     return CaseResult(
+        provider=case.provider,
         n=case.n,
         concurrency=case.concurrency,
         store=case.store,
         ok=sum(1 for r in steady.results if r.status is Status.OK),
         requests=steady.requests,
         wall=steady.wall,
-        ideal=case.n * case.latency * (steady.requests / case.n) / case.concurrency,
+        ideal=case.n * mean_trips * case.latency / case.concurrency,
         cpu=steady.cpu,
         sim_cpu=steady.sim_cpu,
         others_cpu=steady.others_cpu,
@@ -241,12 +291,14 @@ async def run_case(case: Case) -> CaseResult:
         series=series_count(body),
         probe_p50=durations[len(durations) // 2],
         probe_p99=durations[int(len(durations) * 0.99)],
+        round_trips=mean_trips,
+        calls=steady.calls,
     )
 
 
-def sim_requests(sim: SimClient) -> int:
-    count: int = sim.describe()["providers"][BRIDGE_PROVIDER]["requests"]
-    return count
+def sim_calls(sim: SimClient) -> dict[str, int]:
+    """Requests each simulated API has answered so far (the control API is not counted)."""
+    return {name: p["requests"] for name, p in sim.describe()["providers"].items()}
 
 
 def worker(spec: str) -> None:
@@ -260,7 +312,7 @@ def worker(spec: str) -> None:
 
 @contextmanager
 def simulator(latency: float) -> Iterator[tuple[str, int]]:
-    """The simulator in its own process, every bridge target answering after `latency`."""
+    """The simulator in its own process, every target of every API answering after `latency`."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "healthd.sim", "--host", "127.0.0.1", "--port", "0"],
         stdout=subprocess.PIPE,
@@ -272,7 +324,9 @@ def simulator(latency: float) -> Iterator[tuple[str, int]]:
         if not ready:
             raise RuntimeError("the simulator did not start within 30 s")
         url = json.loads(proc.stdout.readline())["http_url"]
-        SimClient(url).set_scenario(BRIDGE_PROVIDER, "ok", target="*", latency=latency)
+        sim = SimClient(url)
+        for api in sim.describe()["providers"]:
+            sim.set_scenario(api, "ok", target="*", latency=latency)
         yield url, proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -346,15 +400,19 @@ def blackbox_rows(
 
 
 def _key(r: CaseResult) -> list[str]:
-    return [f"{r.n:,}", str(r.concurrency), r.store]
+    return [r.provider, f"{r.n:,}", str(r.concurrency), r.store]
 
 
+def _label(r: CaseResult) -> str:
+    return f"{r.provider}, N={r.n:,}, C={r.concurrency}, {r.store}"
+
+
+KEY_HEADER = ["provider", "N", "C", "store"]
 SWEEP_HEADER = [
-    "N",
-    "C",
-    "store",
+    *KEY_HEADER,
     "ok",
-    "req/probe",
+    "API calls/probe",
+    "round trips/probe",
     "ideal",
     "first sweep",
     "steady sweep",
@@ -362,6 +420,7 @@ SWEEP_HEADER = [
     "CPU floor/ideal",
     "sweep with a /metrics render",
     "probe p50 / p99",
+    "API calls/s",
     "healthd CPU busy",
     "sim CPU busy",
     "other processes' CPU",
@@ -374,6 +433,7 @@ def sweep_rows(results: list[CaseResult]) -> list[list[str]]:
             *_key(r),
             f"{r.ok}/{r.n}",
             f"{r.requests_per_probe:.1f}",
+            f"{r.round_trips:.1f}",
             f"{r.ideal:.2f} s",
             f"{r.first_wall:.2f} s ({r.first_wall / r.ideal:.2f}x)",
             f"{r.wall:.2f} s",
@@ -381,6 +441,7 @@ def sweep_rows(results: list[CaseResult]) -> list[list[str]]:
             f"{max(r.cpu, r.sim_cpu) / r.ideal:.2f}x",
             f"{r.rendered_wall:.2f} s ({r.rendered_wall - r.wall:+.2f})",
             f"{r.probe_p50 * 1000:.0f} / {r.probe_p99 * 1000:.0f} ms",
+            f"{r.calls_per_second:,.0f}",
             f"{r.cpu / r.wall:.0%}",
             f"{r.sim_cpu / r.wall:.0%}",
             f"{r.others_cpu / r.wall:.0%}",
@@ -390,9 +451,7 @@ def sweep_rows(results: list[CaseResult]) -> list[list[str]]:
 
 
 COST_HEADER = [
-    "N",
-    "C",
-    "store",
+    *KEY_HEADER,
     "CPU ms/probe (first sweep)",
     "CPU ms/probe",
     "CPU ms/request",
@@ -401,6 +460,7 @@ COST_HEADER = [
     "probes done during render",
     "expected at steady rate",
     "/metrics idle",
+    "API calls per probe, by simulated API",
 ]
 
 
@@ -416,6 +476,7 @@ def cost_rows(results: list[CaseResult]) -> list[list[str]]:
             str(r.render_completions),
             f"{r.n / r.wall * r.render_ms / 1000:.0f}",
             f"{r.render_idle_ms:.0f} ms",
+            ", ".join(f"{api} {k / r.n:.2f}" for api, k in sorted(r.calls.items())),
         ]
         for r in results
     ]
@@ -428,7 +489,7 @@ def verdicts(results: list[CaseResult]) -> list[tuple[str, str, bool]]:
         if limit is not None:
             out.append(
                 (
-                    f"sweep <= {limit}x ideal (N={r.n:,}, C={r.concurrency}, {r.store})",
+                    f"sweep <= {limit}x ideal ({_label(r)})",
                     f"{r.ratio:.2f}x",
                     r.ratio <= limit,
                 )
@@ -436,9 +497,8 @@ def verdicts(results: list[CaseResult]) -> list[tuple[str, str, bool]]:
     for r in results:
         out.append(
             (
-                f"CPU <= {CPU_MS_PER_PROBE} ms per probe, per HTTP request"
-                f" (N={r.n:,}, C={r.concurrency}, {r.store})",
-                f"{r.cpu_ms_per_probe:.3f} ms per bridge probe;"
+                f"CPU <= {CPU_MS_PER_PROBE} ms per probe, per HTTP request ({_label(r)})",
+                f"{r.cpu_ms_per_probe:.3f} ms per {r.provider} probe;"
                 f" {r.cpu_ms_per_request:.3f} ms per HTTP request",
                 r.cpu_ms_per_request <= CPU_MS_PER_PROBE,
             )
@@ -447,8 +507,7 @@ def verdicts(results: list[CaseResult]) -> list[tuple[str, str, bool]]:
         if r.n >= 10_000 and r.render_ms:
             out.append(
                 (
-                    f"/metrics < {METRICS_MS_AT_10K:.0f} ms at {r.n:,} (C={r.concurrency},"
-                    f" {r.store}), probes not stalled",
+                    f"/metrics < {METRICS_MS_AT_10K:.0f} ms ({_label(r)}), probes not stalled",
                     f"{r.render_ms:.0f} ms under load, {r.render_idle_ms:.0f} ms idle;"
                     f" {r.render_completions} probes done meanwhile",
                     r.render_ms < METRICS_MS_AT_10K,
@@ -457,8 +516,7 @@ def verdicts(results: list[CaseResult]) -> list[tuple[str, str, bool]]:
     for r in results:
         out.append(
             (
-                f"< {KB_PER_INTEGRATION:.0f} KB per integration"
-                f" (N={r.n:,}, C={r.concurrency}, {r.store})",
+                f"< {KB_PER_INTEGRATION:.0f} KB per integration ({_label(r)})",
                 f"{r.kb_per_integration:.1f} KB",
                 r.kb_per_integration < KB_PER_INTEGRATION,
             )
@@ -471,9 +529,10 @@ def marginal_memory(results: list[CaseResult]) -> list[tuple[str, str, bool]]:
     """KB per integration between the smallest and largest N: fixed costs (the C pooled
     connections, the store's cache) cancel out, leaving what one more integration costs."""
     out = []
-    for c, store in sorted({(r.concurrency, r.store) for r in results}):
+    for provider, c, store in sorted({(r.provider, r.concurrency, r.store) for r in results}):
         runs = sorted(
-            (r for r in results if (r.concurrency, r.store) == (c, store)), key=lambda r: r.n
+            (r for r in results if (r.provider, r.concurrency, r.store) == (provider, c, store)),
+            key=lambda r: r.n,
         )
         small, large = runs[0], runs[-1]
         if large.n > small.n:
@@ -481,7 +540,7 @@ def marginal_memory(results: list[CaseResult]) -> list[tuple[str, str, bool]]:
             out.append(
                 (
                     f"< {KB_PER_INTEGRATION:.0f} KB per integration, marginal"
-                    f" (N={small.n:,} -> {large.n:,}, C={c}, {store})",
+                    f" ({provider}, N={small.n:,} -> {large.n:,}, C={c}, {store})",
                     f"{kb:.1f} KB",
                     kb < KB_PER_INTEGRATION,
                 )
@@ -494,7 +553,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--integrations", type=int, nargs="+", default=[1000, 10_000])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[100, 500])
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per request")
-    parser.add_argument("--provider", default=BRIDGE_PROVIDER, choices=[BRIDGE_PROVIDER])
+    parser.add_argument(
+        "--provider",
+        nargs="+",
+        default=[BRIDGE_PROVIDER],
+        choices=PROVIDERS,
+        help=f"{MIXED}: Twilio, SendGrid, Google and bridges (bench/_fixtures.py SWEEP_MIX)",
+    )
+    parser.add_argument(
+        "--pool-factor",
+        type=int,
+        default=1,
+        help="connection pool = C x this (the daemon uses 1), to tell the pool from the loop",
+    )
     parser.add_argument("--store", nargs="+", default=["sqlite"], choices=["sqlite", "memory"])
     parser.add_argument("--repeat", type=int, default=1, help="runs per case; the fastest kept")
     parser.add_argument(
@@ -512,14 +583,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(facts_text())
     print(
         f"- simulator: separate process, {args.latency * 1000:g} ms latency per request;"
-        f" store: {', '.join(args.store)}; best of {args.repeat} run(s) per case"
+        f" store: {', '.join(args.store)}; connection pool: {args.pool_factor} x C;"
+        f" best of {args.repeat} run(s) per case"
     )
     print()
     with simulator(args.latency) as (sim_url, sim_pid):
         results = [
             best_of(
-                Case(n, c, store, args.latency, sim_url, sim_pid, not args.no_render), args.repeat
+                Case(
+                    provider,
+                    n,
+                    c,
+                    store,
+                    args.latency,
+                    sim_url,
+                    sim_pid,
+                    not args.no_render,
+                    args.pool_factor,
+                ),
+                args.repeat,
             )
+            for provider in args.provider
             for n in args.integrations
             for c in args.concurrency
             for store in args.store
@@ -532,10 +616,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         print_table(sweep_rows(results), SWEEP_HEADER)
         print("\n## Cost (steady sweep)\n")
         print_table(cost_rows(results), COST_HEADER)
+        bridge_results = [r for r in results if r.provider == BRIDGE_PROVIDER]
         bb_rows, bb_verdicts = (
             ([], [])
-            if args.no_blackbox
-            else blackbox_rows(sim_url, results, install=not args.no_install)
+            if args.no_blackbox or not bridge_results
+            else blackbox_rows(sim_url, bridge_results, install=not args.no_install)
         )
     if bb_rows:
         print("\n## CPU per HTTP request: blackbox_exporter (one GET per probe) vs healthd\n")

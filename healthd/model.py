@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from healthd.catalog import Catalog
     from healthd.clock import Clock
+    from healthd.http import SharedAnswers
 
 
 class Status(StrEnum):
@@ -221,6 +222,7 @@ class ProbeContext:
     catalog: Catalog
     timeout: float
     last_checked: datetime | None = None
+    shared: SharedAnswers | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -22,6 +22,7 @@ import structlog
 from healthd.catalog import Catalog
 from healthd.clock import Clock
 from healthd.errors import IntegrationNotFound
+from healthd.http import SharedAnswers
 from healthd.interfaces import Probe, Store
 from healthd.metrics import Instruments, IntegrationSeries, View
 from healthd.model import (
@@ -67,6 +68,7 @@ class Runner:
         self._clock = clock
         self._instruments = instruments
         self._semaphore = asyncio.Semaphore(concurrency)
+        self._shared = SharedAnswers(clock)
         self._on_result = on_result
         self._inflight: dict[str, asyncio.Task[ProbeResult]] = {}
         self.states: dict[str, IntegrationState] = {}
@@ -135,6 +137,7 @@ class Runner:
             catalog=self._catalog,
             timeout=deadline,
             last_checked=self._last_checked(integration.id),
+            shared=self._shared,
         )
         started = self._clock.now()
         t0 = time.perf_counter()

@@ -10,10 +10,11 @@ is `unknown` and never changes an integration's health.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from healthd.model import Finding, ProbeContext, Status
-from probes._http import TransportFailure, catalog_finding, request_json
+from probes._http import Answer, TransportFailure, catalog_finding, request_json
 
 # Statuspage component states, worst last. `under_maintenance` is announced work: shown,
 # but it does not degrade anything by itself.
@@ -31,7 +32,7 @@ async def statuspage_finding(
 ) -> Finding:
     """One finding for the components whose names contain any of `components` (case-blind)."""
     try:
-        answer = await request_json(ctx, "GET", url)
+        answer = await _fetch(ctx, url)
     except TransportFailure as failure:
         return _unavailable(ctx, provider, failure.detail)
     if not answer.ok or not isinstance(answer.data, dict):
@@ -63,6 +64,17 @@ async def statuspage_finding(
         count=len(incidents) or None,
         examples=tuple(str(i.get("shortlink") or i.get("id", "")) for i in incidents[:3]),
     )
+
+
+# A status page changes on the scale of minutes; every integration of the provider reads
+# the same one, so one fetch serves all of them for this long.
+STATUS_PAGE_TTL = timedelta(seconds=30)
+
+
+async def _fetch(ctx: ProbeContext, url: str) -> Answer:
+    if ctx.shared is None:
+        return await request_json(ctx, "GET", url)
+    return await ctx.shared.get(url, STATUS_PAGE_TTL, lambda: request_json(ctx, "GET", url))
 
 
 def _affected_components(summary: dict[str, Any], wanted: Sequence[str]) -> list[dict[str, Any]]:

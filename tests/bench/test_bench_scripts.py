@@ -33,7 +33,36 @@ def test_sweep_runs_every_case_and_prints_the_targets() -> None:
     assert "## Targets (issue 2)" in stdout
     for concurrency in ("10", "25"):
         for store in ("sqlite", "memory"):
-            assert f"| 50 | {concurrency} | {store} | 50/50 |" in " ".join(stdout.split())
+            assert f"| imessage_bridge | 50 | {concurrency} | {store} | 50/50 |" in flat(stdout)
+
+
+def test_sweep_runs_twilio_and_the_mix_and_counts_every_api_they_call() -> None:
+    stdout = run_script(
+        "bench/sweep.py",
+        "--provider", "twilio", "mixed",
+        "--integrations", "40",
+        "--concurrency", "10",
+        "--latency", "0.01",
+        "--store", "memory",
+        "--no-install",
+    )  # fmt: skip
+    text = flat(stdout)
+    for provider in ("twilio", "mixed"):
+        assert f"| {provider} | 40 | 10 | memory | 40/40 |" in text
+    # The cost table's last column: calls per probe by simulated API, e.g. "statuspage 1.00".
+    calls = {
+        line.split("|")[1].strip(): line.split("|")[-2]
+        for line in stdout.splitlines()
+        if "statuspage " in line
+    }
+    assert "statuspage 1.00" in calls["twilio"] and "twilio " in calls["twilio"]
+    for api in ("google", "imessage_bridge", "sendgrid", "statuspage", "twilio"):
+        assert f"{api} " in calls["mixed"]
+
+
+def flat(text: str) -> str:
+    """The output with runs of spaces collapsed, so table rows compare without padding."""
+    return " ".join(text.split())
 
 
 def test_metrics_bench_prints_render_cost_and_series_count() -> None:

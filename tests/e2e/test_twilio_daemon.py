@@ -163,3 +163,15 @@ async def test_a_status_page_incident_is_a_provider_finding_beside_the_others(
         ("twilio.platform_incident", "provider")
     ]
     assert len(view["findings"]) > 1
+
+
+@pytest.mark.usefixtures("twilio_env")
+async def test_the_status_page_is_fetched_once_for_every_account_of_a_sweep(
+    sim: SimulatorThread, sim_client: SimClient
+) -> None:
+    doc = base_config(sim, [twilio(sim, "acme", ACME_SID), twilio(sim, "globex", GLOBEX_SID)])
+    async with running_daemon(doc) as d:
+        await d.runner.run_many(["acme-twilio", "globex-twilio"])
+        await d.runner.run_many(["acme-twilio", "globex-twilio"])
+
+    assert sim_client.describe()["providers"]["statuspage"]["requests"] == 1
