@@ -17,6 +17,7 @@ dead Mac has no meaningful "signed in" state, and one finding says what matters.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -45,6 +46,9 @@ class BridgeOptions(BaseModel):
     auth_param: str = "password"
     require_private_api: bool = False
     check_backlog: bool = True
+    # The backlog takes two requests and changes on the scale of the product's two-minute
+    # re-push cycle; it is checked at most this often and the last count shown between.
+    backlog_every: Duration = timedelta(minutes=2)
     backlog_window: Duration = timedelta(minutes=30)
     # A message is "stuck" once it has waited longer than one re-push cycle (two minutes).
     stuck_after: Duration = timedelta(minutes=2)
@@ -101,8 +105,18 @@ class BridgeProbe:
             _signed_in(ctx, opts, data),
         ]
         if opts.check_backlog:
-            findings.append(await self._backlog(integration, opts, ctx, auth))
+            findings.append(await self._recent_backlog(integration, opts, ctx, auth))
         return findings
+
+    async def _recent_backlog(
+        self, integration: Integration, opts: BridgeOptions, ctx: ProbeContext, auth: dict[str, str]
+    ) -> Finding:
+        def fetch() -> Awaitable[Finding]:
+            return self._backlog(integration, opts, ctx, auth)
+
+        if ctx.shared is None:
+            return await fetch()
+        return await ctx.shared.get(f"bridge-backlog:{integration.id}", opts.backlog_every, fetch)
 
     async def _backlog(
         self, integration: Integration, opts: BridgeOptions, ctx: ProbeContext, auth: dict[str, str]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -224,3 +224,22 @@ async def test_bridge_answer_becomes_a_clear_finding_in_the_status_api(
     assert problems[0]["status"] == status
     assert problems[0]["remediation"]
     assert view["last_result_status"] == status
+
+
+async def test_the_backlog_is_checked_at_most_every_backlog_every_and_shown_between(
+    sim: SimulatorThread, sim_client: SimClient
+) -> None:
+    clock = FakeClock(datetime.now(UTC))  # the simulated Mac reports real times
+    sim_client.set_scenario("imessage_bridge", "backlog", target="dc1")
+    async with running_daemon(base_config(sim, [bridge(sim)]), clock=clock) as d:
+        first = await d.runner.run_once(BRIDGE)
+        sim_client.set_scenario("imessage_bridge", "ok", target="dc1")
+        clock.advance(timedelta(minutes=1))
+        between = await d.runner.run_once(BRIDGE)
+        clock.advance(timedelta(minutes=1))
+        after = await d.runner.run_once(BRIDGE)
+
+    def backlog(result: Any) -> str:
+        return next(f.status.value for f in result.findings if f.check == "backlog")
+
+    assert [backlog(r) for r in (first, between, after)] == ["degraded", "degraded", "ok"]
