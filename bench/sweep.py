@@ -564,7 +564,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--pool-factor",
         type=int,
         default=1,
-        help="connection pool = C x this (the daemon uses 1), to tell the pool from the loop",
+        help="pool = make_session(C x this) (the daemon: 1), to tell the pool from the loop",
     )
     parser.add_argument("--store", nargs="+", default=["sqlite"], choices=["sqlite", "memory"])
     parser.add_argument("--repeat", type=int, default=1, help="runs per case; the fastest kept")
@@ -583,7 +583,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(facts_text())
     print(
         f"- simulator: separate process, {args.latency * 1000:g} ms latency per request;"
-        f" store: {', '.join(args.store)}; connection pool: {args.pool_factor} x C;"
+        f" store: {', '.join(args.store)}; session: make_session({args.pool_factor} x C);"
         f" best of {args.repeat} run(s) per case"
     )
     print()
