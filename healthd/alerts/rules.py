@@ -303,12 +303,12 @@ def _bridge_unreachable(view: _View, now: datetime, no_fallback: list[str]) -> _
     down_for = now - since
     if down_for <= integration.thresholds.page_after:
         return None
-    name = integration.name or integration.id
+    # The id, as on-call sees it elsewhere: "iMessage bridge unreachable for 12m (bridge-dc1)".
     return _Condition(
         rule="bridge_unreachable",
         dedup_key=f"healthd/bridge_unreachable/{integration.id}",
         channel=PAGERDUTY_CHANNEL,
-        summary=f"iMessage bridge unreachable for {format_duration(down_for)} ({name})",
+        summary=f"iMessage bridge unreachable for {format_duration(down_for)} ({integration.id})",
         severity=Severity.CRITICAL,
         integration=integration.id,
         provider=integration.provider,
