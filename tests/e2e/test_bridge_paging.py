@@ -40,6 +40,15 @@ async def probe(daemon: Daemon, clock: FakeClock, minutes: float = 1.0) -> None:
     await daemon.engine.evaluate()
 
 
+async def bridge_for(
+    daemon: Daemon, clock: FakeClock, sim_client: SimClient, scenario: str, minutes: int
+) -> None:
+    """The bridge in `scenario` for `minutes` scheduled turns, one a minute."""
+    sim_client.set_scenario("imessage_bridge", scenario, target="dc1")
+    for _ in range(minutes):
+        await probe(daemon, clock)
+
+
 def triggers(sim_client: SimClient) -> list[dict[str, Any]]:
     return [e for e in sim_client.pagerduty_events() if e["body"]["event_action"] == "trigger"]
 
@@ -77,12 +86,10 @@ async def test_bridge_unreachable_longer_than_page_after_triggers_once(
     clock = FakeClock()
     async with running_daemon(base_config(sim, [bridge(sim)]), clock=clock) as d:
         await probe(d, clock)
-        sim_client.set_scenario("imessage_bridge", "offline", target="dc1")
-        for _ in range(12):  # twelve minutes of a bridge that does not answer
-            await probe(d, clock)
+        # Twelve minutes of a bridge that does not answer, then three more.
+        await bridge_for(d, clock, sim_client, "offline", 12)
         await eventually(lambda: triggers(sim_client))
-        for _ in range(3):
-            await probe(d, clock)
+        await bridge_for(d, clock, sim_client, "offline", 3)
         await asyncio.sleep(0.5)  # give a wrongly queued second trigger time to show up
 
         sent = triggers(sim_client)
@@ -98,13 +105,9 @@ async def test_bridge_answering_again_resolves_the_incident_once(
 ) -> None:
     clock = FakeClock()
     async with running_daemon(base_config(sim, [bridge(sim)]), clock=clock) as d:
-        sim_client.set_scenario("imessage_bridge", "offline", target="dc1")
-        for _ in range(12):
-            await probe(d, clock)
+        await bridge_for(d, clock, sim_client, "offline", 12)
         await eventually(lambda: triggers(sim_client))
-        sim_client.set_scenario("imessage_bridge", "ok", target="dc1")
-        for _ in range(4):
-            await probe(d, clock)
+        await bridge_for(d, clock, sim_client, "ok", 4)
         await eventually(lambda: resolves(sim_client))
         await asyncio.sleep(0.5)
 
@@ -118,14 +121,9 @@ async def test_bridge_unreachable_shorter_than_page_after_never_pages(
 ) -> None:
     clock = FakeClock()
     async with running_daemon(base_config(sim, [bridge(sim)]), clock=clock) as d:
-        sim_client.set_scenario("imessage_bridge", "offline", target="dc1")
-        for _ in range(9):  # nine minutes: inside the ten-minute allowance
-            await probe(d, clock)
-        sim_client.set_scenario("imessage_bridge", "ok", target="dc1")
-        for _ in range(3):
-            await probe(d, clock)
-        for _ in range(9):
-            await probe(d, clock)
+        # Nine minutes: inside the ten-minute allowance; then back for good.
+        await bridge_for(d, clock, sim_client, "offline", 9)
+        await bridge_for(d, clock, sim_client, "ok", 12)
         await d.outbox.run_once()
 
         assert sim_client.pagerduty_events() == []
@@ -138,14 +136,9 @@ async def test_one_answer_during_an_outage_does_not_restart_the_ten_minute_timer
     """Flapping, as the README documents: one good answer in a run of misses is not recovery."""
     clock = FakeClock()
     async with running_daemon(base_config(sim, [bridge(sim)]), clock=clock) as d:
-        sim_client.set_scenario("imessage_bridge", "offline", target="dc1")
-        for _ in range(6):
-            await probe(d, clock)
-        sim_client.set_scenario("imessage_bridge", "ok", target="dc1")
-        await probe(d, clock)
-        sim_client.set_scenario("imessage_bridge", "offline", target="dc1")
-        for _ in range(5):
-            await probe(d, clock)
+        await bridge_for(d, clock, sim_client, "offline", 6)
+        await bridge_for(d, clock, sim_client, "ok", 1)
+        await bridge_for(d, clock, sim_client, "offline", 5)
 
         await eventually(lambda: triggers(sim_client))
         assert len(triggers(sim_client)) == 1
@@ -158,9 +151,7 @@ async def test_event_waits_in_the_outbox_while_pagerduty_fails_then_arrives(
     clock = FakeClock()
     async with running_daemon(base_config(sim, [bridge(sim)]), clock=clock) as d:
         sim_client.set_scenario("pagerduty", outage)
-        sim_client.set_scenario("imessage_bridge", "offline", target="dc1")
-        for _ in range(12):
-            await probe(d, clock)
+        await bridge_for(d, clock, sim_client, "offline", 12)
         await d.outbox.run_once()
         await d.engine.refresh_view()
         await eventually(lambda: d.engine.alert_view().pending.get("pagerduty") == 1)
