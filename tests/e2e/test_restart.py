@@ -59,6 +59,13 @@ def probed_after(daemon: DaemonProcess, moment: datetime, runs: int = 1) -> None
         moment = datetime.fromisoformat(integration(daemon)["last_checked"])
 
 
+def sent_triggers(daemon: DaemonProcess) -> bool:
+    """Whether the daemon has recorded a trigger as sent: the store commit precedes the count."""
+    with urllib.request.urlopen(f"{daemon.url}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return 'action="trigger",outcome="sent"' in text
+
+
 def trigger_resolve_counts(sim_client: SimClient) -> list[tuple[int, int]]:
     return [(i["trigger_count"], i["resolve_count"]) for i in sim_client.pagerduty_incidents()]
 
@@ -69,7 +76,9 @@ def test_sigkill_mid_outage_neither_pages_twice_nor_loses_the_resolve(
     sim_client.set_scenario("imessage_bridge", "offline", target="dc1")
     first = start(tmp_path, sim, secrets_env, page_after="3s")
     try:
-        wait_until(lambda: sim_client.pagerduty_incidents(), timeout=30, what="the page")
+        # Killed only once the send is committed: a kill between PagerDuty's 202 and the
+        # commit sends the trigger again after the restart (at-least-once, same dedup key).
+        wait_until(lambda: sent_triggers(first), timeout=30, what="the page, recorded as sent")
     finally:
         first.kill()
 
