@@ -103,12 +103,15 @@ def _explain(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from healthd import log
     from healthd.daemon import Daemon
+    from healthd.gctune import settle_startup_heap
 
     cfg = config.load(args.config, listen=args.listen)
     log.configure(_secret_values(cfg), level=args.log_level)
 
     async def serve() -> None:
         async with Daemon(cfg) as daemon:
+            # Only in the process that runs the daemon: tests start many in one process.
+            settle_startup_heap()
             await daemon.wait()
 
     asyncio.run(serve())

@@ -175,7 +175,7 @@ class Daemon:
             # so a condition that ended while healthd was down is resolved promptly.
             self.scheduler = Scheduler(
                 cfg.integrations,
-                self.runner.run_once,
+                self.runner.run_many,
                 jitter=cfg.defaults.jitter,
                 first=set(_incident_integrations(open_incidents)),
             )

@@ -15,6 +15,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 
 import aiohttp
 import structlog
@@ -93,17 +94,32 @@ class Runner:
             raise IntegrationNotFound(integration_id) from None
 
     async def run_once(self, integration_id: str) -> ProbeResult:
-        """Run (or join the run already under way of) one integration's probe."""
-        integration = self.get(integration_id)
-        task = self._inflight.get(integration_id)
-        if task is None:
-            task = asyncio.create_task(self._run(integration), name=f"probe:{integration_id}")
-            self._inflight[integration_id] = task
-            task.add_done_callback(lambda _t: self._inflight.pop(integration_id, None))
-        return await asyncio.shield(task)
+        """Run (or join the run already under way of) one integration's probe.
+
+        Shielded: a caller that gives up (an API request cut off) does not cancel a run
+        that other callers may be sharing.
+        """
+        return await asyncio.shield(self._start(self.get(integration_id)))
 
     async def run_many(self, integration_ids: Sequence[str]) -> list[ProbeResult]:
-        return list(await asyncio.gather(*(self.run_once(i) for i in integration_ids)))
+        """Run (or join) several integrations' probes; the scheduler's path.
+
+        Not shielded, unlike `run_once`: its callers (a scheduler slot, `healthd check`)
+        own these runs, and a shield per run costs a future and two callbacks each.
+        """
+        tasks = [self._start(self.get(i)) for i in integration_ids]
+        return list(await asyncio.gather(*tasks))
+
+    def _start(self, integration: Integration) -> asyncio.Task[ProbeResult]:
+        task = self._inflight.get(integration.id)
+        if task is None:
+            task = asyncio.create_task(self._run(integration), name=f"probe:{integration.id}")
+            self._inflight[integration.id] = task
+            task.add_done_callback(partial(self._finished, integration.id))
+        return task
+
+    def _finished(self, integration_id: str, _task: asyncio.Task[ProbeResult]) -> None:
+        del self._inflight[integration_id]
 
     async def _run(self, integration: Integration) -> ProbeResult:
         async with self._semaphore:

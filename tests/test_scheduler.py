@@ -1,13 +1,14 @@
-"""The scheduler: first runs spread over the interval, open incidents first, one at a time."""
+"""The scheduler: first runs spread over slots of the interval, open incidents first, no overlap."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 from datetime import timedelta
 
 from healthd.model import Integration, Thresholds
-from healthd.scheduler import Scheduler
+from healthd.scheduler import Scheduler, slots
 
 
 def integration(iid: str, interval: float = 3600) -> Integration:
@@ -24,11 +25,11 @@ def integration(iid: str, interval: float = 3600) -> Integration:
 
 
 async def test_integrations_with_an_open_incident_run_first_and_the_rest_are_spread() -> None:
-    calls: list[str] = []
+    calls: list[list[str]] = []
     ran = asyncio.Event()
 
-    async def run(iid: str) -> None:
-        calls.append(iid)
+    async def run(ids: Sequence[str]) -> None:
+        calls.append(list(ids))
         ran.set()
 
     rng = random.Random(7)  # the hourly spread puts "b" and "c" minutes away
@@ -45,14 +46,14 @@ async def test_integrations_with_an_open_incident_run_first_and_the_rest_are_spr
             await ran.wait()
     finally:
         scheduler.shutdown()
-    assert calls == ["b"]
+    assert calls == [["b"]]
 
 
 async def test_a_run_still_going_is_not_started_twice() -> None:
     started = 0
     release = asyncio.Event()
 
-    async def run(iid: str) -> None:
+    async def run(ids: Sequence[str]) -> None:
         nonlocal started
         started += 1
         await release.wait()
@@ -68,3 +69,43 @@ async def test_a_run_still_going_is_not_started_twice() -> None:
     finally:
         release.set()
         scheduler.shutdown()
+
+
+def test_integrations_are_spread_over_one_second_slots_of_their_interval() -> None:
+    fleet = [integration(f"i{n}", interval=60) for n in range(6000)]
+    grouped = slots(fleet, first=set(), rng=random.Random(1))
+    assert {interval for interval, _ in grouped} == {timedelta(seconds=60)}
+    assert sorted(slot for _, slot in grouped) == list(range(60))
+    assert sorted(i for ids in grouped.values() for i in ids) == sorted(i.id for i in fleet)
+    assert max(len(ids) for ids in grouped.values()) < 2 * 6000 / 60
+
+
+def test_integrations_with_different_intervals_never_share_a_slot() -> None:
+    grouped = slots(
+        [integration("fast", interval=1), integration("slow", interval=1.5)],
+        first={"fast", "slow"},
+        rng=random.Random(1),
+    )
+    assert grouped == {
+        (timedelta(seconds=1), 0): ["fast"],
+        (timedelta(seconds=1.5), 0): ["slow"],
+    }
+
+
+async def test_a_slot_runs_its_integrations_together() -> None:
+    calls: list[list[str]] = []
+    ran = asyncio.Event()
+
+    async def run(ids: Sequence[str]) -> None:
+        calls.append(list(ids))
+        ran.set()
+
+    fleet = [integration(i, interval=0.5) for i in ("a", "b", "c")]
+    scheduler = Scheduler(fleet, run, jitter=timedelta(0), rng=random.Random(1))
+    scheduler.start()
+    try:
+        async with asyncio.timeout(5):
+            await ran.wait()
+    finally:
+        scheduler.shutdown()
+    assert calls[0] == ["a", "b", "c"]

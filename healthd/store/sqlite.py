@@ -297,8 +297,7 @@ class SQLiteStore:
         conn = self._db()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for run in batch:
-                self._write_run(conn, run)
+            self._write(conn, batch)
         except BaseException as exc:
             conn.execute("ROLLBACK")
             if not isinstance(exc, sqlite3.Error) or len(batch) == 1:
@@ -311,24 +310,31 @@ class SQLiteStore:
         for run in batch:
             try:
                 with _transaction(conn):
-                    self._write_run(conn, run)
+                    self._write(conn, [run])
                 outcomes.append(None)
             except sqlite3.Error as exc:
                 outcomes.append(self._error("record_run", exc))
         return outcomes
 
-    def _write_run(self, conn: sqlite3.Connection, run: _QueuedRun) -> None:
-        conn.execute(
+    def _write(self, conn: sqlite3.Connection, runs: list[_QueuedRun]) -> None:
+        """The runs' rows, one statement per table for the whole batch (in queue order, so a
+        later run of the same integration wins)."""
+        conn.executemany(
             "INSERT OR REPLACE INTO integration_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            run.state_row,
+            [run.state_row for run in runs],
         )
-        conn.execute("INSERT OR REPLACE INTO latest_result VALUES (?, ?)", run.result_row)
+        conn.executemany(
+            "INSERT OR REPLACE INTO latest_result VALUES (?, ?)", [run.result_row for run in runs]
+        )
+        transitions = [row for run in runs for row in run.transition_rows]
+        if not transitions:
+            return
         conn.executemany(
             "INSERT INTO transitions (integration_id, kind, at, from_status, to_status)"
             " VALUES (?, ?, ?, ?, ?)",
-            run.transition_rows,
+            transitions,
         )
-        for integration_id in {row[0] for row in run.transition_rows}:
+        for integration_id in {row[0] for row in transitions}:
             conn.execute(
                 "DELETE FROM transitions WHERE integration_id = ? AND id <= ("
                 " SELECT id FROM transitions WHERE integration_id = ?"
