@@ -64,8 +64,10 @@ from _machine import (
     rss_bytes,
 )
 
+from healthd import loop
 from healthd.catalog import load as load_catalog
 from healthd.clock import SystemClock
+from healthd.gctune import settle_startup_heap
 from healthd.http import make_session
 from healthd.interfaces import Store
 from healthd.log import configure as configure_logging
@@ -238,6 +240,7 @@ async def run_case(case: Case) -> CaseResult:
             )
             add_health(registry, runner.series)
             await runner.load()
+            settle_startup_heap()  # as `healthd run` does once started
             trips = await round_trips(runner, case.latency)
             first = await timed_sweep(runner, sim, case.sim_pid)
 
@@ -303,7 +306,7 @@ def sim_calls(sim: SimClient) -> dict[str, int]:
 
 def worker(spec: str) -> None:
     configure_logging()  # as the daemon does: JSON lines on stderr
-    result = asyncio.run(run_case(Case(**json.loads(spec))))
+    result = loop.run(run_case(Case(**json.loads(spec))))
     print(json.dumps(asdict(result)))
 
 

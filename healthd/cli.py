@@ -7,12 +7,11 @@ code for `explain`), 2 a bad config or bad arguments. A bad config never starts 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from healthd import __version__, config
+from healthd import __version__, config, loop
 from healthd.catalog import load as load_catalog
 from healthd.errors import CodeNotFound, ConfigError
 from healthd.model import Finding, ProbeResult, Status
@@ -114,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
             settle_startup_heap()
             await daemon.wait()
 
-    asyncio.run(serve())
+    loop.run(serve())
     return EXIT_OK
 
 
@@ -124,7 +123,7 @@ def _check(args: argparse.Namespace) -> int:
 
     cfg = config.load(args.config)
     log.configure(_secret_values(cfg), level="error")
-    results = asyncio.run(sweep(cfg))
+    results = loop.run(sweep(cfg))
     print_table(cfg, results, sys.stdout)
     return EXIT_FAILING if any(r.status.is_bad for r in results) else EXIT_OK
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from healthd import config, log
+from healthd import config, log, loop
 from healthd.daemon import Daemon
 from healthd.model import Status
 from healthd.registry import probes
@@ -161,7 +161,7 @@ def run_demo(*, listen: str, duration: float | None, page_after: float = PAGE_AF
         logfile = (workdir / "healthd.log").open("w")
         log.configure(list(env.values()), stream=logfile)
         try:
-            asyncio.run(_main(cfg, sim, env, workdir, duration, page_after))
+            loop.run(_main(cfg, sim, env, workdir, duration, page_after))
         except KeyboardInterrupt:
             pass
         finally:

@@ -16,6 +16,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from healthd import loop
 from healthd.sim.app import Simulator
 
 
@@ -49,7 +50,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    asyncio.run(serve(parse_args(argv)))
+    loop.run(serve(parse_args(argv)))
 
 
 if __name__ == "__main__":
