@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from healthd.sim.app import SimulatorThread
-from healthd.sim.twilio import LOCAL_NUMBER, TOLLFREE_NUMBER, service_sid
+from healthd.sim.fixtures import integration_entry
 from tests.conftest import bridge
 
 TWILIO_TOKEN = "sim-twilio-token"
@@ -37,34 +37,26 @@ def _env(name: str) -> str:
     return name.upper().replace("-", "_")
 
 
+def member(
+    sim: SimulatorThread, provider: str, tenant: str, target: str, credentials: dict[str, str]
+) -> Member:
+    id = f"{tenant}-{provider}"
+    config = integration_entry(
+        provider, sim.http_url, target, id=id, tenant=tenant, credentials=credentials
+    )
+    return Member(id=id, provider=provider, target=target, config=config)
+
+
 def twilio_sid(tenant: str) -> str:
     return "AC" + hashlib.md5(tenant.encode()).hexdigest()
 
 
 def twilio_member(sim: SimulatorThread, tenant: str) -> Member:
-    sid = twilio_sid(tenant)
-    return Member(
-        id=f"{tenant}-twilio",
-        provider="twilio",
-        target=sid,
-        config={
-            "id": f"{tenant}-twilio",
-            "provider": "twilio",
-            "tenant": tenant,
-            "base_url": sim.http_url,
-            "credentials": {
-                "account_sid": f"env:SCN_{_env(tenant)}_TWILIO_SID",
-                "auth_token": "env:SCN_TWILIO_TOKEN",
-            },
-            "options": {
-                "messaging_base_url": sim.http_url,
-                "senders": [LOCAL_NUMBER, TOLLFREE_NUMBER],
-                "messaging_service_sid": service_sid(sid),
-                "a2p": True,
-                "statuspage_url": f"{sim.http_url}/status/twilio/api/v2/summary.json",
-            },
-        },
-    )
+    credentials = {
+        "account_sid": f"env:SCN_{_env(tenant)}_TWILIO_SID",
+        "auth_token": "env:SCN_TWILIO_TOKEN",
+    }
+    return member(sim, "twilio", tenant, twilio_sid(tenant), credentials)
 
 
 def sendgrid_key(tenant: str) -> str:
@@ -72,22 +64,8 @@ def sendgrid_key(tenant: str) -> str:
 
 
 def sendgrid_member(sim: SimulatorThread, tenant: str) -> Member:
-    return Member(
-        id=f"{tenant}-sendgrid",
-        provider="sendgrid",
-        target=sendgrid_key(tenant),
-        config={
-            "id": f"{tenant}-sendgrid",
-            "provider": "sendgrid",
-            "tenant": tenant,
-            "base_url": sim.http_url,
-            "credentials": {"api_key": f"env:SCN_{_env(tenant)}_SENDGRID_KEY"},
-            "options": {
-                "from_email": "sales@example.com",
-                "statuspage_url": f"{sim.http_url}/status/sendgrid/api/v2/summary.json",
-            },
-        },
-    )
+    credentials = {"api_key": f"env:SCN_{_env(tenant)}_SENDGRID_KEY"}
+    return member(sim, "sendgrid", tenant, sendgrid_key(tenant), credentials)
 
 
 def google_client(tenant: str) -> str:
@@ -95,23 +73,12 @@ def google_client(tenant: str) -> str:
 
 
 def google_member(sim: SimulatorThread, tenant: str) -> Member:
-    return Member(
-        id=f"{tenant}-google",
-        provider="google",
-        target=google_client(tenant),
-        config={
-            "id": f"{tenant}-google",
-            "provider": "google",
-            "tenant": tenant,
-            "base_url": sim.http_url,
-            "credentials": {
-                "client_id": f"env:SCN_{_env(tenant)}_GOOGLE_CLIENT_ID",
-                "client_secret": "env:SCN_GOOGLE_CLIENT_SECRET",
-                "refresh_token": "env:SCN_GOOGLE_REFRESH_TOKEN",
-            },
-            "options": {"token_url": f"{sim.http_url}/token", "send_as": "sales@example.com"},
-        },
-    )
+    credentials = {
+        "client_id": f"env:SCN_{_env(tenant)}_GOOGLE_CLIENT_ID",
+        "client_secret": "env:SCN_GOOGLE_CLIENT_SECRET",
+        "refresh_token": "env:SCN_GOOGLE_REFRESH_TOKEN",
+    }
+    return member(sim, "google", tenant, google_client(tenant), credentials)
 
 
 def bridge_member(sim: SimulatorThread) -> Member:
