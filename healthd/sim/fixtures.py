@@ -87,7 +87,7 @@ def integration_entry(
     return entry | extra
 
 
-def statuspage_url(sim_url: str, provider: str) -> str:
+def _statuspage_url(sim_url: str, provider: str) -> str:
     return f"{sim_url}/status/{provider}/api/v2/summary.json"
 
 
@@ -104,12 +104,12 @@ def _base_url_and_options(provider: str, sim_url: str, target: str) -> tuple[str
                 "senders": [LOCAL_NUMBER, TOLLFREE_NUMBER],
                 "messaging_service_sid": service_sid(target),
                 "a2p": True,
-                "statuspage_url": statuspage_url(sim_url, provider),
+                "statuspage_url": _statuspage_url(sim_url, provider),
             }
         case "sendgrid":
             return sim_url, {
                 "from_email": FROM_EMAIL,
-                "statuspage_url": statuspage_url(sim_url, provider),
+                "statuspage_url": _statuspage_url(sim_url, provider),
             }
         case "google":
             return sim_url, {"token_url": f"{sim_url}/token", "send_as": SEND_AS}
