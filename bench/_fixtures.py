@@ -25,11 +25,8 @@ from healthd.metrics import (
 from healthd.model import Integration, IntegrationState, Status, Thresholds
 from healthd.registry import probe_class
 from healthd.secrets import Secret
-from healthd.sim.twilio import DEFAULT_TOKEN as SIM_TWILIO_TOKEN
-from healthd.sim.twilio import LOCAL_NUMBER, TOLLFREE_NUMBER, service_sid
-
-# The simulator's default bridge password (healthd/sim/bridge.py).
-SIM_BRIDGE_PASSWORD = "sim-bridge-password"
+from healthd.sim.bridge import DEFAULT_PASSWORD as SIM_BRIDGE_PASSWORD
+from healthd.sim.fixtures import integration_entry
 
 # `--provider mixed` in the sweep (issue 4): a CRM's accounts, most of them SMS and email.
 SWEEP_MIX = (("twilio", 40), ("sendgrid", 25), ("google", 25), (BRIDGE_PROVIDER, 10))
@@ -78,48 +75,29 @@ def integration(
 
 
 def sim_integration(i: int, provider: str, sim_url: str, tenant: str) -> Integration:
-    """Integration `i` of `provider`, its own simulator target, healthy, as the e2e tests
-    configure it (tests/e2e/test_twilio_daemon.py, test_email_daemon.py).
-
-    Targets: a bridge is `<sim>/bridges/b<i>`; Twilio's is the account SID (`AC` + 32 hex);
-    SendGrid's the API key; Google's the OAuth client_id.
-    """
-    statuspage = f"{sim_url}/status/{provider}/api/v2/summary.json"
-    credentials: dict[str, str] | None = None
-    options: dict[str, object] | None = None
-    base_url = sim_url
-    if provider == BRIDGE_PROVIDER:
-        base_url = f"{sim_url}/bridges/b{i}"
-    elif provider == "twilio":
-        sid = f"AC{i:032x}"
-        credentials = {"account_sid": sid, "auth_token": SIM_TWILIO_TOKEN}
-        options = {
-            "messaging_base_url": sim_url,
-            "senders": [LOCAL_NUMBER, TOLLFREE_NUMBER],
-            "messaging_service_sid": service_sid(sid),
-            "a2p": True,
-            "statuspage_url": statuspage,
-        }
-    elif provider == "sendgrid":
-        credentials = {"api_key": f"SG.bench-{i:06d}"}
-        options = {"from_email": "sales@example.com", "statuspage_url": statuspage}
-    elif provider == "google":
-        credentials = {
-            "client_id": f"bench-{i:06d}.apps.example",
-            "client_secret": "bench-client-secret",
-            "refresh_token": f"1//bench-refresh-{i:06d}",
-        }
-        options = {"token_url": f"{sim_url}/token", "send_as": "support@example.com"}
-    else:
-        raise ValueError(f"no simulator fixture for provider {provider!r}")
+    """Integration `i` of `provider`, healthy, with its own simulator target, configured as
+    the e2e tests configure it (`healthd.sim.fixtures`) but with literal credentials."""
+    entry = integration_entry(
+        provider, sim_url, _target(provider, i), id=f"{provider}-{i:06d}", tenant=tenant
+    )
     return integration(
         i,
         provider=provider,
-        base_url=base_url,
+        base_url=entry["base_url"],
         tenant=tenant,
-        credentials=credentials,
-        options=options,
+        credentials=entry["credentials"],
+        options=entry.get("options"),
     )
+
+
+def _target(provider: str, i: int) -> str:
+    """A distinct simulator target per integration: the name the simulator keys it on."""
+    return {
+        BRIDGE_PROVIDER: f"b{i}",
+        "twilio": f"AC{i:032x}",
+        "sendgrid": f"SG.bench-{i:06d}",
+        "google": f"bench-{i:06d}.apps.example",
+    }[provider]
 
 
 def population(provider: str, n: int, sim_url: str) -> list[Integration]:

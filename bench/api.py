@@ -39,11 +39,12 @@ import yaml
 
 from healthd import config, log
 from healthd.daemon import Daemon
+from healthd.sim.bridge import DEFAULT_PASSWORD as SIM_PASSWORD
+from healthd.sim.fixtures import integration_entry
 
 PASSWORD_ENV = "HEALTHD_BENCH_BRIDGE_PASSWORD"
 ADMIN_ENV = "HEALTHD_BENCH_ADMIN_TOKEN"
 TENANT_ENV = "HEALTHD_BENCH_TENANT_TOKEN"
-SIM_PASSWORD = "sim-bridge-password"  # the simulator bridge's default server password
 START_TIMEOUT = 30.0
 
 
@@ -66,14 +67,16 @@ def fleet_config(sim_url: str, integrations: int, tenants: int, workdir: Path) -
     fleet = []
     for n in range(integrations):
         tenant = tenant_name(n % tenants)
+        name = f"{tenant}-{n:05d}"
         fleet.append(
-            {
-                "id": f"bridge-{tenant}-{n:05d}",
-                "provider": "imessage_bridge",
-                "tenant": tenant,
-                "base_url": f"{sim_url}/bridges/{tenant}-{n:05d}",
-                "credentials": {"password": f"env:{PASSWORD_ENV}"},
-            }
+            integration_entry(
+                "imessage_bridge",
+                sim_url,
+                name,
+                id=f"bridge-{name}",
+                tenant=tenant,
+                credentials={"password": f"env:{PASSWORD_ENV}"},
+            )
         )
     return {
         "listen": "127.0.0.1:0",

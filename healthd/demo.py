@@ -27,8 +27,10 @@ from healthd.model import Status
 from healthd.registry import probes
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
+from healthd.sim.fixtures import integration_entry
 
-BRIDGE = "bridge-dc1"
+BRIDGE_NAME = "dc1"
+BRIDGE = f"bridge-{BRIDGE_NAME}"
 PAGE_AFTER = 30.0  # seconds; ten minutes in production
 
 
@@ -36,15 +38,16 @@ def demo_config(
     sim: SimulatorThread, workdir: Path, listen: str, page_after: float = PAGE_AFTER
 ) -> dict[str, Any]:
     """The demo's config: the shared bridge plus one integration per other registered probe."""
-    integrations: list[dict[str, Any]] = [
-        {
-            "id": BRIDGE,
-            "name": "iMessage bridge (datacenter 1)",
-            "provider": "imessage_bridge",
-            "tenant": "platform",
-            "base_url": f"{sim.http_url}/bridges/dc1",
-            "credentials": {"password": "env:HEALTHD_DEMO_BRIDGE_PASSWORD"},
-        }
+    integrations = [
+        integration_entry(
+            "imessage_bridge",
+            sim.http_url,
+            BRIDGE_NAME,
+            id=BRIDGE,
+            tenant="platform",
+            name="iMessage bridge (datacenter 1)",
+            credentials={"password": "env:HEALTHD_DEMO_BRIDGE_PASSWORD"},
+        )
     ]
     integrations += [i for p, i in _tenant_integrations(sim) if p in probes()]
     return {
@@ -78,61 +81,50 @@ def demo_config(
 
 ACME_TWILIO_SID = "AC" + "0a" * 16
 GLOBEX_SENDGRID_KEY = "SG.demo-globex-key"
+ACME_GOOGLE_CLIENT = "demo-acme.apps.example"
 
 
 def _tenant_integrations(sim: SimulatorThread) -> list[tuple[str, dict[str, Any]]]:
     """Tenants' own accounts against the simulator; globex's SendGrid sender is unverified."""
-    status = f"{sim.http_url}/status"
     return [
         (
             "twilio",
-            {
-                "id": "acme-twilio",
-                "name": "Acme SMS (Twilio)",
-                "provider": "twilio",
-                "tenant": "acme",
-                "base_url": sim.http_url,
-                "credentials": {
+            integration_entry(
+                "twilio",
+                sim.http_url,
+                ACME_TWILIO_SID,
+                id="acme-twilio",
+                tenant="acme",
+                name="Acme SMS (Twilio)",
+                credentials={
                     "account_sid": "env:HEALTHD_DEMO_ACME_TWILIO_SID",
                     "auth_token": "env:HEALTHD_DEMO_TWILIO_TOKEN",
                 },
-                "options": {
-                    "messaging_base_url": sim.http_url,
-                    "senders": ["+14155550100"],
-                    "statuspage_url": f"{status}/twilio/api/v2/summary.json",
-                },
-            },
+            ),
         ),
         (
             "sendgrid",
-            {
-                "id": "globex-sendgrid",
-                "name": "Globex email (SendGrid)",
-                "provider": "sendgrid",
-                "tenant": "globex",
-                "base_url": sim.http_url,
-                "credentials": {"api_key": "env:HEALTHD_DEMO_GLOBEX_SENDGRID_KEY"},
-                "options": {
-                    "from_email": "sales@example.com",
-                    "statuspage_url": f"{status}/sendgrid/api/v2/summary.json",
-                },
-            },
+            integration_entry(
+                "sendgrid",
+                sim.http_url,
+                GLOBEX_SENDGRID_KEY,
+                id="globex-sendgrid",
+                tenant="globex",
+                name="Globex email (SendGrid)",
+                credentials={"api_key": "env:HEALTHD_DEMO_GLOBEX_SENDGRID_KEY"},
+            ),
         ),
         (
             "google",
-            {
-                "id": "acme-google",
-                "name": "Acme email (Google)",
-                "provider": "google",
-                "tenant": "acme",
-                "base_url": sim.http_url,
-                "credentials": {
-                    "client_id": "env:HEALTHD_DEMO_GOOGLE_CLIENT_ID",
-                    "client_secret": "env:HEALTHD_DEMO_GOOGLE_CLIENT_SECRET",
-                    "refresh_token": "env:HEALTHD_DEMO_GOOGLE_REFRESH_TOKEN",
-                },
-                "options": {"token_url": f"{sim.http_url}/token"},
-            },
+            integration_entry(
+                "google",
+                sim.http_url,
+                ACME_GOOGLE_CLIENT,
+                id="acme-google",
+                tenant="acme",
+                name="Acme email (Google)",
+                credentials=lambda name: f"env:HEALTHD_DEMO_GOOGLE_{name.upper()}",
+            ),
         ),
     ]
 
@@ -147,7 +139,7 @@ def run_demo(*, listen: str, duration: float | None, page_after: float = PAGE_AF
         "HEALTHD_DEMO_ACME_TWILIO_SID": ACME_TWILIO_SID,
         "HEALTHD_DEMO_TWILIO_TOKEN": "sim-twilio-token",
         "HEALTHD_DEMO_GLOBEX_SENDGRID_KEY": GLOBEX_SENDGRID_KEY,
-        "HEALTHD_DEMO_GOOGLE_CLIENT_ID": "demo-acme.apps.example",
+        "HEALTHD_DEMO_GOOGLE_CLIENT_ID": ACME_GOOGLE_CLIENT,
         "HEALTHD_DEMO_GOOGLE_CLIENT_SECRET": "demo-google-client-secret",
         "HEALTHD_DEMO_GOOGLE_REFRESH_TOKEN": "1//demo-refresh-token",
     }
@@ -227,7 +219,7 @@ async def _story(daemon: Daemon, sim: SimClient, page_after: float) -> None:
     await _until(lambda: daemon.runner.states[BRIDGE].status is Status.OK)
     say(f"{BRIDGE} is healthy: its server answers and iMessage is signed in", start)
     await asyncio.sleep(max(0.0, _outage_starts(page_after) - (time.monotonic() - start)))
-    await asyncio.to_thread(sim.set_scenario, "imessage_bridge", "offline", "dc1")
+    await asyncio.to_thread(sim.set_scenario, "imessage_bridge", "offline", BRIDGE_NAME)
     say("the bridge's Mac goes offline (simulated): connections are dropped", start)
     await _until(lambda: daemon.runner.states[BRIDGE].unreachable_since is not None)
     say("healthd sees the bridge unreachable; the page waits out the allowance", start)
@@ -236,7 +228,7 @@ async def _story(daemon: Daemon, sim: SimClient, page_after: float) -> None:
     trigger = await _pagerduty_event(sim, "trigger")
     say(f"PagerDuty received a trigger: {trigger['body']['payload']['summary']!r}", start)
     await asyncio.sleep(page_after / 2)
-    await asyncio.to_thread(sim.set_scenario, "imessage_bridge", "ok", "dc1")
+    await asyncio.to_thread(sim.set_scenario, "imessage_bridge", "ok", BRIDGE_NAME)
     say("the bridge is back online", start)
     await _pagerduty_event(sim, "resolve")
     say("PagerDuty received the resolve: the incident is closed, once", start)

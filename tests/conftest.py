@@ -28,6 +28,7 @@ from healthd.clock import FakeClock
 from healthd.daemon import Daemon
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
+from healthd.sim.fixtures import integration_entry
 
 ROUTING_KEY = "R0SIMULATEDROUTINGKEY0000000TEST"  # 32 chars, the shape PagerDuty requires
 BRIDGE_PASSWORD = "sim-bridge-password"
@@ -69,15 +70,23 @@ def secrets_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return values
 
 
-def bridge(sim: SimulatorThread, name: str = "dc1", **extra: Any) -> dict[str, Any]:
-    return {
-        "id": f"bridge-{name}",
-        "provider": "imessage_bridge",
-        "tenant": "platform",
-        "base_url": f"{sim.http_url}/bridges/{name}",
-        "credentials": {"password": "env:HEALTHD_TEST_BRIDGE_PASSWORD"},
+def bridge(
+    sim: SimulatorThread,
+    name: str = "dc1",
+    *,
+    id: str | None = None,
+    tenant: str = "platform",
+    **extra: Any,
+) -> dict[str, Any]:
+    return integration_entry(
+        "imessage_bridge",
+        sim.http_url,
+        name,
+        id=id or f"bridge-{name}",
+        tenant=tenant,
+        credentials={"password": "env:HEALTHD_TEST_BRIDGE_PASSWORD"},
         **extra,
-    }
+    )
 
 
 def base_config(

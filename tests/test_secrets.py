@@ -21,6 +21,7 @@ from structlog.testing import capture_logs
 from healthd.secrets import MASK
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
+from healthd.sim.fixtures import integration_entry
 from tests.conftest import REPO, base_config, bridge, running_daemon, write_config
 
 pytestmark = pytest.mark.e2e
@@ -111,51 +112,35 @@ PROVIDER_SECRETS = {
     "GOOGLE_PLANTED_REFRESH": "1//PLANTED-google-refresh-7f3a9c",
 }
 TWILIO_SID = "AC" + "c3" * 16
+GOOGLE_CLIENT = "acme-planted.apps.example"
+TARGETS = {
+    "twilio": TWILIO_SID,
+    "sendgrid": PROVIDER_SECRETS["SENDGRID_PLANTED_KEY"],
+    "google": GOOGLE_CLIENT,
+}
+CREDENTIALS = {
+    "twilio": {"account_sid": "env:TWILIO_PLANTED_SID", "auth_token": "env:TWILIO_PLANTED_TOKEN"},
+    "sendgrid": {"api_key": "env:SENDGRID_PLANTED_KEY"},
+    "google": {
+        "client_id": "env:GOOGLE_PLANTED_CLIENT",
+        "client_secret": "env:GOOGLE_PLANTED_SECRET",
+        "refresh_token": "env:GOOGLE_PLANTED_REFRESH",
+    },
+}
 
 
 def provider_integrations(sim: SimulatorThread) -> list[dict[str, object]]:
-    status = f"{sim.http_url}/status"
     return [
-        {
-            "id": "acme-twilio",
-            "provider": "twilio",
-            "tenant": "acme",
-            "base_url": sim.http_url,
-            "timeout": "1s",
-            "credentials": {
-                "account_sid": "env:TWILIO_PLANTED_SID",
-                "auth_token": "env:TWILIO_PLANTED_TOKEN",
-            },
-            "options": {
-                "messaging_base_url": sim.http_url,
-                "statuspage_url": f"{status}/twilio/api/v2/summary.json",
-            },
-        },
-        {
-            "id": "acme-sendgrid",
-            "provider": "sendgrid",
-            "tenant": "acme",
-            "base_url": sim.http_url,
-            "timeout": "1s",
-            "credentials": {"api_key": "env:SENDGRID_PLANTED_KEY"},
-            "options": {
-                "from_email": "sales@example.com",
-                "statuspage_url": f"{status}/sendgrid/api/v2/summary.json",
-            },
-        },
-        {
-            "id": "acme-google",
-            "provider": "google",
-            "tenant": "acme",
-            "base_url": sim.http_url,
-            "timeout": "1s",
-            "credentials": {
-                "client_id": "env:GOOGLE_PLANTED_CLIENT",
-                "client_secret": "env:GOOGLE_PLANTED_SECRET",
-                "refresh_token": "env:GOOGLE_PLANTED_REFRESH",
-            },
-            "options": {"token_url": f"{sim.http_url}/token", "send_as": "support@example.com"},
-        },
+        integration_entry(
+            provider,
+            sim.http_url,
+            target,
+            id=f"acme-{provider}",
+            tenant="acme",
+            timeout="1s",
+            credentials=CREDENTIALS[provider],
+        )
+        for provider, target in TARGETS.items()
     ]
 
 
@@ -168,12 +153,7 @@ async def test_provider_credentials_never_leave_the_daemon_in_any_scenario(
     for name, value in PROVIDER_SECRETS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("TWILIO_PLANTED_SID", TWILIO_SID)
-    monkeypatch.setenv("GOOGLE_PLANTED_CLIENT", "acme-planted.apps.example")
-    targets = {
-        "twilio": TWILIO_SID,
-        "sendgrid": PROVIDER_SECRETS["SENDGRID_PLANTED_KEY"],
-        "google": "acme-planted.apps.example",
-    }
+    monkeypatch.setenv("GOOGLE_PLANTED_CLIENT", GOOGLE_CLIENT)
     admin = {"Authorization": f"Bearer {planted['HEALTHD_TEST_ADMIN_TOKEN']}"}
     seen: list[str] = []
     with capture_logs() as logs:
@@ -181,7 +161,7 @@ async def test_provider_credentials_never_leave_the_daemon_in_any_scenario(
             running_daemon(base_config(sim, provider_integrations(sim))) as d,
             aiohttp.ClientSession(headers=admin) as http,
         ):
-            for provider, target in targets.items():
+            for provider, target in TARGETS.items():
                 scenarios = [
                     s
                     for s in sim_client.describe()["providers"][provider]["scenarios"]

@@ -22,6 +22,7 @@ from healthd.registry import probes
 from healthd.secrets import Secret
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
+from healthd.sim.fixtures import integration_entry
 
 pytestmark = pytest.mark.e2e
 
@@ -31,51 +32,16 @@ TWILIO_SID = "AC" + "d4" * 16
 @dataclass(frozen=True)
 class Case:
     target: str
-    credentials: dict[str, str]
-    options: dict[str, Any]
     auth_revoked: str
     server_error: str
-    path: str = ""
 
 
 def cases(sim: SimulatorThread) -> dict[str, Case]:
-    status = f"{sim.http_url}/status"
     return {
-        "imessage_bridge": Case(
-            "contract",
-            {"password": "sim-bridge-password"},
-            {},
-            "auth_fail",
-            "server_error",
-            path="/bridges/contract",
-        ),
-        "twilio": Case(
-            TWILIO_SID,
-            {"account_sid": TWILIO_SID, "auth_token": "sim-twilio-token"},
-            {
-                "messaging_base_url": sim.http_url,
-                "statuspage_url": f"{status}/twilio/api/v2/summary.json",
-            },
-            "revoked_token",
-            "server_error",
-        ),
-        "sendgrid": Case(
-            "SG.contract-key",
-            {"api_key": "SG.contract-key"},
-            {
-                "from_email": "sales@example.com",
-                "statuspage_url": f"{status}/sendgrid/api/v2/summary.json",
-            },
-            "revoked_key",
-            "server_error",
-        ),
-        "google": Case(
-            "contract.apps.example",
-            {"client_id": "contract.apps.example", "client_secret": "s", "refresh_token": "r"},
-            {"token_url": f"{sim.http_url}/token"},
-            "invalid_grant",
-            "server_error",
-        ),
+        "imessage_bridge": Case("contract", "auth_fail", "server_error"),
+        "twilio": Case(TWILIO_SID, "revoked_token", "server_error"),
+        "sendgrid": Case("SG.contract-key", "revoked_key", "server_error"),
+        "google": Case("contract.apps.example", "invalid_grant", "server_error"),
     }
 
 
@@ -86,17 +52,20 @@ def test_every_registered_probe_has_a_contract_case(sim: SimulatorThread) -> Non
 async def run_probe(sim: SimulatorThread, provider: str, timeout: float = 3.0) -> Any:
     case = cases(sim)[provider]
     cls = probes()[provider]
+    entry = integration_entry(
+        provider, sim.http_url, case.target, id=f"contract-{provider}", tenant="contract"
+    )
     integration = Integration(
-        id=f"contract-{provider}",
+        id=entry["id"],
         provider=provider,
-        tenant="contract",
-        base_url=sim.http_url + case.path,
+        tenant=entry["tenant"],
+        base_url=entry["base_url"],
         page=False,
         interval=timedelta(seconds=60),
         timeout=timedelta(seconds=timeout),
         thresholds=Thresholds(),
-        credentials={k: Secret(v) for k, v in case.credentials.items()},
-        options=cls.Options.model_validate(case.options),
+        credentials={k: Secret(v) for k, v in entry["credentials"].items()},
+        options=cls.Options.model_validate(entry.get("options", {})),
     )
     catalog = load()
     async with aiohttp.ClientSession() as session:

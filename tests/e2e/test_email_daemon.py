@@ -9,6 +9,7 @@ import pytest
 
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
+from healthd.sim.fixtures import Credentials, integration_entry
 from tests.conftest import TENANT_TOKENS, base_config, running_daemon
 
 pytestmark = pytest.mark.e2e
@@ -26,34 +27,28 @@ def email_env(monkeypatch: pytest.MonkeyPatch, secrets_env: dict[str, str]) -> N
 
 
 def sendgrid(sim: SimulatorThread, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": "acme-sendgrid",
-        "provider": "sendgrid",
-        "tenant": "acme",
-        "base_url": sim.http_url,
-        "credentials": {"api_key": "env:ACME_SENDGRID_KEY"},
-        "options": {
-            "from_email": "sales@example.com",
-            "statuspage_url": f"{sim.http_url}/status/sendgrid/api/v2/summary.json",
-        },
-        **extra,
-    }
+    credentials = {"api_key": "env:ACME_SENDGRID_KEY"}
+    return acme("sendgrid", sim, SENDGRID_KEY, credentials, **extra)
 
 
 def google(sim: SimulatorThread, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": "acme-google",
-        "provider": "google",
-        "tenant": "acme",
-        "base_url": sim.http_url,
-        "credentials": {
-            "client_id": "env:ACME_GOOGLE_CLIENT_ID",
-            "client_secret": "env:ACME_GOOGLE_CLIENT_SECRET",
-            "refresh_token": "env:ACME_GOOGLE_REFRESH_TOKEN",
-        },
-        "options": {"token_url": f"{sim.http_url}/token", "send_as": "support@example.com"},
+    return acme(
+        "google", sim, GOOGLE_CLIENT, lambda name: f"env:ACME_GOOGLE_{name.upper()}", **extra
+    )
+
+
+def acme(
+    provider: str, sim: SimulatorThread, target: str, credentials: Credentials, **extra: Any
+) -> dict[str, Any]:
+    return integration_entry(
+        provider,
+        sim.http_url,
+        target,
+        id=f"acme-{provider}",
+        tenant="acme",
+        credentials=credentials,
         **extra,
-    }
+    )
 
 
 async def probe_and_view(sim: SimulatorThread, integration: dict[str, Any]) -> dict[str, Any]:

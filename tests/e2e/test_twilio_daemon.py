@@ -9,7 +9,7 @@ import pytest
 
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
-from healthd.sim.twilio import LOCAL_NUMBER, TOLLFREE_NUMBER, service_sid
+from healthd.sim.fixtures import integration_entry
 from tests.conftest import ADMIN_TOKEN, TENANT_TOKENS, base_config, running_daemon
 
 pytestmark = pytest.mark.e2e
@@ -27,24 +27,19 @@ def twilio_env(monkeypatch: pytest.MonkeyPatch, secrets_env: dict[str, str]) -> 
 
 
 def twilio(sim: SimulatorThread, tenant: str, account_sid: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": f"{tenant}-twilio",
-        "provider": "twilio",
-        "tenant": tenant,
-        "base_url": sim.http_url,
-        "credentials": {
-            "account_sid": f"env:{tenant.upper()}_TWILIO_SID",
-            "auth_token": "env:TWILIO_TEST_TOKEN",
-        },
-        "options": {
-            "messaging_base_url": sim.http_url,
-            "senders": [LOCAL_NUMBER, TOLLFREE_NUMBER],
-            "messaging_service_sid": service_sid(account_sid),
-            "a2p": True,
-            "statuspage_url": f"{sim.http_url}/status/twilio/api/v2/summary.json",
-        },
-        **extra,
+    credentials = {
+        "account_sid": f"env:{tenant.upper()}_TWILIO_SID",
+        "auth_token": "env:TWILIO_TEST_TOKEN",
     }
+    return integration_entry(
+        "twilio",
+        sim.http_url,
+        account_sid,
+        id=f"{tenant}-twilio",
+        tenant=tenant,
+        credentials=credentials,
+        **extra,
+    )
 
 
 async def status_of(url: str, integration: str, token: str = ADMIN_TOKEN) -> dict[str, Any]:

@@ -3,7 +3,7 @@ and the platform's own SendGrid, all pointed at the simulator.
 
 Each integration knows its simulator target (account SID, API key, bridge name, OAuth
 client id), so a scenario script can break one integration without touching the others.
-Credentials come from environment variables the `fleet_env` helper sets.
+Credentials come from environment variables `set_fleet_env` sets.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from typing import Any
 import pytest
 
 from healthd.sim.app import SimulatorThread
-from healthd.sim.twilio import LOCAL_NUMBER, TOLLFREE_NUMBER, service_sid
-from tests.conftest import bridge
+from healthd.sim.fixtures import integration_entry, sim_credentials
 
-TWILIO_TOKEN = "sim-twilio-token"
 BRIDGE_NAME = "dc1"
 BRIDGE_ID = f"bridge-{BRIDGE_NAME}"
 
@@ -33,8 +31,24 @@ class Member:
     config: dict[str, Any]
 
 
-def _env(name: str) -> str:
-    return name.upper().replace("-", "_")
+def member(
+    sim: SimulatorThread, provider: str, tenant: str, target: str, id: str | None = None
+) -> Member:
+    """`tenant`'s integration of `provider`, its credentials read from `SCN_<TENANT>_<NAME>`."""
+    id = id or f"{tenant}-{provider}"
+    config = integration_entry(
+        provider,
+        sim.http_url,
+        target,
+        id=id,
+        tenant=tenant,
+        credentials=lambda name: f"env:{_env_name(tenant, name)}",
+    )
+    return Member(id=id, provider=provider, target=target, config=config)
+
+
+def _env_name(tenant: str, credential: str) -> str:
+    return f"SCN_{tenant}_{credential}".upper().replace("-", "_")
 
 
 def twilio_sid(tenant: str) -> str:
@@ -42,29 +56,7 @@ def twilio_sid(tenant: str) -> str:
 
 
 def twilio_member(sim: SimulatorThread, tenant: str) -> Member:
-    sid = twilio_sid(tenant)
-    return Member(
-        id=f"{tenant}-twilio",
-        provider="twilio",
-        target=sid,
-        config={
-            "id": f"{tenant}-twilio",
-            "provider": "twilio",
-            "tenant": tenant,
-            "base_url": sim.http_url,
-            "credentials": {
-                "account_sid": f"env:SCN_{_env(tenant)}_TWILIO_SID",
-                "auth_token": "env:SCN_TWILIO_TOKEN",
-            },
-            "options": {
-                "messaging_base_url": sim.http_url,
-                "senders": [LOCAL_NUMBER, TOLLFREE_NUMBER],
-                "messaging_service_sid": service_sid(sid),
-                "a2p": True,
-                "statuspage_url": f"{sim.http_url}/status/twilio/api/v2/summary.json",
-            },
-        },
-    )
+    return member(sim, "twilio", tenant, twilio_sid(tenant))
 
 
 def sendgrid_key(tenant: str) -> str:
@@ -72,22 +64,7 @@ def sendgrid_key(tenant: str) -> str:
 
 
 def sendgrid_member(sim: SimulatorThread, tenant: str) -> Member:
-    return Member(
-        id=f"{tenant}-sendgrid",
-        provider="sendgrid",
-        target=sendgrid_key(tenant),
-        config={
-            "id": f"{tenant}-sendgrid",
-            "provider": "sendgrid",
-            "tenant": tenant,
-            "base_url": sim.http_url,
-            "credentials": {"api_key": f"env:SCN_{_env(tenant)}_SENDGRID_KEY"},
-            "options": {
-                "from_email": "sales@example.com",
-                "statuspage_url": f"{sim.http_url}/status/sendgrid/api/v2/summary.json",
-            },
-        },
-    )
+    return member(sim, "sendgrid", tenant, sendgrid_key(tenant))
 
 
 def google_client(tenant: str) -> str:
@@ -95,41 +72,16 @@ def google_client(tenant: str) -> str:
 
 
 def google_member(sim: SimulatorThread, tenant: str) -> Member:
-    return Member(
-        id=f"{tenant}-google",
-        provider="google",
-        target=google_client(tenant),
-        config={
-            "id": f"{tenant}-google",
-            "provider": "google",
-            "tenant": tenant,
-            "base_url": sim.http_url,
-            "credentials": {
-                "client_id": f"env:SCN_{_env(tenant)}_GOOGLE_CLIENT_ID",
-                "client_secret": "env:SCN_GOOGLE_CLIENT_SECRET",
-                "refresh_token": "env:SCN_GOOGLE_REFRESH_TOKEN",
-            },
-            "options": {"token_url": f"{sim.http_url}/token", "send_as": "sales@example.com"},
-        },
-    )
+    return member(sim, "google", tenant, google_client(tenant))
 
 
 def bridge_member(sim: SimulatorThread) -> Member:
-    return Member(
-        id=BRIDGE_ID,
-        provider="imessage_bridge",
-        target=BRIDGE_NAME,
-        config=bridge(sim, BRIDGE_NAME),
-    )
+    return member(sim, "imessage_bridge", "platform", BRIDGE_NAME, id=BRIDGE_ID)
 
 
 def set_fleet_env(monkeypatch: pytest.MonkeyPatch, members: list[Member]) -> None:
-    """Put every member's credentials where its config's `env:` references look."""
-    monkeypatch.setenv("SCN_TWILIO_TOKEN", TWILIO_TOKEN)
-    monkeypatch.setenv("SCN_GOOGLE_CLIENT_SECRET", "sim-google-secret")
-    monkeypatch.setenv("SCN_GOOGLE_REFRESH_TOKEN", "sim-google-refresh-token")
+    """Put the credentials the simulator accepts for each member's target where its
+    config's `env:` references look."""
     for m in members:
-        for ref in m.config.get("credentials", {}).values():
-            name = ref.removeprefix("env:")
-            if name.startswith("SCN_") and name.endswith(("_SID", "_KEY", "_CLIENT_ID")):
-                monkeypatch.setenv(name, m.target)
+        for name, value in sim_credentials(m.provider, m.target).items():
+            monkeypatch.setenv(_env_name(m.config["tenant"], name), value)
