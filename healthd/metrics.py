@@ -128,28 +128,15 @@ def _samples(view: View) -> Iterator[tuple[int, str | None, float]]:
         yield _LAST_CHECK, None, st.last_checked.timestamp()
 
 
-def _prefixes(i: Integration) -> dict[tuple[int, str | None], str]:
-    """`name{labels} ` of each of one integration's series, keyed as `_samples` yields them.
-
-    Label text depends only on the integration, so it is escaped and joined once, not on
-    every run (it was a third of an update's cost).
-    """
+def _render(view: View) -> tuple[bytes, ...]:
+    """The text of one integration's samples, one chunk per family in FAMILIES."""
+    i = view.integration
     head = f'integration="{_escape(i.id)}",provider="{_escape(i.provider)}"'
     tail = f'tenant="{_escape(i.tenant)}"'
-    out: dict[tuple[int, str | None], str] = {
-        (k, None): f"{name}{{{head},{tail}}} " for k, (name, _) in enumerate(FAMILIES)
-    }
-    status_name = FAMILIES[_STATUS][0]
-    for s in Status:
-        out[_STATUS, s.value] = f'{status_name}{{{head},status="{_escape(s.value)}",{tail}}} '
-    return out
-
-
-def _render(view: View, prefixes: dict[tuple[int, str | None], str]) -> tuple[bytes, ...]:
-    """The text of one integration's samples, one chunk per family in FAMILIES."""
     chunks: list[list[str]] = [[] for _ in FAMILIES]
     for k, status, value in _samples(view):
-        chunks[k].append(f"{prefixes[k, status]}{_float_text(value)}\n")
+        labels = f"{head},{tail}" if status is None else f'{head},status="{_escape(status)}",{tail}'
+        chunks[k].append(f"{FAMILIES[k][0]}{{{labels}}} {_float_text(value)}\n")
     return tuple("".join(chunk).encode() for chunk in chunks)
 
 
@@ -166,7 +153,6 @@ class IntegrationSeries:
     def __init__(self) -> None:
         self._entries: dict[str, tuple[View, tuple[bytes, ...]]] = {}
         self._bridges: dict[str, tuple[View, bytes]] = {}
-        self._prefixes: dict[str, dict[tuple[int, str | None], str]] = {}
 
     @classmethod
     def of(cls, views: Iterable[View]) -> IntegrationSeries:
@@ -177,10 +163,7 @@ class IntegrationSeries:
 
     def update(self, view: View) -> None:
         iid = view.integration.id
-        prefixes = self._prefixes.get(iid)
-        if prefixes is None:
-            prefixes = self._prefixes[iid] = _prefixes(view.integration)
-        self._entries[iid] = (view, _render(view, prefixes))
+        self._entries[iid] = (view, _render(view))
         if view.integration.provider == BRIDGE_PROVIDER:
             # The value depends on "now": only the text before it is kept.
             i = view.integration

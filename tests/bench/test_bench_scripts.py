@@ -79,3 +79,13 @@ def test_api_bench_runs_every_scenario() -> None:
     stdout = run_script("bench/api.py", "--integrations", "50", "--tenants", "5")
     for scenario in ("list all", "list one tenant", "live tenant check"):
         assert scenario in stdout
+
+
+def test_transport_floor_runs_and_every_request_is_answered() -> None:
+    stdout = run_script(
+        "bench/transport.py",
+        "--integrations", "50",
+        "--concurrency", "10",
+        "--latency", "0.01",
+    )  # fmt: skip
+    assert "| 50 | 10 | 50/50 |" in flat(stdout)

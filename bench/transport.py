@@ -1,0 +1,109 @@
+"""The transport's own floor: the sweep's requests made by plain aiohttp, with no healthd.
+
+    python bench/transport.py [--integrations 10000] [--concurrency 100 500] [--latency 0.05]
+
+`bench/sweep.py` measures healthd; this measures what any aiohttp client on this machine
+can do against the same simulator, so a sweep figure can be read against it. Each case
+fetches every bridge's `server/info` (what a bridge probe asks when its backlog is cached)
+once to warm the pool, then once timed, through `healthd.http.make_session(C)` and a
+semaphore of C, on `healthd.loop`, in a fresh process: wall time against the ideal N x
+latency / C, and the process CPU per request. If plain aiohttp cannot sweep within a
+target on this machine, healthd on top of it cannot either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+from _fixtures import SIM_BRIDGE_PASSWORD
+from _machine import facts_text, print_table
+from sweep import simulator
+
+from healthd import loop
+from healthd.http import make_session
+
+
+async def sweep(sim_url: str, n: int, concurrency: int) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, answers with status 200) of the timed pass."""
+    session = make_session(concurrency)
+    slots = asyncio.Semaphore(concurrency)
+    urls = [f"{sim_url}/bridges/b{i}/api/v1/server/info" for i in range(n)]
+    auth = {"password": SIM_BRIDGE_PASSWORD}
+
+    async def get(url: str) -> bool:
+        async with slots, session.get(url, params=auth) as answer:
+            await answer.read()
+            return answer.status == 200
+
+    try:
+        await asyncio.gather(*(get(u) for u in urls))
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        ok = await asyncio.gather(*(get(u) for u in urls))
+        return time.perf_counter() - t0, time.process_time() - cpu0, sum(ok)
+    finally:
+        await session.close()
+
+
+def worker(spec: str) -> None:
+    args = json.loads(spec)
+    wall, cpu, ok = loop.run(sweep(args["sim_url"], args["n"], args["concurrency"]))
+    print(json.dumps({"wall": wall, "cpu": cpu, "ok": ok}))
+
+
+def run_worker(sim_url: str, n: int, concurrency: int) -> dict[str, float]:
+    spec = json.dumps({"sim_url": sim_url, "n": n, "concurrency": concurrency})
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", spec],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"worker for N={n}, C={concurrency} failed:\n{out.stderr}")
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--integrations", type=int, nargs="+", default=[10_000])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[100, 500])
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds per request")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.worker)
+        return
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    print(f"# plain aiohttp against the simulator ({started})")
+    print(facts_text())
+    print(f"- simulator: separate process, {args.latency * 1000:g} ms latency per request\n")
+    rows = []
+    with simulator(args.latency) as (sim_url, _pid):
+        for n in args.integrations:
+            for c in args.concurrency:
+                r = run_worker(sim_url, n, c)
+                ideal = n * args.latency / c
+                rows.append(
+                    [
+                        f"{n:,}",
+                        str(c),
+                        f"{int(r['ok'])}/{n}",
+                        f"{ideal:.2f} s",
+                        f"{r['wall']:.2f} s",
+                        f"{r['wall'] / ideal:.2f}x",
+                        f"{r['cpu'] / n * 1000:.3f}",
+                    ]
+                )
+    print_table(rows, ["N", "C", "ok", "ideal", "sweep", "sweep/ideal", "CPU ms/request"])
+
+
+if __name__ == "__main__":
+    main()
