@@ -73,7 +73,7 @@ from healthd.interfaces import Store
 from healthd.log import configure as configure_logging
 from healthd.metrics import BRIDGE_PROVIDER, MetricsEndpoint
 from healthd.model import ProbeResult, Status
-from healthd.runner import Runner
+from healthd.runner import RunChange, Runner
 from healthd.sim.client import SimClient
 from healthd.store import MemoryStore, SQLiteStore
 
@@ -221,7 +221,7 @@ async def run_case(case: Case) -> CaseResult:
             done = 0
             half = asyncio.Event()
 
-            def on_result() -> None:
+            def on_result(_change: RunChange) -> None:
                 nonlocal done
                 done += 1
                 if case.render and done >= case.n // 2:

@@ -112,7 +112,7 @@ class Daemon:
             clock=self.clock,
             instruments=self.instruments,
             concurrency=cfg.defaults.concurrency,
-            on_result=lambda: self.engine.mark_dirty(),
+            on_result=lambda change: self.engine.observe(change),
         )
         await self.runner.load()
         self.engine = AlertEngine(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
@@ -41,6 +42,20 @@ from healthd.state import step
 log = structlog.get_logger("healthd.runner")
 
 
+@dataclass(frozen=True, slots=True)
+class RunChange:
+    """One finished run: the integration's state and latest result before and after it.
+
+    Handed to `on_result`, so a listener (the alert engine) can tell a run that changed
+    something it reads from the thousands a sweep makes that change nothing.
+    """
+
+    before: IntegrationState
+    before_result: ProbeResult | None
+    after: IntegrationState
+    result: ProbeResult
+
+
 def probe_deadline(integration: Integration) -> float:
     """Seconds a run may take: the integration's timeout (config keeps it below the interval)."""
     return integration.timeout.total_seconds()
@@ -57,7 +72,7 @@ class Runner:
         clock: Clock,
         instruments: Instruments,
         concurrency: int,
-        on_result: Callable[[], None] = lambda: None,
+        on_result: Callable[[RunChange], None] = lambda _change: None,
     ) -> None:
         self.integrations: dict[str, Integration] = {i.id: i for i in integrations}
         self._probes: dict[str, Probe] = {
@@ -125,6 +140,7 @@ class Runner:
         async with self._semaphore:
             result = await self._probe(integration)
         prev = self.states.get(integration.id) or IntegrationState(integration_id=integration.id)
+        prev_result = self.results.get(integration.id)
         now = self._clock.now()
         state, transitions = step(prev, result, now, integration.thresholds)
         await self._store.record_run(state, result, transitions)
@@ -142,7 +158,7 @@ class Runner:
                 from_status=t.from_status.value,
                 to_status=t.to_status.value,
             )
-        self._on_result()
+        self._on_result(RunChange(prev, prev_result, state, result))
         return result
 
     async def _probe(self, integration: Integration) -> ProbeResult:

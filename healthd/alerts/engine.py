@@ -2,7 +2,7 @@
 
 Probe results arrive one at a time, thousands per sweep; evaluating every rule over every
 integration after each one would cost O(n²) per sweep. So a result only marks the view
-dirty, and one task evaluates at most every `min_gap` seconds (and at least every `tick`
+dirty, and only if it changed what a rule reads (`rules.rule_inputs`), and one task evaluates at most every `min_gap` seconds (and at least every `tick`
 seconds, because the bridge rule becomes true with time alone). Evaluations are
 serialised, so two can never both open the same incident.
 
@@ -18,14 +18,14 @@ from collections import Counter
 
 import structlog
 
-from healthd.alerts.rules import AlertPlan, evaluate
+from healthd.alerts.rules import AlertPlan, evaluate, rule_inputs
 from healthd.alerts.settings import AlertingSettings
 from healthd.alerts.silences import Silences
 from healthd.clock import Clock
 from healthd.interfaces import Store
 from healthd.metrics import AlertView
 from healthd.model import Incident
-from healthd.runner import Runner
+from healthd.runner import RunChange, Runner
 
 log = structlog.get_logger("healthd.alerts")
 
@@ -61,6 +61,18 @@ class AlertEngine:
 
     def mark_dirty(self) -> None:
         self._dirty.set()
+
+    def observe(self, change: RunChange) -> None:
+        """After each probe run: evaluate soon only if the run changed what a rule reads.
+
+        A healthy fleet changes nothing run after run; evaluating every rule over 10,000
+        integrations takes about 80 ms, so doing it five times a second for unchanged
+        input cost more CPU than all the probing (bench/RESULTS.md).
+        """
+        if rule_inputs(change.before, change.before_result) != rule_inputs(
+            change.after, change.result
+        ):
+            self._dirty.set()
 
     def alert_view(self) -> AlertView:
         """The outbox/incident gauges for the metrics collector (read from another thread)."""

@@ -125,6 +125,23 @@ class _Condition:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+def rule_inputs(state: IntegrationState, result: ProbeResult | None) -> tuple[object, ...]:
+    """Everything the rules read of one integration (`_View` and the rules below).
+
+    Two runs with equal inputs cannot change any rule's outcome, so the engine evaluates
+    only after a run that changed them (or on its tick, for what time alone changes). A
+    rule that starts reading another field of the state or the result must add it here.
+    """
+    return (
+        state.status,
+        state.since,
+        state.consecutive_failures,
+        state.unreachable_since,
+        result.status if result else None,
+        result.findings if result else None,
+    )
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class _View:
     """One integration with its state and latest result, and what its findings say."""

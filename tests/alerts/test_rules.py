@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from healthd.alerts.rules import AlertPlan, evaluate
+from healthd.alerts.rules import AlertPlan, evaluate, rule_inputs
 from healthd.alerts.settings import AlertingSettings, MaintenanceWindow
 from healthd.model import (
     AlertEvent,
@@ -627,3 +627,30 @@ def test_a_bridge_answering_again_is_not_paged_while_its_timer_runs_out():
     bridge_down(world)
     recovering(world, "bridge-dc1")
     assert world.evaluate(T0 + timedelta(minutes=11)).empty
+
+
+def run_of(*findings: Finding, at: datetime = T0, **state: Any) -> tuple[Any, ...]:
+    """The rule inputs after a run at `at` with `findings`, the state given by `state`."""
+    result = ProbeResult.from_findings(
+        integration_id="x", started_at=at, duration_seconds=0.1, findings=findings
+    )
+    st = IntegrationState(
+        integration_id="x", status=result.status, since=T0, last_checked=at, **state
+    )
+    return rule_inputs(st, result)
+
+
+def test_a_healthy_run_that_changes_only_its_timing_changes_no_rule_input() -> None:
+    assert run_of(OK) == run_of(OK, at=T0 + timedelta(minutes=1), consecutive_successes=9)
+
+
+def test_a_run_with_another_result_status_changes_the_rule_inputs() -> None:
+    assert run_of(OK) != run_of(DEGRADED)
+
+
+def test_another_failure_in_a_row_changes_the_rule_inputs() -> None:
+    assert run_of(AUTH, consecutive_failures=1) != run_of(AUTH, consecutive_failures=2)
+
+
+def test_a_bridge_going_unreachable_changes_the_rule_inputs() -> None:
+    assert run_of(TIMEOUT) != run_of(TIMEOUT, unreachable_since=T0)
