@@ -89,3 +89,15 @@ def test_transport_floor_runs_and_every_request_is_answered() -> None:
         "--latency", "0.01",
     )  # fmt: skip
     assert "| 50 | 10 | 50/50 |" in flat(stdout)
+
+
+def test_daemon_bench_counts_probes_of_a_running_healthd() -> None:
+    stdout = run_script(
+        "bench/daemon.py",
+        "--integrations", "20",
+        "--interval", "2",
+        "--seconds", "5",  # every 2-2.5 s slot fires at least once, /metrics up to 1 s old
+        "--latency", "0.01",
+    )  # fmt: skip
+    row = next(line for line in stdout.splitlines() if line.startswith("| 20 "))
+    assert float(row.split("|")[3].replace(",", "")) > 0  # probes ran in the window
