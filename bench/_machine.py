@@ -1,4 +1,5 @@
-"""What a benchmark prints about the machine, and the process counters it reads.
+"""What a benchmark prints about the machine, the process counters it reads, and the
+fresh worker process each of its cases runs in.
 
 Figures mean little without the machine they came from, so every bench script prints
 `facts()` first. CPU and memory are read from /proc (Linux only), which works for our own
@@ -7,10 +8,15 @@ process and for the separate simulator and blackbox_exporter processes alike.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import subprocess
+import sys
+import time
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -77,3 +83,28 @@ def print_table(rows: list[list[str]], header: list[str]) -> str:
 
 def facts_text() -> str:
     return "\n".join(f"- {k}: {v}" for k, v in facts().items())
+
+
+def print_header(title: str, setup: str) -> None:
+    """A run's title with the time (UTC), the machine's facts and how the run was set up,
+    so every pasted figure says where and how it was taken."""
+    print(f"# {title} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
+    print(facts_text())
+    print(f"- {setup}\n")
+
+
+def run_worker(script: str, spec: str, timeout: float) -> Any:
+    """`python <script> --worker <spec>` in a fresh process; the JSON on its last line.
+
+    A fresh process per case, so one case's memory and warm caches do not flatter the next.
+    """
+    out = subprocess.run(
+        [sys.executable, script, "--worker", spec],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"worker {spec} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
-from _machine import facts_text, print_table, process_cpu_seconds
+from _machine import print_header, print_table, process_cpu_seconds
 from sweep import simulator
 
 from healthd.sim.fixtures import integration_entry, sim_credentials
@@ -109,10 +109,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=120.0, help="measured window")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per request")
     args = parser.parse_args(argv)
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    print(f"# healthd run, CPU per probe ({started})")
-    print(facts_text())
-    print(f"- simulator: separate process, {args.latency * 1000:g} ms latency per request\n")
+    print_header(
+        "healthd run, CPU per probe",
+        f"simulator: separate process, {args.latency * 1000:g} ms latency per request",
+    )
     rows = []
     with simulator(args.latency) as (sim_url, _pid):
         for n in args.integrations:

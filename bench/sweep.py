@@ -57,11 +57,12 @@ from _fixtures import (
     series_count,
 )
 from _machine import (
-    facts_text,
     machine_busy_seconds,
+    print_header,
     print_table,
     process_cpu_seconds,
     rss_bytes,
+    run_worker,
 )
 
 from healthd import loop
@@ -346,20 +347,11 @@ def best_of(case: Case, repeat: int) -> CaseResult:
     The machine is shared: other processes' CPU is reported beside each figure, and the
     fastest run is the one least disturbed by them.
     """
-    return min((run_worker(case) for _ in range(repeat)), key=lambda r: r.wall)
+    return min((run_case_worker(case) for _ in range(repeat)), key=lambda r: r.wall)
 
 
-def run_worker(case: Case) -> CaseResult:
-    out = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(asdict(case))],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"worker for {case} failed:\n{out.stderr}")
-    return CaseResult(**json.loads(out.stdout.strip().splitlines()[-1]))
+def run_case_worker(case: Case) -> CaseResult:
+    return CaseResult(**run_worker(__file__, json.dumps(asdict(case)), timeout=900))
 
 
 def blackbox_rows(
@@ -582,14 +574,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         worker(args.worker)
         return
 
-    print(f"# healthd sweep benchmark ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
-    print(facts_text())
-    print(
-        f"- simulator: separate process, {args.latency * 1000:g} ms latency per request;"
+    print_header(
+        "healthd sweep benchmark",
+        f"simulator: separate process, {args.latency * 1000:g} ms latency per request;"
         f" store: {', '.join(args.store)}; session: make_session({args.pool_factor} x C);"
-        f" best of {args.repeat} run(s) per case"
+        f" best of {args.repeat} run(s) per case",
     )
-    print()
     with simulator(args.latency) as (sim_url, sim_pid):
         results = [
             best_of(

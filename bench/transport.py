@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 
 from _fixtures import SIM_BRIDGE_PASSWORD
-from _machine import facts_text, print_table
+from _machine import print_header, print_table, run_worker
 from sweep import simulator
 
 from healthd import loop
@@ -56,21 +54,6 @@ def worker(spec: str) -> None:
     print(json.dumps({"wall": wall, "cpu": cpu, "ok": ok}))
 
 
-def run_worker(sim_url: str, n: int, concurrency: int) -> dict[str, float]:
-    spec = json.dumps({"sim_url": sim_url, "n": n, "concurrency": concurrency})
-    out = subprocess.run(
-        [sys.executable, __file__, "--worker", spec],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"worker for N={n}, C={concurrency} failed:\n{out.stderr}")
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--integrations", type=int, nargs="+", default=[10_000])
@@ -81,15 +64,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.worker:
         worker(args.worker)
         return
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    print(f"# plain aiohttp against the simulator ({started})")
-    print(facts_text())
-    print(f"- simulator: separate process, {args.latency * 1000:g} ms latency per request\n")
+    print_header(
+        "plain aiohttp against the simulator",
+        f"simulator: separate process, {args.latency * 1000:g} ms latency per request",
+    )
     rows = []
     with simulator(args.latency) as (sim_url, _pid):
         for n in args.integrations:
             for c in args.concurrency:
-                r = run_worker(sim_url, n, c)
+                spec = {"sim_url": sim_url, "n": n, "concurrency": c}
+                r = run_worker(__file__, json.dumps(spec), timeout=600)
                 ideal = n * args.latency / c
                 rows.append(
                     [

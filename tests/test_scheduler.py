@@ -6,6 +6,7 @@ import asyncio
 import random
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from healthd.model import Integration, Thresholds
 from healthd.scheduler import Scheduler, slots
@@ -24,7 +25,9 @@ def integration(iid: str, interval: float = 3600) -> Integration:
     )
 
 
-async def test_integrations_with_an_open_incident_run_first_and_the_rest_are_spread() -> None:
+async def first_calls(fleet: list[Integration], **options: Any) -> list[list[str]]:
+    """Start a scheduler over `fleet`, wait (bounded) for its first call, stop it: the
+    integration ids of every call made by then."""
     calls: list[list[str]] = []
     ran = asyncio.Event()
 
@@ -32,21 +35,20 @@ async def test_integrations_with_an_open_incident_run_first_and_the_rest_are_spr
         calls.append(list(ids))
         ran.set()
 
-    rng = random.Random(7)  # the hourly spread puts "b" and "c" minutes away
-    scheduler = Scheduler(
-        [integration("a"), integration("b"), integration("c")],
-        run,
-        jitter=timedelta(0),
-        first={"b"},
-        rng=rng,
-    )
+    scheduler = Scheduler(fleet, run, jitter=timedelta(0), **options)
     scheduler.start()
     try:
         async with asyncio.timeout(5):
             await ran.wait()
     finally:
         scheduler.shutdown()
-    assert calls == [["b"]]
+    return calls
+
+
+async def test_integrations_with_an_open_incident_run_first_and_the_rest_are_spread() -> None:
+    fleet = [integration("a"), integration("b"), integration("c")]
+    # The hourly spread puts "a" and "c" minutes away.
+    assert await first_calls(fleet, first={"b"}, rng=random.Random(7)) == [["b"]]
 
 
 async def test_a_run_still_going_is_not_started_twice() -> None:
@@ -93,19 +95,6 @@ def test_integrations_with_different_intervals_never_share_a_slot() -> None:
 
 
 async def test_a_slot_runs_its_integrations_together() -> None:
-    calls: list[list[str]] = []
-    ran = asyncio.Event()
-
-    async def run(ids: Sequence[str]) -> None:
-        calls.append(list(ids))
-        ran.set()
-
     fleet = [integration(i, interval=0.5) for i in ("a", "b", "c")]
-    scheduler = Scheduler(fleet, run, jitter=timedelta(0), rng=random.Random(1))
-    scheduler.start()
-    try:
-        async with asyncio.timeout(5):
-            await ran.wait()
-    finally:
-        scheduler.shutdown()
+    calls = await first_calls(fleet, rng=random.Random(1))
     assert calls[0] == ["a", "b", "c"]
