@@ -2,9 +2,10 @@
 
 Probe results arrive one at a time, thousands per sweep; evaluating every rule over every
 integration after each one would cost O(n²) per sweep. So a result only marks the view
-dirty, and only if it changed what a rule reads (`rules.rule_inputs`), and one task evaluates at most every `min_gap` seconds (and at least every `tick`
-seconds, because the bridge rule becomes true with time alone). Evaluations are
-serialised, so two can never both open the same incident.
+dirty, and only if it changed what a rule reads (`rules.rule_inputs`). One task evaluates
+at most every `min_gap` seconds, and at least every `tick` seconds, because the bridge
+rule becomes true with time alone. Evaluations are serialised, so two can never both open
+the same incident.
 
 Run-time silences (`self.silences`, set through the admin API) are loaded with the open
 incidents and passed to every evaluation beside the configured maintenance windows.
