@@ -26,8 +26,10 @@ from healthd.daemon import Daemon
 from healthd.model import Status
 from healthd.registry import probes
 from healthd.sim.app import SimulatorThread
+from healthd.sim.bridge import DEFAULT_PASSWORD as BRIDGE_PASSWORD
 from healthd.sim.client import SimClient
 from healthd.sim.fixtures import integration_entry
+from healthd.sim.twilio import DEFAULT_TOKEN as TWILIO_TOKEN
 
 BRIDGE_NAME = "dc1"
 BRIDGE = f"bridge-{BRIDGE_NAME}"
@@ -132,12 +134,12 @@ def _tenant_integrations(sim: SimulatorThread) -> list[tuple[str, dict[str, Any]
 def run_demo(*, listen: str, duration: float | None, page_after: float = PAGE_AFTER) -> int:
     """Run until Ctrl-C, or, with `duration`, until the story ends or the time is up."""
     env = {
-        "HEALTHD_DEMO_BRIDGE_PASSWORD": "sim-bridge-password",
+        "HEALTHD_DEMO_BRIDGE_PASSWORD": BRIDGE_PASSWORD,
         "HEALTHD_DEMO_ROUTING_KEY": "R0DEMO" + "0" * 26,
         "HEALTHD_DEMO_ADMIN_TOKEN": "admin-" + secrets.token_urlsafe(18),
         "HEALTHD_DEMO_ACME_TOKEN": "acme-" + secrets.token_urlsafe(18),
         "HEALTHD_DEMO_ACME_TWILIO_SID": ACME_TWILIO_SID,
-        "HEALTHD_DEMO_TWILIO_TOKEN": "sim-twilio-token",
+        "HEALTHD_DEMO_TWILIO_TOKEN": TWILIO_TOKEN,
         "HEALTHD_DEMO_GLOBEX_SENDGRID_KEY": GLOBEX_SENDGRID_KEY,
         "HEALTHD_DEMO_GOOGLE_CLIENT_ID": ACME_GOOGLE_CLIENT,
         "HEALTHD_DEMO_GOOGLE_CLIENT_SECRET": "demo-google-client-secret",

@@ -27,11 +27,11 @@ from healthd import config as config_module
 from healthd.clock import FakeClock
 from healthd.daemon import Daemon
 from healthd.sim.app import SimulatorThread
+from healthd.sim.bridge import DEFAULT_PASSWORD as BRIDGE_PASSWORD
 from healthd.sim.client import SimClient
 from healthd.sim.fixtures import integration_entry
 
 ROUTING_KEY = "R0SIMULATEDROUTINGKEY0000000TEST"  # 32 chars, the shape PagerDuty requires
-BRIDGE_PASSWORD = "sim-bridge-password"
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 TENANT_TOKENS = {
     "acme": "acme-token-for-tests-0123456789",

@@ -66,9 +66,10 @@ class AlertEngine:
     def observe(self, change: RunChange) -> None:
         """After each probe run: evaluate soon only if the run changed what a rule reads.
 
-        A healthy fleet changes nothing run after run; evaluating every rule over 10,000
-        integrations takes about 80 ms, so doing it five times a second for unchanged
-        input cost more CPU than all the probing (bench/RESULTS.md).
+        A healthy fleet changes nothing run after run. Evaluating every rule over 10,000
+        integrations takes about 80 ms, and doing it five times a second for unchanged
+        input cost about 0.16 ms per probe at a 10 s interval, and more than
+        all the probing at the default 60 s (bench/RESULTS.md).
         """
         if rule_inputs(change.before, change.before_result) != rule_inputs(
             change.after, change.result

@@ -10,13 +10,14 @@ import pytest
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
 from healthd.sim.fixtures import integration_entry
+from healthd.sim.twilio import DEFAULT_TOKEN as TWILIO_TOKEN
 from tests.conftest import ADMIN_TOKEN, TENANT_TOKENS, base_config, running_daemon
 
 pytestmark = pytest.mark.e2e
 
 ACME_SID = "AC" + "a1" * 16
 GLOBEX_SID = "AC" + "b2" * 16
-TOKEN = "sim-twilio-token"
+TOKEN = TWILIO_TOKEN
 
 
 @pytest.fixture
