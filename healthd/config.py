@@ -205,6 +205,7 @@ def _integrations(parsed: FileConfig) -> tuple[Integration, ...]:
                 ),
                 credentials=dict(ic.credentials),
                 options=options,
+                traits=cls.traits,
             )
         )
     return tuple(out)

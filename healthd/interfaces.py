@@ -19,6 +19,7 @@ from healthd.model import (
     OutboxItem,
     ProbeContext,
     ProbeResult,
+    ProviderTraits,
     Transition,
 )
 
@@ -29,6 +30,8 @@ class Probe(Protocol):
 
     Contract:
     - `provider` is the name used in config (`twilio`) and in the `healthd.probes` entry point.
+    - `traits` is all the core knows of the provider (display name, code prefix, whether it
+      keeps an unreachable timer): the core never tests a provider's name.
     - `Options` is a pydantic model (extra="forbid") for the integration's `options:` block;
       `credentials` names the secret keys the integration must set.
     - `check()` must not raise for anything the provider or the network does: a 401, a
@@ -42,6 +45,7 @@ class Probe(Protocol):
     """
 
     provider: ClassVar[str]
+    traits: ClassVar[ProviderTraits]
     Options: ClassVar[type[BaseModel]]
     credentials: ClassVar[tuple[str, ...]]
     default_base_url: ClassVar[str]

@@ -185,6 +185,28 @@ class Thresholds:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ProviderTraits:
+    """What the core needs to know of a provider, declared once on its probe class.
+
+    The core never tests a provider's name: the alert rules, the metrics and the API read
+    these instead, so a new probe changes its own module and nothing in `healthd/`.
+
+    - `display_name` is how people call it ("iMessage bridge"), in findings and pages;
+    - `code_prefix` starts its finding codes (`bridge.unreachable`);
+    - `tracks_unreachable`: an unreachable run keeps `unreachable_since` and pages through
+      `bridge_unreachable` after `page_after`, and `/metrics` exports
+      `healthd_bridge_unreachable_seconds` for it;
+    - `sms_fallback`: a connected, healthy integration of it gives its tenant an SMS
+      fallback while the bridge is down.
+    """
+
+    display_name: str
+    code_prefix: str
+    tracks_unreachable: bool = False
+    sms_fallback: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Integration:
     """One connected account, as configured. Credentials hold resolved secrets.
 
@@ -203,6 +225,20 @@ class Integration:
     credentials: Mapping[str, Any] = field(default_factory=dict)
     options: Any = None
     name: str = ""
+    traits: ProviderTraits | None = None
+
+    @property
+    def display_name(self) -> str:
+        """The provider as people call it (its traits), or its config name without them."""
+        return self.traits.display_name if self.traits else self.provider
+
+    @property
+    def tracks_unreachable(self) -> bool:
+        return self.traits is not None and self.traits.tracks_unreachable
+
+    @property
+    def sms_fallback(self) -> bool:
+        return self.traits is not None and self.traits.sms_fallback
 
     @property
     def pages(self) -> bool:

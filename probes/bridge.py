@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from healthd.durations import Duration
-from healthd.model import Finding, Integration, ProbeContext, ProbeResult, Status
+from healthd.model import Finding, Integration, ProbeContext, ProbeResult, ProviderTraits, Status
 from probes._http import (
     Answer,
     TransportFailure,
@@ -58,6 +58,9 @@ class BridgeOptions(BaseModel):
 
 class BridgeProbe:
     provider: ClassVar[str] = PROVIDER
+    traits: ClassVar[ProviderTraits] = ProviderTraits(
+        display_name="iMessage bridge", code_prefix="bridge", tracks_unreachable=True
+    )
     Options: ClassVar[type[BaseModel]] = BridgeOptions
     credentials: ClassVar[tuple[str, ...]] = ("password",)
     default_base_url: ClassVar[str] = "http://127.0.0.1:1234"

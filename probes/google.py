@@ -20,12 +20,12 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict
 
-from healthd.model import Finding, Integration, ProbeContext, ProbeResult, Status
+from healthd.model import Finding, Integration, ProbeContext, ProbeResult, ProviderTraits, Status
 from probes._http import (
     Answer,
     TransportFailure,
@@ -65,6 +65,7 @@ class GoogleProbe:
     """See `healthd.interfaces.Probe`."""
 
     provider = PROVIDER
+    traits: ClassVar[ProviderTraits] = ProviderTraits(display_name="Google", code_prefix="google")
     Options = GoogleOptions
     credentials = ("client_id", "client_secret", "refresh_token")
     default_base_url = "https://gmail.googleapis.com"

@@ -18,11 +18,11 @@ import math
 import time
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from healthd.model import Finding, Integration, ProbeContext, ProbeResult, Status
+from healthd.model import Finding, Integration, ProbeContext, ProbeResult, ProviderTraits, Status
 from probes._http import (
     Answer,
     TransportFailure,
@@ -68,6 +68,9 @@ class SendGridProbe:
     """See `healthd.interfaces.Probe`."""
 
     provider = PROVIDER
+    traits: ClassVar[ProviderTraits] = ProviderTraits(
+        display_name="SendGrid", code_prefix="sendgrid"
+    )
     Options = SendGridOptions
     credentials = ("api_key",)
     default_base_url = "https://api.sendgrid.com"

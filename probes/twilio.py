@@ -29,7 +29,15 @@ from twilio.base.exceptions import (
 from twilio.rest import Client
 
 from healthd.catalog import CatalogEntry
-from healthd.model import Category, Finding, Integration, ProbeContext, ProbeResult, Status
+from healthd.model import (
+    Category,
+    Finding,
+    Integration,
+    ProbeContext,
+    ProbeResult,
+    ProviderTraits,
+    Status,
+)
 from probes._http import TransportFailure, catalog_finding, transport_finding
 from probes._statuspage import statuspage_finding
 from probes._twilio_http import SessionHttpClient
@@ -74,6 +82,9 @@ class Options(BaseModel):
 
 class TwilioProbe:
     provider: ClassVar[str] = PROVIDER
+    traits: ClassVar[ProviderTraits] = ProviderTraits(
+        display_name="Twilio", code_prefix="twilio", sms_fallback=True
+    )
     Options: ClassVar[type[BaseModel]] = Options
     credentials: ClassVar[tuple[str, ...]] = ("account_sid", "auth_token")
     default_base_url: ClassVar[str] = "https://api.twilio.com"
