@@ -15,19 +15,23 @@ import asyncio
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import structlog
 from aiohttp import web
 
-from healthd.api.auth import Principal, TokenTable
+from healthd.api import schemas
+from healthd.api.auth import PRINCIPAL, TokenTable
 from healthd.api.openapi import openapi_document
 from healthd.api.page import StatusPage
 from healthd.api.problems import ApiProblem, problem, shown
 from healthd.api.views import (
+    INCIDENTS_DEFAULT,
+    INCIDENTS_MAX,
     STATUSES,
     Query,
     ViewCache,
+    answer,
+    detail_view,
     incident_view,
     incident_visible,
     integration_view,
@@ -43,7 +47,6 @@ from healthd.runner import Runner, probe_deadline
 
 log = structlog.get_logger("healthd.api")
 
-PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Paths anyone may fetch: the page shell, its assets and the API description hold no data.
@@ -51,6 +54,8 @@ PUBLIC_PATHS = frozenset({"/", "/openapi.json"})
 PUBLIC_PREFIXES = ("/static/",)
 # A tenant token's incident list is filtered after reading; read this many to fill it.
 INCIDENT_SCAN = 2000
+# An integration's answer carries this many of its latest transitions.
+HISTORY = 20
 # Slack on top of the slowest probe's deadline for storing the result and answering.
 LIVE_SLACK_SECONDS = 1.0
 
@@ -169,11 +174,11 @@ class Api:
     # -- health and metrics -----------------------------------------------------------
 
     async def healthz(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return answer(schemas.Healthy(status="ok"))
 
     async def readyz(self, request: web.Request) -> web.Response:
         if self.ready():
-            return web.json_response({"status": "ready"})
+            return answer(schemas.Ready(status="ready"))
         raise ApiProblem(503, "healthd is starting or stopping")
 
     async def metrics_handler(self, request: web.Request) -> web.Response:
@@ -195,9 +200,9 @@ class Api:
         Query(request.query, ())
         principal = request[PRINCIPAL]
         role = "admin" if principal.is_admin else "tenant"
-        return web.json_response({"name": principal.name, "role": role, "tenant": principal.tenant})
+        return answer(schemas.Principal(name=principal.name, role=role, tenant=principal.tenant))
 
-    def view(self, integration: Integration) -> dict[str, Any]:
+    def view(self, integration: Integration) -> schemas.Integration:
         return integration_view(
             integration,
             self.runner.states.get(integration.id),
@@ -233,20 +238,21 @@ class Api:
             for i in self._visible(request, tenant)
             if provider in (None, i.provider) and status in (None, self.views.status(i))
         ]
+        # `schemas.IntegrationList`, joined from each view's cached text (see `ViewCache`).
         body = f'{{"integrations": [{", ".join(texts)}], "count": {len(texts)}}}'
         return web.Response(text=body, content_type="application/json")
 
     async def get_integration(self, request: web.Request) -> web.Response:
         Query(request.query, ())
-        return web.Response(
-            text=self.views.text(self._one(request)), content_type="application/json"
-        )
+        integration = self._one(request)
+        history = await self.store.transitions(integration.id, limit=HISTORY)
+        return answer(detail_view(self.view(integration), history))
 
     async def check_integration(self, request: web.Request) -> web.Response:
         Query(request.query, ())
         integration = self._one(request)
         self._rate_limit(request)
-        return web.json_response(await self._live([integration]))
+        return answer(await self._live([integration]))
 
     async def check_tenant(self, request: web.Request) -> web.Response:
         Query(request.query, ())
@@ -255,7 +261,7 @@ class Api:
         if not integrations:
             raise NotFoundError(f"no integrations for the tenant {shown(tenant)}")
         self._rate_limit(request)
-        return web.json_response(await self._live(integrations))
+        return answer(await self._live(integrations))
 
     def _rate_limit(self, request: web.Request) -> None:
         wait = self.limiter.retry_after(request[PRINCIPAL].name)
@@ -268,7 +274,7 @@ class Api:
                 headers={"Retry-After": str(seconds)},
             )
 
-    async def _live(self, integrations: list[Integration]) -> dict[str, Any]:
+    async def _live(self, integrations: list[Integration]) -> schemas.LiveCheck:
         """Run the probes now, in parallel; answer within the slowest probe's deadline.
 
         Runs go through `Runner.run_once`, so a scheduled run or another caller's check of
@@ -279,12 +285,11 @@ class Api:
         bound = max(probe_deadline(i) for i in integrations) + LIVE_SLACK_SECONDS
         tasks = {i.id: asyncio.ensure_future(self.runner.run_once(i.id)) for i in integrations}
         await asyncio.wait(tasks.values(), timeout=bound)
-        out = []
-        for i in integrations:
-            view = self.view(i)
-            view["fresh"] = _finished(tasks[i.id], i)
-            out.append(view)
-        return {"integrations": out, "count": len(out)}
+        out = [
+            schemas.LiveIntegration(**dict(self.view(i)), fresh=_finished(tasks[i.id], i))
+            for i in integrations
+        ]
+        return schemas.LiveCheck(integrations=out, count=len(out))
 
     async def explain(self, request: web.Request) -> web.Response:
         Query(request.query, ())
@@ -292,11 +297,11 @@ class Api:
         entry = self.catalog.get(provider, code)
         if entry is None:
             raise NotFoundError(f"no catalogue entry for {shown(provider)} code {shown(code)}")
-        return web.json_response(entry.to_dict())
+        return answer(schemas.CatalogEntry.model_validate(entry))
 
     async def incidents(self, request: web.Request) -> web.Response:
         q = Query(request.query, ("limit", "open"))
-        limit = q.integer("limit", default=50, low=1, high=500)
+        limit = q.integer("limit", default=INCIDENTS_DEFAULT, low=1, high=INCIDENTS_MAX)
         want_open = q.boolean("open")
         principal = request[PRINCIPAL]
         scan = limit if principal.is_admin and want_open is None else INCIDENT_SCAN
@@ -305,7 +310,7 @@ class Api:
             for inc in await self.store.recent_incidents(scan)
             if incident_visible(inc, principal) and want_open in (None, inc.is_open)
         ][:limit]
-        return web.json_response({"incidents": items, "count": len(items)})
+        return answer(schemas.IncidentList(incidents=items, count=len(items)))
 
 
 def _finished(task: asyncio.Future[ProbeResult], integration: Integration) -> bool:

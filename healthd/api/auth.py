@@ -12,6 +12,8 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from aiohttp import web
+
 from healthd.config import TokenConfig
 
 
@@ -29,6 +31,9 @@ class Principal:
 
 
 ANONYMOUS_ADMIN = Principal(name="anonymous", tenant=None)
+# Where the listener's auth middleware leaves the caller's Principal on each request; here,
+# beside the type, so every handler module reads it without importing the application.
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
 
 
 def digest(token: str) -> str:

@@ -7,11 +7,12 @@ turns it into `application/problem+json`. Anything the caller sent that is echoe
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from http import HTTPStatus
 
 from aiohttp import web
+
+from healthd.api.schemas import Problem
 
 PROBLEM_TYPE = "application/problem+json"
 ECHO_LIMIT = 100  # characters of caller input repeated in a message
@@ -30,10 +31,10 @@ class ApiProblem(Exception):
 
 
 def problem(status: int, detail: str, *, headers: Mapping[str, str] | None = None) -> web.Response:
-    body = {"type": "about:blank", "title": reason(status), "status": status, "detail": detail}
+    body = Problem(type="about:blank", title=reason(status), status=status, detail=detail)
     return web.Response(
         status=status,
-        text=json.dumps(body),
+        text=body.model_dump_json(),
         content_type=PROBLEM_TYPE,
         headers={"Cache-Control": "no-store", **(headers or {})},
     )

@@ -19,34 +19,22 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from healthd.alerts.engine import AlertEngine
-from healthd.alerts.settings import MaintenanceWindow, RuleName
-from healthd.alerts.silences import SilenceExists, SilenceNotFound
-from healthd.api.app import PRINCIPAL
-from healthd.api.auth import Principal
+from healthd.alerts.settings import MaintenanceWindow
+from healthd.alerts.silences import Silence, SilenceExists, SilenceNotFound
+from healthd.api import schemas
+from healthd.api.auth import PRINCIPAL, Principal
 from healthd.api.problems import ApiProblem, shown
-from healthd.durations import Duration
+from healthd.api.schemas import SilenceRequest
+from healthd.api.views import answer
 from healthd.model import Integration
 
 MAX_LENGTH = timedelta(days=30)
-
-
-class SilenceRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-
-    name: str = Field(min_length=1, max_length=200)
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
-    duration: Duration | None = None
-    rules: Literal["all"] | tuple[RuleName, ...] = "all"
-    integrations: tuple[str, ...] = ()
-    tenants: tuple[str, ...] = ()
-    providers: tuple[str, ...] = ()
 
 
 def silence_routes(
@@ -73,8 +61,8 @@ class _Handlers:
 
     async def list(self, request: web.Request) -> web.Response:
         _admin_only(request)
-        items = [s.to_dict() for s in self._silences.list()]
-        return web.json_response({"silences": items, "count": len(items)})
+        items = [silence_view(s) for s in self._silences.list()]
+        return answer(schemas.SilenceList(silences=items, count=len(items)))
 
     async def create(self, request: web.Request) -> web.Response:
         principal = _admin_only(request)
@@ -85,7 +73,7 @@ class _Handlers:
             raise ApiProblem(
                 409, f"a silence named {shown(window.name)} is already in force"
             ) from None
-        return web.json_response(silence.to_dict(), status=201)
+        return answer(silence_view(silence), status=201)
 
     async def delete(self, request: web.Request) -> web.Response:
         principal = _admin_only(request)
@@ -121,6 +109,12 @@ class _Handlers:
             tenants=req.tenants,
             providers=req.providers,
         )
+
+
+def silence_view(silence: Silence) -> schemas.Silence:
+    return schemas.Silence(
+        **dict(silence.window), created_by=silence.created_by, created_at=silence.created_at
+    )
 
 
 def _end(req: SilenceRequest, start: datetime) -> datetime:

@@ -1,4 +1,4 @@
-"""What the status API answers: integration and incident views, and query-string checks.
+"""What the status API answers: healthd's objects as the bodies of `schemas.py`, and query checks.
 
 A view is built from the runner's in-memory state and latest result; it carries findings
 (code, summary, fix) and never the integration's credentials or options, so nothing a
@@ -8,46 +8,64 @@ each rejection naming the parameter and what it accepts.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Collection, Mapping
-from datetime import datetime
-from typing import Any
+from collections.abc import Collection, Mapping, Sequence
 
+from aiohttp import web
 from multidict import MultiMapping
+from pydantic import BaseModel
 
+from healthd.api import schemas
 from healthd.api.auth import Principal
 from healthd.api.problems import ApiProblem, shown
-from healthd.model import Incident, Integration, IntegrationState, ProbeResult, Status
+from healthd.model import Incident, Integration, IntegrationState, ProbeResult, Status, Transition
 
 # The same rule config.py applies to `integrations[].tenant`.
 TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 STATUSES = tuple(s.value for s in Status)
+# `GET /api/v1/incidents?limit=`: its default and its largest value.
+INCIDENTS_DEFAULT, INCIDENTS_MAX = 50, 500
+# Findings that say nothing is wrong; the others are an integration's `problems`.
+NOT_PROBLEMS = frozenset({Status.OK, Status.UNKNOWN})
 
 
 def integration_view(
     integration: Integration, state: IntegrationState | None, result: ProbeResult | None
-) -> dict[str, Any]:
-    findings = [f.to_dict() for f in result.findings] if result else []
-    return {
-        "id": integration.id,
-        "name": integration.name,
-        "provider": integration.provider,
-        "tenant": integration.tenant,
-        "status": status_of(state),
-        "since": _iso(state.since if state else None),
-        "last_checked": _iso(state.last_checked if state else None),
-        "last_success": _iso(state.last_success if state else None),
-        "unreachable_since": _iso(state.unreachable_since if state else None),
-        "last_result_status": result.status.value if result else None,
-        "consecutive_failures": state.consecutive_failures if state else 0,
-        "problems": [f for f in findings if f["status"] not in ("ok", "unknown")],
-        "findings": findings,
-    }
+) -> schemas.Integration:
+    findings = [schemas.Finding.model_validate(f) for f in result.findings] if result else []
+    return schemas.Integration(
+        id=integration.id,
+        name=integration.name,
+        provider=integration.provider,
+        provider_name=integration.display_name,
+        tenant=integration.tenant,
+        status=status_of(state),
+        since=state.since if state else None,
+        last_checked=state.last_checked if state else None,
+        last_success=state.last_success if state else None,
+        unreachable_since=state.unreachable_since if state else None,
+        last_result_status=result.status if result else None,
+        consecutive_failures=state.consecutive_failures if state else 0,
+        problems=[f for f in findings if f.status not in NOT_PROBLEMS],
+        findings=findings,
+    )
 
 
-def status_of(state: IntegrationState | None) -> str:
-    return state.status.value if state else Status.UNKNOWN.value
+def detail_view(
+    view: schemas.Integration, transitions: Sequence[Transition]
+) -> schemas.IntegrationDetail:
+    """One integration's view with its recent history (the store's, newest first)."""
+    history = [schemas.Transition.model_validate(t) for t in transitions]
+    return schemas.IntegrationDetail(**dict(view), transitions=history)
+
+
+def answer(body: BaseModel, status: int = 200) -> web.Response:
+    """A JSON answer from its body model: the shape `/openapi.json` describes."""
+    return web.Response(status=status, text=body.model_dump_json(), content_type="application/json")
+
+
+def status_of(state: IntegrationState | None) -> Status:
+    return state.status if state else Status.UNKNOWN
 
 
 class ViewCache:
@@ -74,11 +92,11 @@ class ViewCache:
         hit = self._cache.get(integration.id)
         if hit is not None and hit[0] is state and hit[1] is result:
             return hit[2]
-        text = json.dumps(integration_view(integration, state, result))
+        text = integration_view(integration, state, result).model_dump_json()
         self._cache[integration.id] = (state, result, text)
         return text
 
-    def status(self, integration: Integration) -> str:
+    def status(self, integration: Integration) -> Status:
         return status_of(self._states.get(integration.id))
 
 
@@ -99,24 +117,24 @@ def incident_visible(incident: Incident, principal: Principal) -> bool:
     return principal.is_admin or principal.tenant in incident_tenants(incident)
 
 
-def incident_view(incident: Incident) -> dict[str, Any]:
+def incident_view(incident: Incident) -> schemas.Incident:
     details = incident.details
-    return {
-        "dedup_key": incident.dedup_key,
-        "rule": incident.rule,
-        "summary": incident.summary,
-        "opened_at": incident.opened_at.isoformat(),
-        "resolved_at": _iso(incident.resolved_at),
-        "open": incident.is_open,
-        "integration": _str_or_none(details.get("integration")),
-        "provider": _str_or_none(details.get("provider")),
-        "tenant": _str_or_none(details.get("tenant")),
+    return schemas.Incident(
+        dedup_key=incident.dedup_key,
+        rule=incident.rule,
+        summary=incident.summary,
+        opened_at=incident.opened_at,
+        resolved_at=incident.resolved_at,
+        open=incident.is_open,
+        integration=_str_or_none(details.get("integration")),
+        provider=_str_or_none(details.get("provider")),
+        tenant=_str_or_none(details.get("tenant")),
         # Seed 000: while the bridge is down, these tenants' iMessages sit instead of
         # falling back to SMS, because they have no working Twilio integration.
-        "tenants_without_sms_fallback": [
+        tenants_without_sms_fallback=[
             str(t) for t in details.get("tenants_without_sms_fallback", [])
         ],
-    }
+    )
 
 
 class Query:
@@ -172,10 +190,6 @@ class Query:
     def boolean(self, key: str) -> bool | None:
         value = self.choice(key, ("true", "false"))
         return None if value is None else value == "true"
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _str_or_none(value: object) -> str | None:

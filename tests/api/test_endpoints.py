@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from healthd.api import schemas
 from healthd.api.openapi import openapi_document
 from healthd.clock import FakeClock
 from healthd.daemon import Daemon
+from healthd.registry import probes
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
 from tests.api.conftest import (
@@ -293,3 +295,32 @@ def test_openapi_security_of_health_and_metrics_follows_the_settings(require: bo
     for path in ("/healthz", "/readyz", "/metrics"):
         assert bool(doc["paths"][path]["get"]["security"]) is require
         assert ("401" in doc["paths"][path]["get"]["responses"]) is require
+
+
+def refs(node: Any) -> set[str]:
+    """Every `$ref` anywhere in a JSON document."""
+    if isinstance(node, dict):
+        found = {node["$ref"]} if isinstance(node.get("$ref"), str) else set()
+        return found.union(*(refs(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(refs(v) for v in node))
+    return set()
+
+
+def test_openapi_schemas_are_the_body_models_and_every_reference_resolves() -> None:
+    doc = openapi_document()
+    components = doc["components"]["schemas"]
+
+    for model in (*schemas.RESPONSES, *schemas.REQUESTS):
+        assert model.__name__ in components
+    assert {r.removeprefix("#/components/schemas/") for r in refs(doc)} <= set(components)
+    detail = doc["paths"]["/api/v1/integrations/{id}"]["get"]["responses"]["200"]
+    assert detail["content"]["application/json"]["schema"]["$ref"].endswith("IntegrationDetail")
+
+
+def test_openapi_names_the_providers_from_the_probe_registry() -> None:
+    [provider, _] = openapi_document()["paths"]["/api/v1/errors/{provider}/{code}"]["get"][
+        "parameters"
+    ]
+
+    assert all(name in provider["description"] for name in probes())

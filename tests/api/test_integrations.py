@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from healthd.daemon import Daemon
+from healthd.registry import probe_class
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
 from tests.api.conftest import (
@@ -41,6 +42,43 @@ async def test_integration_view_has_status_since_last_checked_and_findings_with_
     assert problem["code"] == "bridge.auth_invalid"
     assert problem["summary"] and problem["remediation"]
     assert problem in view["findings"]
+
+
+async def test_integration_answer_carries_its_transitions_newest_first(
+    sim: SimulatorThread, sim_client: SimClient
+) -> None:
+    sim_client.set_scenario("imessage_bridge", "auth_fail", target="acme1")
+    config = fleet_config(sim, failure_threshold=1, success_threshold=1)
+    async with running_daemon(config) as d:
+        await sweep(d)
+        sim_client.reset()
+        await sweep(d)
+        view = (await call(d.url, "GET", "/api/v1/integrations/bridge-acme1", ACME_TOKEN)).json
+        listed = (await call(d.url, "GET", "/api/v1/integrations")).json
+
+    history = [(t["kind"], t["from_status"], t["to_status"]) for t in view["transitions"]]
+    assert history == [("recovered", "failing", "ok"), ("failed", "unknown", "failing")]
+    assert view["transitions"][0]["at"] >= view["transitions"][1]["at"]
+    assert all("transitions" not in v for v in listed["integrations"])  # one's own answer only
+
+
+async def test_another_tenants_transitions_are_not_found(sim: SimulatorThread) -> None:
+    async with running_daemon(fleet_config(sim)) as d:
+        await sweep(d)
+        answer = await call(d.url, "GET", "/api/v1/integrations/bridge-globex1", ACME_TOKEN)
+
+    assert_problem(answer, 404)
+
+
+async def test_answers_name_the_provider_as_its_probe_class_does(sim: SimulatorThread) -> None:
+    async with running_daemon(fleet_config(sim)) as d:
+        listed = (await call(d.url, "GET", "/api/v1/integrations")).json
+        one = (await call(d.url, "GET", "/api/v1/integrations/bridge-acme1")).json
+        live = (await call(d.url, "POST", "/api/v1/integrations/bridge-acme1/check")).json
+
+    expected = probe_class("imessage_bridge").traits.display_name
+    names = [v["provider_name"] for v in [*listed["integrations"], one, *live["integrations"]]]
+    assert names == [expected] * (len(FLEET) + 2)
 
 
 async def test_admin_list_holds_every_integration_and_a_count(sim: SimulatorThread) -> None:

@@ -14,12 +14,6 @@
     unreachable: { text: "Unreachable", icon: "⚠" },
     unknown: { text: "Not checked yet", icon: "?" },
   };
-  const PROVIDERS = {
-    imessage_bridge: "iMessage bridge",
-    twilio: "Twilio (SMS and MMS)",
-    sendgrid: "SendGrid (email)",
-    google: "Google (Gmail)",
-  };
   const SEVERITY = { failing: 0, unreachable: 1, degraded: 2, unknown: 3, ok: 4 };
 
   let views = new Map(); // integration id -> the API's integration view
@@ -102,10 +96,6 @@
     );
   }
 
-  function providerName(provider) {
-    return PROVIDERS[provider] || provider;
-  }
-
   // -- rendering ----------------------------------------------------------------------------
 
   function problemItem(finding) {
@@ -177,12 +167,14 @@
     const groups = byId("groups");
     const all = shown();
     const byProvider = new Map();
+    const names = new Map(); // provider -> its display name, as the API serves it
     for (const view of all) {
       if (!byProvider.has(view.provider)) byProvider.set(view.provider, []);
       byProvider.get(view.provider).push(view);
+      names.set(view.provider, view.provider_name || view.provider);
     }
     const sections = [];
-    const providers = Array.from(byProvider.keys()).sort((a, b) => providerName(a).localeCompare(providerName(b)));
+    const providers = Array.from(byProvider.keys()).sort((a, b) => names.get(a).localeCompare(names.get(b)));
     for (const provider of providers) {
       const items = byProvider.get(provider).sort(
         (a, b) => (SEVERITY[a.status] ?? 9) - (SEVERITY[b.status] ?? 9) || (a.name || a.id).localeCompare(b.name || b.id),
@@ -192,7 +184,7 @@
         el(
           "section",
           { class: "provider", "aria-labelledby": titleId },
-          el("h3", { id: titleId, class: "provider-title" }, providerName(provider), el("span", { class: "count" }, ` · ${counted(items)}`)),
+          el("h3", { id: titleId, class: "provider-title" }, names.get(provider), el("span", { class: "count" }, ` · ${counted(items)}`)),
           el("ul", { class: "integrations" }, items.map(integrationCard)),
         ),
       );

@@ -1,0 +1,211 @@
+"""The status API's request and response bodies, as pydantic models.
+
+Handlers build every JSON body they answer through one of these models (`views.py` maps
+healthd's own objects onto them) and validate the one body they accept (`SilenceRequest`),
+and `openapi.py` generates the document's schemas from the same classes: what a handler
+returns is the described shape by construction, not by a second, hand-kept copy.
+
+Response models have no defaults and every field is always sent, so the generated schemas
+mark every field required. Times are RFC 3339 with their offset (`+00:00`), as
+`datetime.isoformat()` writes them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
+
+from healthd.alerts.settings import MaintenanceWindow, RuleName
+from healthd.durations import Duration
+from healthd.model import Category, Status, TransitionKind
+
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+Count = Annotated[int, Field(ge=0)]
+
+
+class Body(BaseModel):
+    """A response body: built by the listener from healthd's own values, never from input."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+
+class Finding(Body):
+    check: str = Field(examples=["auth", "reachability"])
+    status: Status
+    code: str = Field(examples=["twilio.auth_invalid"])
+    provider_code: str | None = Field(examples=["20003"])
+    category: Category
+    summary: str
+    remediation: str = Field(description="what a person should do")
+    count: int | None
+    examples: list[str] = Field(description="provider object ids (message SIDs), never content")
+    network_error: bool
+
+
+class Transition(Body):
+    """A change of the integration's debounced status."""
+
+    kind: TransitionKind
+    at: Timestamp
+    from_status: Status
+    to_status: Status
+
+
+class Integration(Body):
+    id: str
+    name: str
+    provider: str
+    provider_name: str = Field(
+        description="the provider as people call it", examples=["iMessage bridge"]
+    )
+    tenant: str
+    status: Status = Field(description="debounced: failing after N bad runs, ok after M good ones")
+    since: Timestamp | None = Field(description="when the status last changed")
+    last_checked: Timestamp | None
+    last_success: Timestamp | None
+    unreachable_since: Timestamp | None
+    last_result_status: Status | None = Field(
+        description="the latest run's own status, before debouncing"
+    )
+    consecutive_failures: Count
+    problems: list[Finding] = Field(
+        description="the findings that are not ok: what is failing and the fix"
+    )
+    findings: list[Finding]
+
+
+class IntegrationDetail(Integration):
+    transitions: list[Transition] = Field(
+        description="the most recent changes of status, newest first (at most 20)"
+    )
+
+
+class LiveIntegration(Integration):
+    fresh: bool = Field(
+        description="the probe finished within the bound; false: this is the previous result"
+    )
+
+
+class IntegrationList(Body):
+    integrations: list[Integration]
+    count: Count
+
+
+class LiveCheck(Body):
+    integrations: list[LiveIntegration]
+    count: Count
+
+
+class Principal(Body):
+    name: str = Field(description="the token's name in the config")
+    role: Literal["admin", "tenant"]
+    tenant: str | None = Field(description="null for an admin token")
+
+
+class CatalogEntry(Body):
+    provider: str
+    code: str
+    title: str
+    meaning: str
+    fix: str
+    category: Category
+    retryable: bool
+    counts_against_health: bool
+
+
+class Incident(Body):
+    dedup_key: str
+    rule: str
+    summary: str
+    opened_at: Timestamp
+    resolved_at: Timestamp | None
+    open: bool
+    integration: str | None
+    provider: str | None
+    tenant: str | None
+    tenants_without_sms_fallback: list[str] = Field(
+        description="bridge incidents: tenants whose iMessages cannot fall back to SMS "
+        "(no working Twilio integration)"
+    )
+
+
+class IncidentList(Body):
+    incidents: list[Incident]
+    count: Count
+
+
+class Healthy(Body):
+    status: Literal["ok"]
+
+
+class Ready(Body):
+    status: Literal["ready"]
+
+
+class Problem(Body):
+    """RFC 9457 problem details: the body of every error answer."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+class Silence(MaintenanceWindow):
+    """A silence in force: the maintenance window it applies, and who set it when."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_serialization_defaults_required=True)
+
+    created_by: str
+    created_at: Timestamp
+
+
+class SilenceList(Body):
+    silences: list[Silence]
+    count: Count
+
+
+class SilenceRequest(BaseModel):
+    """The body of `POST /api/v1/silences`, validated as it arrives (see `silences.py`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    duration: Duration | None = None
+    rules: Literal["all"] | tuple[RuleName, ...] = "all"
+    integrations: tuple[str, ...] = ()
+    tenants: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
+
+
+# What the document describes, by direction: answers as serialised, requests as validated.
+RESPONSES: tuple[type[BaseModel], ...] = (
+    Integration,
+    IntegrationDetail,
+    IntegrationList,
+    LiveCheck,
+    Principal,
+    CatalogEntry,
+    IncidentList,
+    Healthy,
+    Ready,
+    Problem,
+    Silence,
+    SilenceList,
+)
+REQUESTS: tuple[type[BaseModel], ...] = (SilenceRequest,)
