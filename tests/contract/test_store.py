@@ -30,18 +30,26 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PLUS_TWO = timezone(timedelta(hours=2))
 
 MakeStore = Callable[..., Awaitable[Store]]
+# Builds a fresh, empty store (not opened); `place` is a path no other store in the test uses.
+Backend = Callable[[Path, Retention | None], Store]
+
+# Every Store implementation, one row each: a new backend is one more row here.
+BACKENDS = [
+    pytest.param(lambda place, retention: MemoryStore(retention=retention), id="memory"),
+    pytest.param(
+        lambda place, retention: SQLiteStore(place.with_suffix(".db"), retention=retention),
+        id="sqlite",
+    ),
+]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=BACKENDS)
 async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeStore]:
+    backend: Backend = request.param
     opened: list[Store] = []
 
     async def make(retention: Retention | None = None) -> Store:
-        store: Store
-        if request.param == "memory":
-            store = MemoryStore(retention=retention)
-        else:
-            store = SQLiteStore(tmp_path / f"healthd-{len(opened)}.db", retention=retention)
+        store = backend(tmp_path / f"healthd-{len(opened)}", retention)
         await store.open()
         opened.append(store)
         return store
