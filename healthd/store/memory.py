@@ -84,7 +84,8 @@ class MemoryStore:
         for transition in transitions:
             kept = self._transitions.setdefault(transition.integration_id, [])
             kept.append(transition)
-            del kept[: -self._retention.transitions]
+            # Not `kept[:-n]`: with n = 0 that slice is empty and would keep everything.
+            del kept[: max(len(kept) - self._retention.transitions, 0)]
 
     async def latest_results(self) -> dict[str, ProbeResult]:
         return dict(self._results)
