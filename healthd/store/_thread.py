@@ -72,7 +72,7 @@ class ConnectionThread(Generic[C]):
     async def run(self, operation: str, work: Callable[[C], T]) -> T:
         return await self._submit(operation, lambda: work(self._connection()))
 
-    def error(self, operation: str, exc: Exception) -> str:
+    def failure_message(self, operation: str, exc: Exception) -> str:
         """The message of the StoreError for `exc` raised by `operation`."""
         return f"{self.label}: {operation} failed: {exc}"
 
@@ -90,7 +90,7 @@ class ConnectionThread(Generic[C]):
         try:
             return work()
         except self._errors as exc:
-            raise StoreError(self.error(operation, exc)) from exc
+            raise StoreError(self.failure_message(operation, exc)) from exc
 
     def _connection(self) -> C:
         if self._conn is None:

@@ -182,7 +182,7 @@ class SQLiteStore:
         except BaseException as exc:
             conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
-                raise RowsRefused(self._thread.error("record_run", exc)) from exc
+                raise RowsRefused(self._thread.failure_message("record_run", exc)) from exc
             raise
         conn.execute("COMMIT")
 
