@@ -59,6 +59,9 @@ class Store(Protocol):
     Contract:
     - `record_run` writes the state, the result and the transitions in one transaction,
       so a crash leaves either all of a run or none of it.
+    - `transitions` lists one integration's transitions newest first (the order they were
+      recorded in), at most `limit`; only the newest `Retention.transitions` of each
+      integration are kept.
     - `apply_alerts` writes incident changes and their outbox rows in one transaction:
       an incident is never marked open without its trigger queued, nor resolved without
       its resolve queued.

@@ -5,6 +5,12 @@
 - `memory:` keeps everything in the process (tests, `healthd check`);
 - `sqlite:///var/lib/healthd/state.db` (everything after `sqlite://` is the file path, so
   three slashes make it absolute) or a bare path ending in `.db` uses one SQLite file.
+
+A backend is its dialect put together from the parts every backend shares: `_rows` (the
+row codecs: one encoding), `_writer` (group commit of `record_run`) and `_retention` (how
+much history is kept). `sqlite.py` adds the SQLite schema (`_sqlite_schema`), its
+statements and the thread its blocking driver runs on (`_thread`). `MemoryStore` defines
+the semantics; `tests/contract/test_store.py` holds every backend to them (one row each).
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ completion without yielding, which is what makes its claims atomic.
 from __future__ import annotations
 
 import itertools
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -27,9 +26,7 @@ from healthd.model import (
     Transition,
 )
 from healthd.store._retention import Retention
-
-_IN_FLIGHT = (OutboxStatus.PENDING, OutboxStatus.SENDING)
-_FINISHED = (OutboxStatus.SENT, OutboxStatus.REJECTED)
+from healthd.store._rows import FINISHED, IN_FLIGHT, meta_text, meta_value
 
 
 @dataclass(kw_only=True, slots=True)
@@ -87,7 +84,8 @@ class MemoryStore:
         for transition in transitions:
             kept = self._transitions.setdefault(transition.integration_id, [])
             kept.append(transition)
-            del kept[: -self._retention.transitions]
+            # Not `kept[:-n]`: with n = 0 that slice is empty and would keep everything.
+            del kept[: max(len(kept) - self._retention.transitions, 0)]
 
     async def latest_results(self) -> dict[str, ProbeResult]:
         return dict(self._results)
@@ -147,7 +145,7 @@ class MemoryStore:
         claimed: list[OutboxItem] = []
         in_flight_keys: set[tuple[str, str]] = set()
         for row in sorted(self._outbox.values(), key=lambda r: r.id):
-            if row.status not in _IN_FLIGHT:
+            if row.status not in IN_FLIGHT:
                 continue
             key = (row.channel, row.event.dedup_key)
             blocked = key in in_flight_keys
@@ -187,19 +185,18 @@ class MemoryStore:
         return len(stale)
 
     async def outbox_pending(self) -> dict[str, int]:
-        return dict(Counter(r.channel for r in self._outbox.values() if r.status in _IN_FLIGHT))
+        return dict(Counter(r.channel for r in self._outbox.values() if r.status in IN_FLIGHT))
 
     async def outbox_oldest_pending(self, now: datetime) -> float | None:
-        created = [r.created_at for r in self._outbox.values() if r.status in _IN_FLIGHT]
+        created = [r.created_at for r in self._outbox.values() if r.status in IN_FLIGHT]
         return (now - min(created)).total_seconds() if created else None
 
     async def get_meta(self, key: str) -> Any:
-        raw = self._meta.get(key)
-        return None if raw is None else json.loads(raw)
+        return meta_value(self._meta.get(key))
 
     async def set_meta(self, key: str, value: Any) -> None:
-        # Kept as JSON text so callers get the same copies and the same errors as from SQLite.
-        self._meta[key] = json.dumps(value)
+        # Kept as the backends' JSON text, so callers get the same copies and the same errors.
+        self._meta[key] = meta_text(value)
 
     def _row(self, item_id: int, operation: str) -> _OutboxRow:
         row = self._outbox.get(item_id)
@@ -210,7 +207,7 @@ class MemoryStore:
     def _prune_finished(self, now: datetime) -> None:
         cutoff = now - self._retention.finished_outbox_age
         finished = sorted(
-            (r for r in self._outbox.values() if r.status in _FINISHED),
+            (r for r in self._outbox.values() if r.status in FINISHED),
             key=lambda r: r.id,
             reverse=True,
         )

@@ -1,25 +1,16 @@
-"""The durable Store: one SQLite file in WAL mode, worked by one dedicated thread.
+"""The durable Store on SQLite: one file in WAL mode, worked by one dedicated thread.
 
-Why this shape:
-- sqlite3 blocks, so every statement runs on a single-thread executor and the event loop
-  only awaits a future. One thread also means the connection is never shared between
-  threads, and the store's own calls are serialised without a lock.
-- WAL with synchronous=NORMAL keeps every committed transaction across a process crash
-  (the guarantee the daemon needs: a restart neither re-pages nor resets the
-  unreachable timer) while readers never wait for the writer.
-- Write methods use BEGIN IMMEDIATE, so a second process on the same file waits for the
-  write lock (busy_timeout) before reading what it is about to change, instead of failing
-  half-way through.
-- `record_run` is group-committed: runs queue up while the thread is busy and are written
-  together in one transaction when it is free; each caller returns once the transaction
-  holding its run has committed. One transaction and one thread hop per probe were about a
-  fifth of the daemon's CPU at high concurrency (bench/RESULTS.md). Each run still lands
-  all-or-nothing: when a batch fails, its runs are retried one transaction each, so only
-  the run that cannot be written fails (with StoreError) and the others land.
-- Datetimes are stored as fixed-width UTC ISO 8601 text (`...T12:00:00.000000+00:00`), so
-  text order is time order and `next_attempt_at <= ?` works in SQL.
+This module is the SQLite dialect: the statements each Store method runs, and how the
+shared parts are put together for SQLite:
 
-Every sqlite3 error becomes a `StoreError` that names the file and the operation.
+- `healthd.store._rows` encodes and decodes every row (as it does for any backend);
+- `healthd.store._thread` owns the blocking connection on its own thread;
+- `healthd.store._writer` group-commits `record_run`: here a batch is one BEGIN IMMEDIATE
+  transaction with one `executemany` per table, run in one hop to the thread;
+- `healthd.store._sqlite_schema` holds the schema, its migrations and the PRAGMAs.
+
+Write methods use BEGIN IMMEDIATE (`_sqlite_schema.transaction`). Every sqlite3 error
+becomes a `StoreError` that names the file and the operation.
 
 Cancelling a call does not stop its statement: the thread finishes the transaction. A claim
 whose caller was cancelled leaves rows in `sending`, which `requeue_stale` returns on the
@@ -28,17 +19,12 @@ next start.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from healthd.errors import StoreError
 from healthd.model import (
@@ -48,89 +34,90 @@ from healthd.model import (
     OutboxItem,
     OutboxStatus,
     ProbeResult,
-    Status,
     Transition,
-    TransitionKind,
 )
+from healthd.store import _rows
 from healthd.store._retention import Retention
+from healthd.store._sqlite_schema import PUT_META, SCHEMA_VERSION, connect, transaction
+from healthd.store._thread import ConnectionThread
+from healthd.store._writer import GroupCommit, RowsRefused
 
-T = TypeVar("T")
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-BUSY_TIMEOUT_MS = 5_000
 
-# Each entry upgrades the schema by one version; append, never edit a released one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        """CREATE TABLE meta (
-            key TEXT PRIMARY KEY,
-            value TEXT NOT NULL
-        )""",
-        """CREATE TABLE integration_state (
-            integration_id TEXT PRIMARY KEY,
-            status TEXT NOT NULL,
-            since TEXT,
-            consecutive_failures INTEGER NOT NULL,
-            consecutive_successes INTEGER NOT NULL,
-            last_checked TEXT,
-            last_success TEXT,
-            unreachable_since TEXT,
-            last_result_status TEXT NOT NULL,
-            reachable_streak INTEGER NOT NULL DEFAULT 0
-        )""",
-        """CREATE TABLE latest_result (
-            integration_id TEXT PRIMARY KEY,
-            result TEXT NOT NULL
-        )""",
-        """CREATE TABLE transitions (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            integration_id TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            at TEXT NOT NULL,
-            from_status TEXT NOT NULL,
-            to_status TEXT NOT NULL
-        )""",
-        "CREATE INDEX transitions_by_integration ON transitions (integration_id, id)",
-        """CREATE TABLE incidents (
-            dedup_key TEXT PRIMARY KEY,
-            rule TEXT NOT NULL,
-            summary TEXT NOT NULL,
-            opened_at TEXT NOT NULL,
-            resolved_at TEXT,
-            details TEXT NOT NULL
-        )""",
-        # dedup_key is copied out of the event so the ordering rule of claim_due can use
-        # an index.
-        """CREATE TABLE outbox (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            channel TEXT NOT NULL,
-            dedup_key TEXT NOT NULL,
-            event TEXT NOT NULL,
-            status TEXT NOT NULL,
-            attempts INTEGER NOT NULL,
-            next_attempt_at TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            last_error TEXT,
-            sent_at TEXT
-        )""",
-        "CREATE INDEX outbox_by_status ON outbox (status, next_attempt_at, id)",
-        "CREATE INDEX outbox_by_key ON outbox (channel, dedup_key, id)",
-    ),
+def _columns(names: Sequence[str]) -> str:
+    return ", ".join(names)
+
+
+def _marks(names: Sequence[str]) -> str:
+    return ", ".join("?" * len(names))
+
+
+def _statuses(statuses: Sequence[OutboxStatus]) -> str:
+    return "(" + ", ".join(f"'{s.value}'" for s in statuses) + ")"
+
+
+_IN_FLIGHT = _statuses(_rows.IN_FLIGHT)
+_FINISHED = _statuses(_rows.FINISHED)
+
+_SELECT_STATES = f"SELECT {_columns(_rows.STATE_COLUMNS)} FROM integration_state"
+_PUT_STATE = (
+    f"INSERT OR REPLACE INTO integration_state ({_columns(_rows.STATE_COLUMNS)})"
+    f" VALUES ({_marks(_rows.STATE_COLUMNS)})"
 )
-SCHEMA_VERSION = len(MIGRATIONS)
-
-_IN_FLIGHT = "('pending', 'sending')"
-_FINISHED = "('sent', 'rejected')"
-_OUTBOX_COLUMNS = "id, channel, event, status, attempts, next_attempt_at, created_at, last_error"
-
-
-@dataclass(frozen=True, slots=True)
-class _QueuedRun:
-    """One `record_run` waiting for the writer: its rows, made on the loop, and its caller."""
-
-    state_row: tuple[Any, ...]
-    result_row: tuple[str, str]
-    transition_rows: list[tuple[str, str, str, str, str]]
-    done: asyncio.Future[None]
+_SELECT_RESULTS = f"SELECT {_columns(_rows.RESULT_COLUMNS)} FROM latest_result"
+_PUT_RESULT = (
+    f"INSERT OR REPLACE INTO latest_result ({_columns(_rows.RESULT_COLUMNS)})"
+    f" VALUES ({_marks(_rows.RESULT_COLUMNS)})"
+)
+_ADD_TRANSITION = (
+    f"INSERT INTO transitions ({_columns(_rows.TRANSITION_COLUMNS)})"
+    f" VALUES ({_marks(_rows.TRANSITION_COLUMNS)})"
+)
+_PRUNE_TRANSITIONS = (
+    "DELETE FROM transitions WHERE integration_id = ? AND id <= ("
+    " SELECT id FROM transitions WHERE integration_id = ?"
+    " ORDER BY id DESC LIMIT 1 OFFSET ?)"
+)
+_SELECT_TRANSITIONS = (
+    f"SELECT {_columns(_rows.TRANSITION_COLUMNS)} FROM transitions"
+    " WHERE integration_id = ? ORDER BY id DESC LIMIT ?"
+)
+_SELECT_INCIDENTS = f"SELECT {_columns(_rows.INCIDENT_COLUMNS)} FROM incidents"
+# A key opened again after its resolve reuses the row; opening one that is still open
+# keeps the original start of the page.
+_OPEN_INCIDENT = (
+    f"INSERT INTO incidents ({_columns(_rows.INCIDENT_COLUMNS)})"
+    f" VALUES ({_marks(_rows.INCIDENT_COLUMNS)})"
+    " ON CONFLICT (dedup_key) DO UPDATE SET rule = excluded.rule,"
+    " summary = excluded.summary, details = excluded.details,"
+    " opened_at = CASE WHEN incidents.resolved_at IS NULL"
+    "   THEN incidents.opened_at ELSE excluded.opened_at END,"
+    " resolved_at = excluded.resolved_at"
+)
+_RESOLVE_INCIDENT = (
+    "UPDATE incidents SET resolved_at = ? WHERE dedup_key = ? AND resolved_at IS NULL"
+)
+_ADD_OUTBOX_ROW = (
+    f"INSERT INTO outbox ({_columns(_rows.NEW_OUTBOX_COLUMNS)})"
+    f" VALUES ({_marks(_rows.NEW_OUTBOX_COLUMNS)})"
+)
+# A row waits while an older row for the same incident and channel is still in flight: a
+# resolve must never reach PagerDuty before its trigger.
+_SELECT_DUE = (
+    f"SELECT {_columns(_rows.OUTBOX_ITEM_COLUMNS)} FROM outbox AS o"
+    " WHERE status = 'pending' AND next_attempt_at <= ?"
+    " AND NOT EXISTS (SELECT 1 FROM outbox AS older"
+    "   WHERE older.channel = o.channel AND older.dedup_key = o.dedup_key"
+    f"   AND older.id < o.id AND older.status IN {_IN_FLIGHT})"
+    " ORDER BY id LIMIT ?"
+)
+_CLAIM = "UPDATE outbox SET status = 'sending' WHERE id = ? AND status = 'pending'"
+_PRUNE_FINISHED = (
+    f"DELETE FROM outbox WHERE status IN {_FINISHED} AND (created_at < ?"
+    f" OR id <= (SELECT id FROM outbox WHERE status IN {_FINISHED}"
+    "   ORDER BY id DESC LIMIT 1 OFFSET ?))"
+)
 
 
 class SQLiteStore:
@@ -149,225 +136,81 @@ class SQLiteStore:
     ) -> None:
         self.path = Path(path)
         self._retention = retention or Retention()
-        self._on_connect = on_connect
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
-        self._queue: list[_QueuedRun] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._thread = ConnectionThread[sqlite3.Connection](
+            f"sqlite store {self.path}",
+            connect=partial(connect, self.path, on_connect),
+            disconnect=sqlite3.Connection.close,
+            errors=sqlite3.Error,
+        )
+        self._runs = GroupCommit[_rows.RunRows](
+            self._write_runs, label=self._thread.label, task_name="healthd-store-runs"
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._executor is not None:
-            raise StoreError(f"sqlite store {self.path}: already open")
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="healthd-store")
-        try:
-            await self._run("open", self._connect)
-        except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
-            raise
+        await self._thread.open()
 
     async def close(self) -> None:
-        if self._executor is None:
-            return
-        if self._writer is not None:  # runs already queued are written before closing
-            await asyncio.wait({self._writer})
-        try:
-            await self._run("close", self._disconnect)
-        finally:
-            self._executor.shutdown(wait=True)
-            self._executor = None
-
-    def _connect(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode != "wal":
-                raise StoreError(f"sqlite store {self.path}: cannot use WAL (journal is {mode})")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            self._migrate(conn)
-            if self._on_connect is not None:
-                self._on_connect(conn)
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-
-    def _disconnect(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        with _transaction(conn):
-            version = _schema_version(conn)
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"sqlite store {self.path}: schema version {version} is newer than "
-                    f"this healthd supports ({SCHEMA_VERSION})"
-                )
-            for statements in MIGRATIONS[version:]:
-                for statement in statements:
-                    conn.execute(statement)
-            if version < SCHEMA_VERSION:
-                _put_meta(conn, "schema_version", SCHEMA_VERSION)
-
-    async def _run(self, operation: str, work: Callable[[], T]) -> T:
-        if self._executor is None:
-            raise StoreError(f"sqlite store {self.path}: {operation} on a store that is not open")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._guarded, operation, work)
-
-    def _guarded(self, operation: str, work: Callable[[], T]) -> T:
-        try:
-            return work()
-        except sqlite3.Error as exc:
-            raise self._error(operation, exc) from exc
-
-    def _error(self, operation: str, exc: sqlite3.Error) -> StoreError:
-        return StoreError(f"sqlite store {self.path}: {operation} failed: {exc}")
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StoreError(f"sqlite store {self.path}: not open")
-        return self._conn
+        await self._runs.flush()  # runs already queued are written before closing
+        await self._thread.close()
 
     # -- state and results -------------------------------------------------------------
 
     async def load_states(self) -> dict[str, IntegrationState]:
-        def work() -> dict[str, IntegrationState]:
-            rows = self._db().execute(
-                "SELECT integration_id, status, since, consecutive_failures,"
-                " consecutive_successes, last_checked, last_success, unreachable_since,"
-                " last_result_status, reachable_streak FROM integration_state"
-            )
-            return {row[0]: _state_from_row(row) for row in rows}
+        def work(conn: sqlite3.Connection) -> dict[str, IntegrationState]:
+            return {row[0]: _rows.state_from_row(row) for row in conn.execute(_SELECT_STATES)}
 
-        return await self._run("load_states", work)
+        return await self._thread.run("load_states", work)
 
     async def record_run(
         self, state: IntegrationState, result: ProbeResult, transitions: Sequence[Transition]
     ) -> None:
-        if self._executor is None:
-            raise StoreError(f"sqlite store {self.path}: record_run on a store that is not open")
-        run = _QueuedRun(
-            state_row=_state_to_row(state),
-            result_row=(result.integration_id, json.dumps(result.to_dict())),
-            transition_rows=[
-                (t.integration_id, t.kind.value, _iso(t.at), t.from_status.value, t.to_status.value)
-                for t in transitions
-            ],
-            done=asyncio.get_running_loop().create_future(),
-        )
-        self._queue.append(run)
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_queued(), name="healthd-store-runs")
-        await run.done
+        self._thread.ensure_open("record_run")
+        await self._runs.submit(_rows.run_rows(state, result, transitions))
 
-    async def _write_queued(self) -> None:
-        """Writes what is queued, one batch per transaction, until the queue is empty."""
-        batch: list[_QueuedRun] = []
-        try:
-            while self._queue:
-                batch, self._queue = self._queue, []
-                outcomes: list[BaseException | None]
-                try:
-                    outcomes = list(await self._run("record_run", partial(self._write_runs, batch)))
-                except Exception as exc:  # no write lock, a failed COMMIT: no run's fault
-                    outcomes = [exc] * len(batch)
-                for run, outcome in zip(batch, outcomes, strict=True):
-                    _settle(run.done, outcome)
-                batch = []
-        finally:
-            self._writer = None
-            # Only when this task is cancelled (the loop is closing) is anything left here.
-            for run in (*batch, *self._queue):
-                _settle(run.done, StoreError(f"sqlite store {self.path}: record_run cancelled"))
-            self._queue = []
+    async def _write_runs(self, runs: list[_rows.RunRows]) -> None:
+        """The group commit's batch write: one transaction, one hop to the thread."""
+        await self._thread.run("record_run", partial(self._write_batch, runs))
 
-    def _write_runs(self, batch: list[_QueuedRun]) -> list[StoreError | None]:
-        """On the store's thread: the batch in one transaction, or else each run alone.
-
-        Not getting the write lock (another process held it past busy_timeout) or a failed
-        COMMIT is no run's fault: that raises, and every caller in the batch hears it.
-        """
-        conn = self._db()
+    def _write_batch(self, runs: list[_rows.RunRows], conn: sqlite3.Connection) -> None:
+        """On the store's thread. Not getting the write lock (BEGIN, past busy_timeout) or
+        a failed COMMIT raises the sqlite3 error as is: no run's fault."""
         conn.execute("BEGIN IMMEDIATE")
         try:
-            self._write(conn, batch)
+            self._insert_runs(conn, runs)
         except BaseException as exc:
             conn.execute("ROLLBACK")
-            if not isinstance(exc, sqlite3.Error) or len(batch) == 1:
-                raise
-        else:
-            conn.execute("COMMIT")
-            return [None] * len(batch)
-        # A run the database refuses must not fail the runs queued with it.
-        outcomes: list[StoreError | None] = []
-        for run in batch:
-            try:
-                with _transaction(conn):
-                    self._write(conn, [run])
-                outcomes.append(None)
-            except sqlite3.Error as exc:
-                outcomes.append(self._error("record_run", exc))
-        return outcomes
+            if isinstance(exc, sqlite3.Error):
+                raise RowsRefused(self._thread.failure_message("record_run", exc)) from exc
+            raise
+        conn.execute("COMMIT")
 
-    def _write(self, conn: sqlite3.Connection, runs: list[_QueuedRun]) -> None:
+    def _insert_runs(self, conn: sqlite3.Connection, runs: list[_rows.RunRows]) -> None:
         """The runs' rows, one statement per table for the whole batch (in queue order, so a
         later run of the same integration wins)."""
-        conn.executemany(
-            "INSERT OR REPLACE INTO integration_state VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run.state_row for run in runs],
-        )
-        conn.executemany(
-            "INSERT OR REPLACE INTO latest_result VALUES (?, ?)", [run.result_row for run in runs]
-        )
-        transitions = [row for run in runs for row in run.transition_rows]
+        conn.executemany(_PUT_STATE, [run.state for run in runs])
+        conn.executemany(_PUT_RESULT, [run.result for run in runs])
+        transitions = [row for run in runs for row in run.transitions]
         if not transitions:
             return
-        conn.executemany(
-            "INSERT INTO transitions (integration_id, kind, at, from_status, to_status)"
-            " VALUES (?, ?, ?, ?, ?)",
-            transitions,
-        )
+        conn.executemany(_ADD_TRANSITION, transitions)
+        keep = self._retention.transitions
         for integration_id in {row[0] for row in transitions}:
-            conn.execute(
-                "DELETE FROM transitions WHERE integration_id = ? AND id <= ("
-                " SELECT id FROM transitions WHERE integration_id = ?"
-                " ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (integration_id, integration_id, self._retention.transitions),
-            )
+            conn.execute(_PRUNE_TRANSITIONS, (integration_id, integration_id, keep))
 
     async def latest_results(self) -> dict[str, ProbeResult]:
-        def work() -> dict[str, ProbeResult]:
-            rows = self._db().execute("SELECT integration_id, result FROM latest_result")
-            return {row[0]: ProbeResult.from_dict(json.loads(row[1])) for row in rows}
+        def work(conn: sqlite3.Connection) -> dict[str, ProbeResult]:
+            return {row[0]: _rows.result_from_row(row) for row in conn.execute(_SELECT_RESULTS)}
 
-        return await self._run("latest_results", work)
+        return await self._thread.run("latest_results", work)
 
     async def transitions(self, integration_id: str, limit: int = 20) -> list[Transition]:
-        def work() -> list[Transition]:
-            rows = self._db().execute(
-                "SELECT integration_id, kind, at, from_status, to_status FROM transitions"
-                " WHERE integration_id = ? ORDER BY id DESC LIMIT ?",
-                (integration_id, limit),
-            )
-            return [
-                Transition(
-                    integration_id=row[0],
-                    kind=TransitionKind(row[1]),
-                    at=_parse(row[2]),
-                    from_status=Status(row[3]),
-                    to_status=Status(row[4]),
-                )
-                for row in rows
-            ]
+        def work(conn: sqlite3.Connection) -> list[Transition]:
+            rows = conn.execute(_SELECT_TRANSITIONS, (integration_id, limit))
+            return [_rows.transition_from_row(row) for row in rows]
 
-        return await self._run("transitions", work)
+        return await self._thread.run("transitions", work)
 
     # -- incidents and the outbox ------------------------------------------------------
 
@@ -390,25 +233,11 @@ class SQLiteStore:
     async def _incidents(
         self, operation: str, clause: str, params: tuple[Any, ...]
     ) -> list[Incident]:
-        def work() -> list[Incident]:
-            rows = self._db().execute(
-                "SELECT dedup_key, rule, summary, opened_at, resolved_at, details"
-                f" FROM incidents {clause}",
-                params,
-            )
-            return [
-                Incident(
-                    dedup_key=row[0],
-                    rule=row[1],
-                    summary=row[2],
-                    opened_at=_parse(row[3]),
-                    resolved_at=_parse_optional(row[4]),
-                    details=json.loads(row[5]),
-                )
-                for row in rows
-            ]
+        def work(conn: sqlite3.Connection) -> list[Incident]:
+            rows = conn.execute(f"{_SELECT_INCIDENTS} {clause}", params)
+            return [_rows.incident_from_row(row) for row in rows]
 
-        return await self._run(operation, work)
+        return await self._thread.run(operation, work)
 
     async def apply_alerts(
         self,
@@ -418,109 +247,54 @@ class SQLiteStore:
         events: Sequence[tuple[str, AlertEvent]],
         now: datetime,
     ) -> None:
-        incident_rows = [
-            (
-                i.dedup_key,
-                i.rule,
-                i.summary,
-                _iso(i.opened_at),
-                _iso_optional(i.resolved_at),
-                json.dumps(dict(i.details)),
-            )
-            for i in opened
-        ]
-        resolve_rows = [(_iso(at), key) for key, at in resolved]
-        stamp = _iso(now)
-        event_rows = [
-            (channel, event.dedup_key, json.dumps(event.to_dict()), stamp, stamp)
-            for channel, event in events
-        ]
+        incident_rows = [_rows.incident_row(i) for i in opened]
+        resolve_rows = [(_rows.iso(at), key) for key, at in resolved]
+        outbox_rows = [_rows.outbox_row(channel, event, now) for channel, event in events]
 
-        def work() -> None:
-            conn = self._db()
-            with _transaction(conn):
-                # A key opened again after its resolve reuses the row; opening one that is
-                # still open keeps the original start of the page.
-                conn.executemany(
-                    "INSERT INTO incidents VALUES (?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (dedup_key) DO UPDATE SET rule = excluded.rule,"
-                    " summary = excluded.summary, details = excluded.details,"
-                    " opened_at = CASE WHEN incidents.resolved_at IS NULL"
-                    "   THEN incidents.opened_at ELSE excluded.opened_at END,"
-                    " resolved_at = excluded.resolved_at",
-                    incident_rows,
-                )
-                conn.executemany(
-                    "UPDATE incidents SET resolved_at = ? WHERE dedup_key = ?"
-                    " AND resolved_at IS NULL",
-                    resolve_rows,
-                )
-                conn.executemany(
-                    "INSERT INTO outbox (channel, dedup_key, event, status, attempts,"
-                    " next_attempt_at, created_at) VALUES (?, ?, ?, 'pending', 0, ?, ?)",
-                    event_rows,
-                )
+        def work(conn: sqlite3.Connection) -> None:
+            with transaction(conn):
+                conn.executemany(_OPEN_INCIDENT, incident_rows)
+                conn.executemany(_RESOLVE_INCIDENT, resolve_rows)
+                conn.executemany(_ADD_OUTBOX_ROW, outbox_rows)
 
-        await self._run("apply_alerts", work)
+        await self._thread.run("apply_alerts", work)
 
     async def claim_due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
-        stamp = _iso(now)
+        stamp = _rows.iso(now)
 
-        def work() -> list[OutboxItem]:
-            conn = self._db()
+        def work(conn: sqlite3.Connection) -> list[OutboxItem]:
             claimed: list[OutboxItem] = []
-            with _transaction(conn):
-                # A row waits while an older row for the same incident and channel is still
-                # in flight: a resolve must never reach PagerDuty before its trigger.
-                rows = conn.execute(
-                    f"SELECT {_OUTBOX_COLUMNS} FROM outbox AS o"
-                    " WHERE status = 'pending' AND next_attempt_at <= ?"
-                    " AND NOT EXISTS (SELECT 1 FROM outbox AS older"
-                    "   WHERE older.channel = o.channel AND older.dedup_key = o.dedup_key"
-                    f"   AND older.id < o.id AND older.status IN {_IN_FLIGHT})"
-                    " ORDER BY id LIMIT ?",
-                    (stamp, limit),
-                ).fetchall()
+            with transaction(conn):
+                rows = conn.execute(_SELECT_DUE, (stamp, limit)).fetchall()
                 for row in rows:
-                    taken = conn.execute(
-                        "UPDATE outbox SET status = 'sending' WHERE id = ? AND status = 'pending'",
-                        (row[0],),
-                    ).rowcount
-                    if taken == 1:
-                        claimed.append(_outbox_item(row, OutboxStatus.SENDING))
+                    if conn.execute(_CLAIM, (row[0],)).rowcount == 1:
+                        claimed.append(_rows.outbox_item(row, OutboxStatus.SENDING))
             return claimed
 
-        return await self._run("claim_due", work)
+        return await self._thread.run("claim_due", work)
 
     async def mark_sent(self, item_id: int, now: datetime) -> None:
-        stamp = _iso(now)
-        cutoff = _iso(now - self._retention.finished_outbox_age)
+        stamp = _rows.iso(now)
+        cutoff = _rows.iso(now - self._retention.finished_outbox_age)
         keep = self._retention.finished_outbox
 
-        def work() -> None:
-            conn = self._db()
-            with _transaction(conn):
+        def work(conn: sqlite3.Connection) -> None:
+            with transaction(conn):
                 _update_outbox_row(
                     conn,
                     "mark_sent",
                     "status = 'sent', attempts = attempts + 1, sent_at = ?",
                     (stamp, item_id),
                 )
-                conn.execute(
-                    f"DELETE FROM outbox WHERE status IN {_FINISHED} AND (created_at < ?"
-                    f" OR id <= (SELECT id FROM outbox WHERE status IN {_FINISHED}"
-                    "   ORDER BY id DESC LIMIT 1 OFFSET ?))",
-                    (cutoff, keep),
-                )
+                conn.execute(_PRUNE_FINISHED, (cutoff, keep))
 
-        await self._run("mark_sent", work)
+        await self._thread.run("mark_sent", work)
 
     async def mark_retry(self, item_id: int, next_attempt_at: datetime, error: str) -> None:
-        stamp = _iso(next_attempt_at)
+        stamp = _rows.iso(next_attempt_at)
 
-        def work() -> None:
-            conn = self._db()
-            with _transaction(conn):
+        def work(conn: sqlite3.Connection) -> None:
+            with transaction(conn):
                 _update_outbox_row(
                     conn,
                     "mark_retry",
@@ -529,12 +303,11 @@ class SQLiteStore:
                     (stamp, error, item_id),
                 )
 
-        await self._run("mark_retry", work)
+        await self._thread.run("mark_retry", work)
 
     async def mark_rejected(self, item_id: int, error: str) -> None:
-        def work() -> None:
-            conn = self._db()
-            with _transaction(conn):
+        def work(conn: sqlite3.Connection) -> None:
+            with transaction(conn):
                 _update_outbox_row(
                     conn,
                     "mark_rejected",
@@ -542,80 +315,54 @@ class SQLiteStore:
                     (error, item_id),
                 )
 
-        await self._run("mark_rejected", work)
+        await self._thread.run("mark_rejected", work)
 
     async def requeue_stale(self) -> int:
-        def work() -> int:
-            conn = self._db()
-            with _transaction(conn):
+        def work(conn: sqlite3.Connection) -> int:
+            with transaction(conn):
                 return conn.execute(
                     "UPDATE outbox SET status = 'pending' WHERE status = 'sending'"
                 ).rowcount
 
-        return await self._run("requeue_stale", work)
+        return await self._thread.run("requeue_stale", work)
 
     async def outbox_pending(self) -> dict[str, int]:
-        def work() -> dict[str, int]:
-            rows = self._db().execute(
+        def work(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
                 f"SELECT channel, COUNT(*) FROM outbox WHERE status IN {_IN_FLIGHT}"
                 " GROUP BY channel"
             )
             return {row[0]: row[1] for row in rows}
 
-        return await self._run("outbox_pending", work)
+        return await self._thread.run("outbox_pending", work)
 
     async def outbox_oldest_pending(self, now: datetime) -> float | None:
-        def work() -> str | None:
-            row = (
-                self._db()
-                .execute(f"SELECT MIN(created_at) FROM outbox WHERE status IN {_IN_FLIGHT}")
-                .fetchone()
-            )
+        def work(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                f"SELECT MIN(created_at) FROM outbox WHERE status IN {_IN_FLIGHT}"
+            ).fetchone()
             return row[0] if row else None
 
-        oldest = await self._run("outbox_oldest_pending", work)
-        return None if oldest is None else (now - _parse(oldest)).total_seconds()
+        oldest = await self._thread.run("outbox_oldest_pending", work)
+        return None if oldest is None else (now - _rows.parse(oldest)).total_seconds()
 
     # -- meta --------------------------------------------------------------------------
 
     async def get_meta(self, key: str) -> Any:
-        def work() -> str | None:
-            row = self._db().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        def work(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
             return row[0] if row else None
 
-        raw = await self._run("get_meta", work)
-        return None if raw is None else json.loads(raw)
+        return _rows.meta_value(await self._thread.run("get_meta", work))
 
     async def set_meta(self, key: str, value: Any) -> None:
-        raw = json.dumps(value)
+        text = _rows.meta_text(value)
 
-        def work() -> None:
-            conn = self._db()
-            with _transaction(conn):
-                conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, raw))
+        def work(conn: sqlite3.Connection) -> None:
+            with transaction(conn):
+                conn.execute(PUT_META, (key, text))
 
-        await self._run("set_meta", work)
-
-
-def _settle(done: asyncio.Future[None], outcome: BaseException | None) -> None:
-    """Tells a caller how its run went, unless it stopped waiting (cancelled)."""
-    if done.done():
-        return
-    if outcome is None:
-        done.set_result(None)
-    else:
-        done.set_exception(outcome)
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        await self._thread.run("set_meta", work)
 
 
 def _update_outbox_row(
@@ -625,78 +372,3 @@ def _update_outbox_row(
     cursor = conn.execute(f"UPDATE outbox SET {assignments} WHERE id = ?", params)
     if cursor.rowcount != 1:
         raise StoreError(f"{operation}: no outbox row with id {params[-1]}")
-
-
-def _schema_version(conn: sqlite3.Connection) -> int:
-    has_meta = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-    ).fetchone()
-    if not has_meta:
-        return 0
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    return int(json.loads(row[0])) if row else 0
-
-
-def _put_meta(conn: sqlite3.Connection, key: str, value: Any) -> None:
-    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
-
-
-def _iso(when: datetime) -> str:
-    if when.tzinfo is None:
-        raise ValueError(f"the store keeps aware datetimes only, got naive {when.isoformat()}")
-    return when.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _iso_optional(when: datetime | None) -> str | None:
-    return None if when is None else _iso(when)
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-def _parse_optional(text: str | None) -> datetime | None:
-    return None if text is None else _parse(text)
-
-
-def _state_to_row(state: IntegrationState) -> tuple[Any, ...]:
-    return (
-        state.integration_id,
-        state.status.value,
-        _iso_optional(state.since),
-        state.consecutive_failures,
-        state.consecutive_successes,
-        _iso_optional(state.last_checked),
-        _iso_optional(state.last_success),
-        _iso_optional(state.unreachable_since),
-        state.last_result_status.value,
-        state.reachable_streak,
-    )
-
-
-def _state_from_row(row: tuple[Any, ...]) -> IntegrationState:
-    return IntegrationState(
-        integration_id=row[0],
-        status=Status(row[1]),
-        since=_parse_optional(row[2]),
-        consecutive_failures=row[3],
-        consecutive_successes=row[4],
-        last_checked=_parse_optional(row[5]),
-        last_success=_parse_optional(row[6]),
-        unreachable_since=_parse_optional(row[7]),
-        last_result_status=Status(row[8]),
-        reachable_streak=row[9],
-    )
-
-
-def _outbox_item(row: tuple[Any, ...], status: OutboxStatus) -> OutboxItem:
-    return OutboxItem(
-        id=row[0],
-        channel=row[1],
-        event=AlertEvent.from_dict(json.loads(row[2])),
-        status=status,
-        attempts=row[4],
-        next_attempt_at=_parse(row[5]),
-        created_at=_parse(row[6]),
-        last_error=row[7],
-    )

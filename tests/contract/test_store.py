@@ -30,18 +30,26 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PLUS_TWO = timezone(timedelta(hours=2))
 
 MakeStore = Callable[..., Awaitable[Store]]
+# Builds a fresh, empty store (not opened); `place` is a path no other store in the test uses.
+Backend = Callable[[Path, Retention | None], Store]
+
+# Every Store implementation, one row each: a new backend is one more row here.
+BACKENDS = [
+    pytest.param(lambda place, retention: MemoryStore(retention=retention), id="memory"),
+    pytest.param(
+        lambda place, retention: SQLiteStore(place.with_suffix(".db"), retention=retention),
+        id="sqlite",
+    ),
+]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=BACKENDS)
 async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeStore]:
+    backend: Backend = request.param
     opened: list[Store] = []
 
     async def make(retention: Retention | None = None) -> Store:
-        store: Store
-        if request.param == "memory":
-            store = MemoryStore(retention=retention)
-        else:
-            store = SQLiteStore(tmp_path / f"healthd-{len(opened)}.db", retention=retention)
+        store = backend(tmp_path / f"healthd-{len(opened)}", retention)
         await store.open()
         opened.append(store)
         return store
@@ -155,6 +163,29 @@ async def test_transitions_are_listed_newest_first_up_to_the_limit(store: Store)
     assert await store.transitions("other") == []
 
 
+async def test_transitions_are_listed_per_integration(store: Store) -> None:
+    bridge = IntegrationState(integration_id="bridge-dc1")
+    twilio = IntegrationState(integration_id="twilio-acme")
+    await store.record_run(bridge, _result(), [_transition(0)])
+    await store.record_run(twilio, _result("twilio-acme"), [_transition(1, "twilio-acme")])
+    await store.record_run(bridge, _result(), [_transition(2)])
+
+    assert await store.transitions("bridge-dc1") == [_transition(2), _transition(0)]
+    assert await store.transitions("twilio-acme") == [_transition(1, "twilio-acme")]
+
+
+async def test_transitions_of_runs_recorded_together_keep_their_order(store: Store) -> None:
+    """Runs that finish at once (and may share one write) list as if recorded one by one."""
+    state = IntegrationState(integration_id="bridge-dc1")
+
+    async with asyncio.timeout(10):
+        await asyncio.gather(
+            *(store.record_run(state, _result(), [_transition(n)]) for n in range(3))
+        )
+
+    assert await store.transitions("bridge-dc1") == [_transition(2), _transition(1), _transition(0)]
+
+
 async def test_transitions_beyond_the_retention_are_pruned(make_store: MakeStore) -> None:
     store = await make_store(Retention(transitions=3))
     state = IntegrationState(integration_id="bridge-dc1")
@@ -164,6 +195,28 @@ async def test_transitions_beyond_the_retention_are_pruned(make_store: MakeStore
     kept = await store.transitions("bridge-dc1", limit=10)
 
     assert kept == [_transition(4), _transition(3), _transition(2)]
+
+
+async def test_transitions_are_pruned_per_integration(make_store: MakeStore) -> None:
+    store = await make_store(Retention(transitions=1))
+    await store.record_run(
+        IntegrationState(integration_id="twilio-acme"),
+        _result("twilio-acme"),
+        [_transition(0, "twilio-acme")],
+    )
+    state = IntegrationState(integration_id="bridge-dc1")
+    await store.record_run(state, _result(), [_transition(1), _transition(2)])
+
+    assert await store.transitions("bridge-dc1") == [_transition(2)]
+    assert await store.transitions("twilio-acme") == [_transition(0, "twilio-acme")]
+
+
+async def test_a_retention_of_no_transitions_keeps_none(make_store: MakeStore) -> None:
+    store = await make_store(Retention(transitions=0))
+    state = IntegrationState(integration_id="bridge-dc1")
+    await store.record_run(state, _result(), [_transition(0), _transition(1)])
+
+    assert await store.transitions("bridge-dc1") == []
 
 
 # -- incidents -----------------------------------------------------------------------------
