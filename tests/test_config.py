@@ -60,6 +60,21 @@ def test_valid_config_resolves_defaults_and_overrides() -> None:
 
 
 @pytest.mark.usefixtures("secrets_env")
+def test_a_zero_page_after_and_jitter_are_honoured_not_replaced_by_defaults() -> None:
+    cfg = config.loads(
+        """
+defaults: {jitter: 0s}
+alerting: {rules: {bridge_unreachable: {page_after: 15m}}}
+integrations:
+  - {id: b1, provider: imessage_bridge, tenant: platform, page_after: 0s,
+     credentials: {password: env:HEALTHD_TEST_BRIDGE_PASSWORD}}
+"""
+    )
+    assert cfg.integrations[0].thresholds.page_after == timedelta(0)
+    assert cfg.defaults.jitter == timedelta(0)
+
+
+@pytest.mark.usefixtures("secrets_env")
 def test_listen_flag_overrides_the_file() -> None:
     assert config.loads(VALID, listen="0.0.0.0:9999").listen == ("0.0.0.0", 9999)
 
