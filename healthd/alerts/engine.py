@@ -83,7 +83,7 @@ class AlertEngine:
             self._dirty.set()
 
     def alert_view(self) -> AlertView:
-        """The outbox and incident gauges, as of the latest evaluation, for the metrics scrape."""
+        """The outbox and incident gauges as last refreshed (on load and after each evaluation)."""
         return self._view
 
     async def evaluate(self) -> AlertPlan:
