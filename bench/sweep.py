@@ -73,8 +73,8 @@ from healthd.http import make_session
 from healthd.interfaces import Store
 from healthd.log import configure as configure_logging
 from healthd.metrics import BRIDGE_PROVIDER, MetricsEndpoint
-from healthd.model import ProbeResult, Status
-from healthd.runner import RunChange, Runner
+from healthd.model import ProbeResult, RunChange, Status
+from healthd.runner import Runner
 from healthd.sim.client import SimClient
 from healthd.store import MemoryStore, SQLiteStore
 

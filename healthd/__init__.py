@@ -1,16 +1,17 @@
 """healthd: health checks and alerting for a CRM's messaging integrations.
 
 The public surface is what a probe author or an embedding program needs: the value types
-a probe returns, the Probe protocol it implements, and the Daemon that runs it all.
+a probe returns and the protocols it implements. The Daemon that runs it all is
+`healthd.daemon.Daemon`, not re-exported here: every `import healthd.<module>` runs this
+file first, so it imports only the bottom layers. Nothing inside healthd imports this
+package for a name (tests/test_layout.py): `__version__` comes from `healthd.version`.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from healthd.errors import ConfigError, HealthdError  # noqa: E402
-from healthd.interfaces import Notifier, Probe, Store  # noqa: E402
-from healthd.model import (  # noqa: E402
+from healthd.errors import ConfigError, HealthdError
+from healthd.interfaces import Notifier, Probe, Store
+from healthd.model import (
     AlertEvent,
     Category,
     Finding,
@@ -21,6 +22,7 @@ from healthd.model import (  # noqa: E402
     Status,
     Transition,
 )
+from healthd.version import __version__
 
 __all__ = [
     "AlertEvent",

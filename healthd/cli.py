@@ -11,10 +11,11 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from healthd import __version__, config, loop
+from healthd import config, loop
 from healthd.catalog import load as load_catalog
 from healthd.errors import CodeNotFound, ConfigError
 from healthd.model import Finding, ProbeResult, Status
+from healthd.version import __version__
 
 EXIT_OK, EXIT_FAILING, EXIT_CONFIG = 0, 1, 2
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from healthd.alerts.settings import AlertingSettings
 from healthd.durations import Duration
@@ -25,6 +25,20 @@ from healthd.registry import probe_class
 from healthd.secrets import Secret
 
 DEFAULT_LISTEN = "127.0.0.1:9477"
+_T = TypeVar("_T")
+
+
+def _longer_than_zero(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than 0s")
+    return value
+
+
+# An interval of 0 would probe without pause and a timeout of 0 would cut every run off
+# before it starts: neither means anything, so a zero is rejected, never replaced by the
+# default. A zero `page_after` is honoured (page as soon as the bridge is seen unreachable)
+# and so is a zero `jitter` (slots start on time).
+Positive = Annotated[Duration, AfterValidator(_longer_than_zero)]
 
 
 class _Model(BaseModel):
@@ -32,8 +46,8 @@ class _Model(BaseModel):
 
 
 class Defaults(_Model):
-    interval: Duration = timedelta(seconds=60)
-    timeout: Duration = timedelta(seconds=10)
+    interval: Positive = timedelta(seconds=60)
+    timeout: Positive = timedelta(seconds=10)
     jitter: Duration = timedelta(seconds=5)
     failure_threshold: int = Field(3, ge=1)
     success_threshold: int = Field(2, ge=1)
@@ -61,8 +75,8 @@ class IntegrationConfig(_Model):
     name: str = ""
     base_url: str | None = None
     page: bool = False
-    interval: Duration | None = None
-    timeout: Duration | None = None
+    interval: Positive | None = None
+    timeout: Positive | None = None
     failure_threshold: int | None = Field(None, ge=1)
     success_threshold: int | None = Field(None, ge=1)
     page_after: Duration | None = None
@@ -181,8 +195,8 @@ def _integrations(parsed: FileConfig) -> tuple[Integration, ...]:
                     f"{at}.credentials.{name}",
                     f"not used by provider {ic.provider!r} (it takes: {known})",
                 )
-        timeout = ic.timeout or d.timeout
-        interval = ic.interval or d.interval
+        timeout = _given(ic.timeout, d.timeout)
+        interval = _given(ic.interval, d.interval)
         if timeout >= interval:
             raise ConfigError(
                 f"{at}.timeout",
@@ -194,14 +208,16 @@ def _integrations(parsed: FileConfig) -> tuple[Integration, ...]:
                 provider=ic.provider,
                 tenant=ic.tenant,
                 name=ic.name or ic.id,
-                base_url=(ic.base_url or cls.default_base_url).rstrip("/"),
+                base_url=_given(ic.base_url, cls.default_base_url).rstrip("/"),
                 page=ic.page,
                 interval=interval,
                 timeout=timeout,
                 thresholds=Thresholds(
-                    failure_threshold=ic.failure_threshold or d.failure_threshold,
-                    success_threshold=ic.success_threshold or d.success_threshold,
-                    page_after=ic.page_after or parsed.alerting.rules.bridge_unreachable.page_after,
+                    failure_threshold=_given(ic.failure_threshold, d.failure_threshold),
+                    success_threshold=_given(ic.success_threshold, d.success_threshold),
+                    page_after=_given(
+                        ic.page_after, parsed.alerting.rules.bridge_unreachable.page_after
+                    ),
                 ),
                 credentials=dict(ic.credentials),
                 options=options,
@@ -209,6 +225,11 @@ def _integrations(parsed: FileConfig) -> tuple[Integration, ...]:
             )
         )
     return tuple(out)
+
+
+def _given(value: _T | None, default: _T) -> _T:
+    """The file's value where it sets one, else the default (`or` would replace a zero)."""
+    return default if value is None else value
 
 
 def _check_tokens(api: ApiConfig) -> ApiConfig:

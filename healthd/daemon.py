@@ -116,7 +116,7 @@ class Daemon:
         )
         await self.runner.load()
         self.engine = AlertEngine(
-            runner=self.runner,
+            snapshot=self.runner.snapshot,
             store=self.store,
             settings=cfg.alerting,
             clock=self.clock,

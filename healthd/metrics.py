@@ -27,8 +27,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from healthd import __version__
 from healthd.model import Integration, IntegrationState, ProbeResult, Status
+from healthd.version import __version__
 
 # Help texts are constants so the README's metrics reference can be generated from them.
 HELP = {

@@ -34,10 +34,6 @@ class Status(StrEnum):
         """Failing and unreachable count towards the failure threshold; degraded does not."""
         return self in (Status.FAILING, Status.UNREACHABLE)
 
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
     @staticmethod
     def worst(statuses: list[Status], default: Status | None = None) -> Status:
         """The worst status of several findings (a result is as bad as its worst check)."""
@@ -210,7 +206,7 @@ class ProviderTraits:
 class Integration:
     """One connected account, as configured. Credentials hold resolved secrets.
 
-    `credentials` values are `healthd.config.Secret` objects whose repr is masked; a probe
+    `credentials` values are `healthd.secrets.Secret` objects whose repr is masked; a probe
     calls `.reveal()` only at the point where it builds a request.
     """
 
@@ -299,6 +295,21 @@ class Transition:
     at: datetime
     from_status: Status
     to_status: Status
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunChange:
+    """One finished run: the integration's state and latest result before and after it.
+
+    The runner hands one to its listener after each run, so the alert engine can tell a
+    run that changed something a rule reads from the thousands a sweep makes that change
+    nothing. It lives here, below both, so that alerts never import the runner.
+    """
+
+    before: IntegrationState
+    before_result: ProbeResult | None
+    after: IntegrationState
+    result: ProbeResult
 
 
 class EventAction(StrEnum):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
@@ -34,26 +33,13 @@ from healthd.model import (
     IntegrationState,
     ProbeContext,
     ProbeResult,
+    RunChange,
     Status,
 )
 from healthd.registry import probe_class
 from healthd.state import step
 
 log = structlog.get_logger("healthd.runner")
-
-
-@dataclass(frozen=True, slots=True)
-class RunChange:
-    """One finished run: the integration's state and latest result before and after it.
-
-    Handed to `on_result`, so a listener (the alert engine) can tell a run that changed
-    something it reads from the thousands a sweep makes that change nothing.
-    """
-
-    before: IntegrationState
-    before_result: ProbeResult | None
-    after: IntegrationState
-    result: ProbeResult
 
 
 def probe_deadline(integration: Integration) -> float:
@@ -158,7 +144,9 @@ class Runner:
                 from_status=t.from_status.value,
                 to_status=t.to_status.value,
             )
-        self._on_result(RunChange(prev, prev_result, state, result))
+        self._on_result(
+            RunChange(before=prev, before_result=prev_result, after=state, result=result)
+        )
         return result
 
     async def _probe(self, integration: Integration) -> ProbeResult:

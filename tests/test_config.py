@@ -13,10 +13,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from healthd import config
 from healthd.errors import ConfigError
 from healthd.secrets import Secret
+from healthd.store import SQLiteStore, open_store
 from tests.conftest import REPO
 
 INVALID = sorted((Path(__file__).parent / "config" / "invalid").glob("*.yaml"))
@@ -60,6 +62,21 @@ def test_valid_config_resolves_defaults_and_overrides() -> None:
 
 
 @pytest.mark.usefixtures("secrets_env")
+def test_a_zero_page_after_and_jitter_are_honoured_not_replaced_by_defaults() -> None:
+    cfg = config.loads(
+        """
+defaults: {jitter: 0s}
+alerting: {rules: {bridge_unreachable: {page_after: 15m}}}
+integrations:
+  - {id: b1, provider: imessage_bridge, tenant: platform, page_after: 0s,
+     credentials: {password: env:HEALTHD_TEST_BRIDGE_PASSWORD}}
+"""
+    )
+    assert cfg.integrations[0].thresholds.page_after == timedelta(0)
+    assert cfg.defaults.jitter == timedelta(0)
+
+
+@pytest.mark.usefixtures("secrets_env")
 def test_listen_flag_overrides_the_file() -> None:
     assert config.loads(VALID, listen="0.0.0.0:9999").listen == ("0.0.0.0", 9999)
 
@@ -72,6 +89,13 @@ def test_secret_value_never_appears_in_a_config_error(monkeypatch: pytest.Monkey
         config.loads(doc)
     assert "tiny-secret" not in str(info.value)
     assert "api.tokens[0].token" in str(info.value)
+
+
+def test_the_readme_config_example_names_an_absolute_sqlite_file() -> None:
+    section = (REPO / "README.md").read_text().split("## Configuration", 1)[1]
+    example = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    store = open_store(example["store"])
+    assert isinstance(store, SQLiteStore) and str(store.path) == "/var/lib/healthd/healthd.db"
 
 
 def healthd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

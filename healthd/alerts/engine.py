@@ -1,11 +1,14 @@
-"""Runs the alert rules against the runner's latest view and records what they decide.
+"""Runs the alert rules against the fleet's latest view and records what they decide.
 
 Probe results arrive one at a time, thousands per sweep; evaluating every rule over every
-integration after each one would cost O(n²) per sweep. So a result only marks the view
-dirty, and only if it changed what a rule reads (`rules.rule_inputs`). One task evaluates
-at most every `min_gap` seconds, and at least every `tick` seconds, because the bridge
-rule becomes true with time alone. Evaluations are serialised, so two can never both open
-the same incident.
+integration after each one would cost O(n²) per sweep. So `observe` marks the view dirty
+after a run, and only if the run changed what a rule reads (`rules.rule_inputs`). One task
+evaluates at most every `min_gap` seconds, and at least every `tick` seconds, because the
+bridge rule becomes true with time alone. Evaluations are serialised, so two can never
+both open the same incident.
+
+The engine reads the fleet through a `snapshot` callable (the runner's), not the runner
+itself: alerts sit below the runner, which calls `observe` after each run.
 
 Run-time silences (`self.silences`, set through the admin API) are loaded with the open
 incidents and passed to every evaluation beside the configured maintenance windows.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
+from collections.abc import Callable, Mapping
 
 import structlog
 
@@ -25,24 +29,29 @@ from healthd.alerts.silences import Silences
 from healthd.clock import Clock
 from healthd.interfaces import Store
 from healthd.metrics import AlertView
-from healthd.model import Incident
-from healthd.runner import RunChange, Runner
+from healthd.model import Incident, Integration, IntegrationState, ProbeResult, RunChange
 
 log = structlog.get_logger("healthd.alerts")
+
+#: The fleet as the rules read it: integrations, their states and their latest results,
+#: each by integration id (`Runner.snapshot`).
+Snapshot = Callable[
+    [], tuple[Mapping[str, Integration], Mapping[str, IntegrationState], Mapping[str, ProbeResult]]
+]
 
 
 class AlertEngine:
     def __init__(
         self,
         *,
-        runner: Runner,
+        snapshot: Snapshot,
         store: Store,
         settings: AlertingSettings,
         clock: Clock,
         tick: float = 5.0,
         min_gap: float = 0.2,
     ) -> None:
-        self._runner = runner
+        self._snapshot = snapshot
         self._store = store
         self._settings = settings
         self._clock = clock
@@ -60,9 +69,6 @@ class AlertEngine:
         await self.refresh_view()
         return list(self._open)
 
-    def mark_dirty(self) -> None:
-        self._dirty.set()
-
     def observe(self, change: RunChange) -> None:
         """After each probe run: evaluate soon only if the run changed what a rule reads.
 
@@ -77,13 +83,13 @@ class AlertEngine:
             self._dirty.set()
 
     def alert_view(self) -> AlertView:
-        """The outbox/incident gauges for the metrics collector (read from another thread)."""
+        """The outbox and incident gauges as last refreshed (on load and after each evaluation)."""
         return self._view
 
     async def evaluate(self) -> AlertPlan:
         """Evaluate the rules now and record the plan; returns it (tests read it)."""
         async with self._lock:
-            integrations, states, results = self._runner.snapshot()
+            integrations, states, results = self._snapshot()
             now = self._clock.now()
             plan = evaluate(
                 integrations=integrations,

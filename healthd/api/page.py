@@ -18,8 +18,8 @@ from string import Template
 
 from aiohttp import web
 
-from healthd import __version__
 from healthd.api.problems import ApiProblem, shown
+from healthd.version import __version__
 
 ASSET_TYPES = {"status.js": "text/javascript", "status.css": "text/css"}
 SECURITY_HEADERS = {

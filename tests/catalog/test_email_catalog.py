@@ -23,9 +23,9 @@ from healthd.sim.sendgrid import SendGridSim
 from healthd.sim.statuspage import StatusPageSim
 from probes.google import GoogleOptions, GoogleProbe
 from probes.sendgrid import SendGridOptions, SendGridProbe
+from tests._shared import shared_file
 from tests.email_support import NOW, make_ctx, make_integration, serve, shared_catalog
 
-SUPPRESSIONS_SPEC = Path("/work/shared/specs/sendgrid/tsg_suppressions_v3.json")
 PROBE_SOURCES = [Path(probes.sendgrid.__file__), Path(probes.google.__file__)]
 
 
@@ -73,9 +73,8 @@ def test_invalid_grant_says_reconnect_the_google_account(catalog: Catalog) -> No
         assert "Reconnect the Google account" in entry.fix
 
 
-@pytest.mark.skipif(not SUPPRESSIONS_SPEC.is_file(), reason="shared specs not present")
 def test_every_published_bounce_classification_is_catalogued(catalog: Catalog) -> None:
-    text = SUPPRESSIONS_SPEC.read_text("utf-8")
+    text = shared_file("specs", "sendgrid", "tsg_suppressions_v3.json").read_text("utf-8")
     enum = next(e for e in re.findall(r'"enum":\s*(\[[^\]]*\])', text) if "Invalid Address" in e)
     for classification in json.loads(enum):
         assert catalog.get("sendgrid", classification) is not None, classification

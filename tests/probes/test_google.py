@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,13 +19,13 @@ from healthd.model import Category, ProbeResult, Status
 from healthd.sim.base import COMMON_SCENARIOS
 from healthd.sim.google import GoogleSim
 from probes.google import PROFILE_SCOPES, SEND_AS_SCOPES, GoogleOptions, GoogleProbe
+from tests._shared import shared_file
 from tests.email_support import NOW, by_code, leaks, make_ctx, make_integration, serve
 
 CLIENT_ID = "1234-sim.apps.googleusercontent.com"
 CLIENT_SECRET = "GOCSPX-planted-client-secret-91c2"
 REFRESH_TOKEN = "1//0planted-refresh-token-5f7e"
 ALIAS = "team@example.com"
-GMAIL_SPEC = Path("/work/shared/specs/google/gmail.v1.discovery.json")
 
 
 @dataclass
@@ -238,7 +237,6 @@ async def test_gmail_api_disabled_is_forbidden_with_googles_reason(env: Env) -> 
     assert finding.provider_code == "accessNotConfigured"
 
 
-@pytest.mark.skipif(not GMAIL_SPEC.is_file(), reason="shared specs not present")
 @pytest.mark.parametrize(
     ("method", "scopes"),
     [("getProfile", PROFILE_SCOPES), ("settings.sendAs.get", SEND_AS_SCOPES)],
@@ -246,7 +244,8 @@ async def test_gmail_api_disabled_is_forbidden_with_googles_reason(env: Env) -> 
 def test_scopes_named_in_findings_are_ones_the_discovery_doc_accepts(
     method: str, scopes: tuple[str, ...]
 ) -> None:
-    node = json.loads(GMAIL_SPEC.read_text("utf-8"))["resources"]["users"]
+    spec = shared_file("specs", "google", "gmail.v1.discovery.json")
+    node = json.loads(spec.read_text("utf-8"))["resources"]["users"]
     *path, name = method.split(".")
     for part in path:
         node = node["resources"][part]

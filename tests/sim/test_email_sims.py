@@ -1,7 +1,7 @@
 """The SendGrid and Google simulators answer what the providers' published descriptions say.
 
 Every checked answer is validated against the response schema of its path in
-`/work/shared/specs/sendgrid/*.json` (OpenAPI 3) or `gmail.v1.discovery.json`: each field
+`shared/specs/sendgrid/*.json` (OpenAPI 3) or `gmail.v1.discovery.json`: each field
 the fake sends must exist in the schema with the right type, required fields must be
 there, and enum values must be ones the spec lists. So the fakes cannot drift from the
 real APIs without a test failing.
@@ -15,7 +15,6 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -27,20 +26,18 @@ from healthd.sim.google import GoogleSim
 from healthd.sim.sendgrid import SendGridSim
 from probes.google import GoogleOptions, GoogleProbe
 from probes.sendgrid import SendGridOptions, SendGridProbe
+from tests._shared import shared_file
 from tests.email_support import by_code, make_ctx, make_integration, serve
 
-SPECS = Path("/work/shared/specs")
 KEY = "SG.sim-test-key"
 CLIENT = "1234-sim.apps.googleusercontent.com"
 # The live API sends `"help": null` in error bodies (PROVIDERS.md B0) where the OpenAPI
 # file types `help` as a non-nullable object.
 LIVE_NULLS = frozenset({"help"})
 
-pytestmark = pytest.mark.skipif(not SPECS.is_dir(), reason="shared specs not present")
-
 
 def _load(name: str) -> dict[str, Any]:
-    return json.loads((SPECS / name).read_text("utf-8"))
+    return json.loads(shared_file("specs", *name.split("/")).read_text("utf-8"))
 
 
 Resolver = Callable[[str], dict[str, Any]]

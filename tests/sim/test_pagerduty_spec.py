@@ -1,37 +1,24 @@
 """The PagerDuty simulator checked against PagerDuty's published Events API v2 spec.
 
 Required fields, enums, paths and response shapes are read from the spec file, so a change
-upstream (copied into /work/shared/specs) shows up here instead of drifting silently.
+upstream (copied into shared/specs) shows up here instead of drifting silently.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from healthd.sim.pagerduty import EVENT_ACTIONS, SEVERITIES, PagerDutySim
+from tests._shared import shared_file
 
-REPO = Path(__file__).resolve().parents[2]
-SPEC_NAME = Path("specs", "pagerduty", "events-v2.openapiv3.json")
-# The shared folder sits beside the main checkout (/work/shared) and worktrees (/work/wt/x).
-CANDIDATES = [parent / "shared" / SPEC_NAME for parent in REPO.parents]
-SPEC_PATH = next((p for p in CANDIDATES if p.is_file()), None)
-
-pytestmark = pytest.mark.skipif(SPEC_PATH is None, reason="PagerDuty events-v2 spec not present")
-
-
-def load_spec() -> dict[str, Any]:
-    assert SPEC_PATH is not None
-    spec: dict[str, Any] = json.loads(SPEC_PATH.read_text())
-    return spec
-
-
-SPEC = load_spec() if SPEC_PATH else {}
+# Read while collecting (the cases are the spec's), so a missing spec skips the module.
+SPEC_PATH = shared_file("specs", "pagerduty", "events-v2.openapiv3.json", module=True)
+SPEC: dict[str, Any] = json.loads(SPEC_PATH.read_text())
 
 
 def resolve(schema: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +75,7 @@ def server_path(path: str) -> str:
 
 
 EVENT, CHANGE = "/enqueue", "/change/enqueue"
-SPEC_PATHS = [EVENT, CHANGE] if SPEC else []
+SPEC_PATHS = [EVENT, CHANGE]
 
 
 async def post(sim, http, path, body):
@@ -121,8 +108,6 @@ async def test_spec_examples_are_accepted_with_a_success_body(sim, http, path):
 
 def required_field_cases() -> list[tuple[str, str, tuple[str, ...]]]:
     """(spec path, a description, the key path to delete from the example) per required field."""
-    if not SPEC:
-        return []
     cases = []
     for path in SPEC_PATHS:
         schema = request_schema(path)
@@ -153,9 +138,7 @@ async def test_each_required_field_of_the_spec_is_enforced(sim, http, path, fiel
     assert any(field in error for error in answer["errors"]), answer["errors"]
 
 
-@pytest.mark.parametrize(
-    "action", request_schema(EVENT)["properties"]["event_action"]["enum"] if SPEC else []
-)
+@pytest.mark.parametrize("action", request_schema(EVENT)["properties"]["event_action"]["enum"])
 async def test_each_event_action_of_the_spec_is_accepted(sim, http, action):
     body = examples(EVENT)[0] | {"event_action": action}
     status, _ = await post(sim, http, EVENT, body)

@@ -12,7 +12,6 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -26,22 +25,15 @@ from healthd.clock import SystemClock
 from healthd.model import ProbeContext
 from healthd.sim.twilio import DEFAULT_TOKEN, TOLLFREE_NUMBER, TwilioSim, service_sid, sid
 from probes._twilio_http import SessionHttpClient
+from tests._shared import shared_file
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = next(
-    (p for p in (REPO.parent / "shared", REPO.parent.parent / "shared") if p.is_dir()),
-    REPO.parent / "shared",
-)
-SPECS = SHARED / "specs" / "twilio"
 ACCOUNT = "AC" + "fedcba9876543210" * 2
 MG = service_sid(ACCOUNT)
 BN = sid("BN", ACCOUNT, "brand")
 
 
 def _load(name: str) -> dict[str, Any]:
-    path = SPECS / name
-    if not path.exists():
-        pytest.skip(f"{name} is not beside the repo")
+    path = shared_file("specs", "twilio", name)
     data: dict[str, Any] = json.loads(path.read_text("utf-8"))
     return data
 
