@@ -24,8 +24,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from healthd import catalog as catalog_module
-from healthd.alerts import Outbox, build_notifiers
 from healthd.alerts.engine import AlertEngine
+from healthd.alerts.notifiers import build_notifiers
+from healthd.alerts.outbox import Outbox
 from healthd.api.app import Api
 from healthd.api.silences import silence_routes
 from healthd.clock import Clock, SystemClock
@@ -130,9 +131,7 @@ class Daemon:
             else build_notifiers(cfg.alerting, self.session, self.clock)
         )
         for notifier in notifiers.values():
-            close = getattr(notifier, "close", None)
-            if close is not None:
-                self._stack.push_async_callback(close)
+            self._stack.push_async_callback(notifier.close)
         self.outbox = Outbox(
             self.store,
             notifiers,

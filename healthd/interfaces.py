@@ -122,13 +122,19 @@ class Store(Protocol):
     async def set_meta(self, key: str, value: Any) -> None: ...
 
 
+@runtime_checkable
 class Notifier(Protocol):
     """Delivers one alert event to one channel (PagerDuty, a tenant's webhook).
 
     Contract:
+    - `channel` is its channel's name (`healthd.alerts.channels`), the outbox queue it
+      drains.
     - `send()` either returns (the receiver accepted the event) or raises
       `DeliveryError(permanent=...)`: permanent when sending again cannot help (400, bad
       key), transient for 429, 5xx and network errors. Nothing else escapes.
+    - `close()` releases what the notifier holds itself (a client, its connections), not
+      what it was given (the daemon's shared HTTP session). The daemon calls it once at
+      shutdown, after the outbox's last flush.
     - Payloads are built by pure functions beside the notifier, testable without I/O.
     - The routing key or signing secret never appears in an exception or a log line.
     """
@@ -136,3 +142,5 @@ class Notifier(Protocol):
     channel: str
 
     async def send(self, event: AlertEvent) -> None: ...
+
+    async def close(self) -> None: ...

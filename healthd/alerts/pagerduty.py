@@ -17,17 +17,23 @@ import hashlib
 import ssl
 from typing import Any
 
+import aiohttp
 import pagerduty
+import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from healthd.alerts import channels
 from healthd.alerts._retry import is_transient, parse_retry_after
-from healthd.alerts.settings import PagerDutySettings
+from healthd.alerts.settings import AlertingSettings, PagerDutySettings
+from healthd.clock import Clock
 from healthd.errors import DeliveryError
 from healthd.model import AlertEvent, EventAction
 
 DEDUP_KEY_LIMIT = 255  # Events API v2: dedup_key is at most 255 characters
 SUMMARY_LIMIT = 1024
 _BODY_EXCERPT = 300
+
+log = structlog.get_logger("healthd.alerts")
 
 
 def build_event(event: AlertEvent, routing_key: str) -> dict[str, Any]:
@@ -79,7 +85,7 @@ class _ErrorBody(BaseModel):
 class PagerDutyNotifier:
     """Sends alert events to PagerDuty; see `healthd.interfaces.Notifier`."""
 
-    channel = "pagerduty"
+    channel = channels.PAGERDUTY
 
     def __init__(self, settings: PagerDutySettings) -> None:
         self._settings = settings
@@ -150,7 +156,23 @@ class PagerDutyNotifier:
         return text
 
     async def close(self) -> None:
+        """Closes the SDK client's connection pool."""
         await asyncio.to_thread(self._client.close)
+
+
+def from_settings(
+    settings: AlertingSettings, session: aiohttp.ClientSession, clock: Clock
+) -> list[PagerDutyNotifier]:
+    """The notifier table's row (`healthd.alerts.notifiers`). Warns loudly when PagerDuty is
+    not set up: a pager that silently will not page is the worst failure."""
+    if settings.pagerduty is None:
+        log.warning(
+            "pagerduty_not_configured",
+            message="alerting.pagerduty is not set: rules are evaluated and incidents are "
+            "recorded, but NO PAGE WILL BE SENT to on-call",
+        )
+        return []
+    return [PagerDutyNotifier(settings.pagerduty)]
 
 
 def _describe_body(text: str) -> str:

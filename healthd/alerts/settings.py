@@ -3,42 +3,38 @@
 `healthd/config.py` embeds `AlertingSettings` as its `alerting:` key. Secrets are
 `env:`/`file:` references resolved at validation (`healthd.secrets.Secret`) and durations
 use `healthd.durations.Duration`, so a bad value fails with its key path before anything
-starts. `hide_input_in_errors` keeps pydantic from echoing input values (a literal secret
-pasted by mistake) in its messages.
+starts. The `rules:` block is made from the rule table (`healthd.alerts.rules.table`):
+each rule's settings model lives in its own module.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import (
     AwareDatetime,
-    BaseModel,
-    ConfigDict,
     Field,
     FilePath,
+    create_model,
     field_validator,
     model_validator,
 )
 
+from healthd.alerts._settings_model import SettingsModel
+from healthd.alerts.rules._base import Rule, RuleSettings
+from healthd.alerts.rules.table import RULES
 from healthd.durations import Duration
 from healthd.secrets import Secret
 
-RuleName = Literal[
-    "bridge_unreachable", "integration_failing", "provider_outage", "egress_down", "tenant_failing"
-]
-RULE_NAMES: tuple[RuleName, ...] = (
-    "bridge_unreachable",
-    "integration_failing",
-    "provider_outage",
-    "egress_down",
-    "tenant_failing",
-)
+S = TypeVar("S", bound=RuleSettings)
 
-
-class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+# The rule names, from the rule table. mypy cannot read a Literal built at run time, so it
+# sees `str`; pydantic validates against the Literal, so an unknown name is rejected.
+if TYPE_CHECKING:
+    RuleName = str
+else:
+    RuleName = Literal[tuple(rule.name for rule in RULES)]
 
 
 def _url(value: str, schemes: tuple[str, ...]) -> str:
@@ -47,7 +43,7 @@ def _url(value: str, schemes: tuple[str, ...]) -> str:
     return value.rstrip("/")
 
 
-class PagerDutySettings(_Settings):
+class PagerDutySettings(SettingsModel):
     routing_key: Secret
     # The pagerduty client refuses any base URL that is not https:// (PROVIDERS.md D2).
     events_url: str = "https://events.pagerduty.com"
@@ -61,41 +57,34 @@ class PagerDutySettings(_Settings):
         return _url(value, ("https",))
 
 
-class BridgeUnreachableRule(_Settings):
-    enabled: bool = True
-    page_after: Duration = timedelta(minutes=10)
+class RulesBlock(SettingsModel):
+    """The `rules:` block: one field per rule in `RULES`, named after the rule and typed by
+    its `settings` model, made below from the table."""
+
+    def of(self, rule: Rule[S]) -> S:
+        """`rule`'s settings, typed (attribute access by name is untyped)."""
+        value = getattr(self, rule.name)
+        if not isinstance(value, rule.settings):
+            raise TypeError(f"alerting.rules.{rule.name} is not a {rule.settings.__name__}")
+        return value
+
+    if TYPE_CHECKING:
+        # The fields come from the rule table at import time, out of mypy's sight.
+        def __getattr__(self, name: str) -> Any: ...
 
 
-class IntegrationFailingRule(_Settings):
-    enabled: bool = True
+if TYPE_CHECKING:
+    RulesSettings = RulesBlock
+else:
+    RulesSettings = create_model(
+        "RulesSettings",
+        __base__=RulesBlock,
+        __doc__=RulesBlock.__doc__,
+        **{rule.name: (rule.settings, rule.settings()) for rule in RULES},
+    )
 
 
-class ProviderOutageRule(_Settings):
-    enabled: bool = True
-    min_share: float = Field(default=0.3, gt=0, le=1)
-    min_count: int = Field(default=3, ge=1)
-
-
-class EgressDownRule(_Settings):
-    enabled: bool = True
-    min_providers: int = Field(default=2, ge=1)
-
-
-class TenantFailingRule(_Settings):
-    """Posts a tenant's own failing integrations to its webhook (never pages on-call)."""
-
-    enabled: bool = True
-
-
-class RulesSettings(_Settings):
-    bridge_unreachable: BridgeUnreachableRule = BridgeUnreachableRule()
-    integration_failing: IntegrationFailingRule = IntegrationFailingRule()
-    provider_outage: ProviderOutageRule = ProviderOutageRule()
-    egress_down: EgressDownRule = EgressDownRule()
-    tenant_failing: TenantFailingRule = TenantFailingRule()
-
-
-class MaintenanceWindow(_Settings):
+class MaintenanceWindow(SettingsModel):
     """Silences rules between `start` (inclusive) and `end` (exclusive).
 
     Selectors narrow the window: an empty selector matches anything; a non-empty one
@@ -140,7 +129,7 @@ class MaintenanceWindow(_Settings):
         )
 
 
-class OutboxSettings(_Settings):
+class OutboxSettings(SettingsModel):
     backoff_initial: Duration = timedelta(seconds=5)
     backoff_max: Duration = timedelta(minutes=5)
     # How many times an event the receiver calls invalid (PagerDuty 400) is tried before
@@ -156,7 +145,7 @@ class OutboxSettings(_Settings):
         return self
 
 
-class WebhookSettings(_Settings):
+class WebhookSettings(SettingsModel):
     """A tenant's notification webhook: JSON POSTs signed with HMAC-SHA256 of `secret`."""
 
     url: str
@@ -168,9 +157,10 @@ class WebhookSettings(_Settings):
         return _url(value, ("http", "https"))
 
 
-class AlertingSettings(_Settings):
+class AlertingSettings(SettingsModel):
     """Without a `pagerduty` block, rules still run and incidents are recorded, but nothing
-    is sent to on-call; `healthd.alerts.build_notifiers` says so at start in a warning."""
+    is sent to on-call; `healthd.alerts.notifiers.build_notifiers` says so at start in a
+    warning."""
 
     pagerduty: PagerDutySettings | None = None
     rules: RulesSettings = RulesSettings()

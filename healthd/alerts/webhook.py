@@ -20,7 +20,9 @@ from typing import Any
 
 import aiohttp
 
+from healthd.alerts import channels
 from healthd.alerts._retry import is_transient, parse_retry_after
+from healthd.alerts.settings import AlertingSettings
 from healthd.clock import Clock, SystemClock
 from healthd.errors import DeliveryError
 from healthd.model import AlertEvent
@@ -73,7 +75,7 @@ class WebhookNotifier:
         *,
         clock: Clock | None = None,
     ) -> None:
-        self.channel = f"webhook:{tenant}"
+        self.channel = channels.webhook(tenant)
         self._tenant = tenant
         self._url = url
         self._secret = secret
@@ -101,6 +103,20 @@ class WebhookNotifier:
                 f"cannot reach the webhook of tenant {self._tenant!r}: {type(exc).__name__}",
                 permanent=False,
             ) from None
+
+    async def close(self) -> None:
+        """Nothing to release: the HTTP session is the daemon's, shared, and closed by it."""
+
+
+def from_settings(
+    settings: AlertingSettings, session: aiohttp.ClientSession, clock: Clock
+) -> list[WebhookNotifier]:
+    """The notifier table's row (`healthd.alerts.notifiers`): one notifier per tenant
+    webhook, in tenant order."""
+    return [
+        WebhookNotifier(tenant, hook.url, hook.secret, session, clock=clock)
+        for tenant, hook in sorted(settings.webhooks.items())
+    ]
 
 
 def _status_error(tenant: str, status: int, text: str, headers: Any) -> DeliveryError:

@@ -6,7 +6,8 @@ import aiohttp
 import pytest
 import structlog
 
-from healthd.alerts import PagerDutyNotifier, build_notifiers
+from healthd.alerts.notifiers import build_notifiers
+from healthd.alerts.pagerduty import PagerDutyNotifier
 from healthd.alerts.settings import AlertingSettings
 from healthd.clock import FakeClock
 from healthd.secrets import Secret

@@ -29,12 +29,18 @@ class ScriptedNotifier:
             raise outcome
         self.sent.append(event)
 
+    async def close(self) -> None:
+        pass
+
 
 class HangingNotifier:
     channel = "pagerduty"
 
     async def send(self, event: AlertEvent) -> None:
         await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        pass
 
 
 def transient(retry_after: float | None = None) -> DeliveryError:

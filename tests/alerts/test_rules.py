@@ -27,9 +27,13 @@ from healthd.model import (
     Thresholds,
 )
 from healthd.secrets import Secret
+from probes.bridge import BridgeProbe
+from probes.twilio import TwilioProbe
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 BRIDGE_KEY = "healthd/bridge_unreachable/bridge-dc1"
+# What config would set from the probe class: the rules read traits, never provider names.
+TRAITS = {"imessage_bridge": BridgeProbe.traits, "twilio": TwilioProbe.traits}
 
 
 def settings(**overrides: Any) -> AlertingSettings:
@@ -51,6 +55,7 @@ def integration(iid: str, provider: str, tenant: str = "platform", **kw: Any) ->
         interval=timedelta(minutes=1),
         timeout=timedelta(seconds=10),
         thresholds=kw.pop("thresholds", Thresholds()),
+        traits=kw.pop("traits", TRAITS.get(provider)),
         **kw,
     )
 

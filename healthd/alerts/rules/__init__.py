@@ -1,0 +1,131 @@
+"""Alert rules: which incidents should be open now, as a pure function of state.
+
+Level-triggered reconciliation. `evaluate()` computes every condition that should have an
+open incident at `now`, each under a stable dedup key, and compares that set with the
+incidents the store holds open (`_reconcile`): a condition true now with no open incident
+is triggered (unless held back), an open incident whose condition no longer holds is
+resolved (never blocked), a condition that holds and is already open produces nothing.
+
+So each incident triggers once and resolves once by construction, a restart is safe (what
+is open lives in the store; the same inputs give an empty plan), incidents left open by a
+crash or by a rule that was since disabled are resolved on the first evaluation, and a
+maintenance window that ends while its condition still holds yields exactly one trigger on
+the next evaluation.
+
+The rules, one module each, in suppression order (`table.RULES`; each module's docstring
+states its condition, its dedup key and what it holds back):
+
+- `egress_down`: healthd's own network is down; holds back `provider_outage`,
+  `bridge_unreachable` and every network failure of one integration;
+- `provider_outage`: one provider fails for many; holds back that provider's
+  provider-category `integration_failing` pages, and once open holds while it still holds
+  one back (holding back);
+- `bridge_unreachable`: the bridge's unreachable timer ran past `page_after`;
+- `integration_failing`: a paging integration fails;
+- `tenant_failing`: a tenant's own integration fails, for its webhook.
+
+Each condition says who it is for (`Audience`); `healthd.alerts.routing` picks the
+channel (PagerDuty, `webhook:<tenant>`) and whether it can be delivered.
+
+Recovering. An integration the state machine still calls bad whose latest run was good
+(it needs M good runs to recover), or a bridge with `unreachable_since` still set that
+answered its latest probe, triggers nothing new: it keeps an incident already open open,
+but a page held back (by egress_down, an outage, a silence) is not released for something
+that already works again; were it released, it would resolve one probe later.
+
+Flapping. Rules read only the state machine's debounced view (`RuleInputs`): the
+effective `status` (N failures to fail, M successes to recover) and `unreachable_since`.
+A flapping integration therefore pages only once the state machine calls it failing and
+resolves only once it calls it recovered. A flapping bridge pages when the
+`unreachable_since` the state machine keeps is older than `page_after`: as long as the
+state machine does not clear that timestamp (it clears it when the bridge counts as
+reachable again), short answers in the middle of an outage neither restart the ten-minute
+timer nor resolve an open page; each time it is cleared, the timer starts over, so a
+bridge that is back for good between outages shorter than `page_after` never pages.
+
+`healthd.alerts.settings` builds its `rules:` block from `table.RULES`, so the modules of
+this package import the settings module for types only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from healthd.alerts.rules._base import (
+    Condition,
+    Rule,
+    RuleInputs,
+    Scene,
+    View,
+    format_duration,
+    rule_inputs,
+)
+from healthd.alerts.rules._events import SUMMARY_LIMIT, one_line
+from healthd.alerts.rules._reconcile import AlertPlan, reconcile
+from healthd.alerts.rules.bridge_unreachable import tenants_without_sms_fallback
+from healthd.alerts.rules.table import RULES
+from healthd.model import Incident, Integration, IntegrationState, ProbeResult
+
+if TYPE_CHECKING:
+    from healthd.alerts.settings import AlertingSettings, MaintenanceWindow
+
+__all__ = [
+    "RULES",
+    "SUMMARY_LIMIT",
+    "AlertPlan",
+    "RuleInputs",
+    "evaluate",
+    "format_duration",
+    "one_line",
+    "rule_inputs",
+    "tenants_without_sms_fallback",
+]
+
+
+def evaluate(
+    *,
+    integrations: Mapping[str, Integration],
+    states: Mapping[str, IntegrationState],
+    results: Mapping[str, ProbeResult],
+    open_incidents: Sequence[Incident],
+    settings: AlertingSettings,
+    now: datetime,
+    silences: Sequence[MaintenanceWindow] = (),
+) -> AlertPlan:
+    """Reconcile the conditions true at `now` with `open_incidents`. Pure: no I/O, no clock.
+
+    The rules run in `RULES` order; a condition is held back when it is recovering or an
+    enabled rule before it, whose own conditions hold now, suppresses it. `silences` are
+    windows set at run time (the admin API) on top of the configured
+    `settings.maintenance`; both only hold back triggers.
+    """
+    scene = Scene(
+        views=tuple(
+            View(
+                integration=integration,
+                inputs=rule_inputs(
+                    states.get(iid) or IntegrationState(integration_id=iid), results.get(iid)
+                ),
+            )
+            for iid, integration in sorted(integrations.items())
+        ),
+        open_keys=frozenset(i.dedup_key for i in open_incidents if i.is_open),
+        now=now,
+        webhook_tenants=frozenset(settings.webhooks),
+    )
+    holding: list[tuple[Rule[Any], list[Condition]]] = []
+    conditions: list[tuple[Condition, bool]] = []  # (condition, held back)
+    for rule in RULES:
+        rule_settings = settings.rules.of(rule)
+        if not rule_settings.enabled:
+            continue
+        own = list(rule.conditions(scene, rule_settings))
+        for cond in own:
+            held_back = cond.recovering or any(r.suppresses(h, cond) for r, h in holding)
+            conditions.append((cond, held_back))
+        if own:
+            holding.append((rule, own))
+    windows = (*settings.maintenance, *silences)
+    return reconcile(conditions, open_incidents, scene.open_keys, windows, settings, now)

@@ -1,0 +1,199 @@
+"""What every rule shares: the inputs it may read, the views built from them, the
+conditions it returns, and the `Rule` base a rule module subclasses.
+
+The rules see an integration only through `RuleInputs`, a projection of its state and
+latest result: a `View` is built from nothing else, so a rule cannot read a field that
+`rule_inputs()` leaves out, and the engine's "did this run change what a rule reads?"
+(`rule_inputs(before) != rule_inputs(after)`) cannot silently miss one.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from healthd.alerts._settings_model import SettingsModel
+from healthd.alerts.channels import Audience
+from healthd.model import (
+    Category,
+    Finding,
+    Integration,
+    IntegrationState,
+    ProbeResult,
+    Severity,
+    Status,
+)
+
+TOP_CODES = 5  # how many finding codes an aggregate page lists
+
+
+class RuleSettings(SettingsModel):
+    """A rule's block under `alerting.rules.<name>`; every rule can be turned off."""
+
+    enabled: bool = True
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RuleInputs:
+    """Everything the rules read of one integration's state and latest result.
+
+    Two runs with equal inputs cannot change any rule's outcome, so the engine evaluates
+    only after a run that changed them (or on its tick, for what time alone changes). A
+    rule that needs another field of the state or the result adds it here and in
+    `rule_inputs()`; it has no other way to read it.
+    """
+
+    status: Status  # the state machine's effective (debounced) status
+    since: datetime | None
+    consecutive_failures: int
+    unreachable_since: datetime | None
+    result_status: Status | None  # the latest run's own status; None before the first run
+    findings: tuple[Finding, ...]  # the latest run's findings
+
+
+def rule_inputs(state: IntegrationState, result: ProbeResult | None) -> RuleInputs:
+    """The projection of `state` and `result` that the rules read (`RuleInputs`)."""
+    return RuleInputs(
+        status=state.status,
+        since=state.since,
+        consecutive_failures=state.consecutive_failures,
+        unreachable_since=state.unreachable_since,
+        result_status=result.status if result else None,
+        findings=result.findings if result else (),
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class View:
+    """One integration with what the rules may read of it, and what its findings say."""
+
+    integration: Integration
+    inputs: RuleInputs
+
+    @property
+    def bad_findings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.inputs.findings if f.status.is_bad)
+
+    @property
+    def failing(self) -> bool:
+        return self.inputs.status.is_bad
+
+    @property
+    def provider_failure(self) -> bool:
+        return self.failing and any(f.category is Category.PROVIDER for f in self.bad_findings)
+
+    @property
+    def network_failure(self) -> bool:
+        return self.failing and any(f.network_error for f in self.bad_findings)
+
+    @property
+    def recovering(self) -> bool:
+        """Still bad by the state machine, but the latest run was good: on its way back
+        (M good runs to recover) or flapping. It keeps an open incident open and holds an
+        open outage, but triggers nothing new: what failed is no longer what the probe
+        sees, and the rule that held its page back may have just let go of it."""
+        status = self.inputs.result_status
+        return self.failing and status is not None and not status.is_bad
+
+    @property
+    def answering(self) -> bool:
+        """The latest run reached it (any answer), though `unreachable_since` may still be
+        set until M such runs in a row."""
+        status = self.inputs.result_status
+        return status is not None and status is not Status.UNREACHABLE
+
+    @property
+    def succeeded(self) -> bool:
+        return self.inputs.result_status in (Status.OK, Status.DEGRADED)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Scene:
+    """What one evaluation shows every rule: the views (sorted by integration id), the
+    incidents open now (by dedup key), the time, and the tenants with a webhook."""
+
+    views: tuple[View, ...]
+    open_keys: frozenset[str]
+    now: datetime
+    webhook_tenants: frozenset[str]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Condition:
+    """One thing that should have an open incident now.
+
+    `audience` says who it is for; `healthd.alerts.routing` turns that into a channel.
+    `view` is the integration it is about (None for a condition over many), which later
+    rules' `suppresses()` read. `recovering`: the condition holds, so it keeps an open
+    incident open, but it triggers nothing new (see `View.recovering`).
+    """
+
+    rule: str
+    dedup_key: str
+    audience: Audience
+    summary: str
+    severity: Severity
+    integration: str | None = None
+    provider: str | None = None
+    tenant: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    view: View | None = None
+    recovering: bool = False
+
+
+S = TypeVar("S", bound=RuleSettings)
+
+
+class Rule(ABC, Generic[S]):
+    """One alert rule: a module under `healthd/alerts/rules/` and a row in `RULES`.
+
+    - `name` is its key under `alerting.rules`, the incident's `rule`, and what a
+      maintenance window or silence lists in `rules:`;
+    - `settings` is the model of its block there (a `RuleSettings`);
+    - `conditions()` says what should have an open incident now, from the scene alone
+      (pure: no I/O, no clock);
+    - `suppresses()` says which conditions of the rules after it in `RULES` it holds back
+      while `held` (its own conditions, true now) is not empty. Held back means not
+      triggered; a held-back condition still keeps its open incident open.
+    """
+
+    name: str
+    settings: type[S]
+
+    @abstractmethod
+    def conditions(self, scene: Scene, settings: S) -> Iterable[Condition]: ...
+
+    def suppresses(self, held: Sequence[Condition], condition: Condition) -> bool:
+        return False
+
+
+def finding_details(view: View) -> list[dict[str, Any]]:
+    """The bad findings with their fixes, as a page's custom details carry them."""
+    return [
+        {k: v for k, v in f.to_dict().items() if v not in (None, [], "")} for f in view.bad_findings
+    ]
+
+
+def integration_details(view: View) -> dict[str, Any]:
+    """The custom details of a condition about one integration."""
+    return {
+        "integration": view.integration.id,
+        "status": view.inputs.status.value,
+        "since": view.inputs.since.isoformat() if view.inputs.since else None,
+        "consecutive_failures": view.inputs.consecutive_failures,
+        "findings": finding_details(view),
+    }
+
+
+def format_duration(delta: timedelta) -> str:
+    """`12m`, `1h5m`, `45s`: how long, the way a person says it in a page."""
+    seconds = int(delta.total_seconds())
+    if seconds < 60:
+        return f"{seconds}s"
+    hours, rest = divmod(seconds // 60, 60)
+    days, hours = divmod(hours, 24)
+    parts = [(days, "d"), (hours, "h"), (rest, "m")]
+    return "".join(f"{n}{unit}" for n, unit in parts if n) or "0m"

@@ -1,0 +1,53 @@
+"""`integration_failing` (`healthd/integration_failing/<id>`): an integration that pages
+(`Integration.pages`) whose effective status is failing or unreachable.
+
+An unreachable integration that keeps an unreachable timer (the bridge) belongs to
+`bridge_unreachable`, with its own `page_after`; a bridge that answers but fails (iMessage
+signed out) pages here. Degraded never pages. Credential and sender problems page as
+critical, the rest as error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from healthd.alerts.channels import Audience
+from healthd.alerts.rules._base import Condition, Rule, RuleSettings, Scene, integration_details
+from healthd.model import Category, Severity, Status
+
+_CREDENTIAL_CATEGORIES = (Category.ACCOUNT, Category.SENDER_CONFIG)
+
+
+class IntegrationFailingSettings(RuleSettings):
+    """Pages on-call for each paging integration that fails (no settings but `enabled`)."""
+
+
+class IntegrationFailing(Rule[IntegrationFailingSettings]):
+    name = "integration_failing"
+    settings = IntegrationFailingSettings
+
+    def conditions(self, scene: Scene, settings: IntegrationFailingSettings) -> Iterator[Condition]:
+        for view in scene.views:
+            integration, status = view.integration, view.inputs.status
+            if not integration.pages or not status.is_bad:
+                continue
+            if integration.tracks_unreachable and status is Status.UNREACHABLE:
+                continue  # bridge_unreachable's, with its own page_after
+            bad = view.bad_findings
+            credential = any(f.category in _CREDENTIAL_CATEGORIES for f in bad)
+            name = integration.name or integration.id
+            reason = bad[0].summary if bad else status.value
+            yield Condition(
+                rule=self.name,
+                dedup_key=f"healthd/integration_failing/{integration.id}",
+                audience=Audience.ON_CALL,
+                summary=f"{integration.provider} integration {name} ({integration.tenant}) "
+                f"is {status.value}: {reason}",
+                severity=Severity.CRITICAL if credential else Severity.ERROR,
+                integration=integration.id,
+                provider=integration.provider,
+                tenant=integration.tenant,
+                details=integration_details(view),
+                view=view,
+                recovering=view.recovering,
+            )

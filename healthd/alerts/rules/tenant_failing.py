@@ -1,0 +1,49 @@
+"""`tenant_failing` (`healthd/tenant/<id>`): a tenant-owned integration that is failing,
+unreachable or degraded, for the tenant's own webhook when one is configured.
+
+Tenant integrations never page on-call unless marked `page: true`; those page through
+`integration_failing` instead of going to the webhook. Degraded goes out as a warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from healthd.alerts.channels import Audience
+from healthd.alerts.rules._base import Condition, Rule, RuleSettings, Scene, integration_details
+from healthd.model import Severity, Status
+
+
+class TenantFailingSettings(RuleSettings):
+    """Posts a tenant's own failing integrations to its webhook (never pages on-call)."""
+
+
+class TenantFailing(Rule[TenantFailingSettings]):
+    name = "tenant_failing"
+    settings = TenantFailingSettings
+
+    def conditions(self, scene: Scene, settings: TenantFailingSettings) -> Iterator[Condition]:
+        for view in scene.views:
+            integration, status = view.integration, view.inputs.status
+            if integration.tenant not in scene.webhook_tenants or integration.pages:
+                continue
+            if not (status.is_bad or status is Status.DEGRADED):
+                continue
+            findings = view.bad_findings or tuple(
+                f for f in view.inputs.findings if f.status is Status.DEGRADED
+            )
+            name = integration.name or integration.id
+            reason = findings[0].summary if findings else status.value
+            yield Condition(
+                rule=self.name,
+                dedup_key=f"healthd/tenant/{integration.id}",
+                audience=Audience.TENANT,
+                summary=f"{integration.provider} integration {name} is {status.value}: {reason}",
+                severity=Severity.WARNING if status is Status.DEGRADED else Severity.ERROR,
+                integration=integration.id,
+                provider=integration.provider,
+                tenant=integration.tenant,
+                details=integration_details(view),
+                view=view,
+                recovering=view.recovering,
+            )
