@@ -9,14 +9,13 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from healthd.errors import ConfigError, HealthdError  # noqa: E402
-from healthd.interfaces import Notifier, Probe, Store  # noqa: E402
+from healthd.interfaces import Notifier, Probe, ProbeContext, Store  # noqa: E402
 from healthd.model import (  # noqa: E402
     AlertEvent,
     Category,
     Finding,
     Integration,
     IntegrationState,
-    ProbeContext,
     ProbeResult,
     Status,
     Transition,

@@ -16,8 +16,8 @@ from typing import Any, TypeVar, cast
 
 import aiohttp
 
-from healthd import __version__
 from healthd.clock import Clock
+from healthd.version import __version__
 
 T = TypeVar("T")
 

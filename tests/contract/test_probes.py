@@ -15,9 +15,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from healthd import probing
 from healthd.catalog import load
 from healthd.clock import SystemClock
-from healthd.model import Category, Integration, ProbeContext, Status, Thresholds
+from healthd.interfaces import ProbeContext
+from healthd.model import Category, Integration, Status, Thresholds
 from healthd.registry import probes
 from healthd.secrets import Secret
 from healthd.sim.app import SimulatorThread
@@ -71,7 +73,7 @@ async def run_probe(sim: SimulatorThread, provider: str, timeout: float = 3.0) -
     async with aiohttp.ClientSession() as session:
         ctx = ProbeContext(session=session, clock=SystemClock(), catalog=catalog, timeout=timeout)
         async with asyncio.timeout(timeout + 2):
-            result = await cls().check(integration, ctx)
+            result = await probing.check(cls(), integration, ctx)
     return result, catalog
 
 

@@ -16,12 +16,14 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from healthd import probing
 from healthd.catalog import Catalog, parse
 from healthd.clock import SystemClock
-from healthd.model import Category, Integration, ProbeContext, ProbeResult, Status, Thresholds
+from healthd.interfaces import ProbeContext
+from healthd.model import Category, Integration, ProbeResult, Status, Thresholds
 from healthd.sim.statuspage import StatusPageSim
 from healthd.sim.twilio import LOCAL_NUMBER, TOLLFREE_NUMBER, TwilioSim, service_sid
-from probes.twilio import Options, TwilioProbe
+from probes.twilio import TwilioOptions, TwilioProbe
 
 CATALOG_FILE = Path(__file__).resolve().parents[2] / "healthd" / "catalog" / "twilio.yaml"
 ACCOUNT = "AC" + "0123456789abcdef" * 2
@@ -81,7 +83,7 @@ class Harness:
             timeout=timedelta(seconds=deadline),
             thresholds=Thresholds(),
             credentials={"account_sid": FakeSecret(ACCOUNT), "auth_token": FakeSecret(token)},
-            options=Options(**opts),
+            options=TwilioOptions(**opts),
         )
         ctx = ProbeContext(
             session=self.session,
@@ -91,7 +93,7 @@ class Harness:
             last_checked=last_checked,
         )
         async with asyncio.timeout(deadline + 5):
-            return await TwilioProbe().check(integration, ctx)
+            return await probing.check(TwilioProbe(), integration, ctx)
 
 
 @pytest.fixture
