@@ -446,25 +446,26 @@ class _Run:
                 )
             ]
         entries = {c: self._entry_for(c) for c in groups}
-        per_category = Counter[Category]()
+        per_rate = Counter[Category | None]()
         for c, g in groups.items():
-            per_category[_category(entries[c])] += g.failed + g.undelivered
-        verdict = {cat: self._rate_status(cat, n, total) for cat, n in per_category.items()}
+            per_rate[_rate_of(entries[c])] += g.failed + g.undelivered
+        verdict = {rate: self._rate_status(rate, n, total) for rate, n in per_rate.items()}
         return [
-            self._delivery_finding(g, entries[c], verdict[_category(entries[c])], total, span)
+            self._delivery_finding(g, entries[c], verdict[_rate_of(entries[c])], total, span)
             for c, g in sorted(groups.items(), key=lambda kv: -(kv[1].failed + kv[1].undelivered))
         ]
 
-    def _rate_status(self, category: Category, errors: int, total: int) -> Status:
-        """Recipient and unknown codes never change health; content only degrades."""
+    def _rate_status(self, category: Category | None, errors: int, total: int) -> Status:
+        """Codes that do not count (None, see `_rate_of`) never change health; content
+        only degrades; the counting categories degrade or fail past their rates."""
         rate = errors / total if total else 1.0
         judged = total >= self.opts.min_messages
+        if category is None:
+            return Status.OK
         if category is Category.CONTENT:
             return (
                 Status.DEGRADED if judged and rate >= self.opts.content_rate_degraded else Status.OK
             )
-        if not category.counts_against_health:
-            return Status.OK
         if not judged:
             return Status.DEGRADED
         if rate >= self.opts.error_rate_failing:
@@ -607,6 +608,19 @@ def _page_error(exc: TwilioException) -> _ApiError | TransportFailure:
 
 def _category(entry: CatalogEntry | None) -> Category:
     return entry.category if entry else Category.UNKNOWN
+
+
+def _rate_of(entry: CatalogEntry | None) -> Category | None:
+    """The error rate a code's messages add to: their category's, or None if they do not count.
+
+    The catalogue's `counts_against_health` is the word on it, code by code: 30025 is
+    sender_config yet only a warning. Content has its own, degrade-only rate whatever the
+    entry says; recipient and unknown codes do not count.
+    """
+    category = _category(entry)
+    if category is Category.CONTENT or (entry is not None and entry.counts_against_health):
+        return category
+    return None
 
 
 def _int(value: Any) -> int | None:

@@ -382,6 +382,20 @@ async def test_sender_errors_in_a_small_sample_degrade_but_never_fail(harness: H
     assert found.status is Status.DEGRADED
 
 
+@pytest.mark.parametrize("code", [30025, 30026])
+async def test_codes_the_catalogue_says_do_not_count_leave_health_alone(
+    harness: Harness, code: int
+) -> None:
+    # T-Mobile daily-limit warnings are sender_config, but the catalogue marks them
+    # `counts_against_health: false`: one among a few must not degrade the integration.
+    harness.set("filtering_spike", count=10, rate=0.1, error_code=code)
+    result = await harness.check()
+    found = finding(result, "twilio.delivery_errors", str(code))
+    assert found.category is Category.SENDER_CONFIG
+    assert found.status is Status.OK
+    assert result.status is Status.OK
+
+
 async def test_failed_and_undelivered_are_told_apart(harness: Harness) -> None:
     harness.set("optout_trickle")
     failed = finding(await harness.check(), "twilio.delivery_errors", "21610")
