@@ -221,6 +221,14 @@ async def test_refused_connection_is_unreachable(env: Env) -> None:
     assert by_code(result, "sendgrid.unreachable").category is Category.PROVIDER
 
 
+async def test_findings_spell_sendgrid_as_its_display_name(env: Env) -> None:
+    # Wording fix: the transport and status-page summaries said "Sendgrid" (the provider's
+    # name capitalised); they now use the probe's traits.
+    result = await env.run("hanging", probe_timeout=0.3)
+    assert by_code(result, "sendgrid.timeout").summary.startswith("SendGrid: no answer")
+    assert by_code(result, "sendgrid.platform_operational").summary.startswith("SendGrid reports")
+
+
 async def test_status_page_incident_is_a_provider_finding(env: Env) -> None:
     env.pages.set_scenario("incident", "sendgrid", {"component": "Mail Sending"})
     result = await env.run("ok")
