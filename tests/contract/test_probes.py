@@ -38,21 +38,21 @@ class Case:
     server_error: str
 
 
-def cases(sim: SimulatorThread) -> dict[str, Case]:
-    return {
-        "imessage_bridge": Case("contract", "auth_fail", "server_error"),
-        "twilio": Case(TWILIO_SID, "revoked_token", "server_error"),
-        "sendgrid": Case("SG.contract-key", "revoked_key", "server_error"),
-        "google": Case("contract.apps.example", "invalid_grant", "server_error"),
-    }
+# One row per registered probe: a new probe adds its row, and the tests below run it.
+CASES = {
+    "imessage_bridge": Case("contract", "auth_fail", "server_error"),
+    "twilio": Case(TWILIO_SID, "revoked_token", "server_error"),
+    "sendgrid": Case("SG.contract-key", "revoked_key", "server_error"),
+    "google": Case("contract.apps.example", "invalid_grant", "server_error"),
+}
 
 
-def test_every_registered_probe_has_a_contract_case(sim: SimulatorThread) -> None:
-    assert set(cases(sim)) == set(probes())
+def test_every_registered_probe_has_a_contract_case() -> None:
+    assert set(CASES) == set(probes())
 
 
 async def run_probe(sim: SimulatorThread, provider: str, timeout: float = 3.0) -> Any:
-    case = cases(sim)[provider]
+    case = CASES[provider]
     cls = probes()[provider]
     entry = integration_entry(
         provider, sim.http_url, case.target, id=f"contract-{provider}", tenant="contract"
@@ -68,6 +68,7 @@ async def run_probe(sim: SimulatorThread, provider: str, timeout: float = 3.0) -
         thresholds=Thresholds(),
         credentials={k: Secret(v) for k, v in entry["credentials"].items()},
         options=cls.Options.model_validate(entry.get("options", {})),
+        traits=cls.traits,
     )
     catalog = load()
     async with aiohttp.ClientSession() as session:
@@ -77,21 +78,19 @@ async def run_probe(sim: SimulatorThread, provider: str, timeout: float = 3.0) -
     return result, catalog
 
 
-def scenario_for(sim: SimulatorThread, provider: str, which: str) -> str:
-    case = cases(sim)[provider]
+def scenario_for(provider: str, which: str) -> str:
+    case = CASES[provider]
     return {"ok": "ok", "auth": case.auth_revoked, "5xx": case.server_error, "hang": "hanging"}[
         which
     ]
 
 
-@pytest.mark.parametrize("provider", ["imessage_bridge", "twilio", "sendgrid", "google"])
+@pytest.mark.parametrize("provider", sorted(CASES))
 @pytest.mark.parametrize("which", ["ok", "auth", "5xx", "hang"])
 async def test_probe_result_has_the_contract_shape(
     sim: SimulatorThread, sim_client: SimClient, provider: str, which: str
 ) -> None:
-    sim_client.set_scenario(
-        provider, scenario_for(sim, provider, which), target=cases(sim)[provider].target
-    )
+    sim_client.set_scenario(provider, scenario_for(provider, which), target=CASES[provider].target)
     result, catalog = await run_probe(sim, provider, timeout=1.5 if which == "hang" else 5.0)
 
     assert isinstance(result.status, Status)
