@@ -73,36 +73,32 @@ class GoogleProbe:
     async def findings(
         self, integration: Integration, options: GoogleOptions, ctx: ProbeContext
     ) -> list[Finding]:
-        return await _findings(integration, options, ctx)
+        """Token, then mailbox, then send-as; a Halt ends them."""
+        steps = Steps(ctx, GoogleProbe)
+        expiry = _testing_expiry(ctx, options)
+
+        async def body() -> None:
+            if expiry is not None:
+                # Known from the config alone, so it is reported even if Google cannot be reached.
+                steps.findings.append(expiry)
+            access_token, scopes = await steps.step(
+                "auth", _refresh(integration, options, ctx, expiry)
+            )
+            if expiry is None:
+                steps.findings.append(_token_ok(ctx))
+            if scopes is None and options.tokeninfo_url:
+                scopes = await _tokeninfo_scopes(ctx, options.tokeninfo_url, access_token)
+            base = integration.base_url or GoogleProbe.default_base_url
+            gmail = _Gmail(ctx, base, access_token, scopes)
+            steps.findings.append(await steps.step("mailbox", _mailbox(gmail)))
+            if options.send_as:
+                steps.findings.append(await steps.step("sender", _send_as(gmail, options.send_as)))
+
+        return await steps.run(body)
 
 
 def _finding(ctx: ProbeContext, code: str, *, check: str, status: Status, **kw: Any) -> Finding:
     return catalog_finding(ctx.catalog, PROVIDER, code, check=check, status=status, **kw)
-
-
-async def _findings(
-    integration: Integration, options: GoogleOptions, ctx: ProbeContext
-) -> list[Finding]:
-    """Token, then mailbox, then send-as; a Halt ends them."""
-    steps = Steps(ctx, GoogleProbe)
-    expiry = _testing_expiry(ctx, options)
-
-    async def body() -> None:
-        if expiry is not None:
-            # Known from the config alone, so it is reported even if Google cannot be reached.
-            steps.findings.append(expiry)
-        access_token, scopes = await steps.step("auth", _refresh(integration, options, ctx, expiry))
-        if expiry is None:
-            steps.findings.append(_token_ok(ctx))
-        if scopes is None and options.tokeninfo_url:
-            scopes = await _tokeninfo_scopes(ctx, options.tokeninfo_url, access_token)
-        base = integration.base_url or GoogleProbe.default_base_url
-        gmail = _Gmail(ctx, base, access_token, scopes)
-        steps.findings.append(await steps.step("mailbox", _mailbox(gmail)))
-        if options.send_as:
-            steps.findings.append(await steps.step("sender", _send_as(gmail, options.send_as)))
-
-    return await steps.run(body)
 
 
 def _token_ok(ctx: ProbeContext) -> Finding:
