@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -16,11 +15,10 @@ from healthd import probing
 from healthd.clock import SystemClock
 from healthd.http import SharedAnswers
 from healthd.interfaces import ProbeContext
-from healthd.model import Category, Finding, Integration, ProbeResult, Status, Thresholds
-from healthd.secrets import Secret
+from healthd.model import Category, Finding, ProbeResult, Status
 from healthd.sim.bridge import DEFAULT_TARGET, BridgeSim
 from probes.bridge import BridgeOptions, BridgeProbe
-from tests.email_support import serve, shared_catalog
+from tests.email_support import make_integration, serve, shared_catalog
 
 PLANTED = "planted-bridge-password-4c1e"
 CLOSED_PORT_URL = "http://127.0.0.1:9"
@@ -44,18 +42,11 @@ class Env:
         shared: SharedAnswers | None = None,
         **options: Any,
     ) -> ProbeResult:
-        integration = Integration(
-            id="bridge-1",
-            provider="imessage_bridge",
-            tenant="platform",
-            base_url=base_url or self.base,
-            page=False,
-            interval=timedelta(minutes=1),
-            timeout=timedelta(seconds=timeout),
-            thresholds=Thresholds(),
-            credentials={"password": Secret(password)},
-            options=BridgeOptions(**options),
-            traits=BridgeProbe.traits,
+        integration = make_integration(
+            "imessage_bridge",
+            base_url or self.base,
+            {"password": password},
+            BridgeOptions(**options),
         )
         ctx = ProbeContext(
             session=self.session,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import pytest
@@ -12,7 +12,8 @@ from healthd import probing
 from healthd.catalog import Catalog
 from healthd.clock import FakeClock
 from healthd.interfaces import Probe, ProbeContext
-from healthd.model import Finding, Integration, ProviderTraits, Status, Thresholds
+from healthd.model import Finding, Integration, ProviderTraits, Status
+from tests.email_support import make_integration
 
 NOW = datetime(2026, 4, 1, 9, 30, tzinfo=UTC)
 
@@ -50,17 +51,7 @@ class EchoProbe:
 
 
 def integration(options: Any = None) -> Integration:
-    return Integration(
-        id="echo-1",
-        provider="echo",
-        tenant="acme",
-        base_url="http://127.0.0.1:1",
-        page=False,
-        interval=timedelta(minutes=1),
-        timeout=timedelta(seconds=10),
-        thresholds=Thresholds(),
-        options=options,
-    )
+    return make_integration("echo", "http://127.0.0.1:1", {}, options)
 
 
 def context(timeout: float = 10.0) -> ProbeContext:
@@ -79,7 +70,7 @@ def test_the_echo_probe_meets_the_probe_protocol() -> None:
 async def test_started_at_comes_from_the_injected_clock() -> None:
     result = await probing.check(EchoProbe(), integration(), context())
     assert result.started_at == NOW
-    assert result.integration_id == "echo-1"
+    assert result.integration_id == "echo-acme"
     assert result.duration_seconds >= 0
 
 
