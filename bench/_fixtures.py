@@ -15,7 +15,6 @@ from typing import TypeVar
 from prometheus_client import CollectorRegistry
 
 from healthd.metrics import (
-    BRIDGE_PROVIDER,
     AlertView,
     HealthCollector,
     Instruments,
@@ -27,6 +26,7 @@ from healthd.registry import probe_class
 from healthd.secrets import Secret
 from healthd.sim.bridge import DEFAULT_PASSWORD as SIM_BRIDGE_PASSWORD
 from healthd.sim.fixtures import integration_entry
+from probes.bridge import PROVIDER as BRIDGE_PROVIDER
 
 # `--provider mixed` in the sweep (issue 4): a CRM's accounts, most of them SMS and email.
 SWEEP_MIX = (("twilio", 40), ("sendgrid", 25), ("google", 25), (BRIDGE_PROVIDER, 10))
@@ -71,6 +71,7 @@ def integration(
             for name, value in (credentials or {"password": SIM_BRIDGE_PASSWORD}).items()
         },
         options=None if options is None else probe_class(provider).Options.model_validate(options),
+        traits=probe_class(provider).traits,
     )
 
 

@@ -72,11 +72,12 @@ from healthd.gctune import settle_startup_heap
 from healthd.http import make_session
 from healthd.interfaces import Store
 from healthd.log import configure as configure_logging
-from healthd.metrics import BRIDGE_PROVIDER, MetricsEndpoint
+from healthd.metrics import MetricsEndpoint
 from healthd.model import ProbeResult, RunChange, Status
 from healthd.runner import Runner
 from healthd.sim.client import SimClient
 from healthd.store import MemoryStore, SQLiteStore
+from probes.bridge import PROVIDER as BRIDGE_PROVIDER
 
 # Targets from issue 2.
 WALL_TARGET = {100: 1.1, 500: 1.5}

@@ -10,14 +10,13 @@ package for a name (tests/test_layout.py): `__version__` comes from `healthd.ver
 from __future__ import annotations
 
 from healthd.errors import ConfigError, HealthdError
-from healthd.interfaces import Notifier, Probe, Store
+from healthd.interfaces import Notifier, Probe, ProbeContext, Store
 from healthd.model import (
     AlertEvent,
     Category,
     Finding,
     Integration,
     IntegrationState,
-    ProbeContext,
     ProbeResult,
     Status,
     Transition,

@@ -6,41 +6,73 @@ Implementations do not repeat these docstrings; they point here.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel
 
 from healthd.model import (
     AlertEvent,
+    Finding,
     Incident,
     Integration,
     IntegrationState,
     OutboxItem,
-    ProbeContext,
     ProbeResult,
     ProviderTraits,
     Transition,
 )
 
+if TYPE_CHECKING:
+    import aiohttp
+
+    from healthd.catalog import Catalog
+    from healthd.clock import Clock
+    from healthd.http import SharedAnswers
+
+OptionsT_contra = TypeVar("OptionsT_contra", bound=BaseModel, contravariant=True)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProbeContext:
+    """What a probe may use besides its integration. Replaces a long parameter list.
+
+    `timeout` is what the probe's own work may take: `healthd.probing` hands the probe a
+    share of the runner's deadline, so the probe's timeout findings come before the cut.
+    """
+
+    session: aiohttp.ClientSession
+    clock: Clock
+    catalog: Catalog
+    timeout: float
+    last_checked: datetime | None = None
+    shared: SharedAnswers | None = None
+
 
 @runtime_checkable
-class Probe(Protocol):
+class Probe(Protocol[OptionsT_contra]):
     """Checks one provider account. One class per provider, in `probes/<provider>.py`.
+
+    A probe only says what it found. The part every run shares (the clock's `started_at`,
+    the duration, the deadline share, the options, the ProbeResult) is done once, by
+    `healthd.probing.check(probe, integration, ctx)`, which the runner and `healthd check`
+    call: a probe never builds a ProbeResult of its own.
 
     Contract:
     - `provider` is the name used in config (`twilio`) and in the `healthd.probes` entry point.
     - `traits` is all the core knows of the provider (display name, code prefix, whether it
       keeps an unreachable timer): the core never tests a provider's name.
     - `Options` is a pydantic model (extra="forbid") for the integration's `options:` block;
-      `credentials` names the secret keys the integration must set.
-    - `check()` must not raise for anything the provider or the network does: a 401, a
+      `findings()` receives the integration's validated instance of it, typed
+      (`Probe[MyOptions]`). `credentials` names the secret keys the integration must set.
+    - `findings()` must not raise for anything the provider or the network does: a 401, a
       5xx, HTML where JSON was expected, a refused connection. Each becomes a Finding with
       a catalogue code and a remediation. (The runner still guards against bugs.)
-    - `check()` must not block the event loop: HTTP goes through `ctx.session`; a blocking
-      SDK call goes through `asyncio.to_thread`.
-    - `check()` runs inside the runner's deadline (`ctx.timeout` seconds); it may set
-      tighter per-request timeouts but never looser ones.
+    - `findings()` must not block the event loop: HTTP goes through `ctx.session`; a
+      blocking SDK call goes through `asyncio.to_thread`.
+    - `findings()` runs inside `ctx.timeout` seconds (already a share of the runner's
+      deadline); it may set tighter per-request timeouts but never looser ones.
     - Secrets are revealed only where a request is built, and never put into a Finding.
     """
 
@@ -50,7 +82,9 @@ class Probe(Protocol):
     credentials: ClassVar[tuple[str, ...]]
     default_base_url: ClassVar[str]
 
-    async def check(self, integration: Integration, ctx: ProbeContext) -> ProbeResult: ...
+    async def findings(
+        self, integration: Integration, options: OptionsT_contra, ctx: ProbeContext
+    ) -> list[Finding]: ...
 
 
 class Store(Protocol):

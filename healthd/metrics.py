@@ -55,7 +55,6 @@ HELP = {
 
 BRIDGE_SECONDS = "healthd_bridge_unreachable_seconds"
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-BRIDGE_PROVIDER = "imessage_bridge"
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +163,7 @@ class IntegrationSeries:
     def update(self, view: View) -> None:
         iid = view.integration.id
         self._entries[iid] = (view, _render(view))
-        if view.integration.provider == BRIDGE_PROVIDER:
+        if view.integration.tracks_unreachable:
             # The value depends on "now": only the text before it is kept.
             i = view.integration
             labels = f'integration="{_escape(i.id)}",tenant="{_escape(i.tenant)}"'

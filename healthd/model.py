@@ -10,14 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import aiohttp
-
-    from healthd.catalog import Catalog
-    from healthd.clock import Clock
-    from healthd.http import SharedAnswers
+from typing import Any
 
 
 class Status(StrEnum):
@@ -243,18 +236,6 @@ class Integration:
 
 
 PLATFORM_TENANT = "platform"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ProbeContext:
-    """What a probe may use besides its integration. Replaces a long parameter list."""
-
-    session: aiohttp.ClientSession
-    clock: Clock
-    catalog: Catalog
-    timeout: float
-    last_checked: datetime | None = None
-    shared: SharedAnswers | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

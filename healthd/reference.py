@@ -20,6 +20,7 @@ from healthd.model import (
     Integration,
     IntegrationState,
     ProbeResult,
+    ProviderTraits,
     Status,
     Thresholds,
 )
@@ -38,6 +39,10 @@ def _sample_registry() -> CollectorRegistry:
         interval=timedelta(seconds=60),
         timeout=timedelta(seconds=10),
         thresholds=Thresholds(),
+        # It keeps an unreachable timer, so the table lists that series too.
+        traits=ProviderTraits(
+            display_name="iMessage bridge", code_prefix="bridge", tracks_unreachable=True
+        ),
     )
     state = IntegrationState(
         integration_id=bridge.id, status=Status.OK, last_checked=_NOW, last_success=_NOW

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.metadata import entry_points
+from typing import Any
 
 from healthd.errors import UnknownProviderError
 from healthd.interfaces import Probe
@@ -16,8 +17,8 @@ GROUP = "healthd.probes"
 
 
 @cache
-def probes() -> dict[str, type[Probe]]:
-    table: dict[str, type[Probe]] = {}
+def probes() -> dict[str, type[Probe[Any]]]:
+    table: dict[str, type[Probe[Any]]] = {}
     for ep in entry_points(group=GROUP):
         cls = ep.load()
         if getattr(cls, "provider", None) != ep.name:
@@ -28,7 +29,7 @@ def probes() -> dict[str, type[Probe]]:
     return table
 
 
-def probe_class(provider: str) -> type[Probe]:
+def probe_class(provider: str) -> type[Probe[Any]]:
     table = probes()
     try:
         return table[provider]

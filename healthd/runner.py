@@ -1,6 +1,6 @@
 """One probe run, from start to stored state: the single path every check takes.
 
-    run_once(id) -> semaphore -> deadline -> probe.check -> state.step -> store -> views,
+    run_once(id) -> semaphore -> deadline -> probing.check -> state.step -> store -> views,
                     metrics -> tell the alert engine
 
 Scheduled runs and "check now" from the API share this path, and two callers asking for
@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 import aiohttp
 import structlog
@@ -24,18 +25,18 @@ from healthd.catalog import Catalog
 from healthd.clock import Clock
 from healthd.errors import IntegrationNotFound
 from healthd.http import SharedAnswers
-from healthd.interfaces import Probe, Store
+from healthd.interfaces import Probe, ProbeContext, Store
 from healthd.metrics import Instruments, IntegrationSeries, View
 from healthd.model import (
     Category,
     Finding,
     Integration,
     IntegrationState,
-    ProbeContext,
     ProbeResult,
     RunChange,
     Status,
 )
+from healthd.probing import check
 from healthd.registry import probe_class
 from healthd.state import step
 
@@ -61,7 +62,7 @@ class Runner:
         on_result: Callable[[RunChange], None] = lambda _change: None,
     ) -> None:
         self.integrations: dict[str, Integration] = {i.id: i for i in integrations}
-        self._probes: dict[str, Probe] = {
+        self._probes: dict[str, Probe[Any]] = {
             p: probe_class(p)() for p in {i.provider for i in integrations}
         }
         self._store = store
@@ -163,7 +164,7 @@ class Runner:
         t0 = time.perf_counter()
         try:
             async with asyncio.timeout(deadline):
-                return await self._probes[integration.provider].check(integration, ctx)
+                return await check(self._probes[integration.provider], integration, ctx)
         except TimeoutError:
             return self._own_result(
                 integration,

@@ -1,6 +1,6 @@
 """Helpers every probe shares: one JSON request, and turning what went wrong into a Finding.
 
-A probe's `check()` should read as a short list of steps; the plumbing of timeouts,
+A probe's `findings()` should read as a short list of steps; the plumbing of timeouts,
 refused connections, HTML-instead-of-JSON and catalogue lookups lives here once.
 """
 
@@ -15,7 +15,8 @@ from typing import Any
 import aiohttp
 
 from healthd.catalog import Catalog
-from healthd.model import Category, Finding, ProbeContext, Status
+from healthd.interfaces import Probe, ProbeContext
+from healthd.model import Category, Finding, Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,37 +148,32 @@ def catalog_finding(
 
 
 def transport_finding(
-    ctx: ProbeContext, provider: str, failure: TransportFailure, *, check: str = "reachability"
+    ctx: ProbeContext,
+    probe: type[Probe[Any]],
+    failure: TransportFailure,
+    *,
+    check: str = "reachability",
 ) -> Finding:
-    """The finding for a request that got no usable answer.
+    """The finding for a request that got no usable answer, worded from the probe's traits.
 
-    Codes are `<provider>.timeout`, `<provider>.unreachable` and `<provider>.bad_response`;
-    each provider's catalogue file carries their wording. Timeouts and refused connections
-    are network errors (they feed the egress_down rule); a garbled answer is not.
+    Codes are `<code prefix>.timeout`, `.unreachable` and `.bad_response`; each provider's
+    catalogue file carries their wording. Timeouts and refused connections are network
+    errors (they feed the egress_down rule); a garbled answer is not.
     """
     code, status = {
         "timeout": ("timeout", Status.UNREACHABLE),
         "connect": ("unreachable", Status.UNREACHABLE),
         "bad_response": ("bad_response", Status.FAILING),
     }[failure.kind]
-    prefix = _code_prefix(provider)
     return catalog_finding(
         ctx.catalog,
-        provider,
-        f"{prefix}.{code}",
+        probe.provider,
+        f"{probe.traits.code_prefix}.{code}",
         check=check,
         status=status,
-        summary=f"{_title(provider)}: {failure.detail}",
+        summary=f"{probe.traits.display_name}: {failure.detail}",
         network_error=failure.kind != "bad_response",
     )
-
-
-def _code_prefix(provider: str) -> str:
-    return "bridge" if provider == "imessage_bridge" else provider
-
-
-def _title(provider: str) -> str:
-    return {"imessage_bridge": "iMessage bridge"}.get(provider, provider.capitalize())
 
 
 def join_url(base: str, path: str) -> str:

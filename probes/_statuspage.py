@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from healthd.model import Finding, ProbeContext, Status
+from healthd.interfaces import Probe, ProbeContext
+from healthd.model import Finding, Status
 from probes._http import Answer, TransportFailure, catalog_finding, request_json
 
 # Statuspage component states, worst last. `under_maintenance` is announced work: shown,
@@ -28,36 +29,37 @@ _COMPONENT_STATUS = {
 
 
 async def statuspage_finding(
-    ctx: ProbeContext, provider: str, url: str, components: Sequence[str]
+    ctx: ProbeContext, probe: type[Probe[Any]], url: str, components: Sequence[str]
 ) -> Finding:
     """One finding for the components whose names contain any of `components` (case-blind)."""
     try:
         answer = await _fetch(ctx, url)
     except TransportFailure as failure:
-        return _unavailable(ctx, provider, failure.detail)
+        return _unavailable(ctx, probe, failure.detail)
     if not answer.ok or not isinstance(answer.data, dict):
-        return _unavailable(ctx, provider, f"HTTP {answer.status}")
+        return _unavailable(ctx, probe, f"HTTP {answer.status}")
     affected = _affected_components(answer.data, components)
     incidents = _open_incidents(answer.data, {c["id"] for c in affected} or None)
     status = Status.worst([_COMPONENT_STATUS.get(c.get("status", ""), Status.OK) for c in affected])
     if incidents and status is Status.OK:
         status = Status.DEGRADED
+    name, prefix = probe.traits.display_name, probe.traits.code_prefix
     if status is Status.OK:
         return catalog_finding(
             ctx.catalog,
-            provider,
-            f"{provider}.platform_operational",
+            probe.provider,
+            f"{prefix}.platform_operational",
             check="platform",
             status=Status.OK,
-            summary=f"{provider.capitalize()} reports its messaging components operational",
+            summary=f"{name} reports its messaging components operational",
         )
     names = ", ".join(sorted({c["name"] for c in affected if c.get("status") != "operational"}))
     titles = "; ".join(i.get("name", "incident") for i in incidents[:3])
-    summary = f"{provider.capitalize()} status page: " + (titles or f"{names} not operational")
+    summary = f"{name} status page: " + (titles or f"{names} not operational")
     return catalog_finding(
         ctx.catalog,
-        provider,
-        f"{provider}.platform_incident",
+        probe.provider,
+        f"{prefix}.platform_incident",
         check="platform",
         status=status,
         summary=summary[:300],
@@ -102,12 +104,12 @@ def _open_incidents(
     return found
 
 
-def _unavailable(ctx: ProbeContext, provider: str, detail: str) -> Finding:
+def _unavailable(ctx: ProbeContext, probe: type[Probe[Any]], detail: str) -> Finding:
     return catalog_finding(
         ctx.catalog,
-        provider,
-        f"{provider}.statuspage_unavailable",
+        probe.provider,
+        f"{probe.traits.code_prefix}.statuspage_unavailable",
         check="platform",
         status=Status.UNKNOWN,
-        summary=f"{provider.capitalize()} status page could not be read ({detail})",
+        summary=f"{probe.traits.display_name} status page could not be read ({detail})",
     )

@@ -6,29 +6,21 @@ the finding that says why. The steps share one deadline rather than each request
 the whole of `ctx.timeout`: when a late step hangs, the earlier steps' findings survive
 and the late one is reported as a timeout of its own check.
 
-The runner cuts a probe off at exactly `ctx.timeout` and then keeps none of its findings
-(`healthd.probe_timeout`), so a probe's own work must end a little before that:
-`within_deadline` gives it the first DEADLINE_SHARE of the time.
+`ctx.timeout` is already the probe's share of the runner's deadline (`healthd.probing`),
+so these findings come back before the runner cuts the run off.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from healthd.model import Finding, ProbeContext
+from healthd.interfaces import Probe, ProbeContext
+from healthd.model import Finding
 from probes._http import TransportFailure, transport_finding
 
 T = TypeVar("T")
-
-DEADLINE_SHARE = 0.9
-
-
-def within_deadline(ctx: ProbeContext) -> ProbeContext:
-    """`ctx` with its timeout cut to DEADLINE_SHARE, for everything the probe runs."""
-    return replace(ctx, timeout=ctx.timeout * DEADLINE_SHARE)
 
 
 class Halt(Exception):
@@ -42,12 +34,12 @@ class Halt(Exception):
 class Steps:
     """Collects findings from steps run by `run`; `step` names the check under way.
 
-    `ctx` should already be `within_deadline`: `run` bounds all steps by its timeout.
+    `run` bounds all steps by `ctx.timeout`.
     """
 
-    def __init__(self, ctx: ProbeContext, provider: str) -> None:
+    def __init__(self, ctx: ProbeContext, probe: type[Probe[Any]]) -> None:
         self.ctx = ctx
-        self.provider = provider
+        self.probe = probe
         self.findings: list[Finding] = []
         self._check = "reachability"
 
@@ -64,6 +56,6 @@ class Steps:
         except TimeoutError:
             failure = TransportFailure("timeout", f"no answer within {self.ctx.timeout:g}s")
             self.findings.append(
-                transport_finding(self.ctx, self.provider, failure, check=self._check)
+                transport_finding(self.ctx, self.probe, failure, check=self._check)
             )
         return self.findings

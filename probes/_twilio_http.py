@@ -20,7 +20,7 @@ import aiohttp
 from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 
-from healthd.model import ProbeContext
+from healthd.interfaces import ProbeContext
 from probes._http import TransportFailure, request_json
 
 

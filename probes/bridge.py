@@ -16,7 +16,6 @@ dead Mac has no meaningful "signed in" state, and one finding says what matters.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -24,7 +23,8 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from healthd.durations import Duration
-from healthd.model import Finding, Integration, ProbeContext, ProbeResult, ProviderTraits, Status
+from healthd.interfaces import ProbeContext
+from healthd.model import Finding, Integration, ProviderTraits, Status
 from probes._http import (
     Answer,
     TransportFailure,
@@ -57,6 +57,8 @@ class BridgeOptions(BaseModel):
 
 
 class BridgeProbe:
+    """See `healthd.interfaces.Probe`."""
+
     provider: ClassVar[str] = PROVIDER
     traits: ClassVar[ProviderTraits] = ProviderTraits(
         display_name="iMessage bridge", code_prefix="bridge", tracks_unreachable=True
@@ -65,30 +67,18 @@ class BridgeProbe:
     credentials: ClassVar[tuple[str, ...]] = ("password",)
     default_base_url: ClassVar[str] = "http://127.0.0.1:1234"
 
-    async def check(self, integration: Integration, ctx: ProbeContext) -> ProbeResult:
-        opts: BridgeOptions = integration.options or BridgeOptions()
-        started = ctx.clock.now()
-        t0 = time.perf_counter()
-        findings = await self._findings(integration, opts, ctx)
-        return ProbeResult.from_findings(
-            integration_id=integration.id,
-            started_at=started,
-            duration_seconds=time.perf_counter() - t0,
-            findings=findings,
-        )
-
-    async def _findings(
-        self, integration: Integration, opts: BridgeOptions, ctx: ProbeContext
+    async def findings(
+        self, integration: Integration, options: BridgeOptions, ctx: ProbeContext
     ) -> list[Finding]:
-        auth = {opts.auth_param: integration.credentials["password"].reveal()}
+        auth = {options.auth_param: integration.credentials["password"].reveal()}
         # One request answers both "is the server up" and "is iMessage signed in"; a
         # separate ping would cost a quarter more requests and prove nothing more.
         try:
             info = await request_json(
-                ctx, "GET", join_url(integration.base_url, opts.info_path), params=auth
+                ctx, "GET", join_url(integration.base_url, options.info_path), params=auth
             )
         except TransportFailure as failure:
-            return [transport_finding(ctx, PROVIDER, failure)]
+            return [transport_finding(ctx, BridgeProbe, failure)]
         problem = _answer_problem(ctx, info, check="reachability")
         if problem:
             return [problem]
@@ -105,10 +95,10 @@ class BridgeProbe:
                 status=Status.OK,
                 summary=f"Bridge server {version} answered",
             ),
-            _signed_in(ctx, opts, data),
+            _signed_in(ctx, options, data),
         ]
-        if opts.check_backlog:
-            findings.append(await self._recent_backlog(integration, opts, ctx, auth))
+        if options.check_backlog:
+            findings.append(await self._recent_backlog(integration, options, ctx, auth))
         return findings
 
     async def _recent_backlog(
@@ -144,7 +134,7 @@ class BridgeProbe:
                 ctx, "GET", join_url(integration.base_url, opts.schedule_path), params=auth
             )
         except TransportFailure as failure:
-            return transport_finding(ctx, PROVIDER, failure, check="backlog")
+            return transport_finding(ctx, BridgeProbe, failure, check="backlog")
         for answer in (messages, scheduled):
             problem = _answer_problem(ctx, answer, check="backlog")
             if problem:

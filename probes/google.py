@@ -17,7 +17,6 @@ echoes), and nowhere else.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -25,7 +24,8 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict
 
-from healthd.model import Finding, Integration, ProbeContext, ProbeResult, ProviderTraits, Status
+from healthd.interfaces import ProbeContext
+from healthd.model import Finding, Integration, ProviderTraits, Status
 from probes._http import (
     Answer,
     TransportFailure,
@@ -34,7 +34,7 @@ from probes._http import (
     request_json,
     transport_finding,
 )
-from probes._steps import Halt, Steps, within_deadline
+from probes._steps import Halt, Steps
 
 PROVIDER = "google"
 _SCOPE_PREFIX = "https://www.googleapis.com/auth/"
@@ -64,59 +64,41 @@ class GoogleOptions(BaseModel):
 class GoogleProbe:
     """See `healthd.interfaces.Probe`."""
 
-    provider = PROVIDER
+    provider: ClassVar[str] = PROVIDER
     traits: ClassVar[ProviderTraits] = ProviderTraits(display_name="Google", code_prefix="google")
-    Options = GoogleOptions
-    credentials = ("client_id", "client_secret", "refresh_token")
-    default_base_url = "https://gmail.googleapis.com"
+    Options: ClassVar[type[BaseModel]] = GoogleOptions
+    credentials: ClassVar[tuple[str, ...]] = ("client_id", "client_secret", "refresh_token")
+    default_base_url: ClassVar[str] = "https://gmail.googleapis.com"
 
-    async def check(self, integration: Integration, ctx: ProbeContext) -> ProbeResult:
-        started_at = ctx.clock.now()
-        t0 = time.perf_counter()
-        ctx = within_deadline(ctx)
-        options = _options(integration.options)
-        findings = await _findings(integration, options, ctx)
-        return ProbeResult.from_findings(
-            integration_id=integration.id,
-            started_at=started_at,
-            duration_seconds=time.perf_counter() - t0,
-            findings=findings,
-        )
+    async def findings(
+        self, integration: Integration, options: GoogleOptions, ctx: ProbeContext
+    ) -> list[Finding]:
+        """Token, then mailbox, then send-as; a Halt ends them."""
+        steps = Steps(ctx, GoogleProbe)
+        expiry = _testing_expiry(ctx, options)
 
+        async def body() -> None:
+            if expiry is not None:
+                # Known from the config alone, so it is reported even if Google cannot be reached.
+                steps.findings.append(expiry)
+            access_token, scopes = await steps.step(
+                "auth", _refresh(integration, options, ctx, expiry)
+            )
+            if expiry is None:
+                steps.findings.append(_token_ok(ctx))
+            if scopes is None and options.tokeninfo_url:
+                scopes = await _tokeninfo_scopes(ctx, options.tokeninfo_url, access_token)
+            base = integration.base_url or GoogleProbe.default_base_url
+            gmail = _Gmail(ctx, base, access_token, scopes)
+            steps.findings.append(await steps.step("mailbox", _mailbox(gmail)))
+            if options.send_as:
+                steps.findings.append(await steps.step("sender", _send_as(gmail, options.send_as)))
 
-def _options(raw: Any) -> GoogleOptions:
-    if isinstance(raw, GoogleOptions):
-        return raw
-    return GoogleOptions.model_validate(raw or {})
+        return await steps.run(body)
 
 
 def _finding(ctx: ProbeContext, code: str, *, check: str, status: Status, **kw: Any) -> Finding:
     return catalog_finding(ctx.catalog, PROVIDER, code, check=check, status=status, **kw)
-
-
-async def _findings(
-    integration: Integration, options: GoogleOptions, ctx: ProbeContext
-) -> list[Finding]:
-    """Token, then mailbox, then send-as; a Halt ends them."""
-    steps = Steps(ctx, PROVIDER)
-    expiry = _testing_expiry(ctx, options)
-
-    async def body() -> None:
-        if expiry is not None:
-            # Known from the config alone, so it is reported even if Google cannot be reached.
-            steps.findings.append(expiry)
-        access_token, scopes = await steps.step("auth", _refresh(integration, options, ctx, expiry))
-        if expiry is None:
-            steps.findings.append(_token_ok(ctx))
-        if scopes is None and options.tokeninfo_url:
-            scopes = await _tokeninfo_scopes(ctx, options.tokeninfo_url, access_token)
-        base = integration.base_url or GoogleProbe.default_base_url
-        gmail = _Gmail(ctx, base, access_token, scopes)
-        steps.findings.append(await steps.step("mailbox", _mailbox(gmail)))
-        if options.send_as:
-            steps.findings.append(await steps.step("sender", _send_as(gmail, options.send_as)))
-
-    return await steps.run(body)
 
 
 def _token_ok(ctx: ProbeContext) -> Finding:
@@ -179,7 +161,7 @@ async def _refresh(
     try:
         answer = await request_json(ctx, "POST", options.token_url, data=form)
     except TransportFailure as failure:
-        raise Halt(transport_finding(ctx, PROVIDER, failure, check="auth")) from None
+        raise Halt(transport_finding(ctx, GoogleProbe, failure, check="auth")) from None
     data = answer.data if isinstance(answer.data, dict) else {}
     token = data.get("access_token")
     if answer.ok and isinstance(token, str) and token:
@@ -250,7 +232,7 @@ class _Gmail:
         try:
             answer = await request_json(self.ctx, "GET", join_url(self.base, path), headers=headers)
         except TransportFailure as failure:
-            raise Halt(transport_finding(self.ctx, PROVIDER, failure, check=check)) from None
+            raise Halt(transport_finding(self.ctx, GoogleProbe, failure, check=check)) from None
         if answer.ok or answer.status == 404:
             return answer
         raise Halt(self._error(answer, check, needs))

@@ -1,6 +1,6 @@
 """SendGrid: is the key good, may it send, is the sender authenticated, is mail getting through.
 
-Steps, in order of how much they matter (see `SendGridProbe.check`):
+Steps, in order of how much they matter (see `SendGridProbe.findings`):
 key (`GET /v3/scopes`), sender (`/v3/verified_senders`, then `/v3/whitelabel/domains`),
 delivery (`/v3/stats` over a window), and SendGrid's status page beside them.
 
@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from healthd.model import Finding, Integration, ProbeContext, ProbeResult, ProviderTraits, Status
+from healthd.interfaces import ProbeContext
+from healthd.model import Finding, Integration, ProviderTraits, Status
 from probes._http import (
     Answer,
     TransportFailure,
@@ -32,7 +32,7 @@ from probes._http import (
     transport_finding,
 )
 from probes._statuspage import statuspage_finding
-from probes._steps import Halt, Steps, within_deadline
+from probes._steps import Halt, Steps
 
 PROVIDER = "sendgrid"
 
@@ -67,38 +67,25 @@ class SendGridOptions(BaseModel):
 class SendGridProbe:
     """See `healthd.interfaces.Probe`."""
 
-    provider = PROVIDER
+    provider: ClassVar[str] = PROVIDER
     traits: ClassVar[ProviderTraits] = ProviderTraits(
         display_name="SendGrid", code_prefix="sendgrid"
     )
-    Options = SendGridOptions
-    credentials = ("api_key",)
-    default_base_url = "https://api.sendgrid.com"
+    Options: ClassVar[type[BaseModel]] = SendGridOptions
+    credentials: ClassVar[tuple[str, ...]] = ("api_key",)
+    default_base_url: ClassVar[str] = "https://api.sendgrid.com"
 
-    async def check(self, integration: Integration, ctx: ProbeContext) -> ProbeResult:
-        started_at = ctx.clock.now()
-        t0 = time.perf_counter()
-        ctx = within_deadline(ctx)
-        options = _options(integration.options)
+    async def findings(
+        self, integration: Integration, options: SendGridOptions, ctx: ProbeContext
+    ) -> list[Finding]:
         api = _Api(ctx, integration, options.rate_limit_share)
         account, platform = await asyncio.gather(
             _account_findings(api, options),
             statuspage_finding(
-                ctx, PROVIDER, options.statuspage_url, options.statuspage_components
+                ctx, SendGridProbe, options.statuspage_url, options.statuspage_components
             ),
         )
-        return ProbeResult.from_findings(
-            integration_id=integration.id,
-            started_at=started_at,
-            duration_seconds=time.perf_counter() - t0,
-            findings=[*account, platform],
-        )
-
-
-def _options(raw: Any) -> SendGridOptions:
-    if isinstance(raw, SendGridOptions):
-        return raw
-    return SendGridOptions.model_validate(raw or {})
+        return [*account, platform]
 
 
 class _Budget:
@@ -157,7 +144,7 @@ class _Api:
         try:
             answer = await request_json(self.ctx, "GET", url, params=params, headers=headers)
         except TransportFailure as failure:
-            raise Halt(transport_finding(self.ctx, PROVIDER, failure, check=check)) from None
+            raise Halt(transport_finding(self.ctx, SendGridProbe, failure, check=check)) from None
         self.budget.observe(answer.headers)
         if answer.ok or answer.status in tolerate:
             return answer
@@ -232,7 +219,7 @@ def _bad_shape(api: _Api, check: str, what: str) -> Halt:
 
 async def _account_findings(api: _Api, options: SendGridOptions) -> list[Finding]:
     """Key, sender, then delivery if the rate-limit budget allows; a Halt ends them."""
-    steps = Steps(api.ctx, PROVIDER)
+    steps = Steps(api.ctx, SendGridProbe)
 
     async def body() -> None:
         steps.findings.append(await steps.step("auth", _key(api)))

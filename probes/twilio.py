@@ -10,9 +10,7 @@ the network does escapes as an exception. The auth token is revealed only to bui
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,15 +27,8 @@ from twilio.base.exceptions import (
 from twilio.rest import Client
 
 from healthd.catalog import CatalogEntry
-from healthd.model import (
-    Category,
-    Finding,
-    Integration,
-    ProbeContext,
-    ProbeResult,
-    ProviderTraits,
-    Status,
-)
+from healthd.interfaces import ProbeContext
+from healthd.model import Category, Finding, Integration, ProviderTraits, Status
 from probes._http import TransportFailure, catalog_finding, transport_finding
 from probes._statuspage import statuspage_finding
 from probes._twilio_http import SessionHttpClient
@@ -51,11 +42,10 @@ TOLLFREE_PREFIXES = ("+1800", "+1888", "+1877", "+1866", "+1855", "+1844", "+183
 # A non-empty mapping without TWILIO_EDGE/TWILIO_REGION: the SDK falls back to os.environ for
 # an empty one, and an edge or region would rewrite the loopback host (PROVIDERS.md A10).
 _NO_ENVIRONMENT = {"HEALTHD_TWILIO": "1"}
-_DEADLINE_SHARE = 0.9
 
 
-class Options(BaseModel):
-    """The integration's `options:` block."""
+class TwilioOptions(BaseModel):
+    """The `options:` block of a Twilio integration."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -81,37 +71,28 @@ class Options(BaseModel):
 
 
 class TwilioProbe:
+    """See `healthd.interfaces.Probe`."""
+
     provider: ClassVar[str] = PROVIDER
     traits: ClassVar[ProviderTraits] = ProviderTraits(
         display_name="Twilio", code_prefix="twilio", sms_fallback=True
     )
-    Options: ClassVar[type[BaseModel]] = Options
+    Options: ClassVar[type[BaseModel]] = TwilioOptions
     credentials: ClassVar[tuple[str, ...]] = ("account_sid", "auth_token")
     default_base_url: ClassVar[str] = "https://api.twilio.com"
 
-    async def check(self, integration: Integration, ctx: ProbeContext) -> ProbeResult:
-        started_at = ctx.clock.now()
-        t0 = time.perf_counter()
-        opts = (
-            integration.options
-            if isinstance(integration.options, Options)
-            else Options.model_validate(integration.options or {})
-        )
-        # Finish a little inside the runner's deadline, so that a hanging API yields this
-        # probe's own timeout finding rather than the runner cutting the whole run off.
-        inner = dataclasses.replace(ctx, timeout=ctx.timeout * _DEADLINE_SHARE)
+    async def findings(
+        self, integration: Integration, options: TwilioOptions, ctx: ProbeContext
+    ) -> list[Finding]:
         async with asyncio.TaskGroup() as tasks:
             platform = tasks.create_task(
-                statuspage_finding(inner, PROVIDER, opts.statuspage_url, opts.statuspage_components)
+                statuspage_finding(
+                    ctx, TwilioProbe, options.statuspage_url, options.statuspage_components
+                )
             )
-            findings = await _Run(integration, inner, opts).rest_checks()
+            findings = await _Run(integration, ctx, options).rest_checks()
         findings.append(platform.result())
-        return ProbeResult.from_findings(
-            integration_id=integration.id,
-            started_at=started_at,
-            duration_seconds=time.perf_counter() - t0,
-            findings=findings,
-        )
+        return findings
 
 
 class _ApiError(Exception):
@@ -141,7 +122,7 @@ class _CodeGroup:
 class _Run:
     """One probe run: the SDK client and the steps, each returning findings."""
 
-    def __init__(self, integration: Integration, ctx: ProbeContext, opts: Options) -> None:
+    def __init__(self, integration: Integration, ctx: ProbeContext, opts: TwilioOptions) -> None:
         self.ctx = ctx
         self.opts = opts
         self.catalog = ctx.catalog
@@ -465,25 +446,26 @@ class _Run:
                 )
             ]
         entries = {c: self._entry_for(c) for c in groups}
-        per_category = Counter[Category]()
+        per_rate = Counter[Category | None]()
         for c, g in groups.items():
-            per_category[_category(entries[c])] += g.failed + g.undelivered
-        verdict = {cat: self._rate_status(cat, n, total) for cat, n in per_category.items()}
+            per_rate[_rate_of(entries[c])] += g.failed + g.undelivered
+        verdict = {rate: self._rate_status(rate, n, total) for rate, n in per_rate.items()}
         return [
-            self._delivery_finding(g, entries[c], verdict[_category(entries[c])], total, span)
+            self._delivery_finding(g, entries[c], verdict[_rate_of(entries[c])], total, span)
             for c, g in sorted(groups.items(), key=lambda kv: -(kv[1].failed + kv[1].undelivered))
         ]
 
-    def _rate_status(self, category: Category, errors: int, total: int) -> Status:
-        """Recipient and unknown codes never change health; content only degrades."""
+    def _rate_status(self, category: Category | None, errors: int, total: int) -> Status:
+        """Codes that do not count (None, see `_rate_of`) never change health; content
+        only degrades; the counting categories degrade or fail past their rates."""
         rate = errors / total if total else 1.0
         judged = total >= self.opts.min_messages
+        if category is None:
+            return Status.OK
         if category is Category.CONTENT:
             return (
                 Status.DEGRADED if judged and rate >= self.opts.content_rate_degraded else Status.OK
             )
-        if not category.counts_against_health:
-            return Status.OK
         if not judged:
             return Status.DEGRADED
         if rate >= self.opts.error_rate_failing:
@@ -543,7 +525,7 @@ class _Run:
         only 401 or 20003 means the credentials are wrong.
         """
         if isinstance(exc, TransportFailure):
-            return transport_finding(self.ctx, PROVIDER, exc, check=check)
+            return transport_finding(self.ctx, TwilioProbe, exc, check=check)
         if exc.status == 401 or exc.code == 20003:
             return self._finding(
                 "twilio.auth_invalid",
@@ -626,6 +608,19 @@ def _page_error(exc: TwilioException) -> _ApiError | TransportFailure:
 
 def _category(entry: CatalogEntry | None) -> Category:
     return entry.category if entry else Category.UNKNOWN
+
+
+def _rate_of(entry: CatalogEntry | None) -> Category | None:
+    """The error rate a code's messages add to: their category's, or None if they do not count.
+
+    The catalogue's `counts_against_health` is the word on it, code by code: 30025 is
+    sender_config yet only a warning. Content has its own, degrade-only rate whatever the
+    entry says; recipient and unknown codes do not count.
+    """
+    category = _category(entry)
+    if category is Category.CONTENT or (entry is not None and entry.counts_against_health):
+        return category
+    return None
 
 
 def _int(value: Any) -> int | None:

@@ -18,7 +18,8 @@ from aiohttp import web
 
 from healthd.catalog import Catalog, load
 from healthd.clock import FakeClock
-from healthd.model import Integration, ProbeContext, ProbeResult, Thresholds
+from healthd.interfaces import ProbeContext
+from healthd.model import Integration, ProbeResult, Thresholds
 from healthd.secrets import Secret
 from healthd.sim.base import ProviderSim
 

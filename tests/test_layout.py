@@ -12,8 +12,8 @@ within a layer, the cycle rule alone applies:
    model, loop, gctune;
 1. foundations: interfaces (the Probe, Store and Notifier protocols), catalog, http, log,
    and the simulators (healthd.sim, which stand alone beside healthd's own code);
-2. parts that each do one job over the foundations: registry, state, scheduler, store,
-   metrics, and the probes. metrics sits this low because it reads no other part: the
+2. parts that each do one job over the foundations: registry, probing (the frame of every
+   probe run), state, scheduler, store, metrics, and the probes. metrics sits this low because it reads no other part: the
    runner and the outbox write into its instruments and series, the alert engine hands
    it an `AlertView`, and the daemon wires the collector;
 3. alerts: the rules, the engine (which reads the fleet through a snapshot callable), the
@@ -81,6 +81,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         frozenset(
             {
                 "healthd.registry",
+                "healthd.probing",
                 "healthd.state",
                 "healthd.scheduler",
                 "healthd.store",

@@ -23,16 +23,22 @@ from healthd.model import (
     Integration,
     IntegrationState,
     ProbeResult,
+    ProviderTraits,
     Status,
     Thresholds,
 )
+from healthd.registry import probe_class
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def integration(
-    iid: str, provider: str = "imessage_bridge", tenant: str = "platform"
+    iid: str,
+    provider: str = "imessage_bridge",
+    tenant: str = "platform",
+    traits: ProviderTraits | None = None,
 ) -> Integration:
+    """As config builds one: with the traits its probe class declares, unless given."""
     return Integration(
         id=iid,
         provider=provider,
@@ -42,6 +48,7 @@ def integration(
         interval=timedelta(seconds=60),
         timeout=timedelta(seconds=10),
         thresholds=Thresholds(),
+        traits=traits or probe_class(provider).traits,
     )
 
 
@@ -84,6 +91,24 @@ def test_bridge_unreachable_seconds_counts_from_unreachable_since() -> None:
         "healthd_bridge_unreachable_seconds", {"integration": "b1", "tenant": "platform"}
     )
     assert value == 720
+
+
+@pytest.mark.parametrize(("provider", "tracks"), [("imessage_bridge", False), ("twilio", True)])
+def test_unreachable_seconds_follow_the_traits_not_the_provider_name(
+    provider: str, tracks: bool
+) -> None:
+    traits = ProviderTraits(display_name="X", code_prefix="x", tracks_unreachable=tracks)
+    state = IntegrationState(
+        integration_id="i1",
+        status=Status.UNREACHABLE,
+        last_checked=NOW,
+        unreachable_since=NOW - timedelta(minutes=1),
+    )
+    reg = registry_with([View(integration("i1", provider, traits=traits), state, 0.2)])
+    value = reg.get_sample_value(
+        "healthd_bridge_unreachable_seconds", {"integration": "i1", "tenant": "platform"}
+    )
+    assert (value is not None) is tracks
 
 
 def test_an_integration_never_probed_has_no_success_or_timestamp_series() -> None:

@@ -103,14 +103,15 @@ async def test_live_check_answers_within_the_probe_timeout_when_the_provider_han
 async def test_runs_still_queued_at_the_bound_answer_their_previous_result_as_not_fresh(
     sim: SimulatorThread, sim_client: SimClient
 ) -> None:
-    """Two probe slots, three hanging 1 s probes: the third starts after 1 s, ends after 2 s,
-    and the bound is 2 s (the slowest timeout plus one second of slack)."""
-    doc = fleet_config(sim, timeout="1s")
-    doc["integrations"].append(bridge(sim, "acme3", tenant="acme", timeout="1s"))
+    """Two probe slots, three hanging 2 s probes, each ending at its own deadline share
+    (1.8 s): the third starts after 1.8 s, ends after 3.6 s, and the bound is 3 s (the
+    slowest timeout plus one second of slack)."""
+    doc = fleet_config(sim, timeout="2s")
+    doc["integrations"].append(bridge(sim, "acme3", tenant="acme", timeout="2s"))
     doc["defaults"]["concurrency"] = 2
     sim_client.set_scenario("imessage_bridge", "hanging")
     async with running_daemon(doc) as d:
-        async with asyncio.timeout(1 + 1 + 5):
+        async with asyncio.timeout(2 + 1 + 5):
             answer = await call(d.url, "POST", "/api/v1/tenants/acme/check")
         fresh = {v["id"]: v["fresh"] for v in answer.json["integrations"]}
         stale = [v for v in answer.json["integrations"] if not v["fresh"]]

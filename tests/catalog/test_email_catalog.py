@@ -15,6 +15,7 @@ import pytest
 
 import probes.google
 import probes.sendgrid
+from healthd import probing
 from healthd.catalog import Catalog
 from healthd.model import Category, Finding
 from healthd.sim.base import COMMON_SCENARIOS, ProviderSim
@@ -163,7 +164,7 @@ async def _sweep_sendgrid(session: aiohttp.ClientSession) -> list[Finding]:
             )
             ctx = make_ctx(session, timeout=0.3 if scenario == "hanging" else 5.0)
             async with asyncio.timeout(10):
-                findings += (await SendGridProbe().check(integration, ctx)).findings
+                findings += (await probing.check(SendGridProbe(), integration, ctx)).findings
     return findings
 
 
@@ -190,7 +191,7 @@ async def _sweep_google(session: aiohttp.ClientSession) -> list[Finding]:
             integration = make_integration("google", base, creds, opts)
             ctx = make_ctx(session, timeout=0.3 if scenario == "hanging" else 5.0)
             async with asyncio.timeout(10):
-                findings += (await GoogleProbe().check(integration, ctx)).findings
+                findings += (await probing.check(GoogleProbe(), integration, ctx)).findings
     return findings
 
 

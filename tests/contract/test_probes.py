@@ -15,9 +15,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from healthd import probing
 from healthd.catalog import load
 from healthd.clock import SystemClock
-from healthd.model import Category, Integration, ProbeContext, Status, Thresholds
+from healthd.interfaces import ProbeContext
+from healthd.model import Category, Integration, Status, Thresholds
 from healthd.registry import probes
 from healthd.secrets import Secret
 from healthd.sim.app import SimulatorThread
@@ -36,21 +38,21 @@ class Case:
     server_error: str
 
 
-def cases(sim: SimulatorThread) -> dict[str, Case]:
-    return {
-        "imessage_bridge": Case("contract", "auth_fail", "server_error"),
-        "twilio": Case(TWILIO_SID, "revoked_token", "server_error"),
-        "sendgrid": Case("SG.contract-key", "revoked_key", "server_error"),
-        "google": Case("contract.apps.example", "invalid_grant", "server_error"),
-    }
+# One row per registered probe: a new probe adds its row, and the tests below run it.
+CASES = {
+    "imessage_bridge": Case("contract", "auth_fail", "server_error"),
+    "twilio": Case(TWILIO_SID, "revoked_token", "server_error"),
+    "sendgrid": Case("SG.contract-key", "revoked_key", "server_error"),
+    "google": Case("contract.apps.example", "invalid_grant", "server_error"),
+}
 
 
-def test_every_registered_probe_has_a_contract_case(sim: SimulatorThread) -> None:
-    assert set(cases(sim)) == set(probes())
+def test_every_registered_probe_has_a_contract_case() -> None:
+    assert set(CASES) == set(probes())
 
 
 async def run_probe(sim: SimulatorThread, provider: str, timeout: float = 3.0) -> Any:
-    case = cases(sim)[provider]
+    case = CASES[provider]
     cls = probes()[provider]
     entry = integration_entry(
         provider, sim.http_url, case.target, id=f"contract-{provider}", tenant="contract"
@@ -66,30 +68,29 @@ async def run_probe(sim: SimulatorThread, provider: str, timeout: float = 3.0) -
         thresholds=Thresholds(),
         credentials={k: Secret(v) for k, v in entry["credentials"].items()},
         options=cls.Options.model_validate(entry.get("options", {})),
+        traits=cls.traits,
     )
     catalog = load()
     async with aiohttp.ClientSession() as session:
         ctx = ProbeContext(session=session, clock=SystemClock(), catalog=catalog, timeout=timeout)
         async with asyncio.timeout(timeout + 2):
-            result = await cls().check(integration, ctx)
+            result = await probing.check(cls(), integration, ctx)
     return result, catalog
 
 
-def scenario_for(sim: SimulatorThread, provider: str, which: str) -> str:
-    case = cases(sim)[provider]
+def scenario_for(provider: str, which: str) -> str:
+    case = CASES[provider]
     return {"ok": "ok", "auth": case.auth_revoked, "5xx": case.server_error, "hang": "hanging"}[
         which
     ]
 
 
-@pytest.mark.parametrize("provider", ["imessage_bridge", "twilio", "sendgrid", "google"])
+@pytest.mark.parametrize("provider", sorted(CASES))
 @pytest.mark.parametrize("which", ["ok", "auth", "5xx", "hang"])
 async def test_probe_result_has_the_contract_shape(
     sim: SimulatorThread, sim_client: SimClient, provider: str, which: str
 ) -> None:
-    sim_client.set_scenario(
-        provider, scenario_for(sim, provider, which), target=cases(sim)[provider].target
-    )
+    sim_client.set_scenario(provider, scenario_for(provider, which), target=CASES[provider].target)
     result, catalog = await run_probe(sim, provider, timeout=1.5 if which == "hang" else 5.0)
 
     assert isinstance(result.status, Status)

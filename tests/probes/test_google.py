@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from healthd import probing
 from healthd.interfaces import Probe
 from healthd.model import Category, ProbeResult, Status
 from healthd.sim.base import COMMON_SCENARIOS
@@ -56,8 +57,8 @@ class Env:
         }
         integration = make_integration("google", self.base, creds, opts)
         async with asyncio.timeout(probe_timeout * 4 + 5):
-            return await GoogleProbe().check(
-                integration, make_ctx(self.session, timeout=probe_timeout)
+            return await probing.check(
+                GoogleProbe(), integration, make_ctx(self.session, timeout=probe_timeout)
             )
 
 
@@ -283,5 +284,5 @@ async def test_probe_answers_before_the_runner_cuts_it_off(env: Env) -> None:
     )
     ctx = make_ctx(env.session, timeout=3.0)  # its 10% share (0.3 s) is the margin
     async with asyncio.timeout(ctx.timeout):  # as healthd.runner does
-        result = await GoogleProbe().check(integration, ctx)
+        result = await probing.check(GoogleProbe(), integration, ctx)
     assert by_code(result, "google.timeout").category is Category.PROVIDER

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from healthd import probing
 from healthd.interfaces import Probe
 from healthd.model import Category, ProbeResult, Status
 from healthd.sim.base import COMMON_SCENARIOS
@@ -52,7 +53,7 @@ class Env:
         integration = make_integration("sendgrid", self.base, {"api_key": key}, opts)
         ctx = make_ctx(self.session, timeout=probe_timeout)
         async with asyncio.timeout(probe_timeout * 6 + 5):
-            return await SendGridProbe().check(integration, ctx)
+            return await probing.check(SendGridProbe(), integration, ctx)
 
 
 @pytest.fixture
@@ -216,8 +217,16 @@ async def test_refused_connection_is_unreachable(env: Env) -> None:
         SendGridOptions(from_email=FROM, statuspage_url=f"{env.base}/status/sendgrid/x"),
     )
     async with asyncio.timeout(10):
-        result = await SendGridProbe().check(integration, make_ctx(env.session, timeout=2))
+        result = await probing.check(SendGridProbe(), integration, make_ctx(env.session, timeout=2))
     assert by_code(result, "sendgrid.unreachable").category is Category.PROVIDER
+
+
+async def test_findings_spell_sendgrid_as_its_display_name(env: Env) -> None:
+    # Wording fix: the transport and status-page summaries said "Sendgrid" (the provider's
+    # name capitalised); they now use the probe's traits.
+    result = await env.run("hanging", probe_timeout=0.3)
+    assert by_code(result, "sendgrid.timeout").summary.startswith("SendGrid: no answer")
+    assert by_code(result, "sendgrid.platform_operational").summary.startswith("SendGrid reports")
 
 
 async def test_status_page_incident_is_a_provider_finding(env: Env) -> None:
@@ -288,7 +297,7 @@ async def test_html_from_a_proxy_is_a_bad_response_not_an_auth_problem(env: Env)
             SendGridOptions(from_email=FROM, statuspage_url=f"{proxy}/nowhere"),
         )
         async with asyncio.timeout(10):
-            result = await SendGridProbe().check(integration, make_ctx(env.session))
+            result = await probing.check(SendGridProbe(), integration, make_ctx(env.session))
     finding = by_code(result, "sendgrid.bad_response")
     assert finding.category is Category.PROVIDER
     assert finding.status is Status.FAILING
@@ -312,7 +321,9 @@ async def test_a_late_step_that_hangs_keeps_the_earlier_findings(env: Env) -> No
             SendGridOptions(from_email=FROM, statuspage_url=f"{base}/nowhere"),
         )
         async with asyncio.timeout(10):
-            result = await SendGridProbe().check(integration, make_ctx(env.session, timeout=2.0))
+            result = await probing.check(
+                SendGridProbe(), integration, make_ctx(env.session, timeout=2.0)
+            )
     assert by_code(result, "sendgrid.key_ok").status is Status.OK
     assert by_code(result, "sendgrid.sender_verified").status is Status.OK
     timeout = by_code(result, "sendgrid.timeout")
@@ -347,6 +358,6 @@ async def test_probe_answers_before_the_runner_cuts_it_off(env: Env, hangs: str)
         integration = make_integration("sendgrid", env.base, {"api_key": KEY}, options)
         ctx = make_ctx(env.session, timeout=3.0)  # its 10% share (0.3 s) is the margin
         async with asyncio.timeout(ctx.timeout):  # as healthd.runner does
-            result = await SendGridProbe().check(integration, ctx)
+            result = await probing.check(SendGridProbe(), integration, ctx)
     expected = "sendgrid.timeout" if hangs == "api" else "sendgrid.statuspage_unavailable"
     assert by_code(result, expected).category in (Category.PROVIDER, Category.UNKNOWN)

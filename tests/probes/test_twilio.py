@@ -16,12 +16,14 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from healthd import probing
 from healthd.catalog import Catalog, parse
 from healthd.clock import SystemClock
-from healthd.model import Category, Integration, ProbeContext, ProbeResult, Status, Thresholds
+from healthd.interfaces import ProbeContext
+from healthd.model import Category, Integration, ProbeResult, Status, Thresholds
 from healthd.sim.statuspage import StatusPageSim
 from healthd.sim.twilio import LOCAL_NUMBER, TOLLFREE_NUMBER, TwilioSim, service_sid
-from probes.twilio import Options, TwilioProbe
+from probes.twilio import TwilioOptions, TwilioProbe
 
 CATALOG_FILE = Path(__file__).resolve().parents[2] / "healthd" / "catalog" / "twilio.yaml"
 ACCOUNT = "AC" + "0123456789abcdef" * 2
@@ -81,7 +83,7 @@ class Harness:
             timeout=timedelta(seconds=deadline),
             thresholds=Thresholds(),
             credentials={"account_sid": FakeSecret(ACCOUNT), "auth_token": FakeSecret(token)},
-            options=Options(**opts),
+            options=TwilioOptions(**opts),
         )
         ctx = ProbeContext(
             session=self.session,
@@ -91,7 +93,7 @@ class Harness:
             last_checked=last_checked,
         )
         async with asyncio.timeout(deadline + 5):
-            return await TwilioProbe().check(integration, ctx)
+            return await probing.check(TwilioProbe(), integration, ctx)
 
 
 @pytest.fixture
@@ -378,6 +380,20 @@ async def test_sender_errors_in_a_small_sample_degrade_but_never_fail(harness: H
     found = finding(await harness.check(), "twilio.delivery_errors", "30034")
     assert found.count == 10
     assert found.status is Status.DEGRADED
+
+
+@pytest.mark.parametrize("code", [30025, 30026])
+async def test_codes_the_catalogue_says_do_not_count_leave_health_alone(
+    harness: Harness, code: int
+) -> None:
+    # T-Mobile daily-limit warnings are sender_config, but the catalogue marks them
+    # `counts_against_health: false`: one among a few must not degrade the integration.
+    harness.set("filtering_spike", count=10, rate=0.1, error_code=code)
+    result = await harness.check()
+    found = finding(result, "twilio.delivery_errors", str(code))
+    assert found.category is Category.SENDER_CONFIG
+    assert found.status is Status.OK
+    assert result.status is Status.OK
 
 
 async def test_failed_and_undelivered_are_told_apart(harness: Harness) -> None:

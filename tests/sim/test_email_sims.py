@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from healthd import probing
 from healthd.sim.app import Simulator
 from healthd.sim.base import ProviderSim
 from healthd.sim.google import GoogleSim
@@ -445,5 +446,5 @@ async def test_the_control_api_of_the_full_simulator_drives_the_email_probes(
             probe = GoogleProbe()
         integration = make_integration(provider, base, creds, options)
         async with asyncio.timeout(10):
-            result = await probe.check(integration, make_ctx(session))
+            result = await probing.check(probe, integration, make_ctx(session))
     assert by_code(result, code)

@@ -22,7 +22,7 @@ from twilio.base.page import Page
 from twilio.rest import Client
 
 from healthd.clock import SystemClock
-from healthd.model import ProbeContext
+from healthd.interfaces import ProbeContext
 from healthd.sim.twilio import DEFAULT_TOKEN, TOLLFREE_NUMBER, TwilioSim, service_sid, sid
 from probes._twilio_http import SessionHttpClient
 from tests._shared import shared_file

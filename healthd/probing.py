@@ -1,0 +1,65 @@
+"""The part of a probe run that is the same for every probe, done once.
+
+As blackbox_exporter's handler does for its probers, this step owns the frame of a run and
+the probe fills in only what it found (`Probe.findings`):
+
+- `started_at` from the injectable clock, and the duration;
+- the deadline share: the runner cuts a run off at exactly `ctx.timeout` and then keeps
+  none of its findings (`healthd.probe_timeout`), so the probe's own work gets the first
+  DEADLINE_SHARE of that time, and a hanging provider shows as the probe's own timeout
+  finding, with whatever the earlier steps found;
+- the probe's own validated `Options` instance, typed;
+- the ProbeResult, whose status is the worst of the findings.
+
+The runner (and so `healthd check`) calls `check`; so do the probe tests.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import TypeVar, cast
+
+from pydantic import BaseModel
+
+from healthd.interfaces import Probe, ProbeContext
+from healthd.model import Integration, ProbeResult
+
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
+DEADLINE_SHARE = 0.9
+
+
+async def check(probe: Probe[OptionsT], integration: Integration, ctx: ProbeContext) -> ProbeResult:
+    """One run of `probe` for `integration`; `ctx.timeout` is the runner's whole deadline."""
+    started_at = ctx.clock.now()
+    t0 = time.perf_counter()
+    findings = await probe.findings(
+        integration,
+        options_for(probe, integration),
+        replace(ctx, timeout=ctx.timeout * DEADLINE_SHARE),
+    )
+    return ProbeResult.from_findings(
+        integration_id=integration.id,
+        started_at=started_at,
+        duration_seconds=time.perf_counter() - t0,
+        findings=findings,
+    )
+
+
+def options_for(probe: Probe[OptionsT], integration: Integration) -> OptionsT:
+    """The integration's options as the probe's own type, the one place they are typed.
+
+    Config always sets the validated instance; an Integration built by hand without options
+    gets the defaults here. Anything else (a dict, another provider's options) is a bug in
+    whoever built the Integration, and says so rather than being re-validated.
+    """
+    options = integration.options
+    if options is None:
+        options = probe.Options()
+    elif not isinstance(options, probe.Options):
+        raise TypeError(
+            f"integration {integration.id!r}: options are a {type(options).__name__}, "
+            f"not the {probe.provider} probe's {probe.Options.__name__}"
+        )
+    return cast(OptionsT, options)
