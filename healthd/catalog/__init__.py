@@ -41,18 +41,6 @@ class CatalogEntry:
     retryable: bool
     counts_against_health: bool
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "provider": self.provider,
-            "code": self.code,
-            "title": self.title,
-            "meaning": self.meaning,
-            "fix": self.fix,
-            "category": self.category.value,
-            "retryable": self.retryable,
-            "counts_against_health": self.counts_against_health,
-        }
-
 
 class Catalog:
     """Lookup by (provider, code). Built once at start; read-only afterwards."""
