@@ -245,6 +245,8 @@ class IntegrationState:
     `status` is the effective (debounced) status that the API and alerts use; the raw
     status of the latest run is `last_result_status`. `reachable_streak` counts runs in a
     row that got any answer; it decides when `unreachable_since` is cleared.
+    `disagreeing_runs` counts runs in a row that would move a good status between ok and
+    degraded; it debounces degraded (`healthd.state`).
     """
 
     integration_id: str
@@ -257,6 +259,7 @@ class IntegrationState:
     unreachable_since: datetime | None = None
     last_result_status: Status = Status.UNKNOWN
     reachable_streak: int = 0
+    disagreeing_runs: int = 0
 
 
 class TransitionKind(StrEnum):

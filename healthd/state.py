@@ -4,8 +4,11 @@ Rules, with N = failure_threshold (default 3) and M = success_threshold (default
 - A run is bad when its status is failing or unreachable; ok, degraded and unknown are good.
 - The effective status turns failing (or unreachable) after N consecutive bad runs, and
   back to the run's own status after M consecutive good runs. One blip never flips it.
-- While bad, the effective status follows the run between failing and unreachable; while
-  good, it follows the run between ok and degraded at once (degraded never pages).
+- While bad, the effective status follows the run between failing and unreachable.
+- While good, degraded is debounced like failing, so a status hovering at a threshold (a
+  bounce rate at 5 %) does not send a tenant's webhook a trigger and a resolve on every
+  other run: ok turns degraded after N consecutive degraded runs, degraded turns ok after
+  M consecutive ok runs (`disagreeing_runs` counts them; any other run starts it over).
 - The first run of a new integration is believed at once when good (nothing to debounce
   against); when bad it waits for N like any other.
 - `unreachable_since` is when an unbroken run of unreachable answers began. It is kept
@@ -38,7 +41,8 @@ def step(
     bad = raw.is_bad
     failures = prev.consecutive_failures + 1 if bad else 0
     successes = 0 if bad else prev.consecutive_successes + 1
-    status = _effective(prev.status, raw, failures, successes, thresholds)
+    disagreeing = prev.disagreeing_runs + 1 if _shifts(prev.status, raw) else 0
+    status = _effective(prev.status, raw, failures, successes, disagreeing, thresholds)
 
     transitions: list[Transition] = []
 
@@ -71,6 +75,7 @@ def step(
         since=now if status != prev.status or prev.since is None else prev.since,
         consecutive_failures=failures,
         consecutive_successes=successes,
+        disagreeing_runs=0 if status != prev.status else disagreeing,
         last_checked=now,
         last_success=now if not bad else prev.last_success,
         unreachable_since=unreachable_since,
@@ -80,7 +85,20 @@ def step(
     return new, transitions
 
 
-def _effective(prev: Status, raw: Status, failures: int, successes: int, t: Thresholds) -> Status:
+_SETTLED = (Status.OK, Status.DEGRADED)
+
+
+def _shifts(prev: Status, raw: Status) -> bool:
+    """A run that would move a settled status between ok and degraded."""
+    return prev in _SETTLED and raw in _SETTLED and raw is not prev
+
+
+def _effective(
+    prev: Status, raw: Status, failures: int, successes: int, disagreeing: int, t: Thresholds
+) -> Status:
+    if _shifts(prev, raw):
+        needed = t.failure_threshold if raw is Status.DEGRADED else t.success_threshold
+        return raw if disagreeing >= needed else prev
     if prev is Status.UNKNOWN:
         if not raw.is_bad:
             return raw

@@ -12,11 +12,18 @@ The product re-pushes undelivered iMessages every two minutes while the bridge i
 what users feel is a backlog of outgoing messages that never got delivered; the probe
 counts those. While the bridge does not answer at all, the other checks are not run: a
 dead Mac has no meaningful "signed in" state, and one finding says what matters.
+
+A reverse proxy in front of the Mac answers for it when the Mac is down: a gateway error
+(502, 503, 504) or an HTML error page, which the bridge's API never sends (it answers JSON
+only). That is the bridge not answering, so `bridge.proxy_error` is unreachable like a
+refused connection: it starts the ten-minute timer (`unreachable_since`) instead of failing
+the bridge at once. It is not a network error of healthd's: the proxy answered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import re
+from collections.abc import Awaitable, Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -35,6 +42,11 @@ from probes._http import (
 )
 
 PROVIDER = "imessage_bridge"
+
+# What a reverse proxy answers when the server behind it does not: Bad Gateway, Service
+# Unavailable, Gateway Timeout.
+GATEWAY_STATUSES = frozenset({502, 503, 504})
+_TITLE = re.compile(r"<title[^>]*>([^<]{1,200})</title>", re.IGNORECASE)
 
 
 class BridgeOptions(BaseModel):
@@ -74,7 +86,7 @@ class BridgeProbe:
         # One request answers both "is the server up" and "is iMessage signed in"; a
         # separate ping would cost a quarter more requests and prove nothing more.
         try:
-            info = await request_json(
+            info = await _request(
                 ctx, "GET", join_url(integration.base_url, options.info_path), params=auth
             )
         except TransportFailure as failure:
@@ -123,14 +135,14 @@ class BridgeProbe:
             "where": [{"statement": "message.is_from_me = :isFromMe", "args": {"isFromMe": 1}}],
         }
         try:
-            messages = await request_json(
+            messages = await _request(
                 ctx,
                 "POST",
                 join_url(integration.base_url, opts.query_path),
                 params=auth,
                 json_body=query,
             )
-            scheduled = await request_json(
+            scheduled = await _request(
                 ctx, "GET", join_url(integration.base_url, opts.schedule_path), params=auth
             )
         except TransportFailure as failure:
@@ -210,8 +222,25 @@ def _signed_in(ctx: ProbeContext, opts: BridgeOptions, data: dict[str, Any]) -> 
     )
 
 
+async def _request(
+    ctx: ProbeContext,
+    method: str,
+    url: str,
+    *,
+    params: Mapping[str, str],
+    json_body: Any = None,
+) -> Answer:
+    """One request to the bridge, whatever its body: `_answer_problem` tells a proxy's HTML
+    page from the bridge's JSON, which a request that insists on JSON cannot."""
+    return await request_json(
+        ctx, method, url, params=params, json_body=json_body, expect_json=False
+    )
+
+
 def _answer_problem(ctx: ProbeContext, answer: Answer, *, check: str) -> Finding | None:
     """A finding for an answer that is not a usable BlueBubbles envelope, else None."""
+    if _from_a_proxy(answer):
+        return _proxy_error(ctx, answer, check)
     if answer.status == 401:
         return catalog_finding(
             ctx.catalog,
@@ -226,9 +255,39 @@ def _answer_problem(ctx: ProbeContext, answer: Answer, *, check: str) -> Finding
         message = answer.data.get("message") if isinstance(answer.data, dict) else None
         detail = f"HTTP {answer.status}" + (f": {str(message)[:120]}" if message else "")
         return _bad_response(ctx, check, detail, provider_code=answer.status)
+    if answer.data is None:
+        # Not the body itself: a cut-off message list would put message text in a finding.
+        detail = (
+            f"HTTP {answer.status} with a body that is not JSON ({len(answer.text)} characters)"
+        )
+        return _bad_response(ctx, check, detail)
     if not isinstance(answer.data, dict):
         return _bad_response(ctx, check, "the answer is not a JSON object")
     return None
+
+
+def _from_a_proxy(answer: Answer) -> bool:
+    """A gateway error or an HTML page: the bridge's API answers JSON only."""
+    if answer.status in GATEWAY_STATUSES:
+        return True
+    content_type = next((v for k, v in answer.headers.items() if k.lower() == "content-type"), "")
+    start = answer.text.lstrip()[:15].lower()
+    return "html" in content_type.lower() or start.startswith(("<!doctype html", "<html"))
+
+
+def _proxy_error(ctx: ProbeContext, answer: Answer, check: str) -> Finding:
+    title = _TITLE.search(answer.text)
+    page = f": {' '.join(title.group(1).split())[:80]}" if title else ""
+    return catalog_finding(
+        ctx.catalog,
+        PROVIDER,
+        "bridge.proxy_error",
+        check=check,
+        status=Status.UNREACHABLE,
+        provider_code=answer.status,
+        summary=f"iMessage bridge not answering: a proxy in front of it answered "
+        f"HTTP {answer.status}{page}",
+    )
 
 
 def _bad_response(

@@ -63,11 +63,46 @@ def test_recovers_after_m_consecutive_good_runs_only() -> None:
     assert [t.kind for t in history[5][1]] == [TransitionKind.RECOVERED]
 
 
-def test_degraded_is_followed_at_once_and_never_counts_as_a_failure() -> None:
-    history = run([OK, DEG, DEG, DEG, DEG, OK])
-    assert [s.status for s, _ in history] == [OK, DEG, DEG, DEG, DEG, OK]
+def test_degraded_after_n_consecutive_degraded_runs_and_never_counts_as_a_failure() -> None:
+    history = run([OK, DEG, DEG, DEG, DEG])
+    assert [s.status for s, _ in history] == [OK, OK, OK, DEG, DEG]
     assert all(s.consecutive_failures == 0 for s, _ in history)
-    assert [t.kind for t in history[1][1]] == [TransitionKind.DEGRADED]
+    assert [t.kind for t in history[3][1]] == [TransitionKind.DEGRADED]
+
+
+def test_degraded_back_to_ok_after_m_consecutive_ok_runs() -> None:
+    history = run([OK, DEG, DEG, DEG, OK, OK])
+    assert [s.status for s, _ in history][3:] == [DEG, DEG, OK]
+    assert [t.kind for t in history[5][1]] == [TransitionKind.RECOVERED]
+
+
+def test_a_status_hovering_between_ok_and_degraded_stays_where_it_is() -> None:
+    hovering = [OK, DEG, OK, DEG, DEG, OK, DEG, OK, DEG, DEG]
+    history = run(hovering)
+    assert all(s.status is OK for s, _ in history)
+    assert all(t == [] for _, t in history[1:])
+    degraded = run([DEG, OK, DEG, OK, OK, DEG])
+    assert [s.status for s, _ in degraded] == [DEG, DEG, DEG, DEG, OK, OK]
+
+
+def test_a_first_degraded_run_is_believed_at_once() -> None:
+    ((state, transitions),) = run([DEG])
+    assert state.status is DEG
+    assert [t.kind for t in transitions] == [TransitionKind.DEGRADED]
+
+
+def test_recovering_from_failing_follows_the_good_run_it_ends_on() -> None:
+    history = run([OK, FAIL, FAIL, FAIL, OK, DEG])
+    assert history[-1][0].status is DEG
+
+
+@pytest.mark.parametrize(("n", "m"), [(1, 1), (2, 3), (5, 1)])
+def test_the_degraded_debounce_uses_the_integrations_thresholds(n: int, m: int) -> None:
+    thresholds = Thresholds(failure_threshold=n, success_threshold=m)
+    history = run([OK] + [DEG] * n + [OK] * m, thresholds)
+    statuses = [s.status for s, _ in history]
+    assert statuses[n] is DEG and (n == 1 or statuses[n - 1] is OK)
+    assert statuses[-1] is OK and (m == 1 or statuses[-2] is DEG)
 
 
 def test_while_failing_the_status_follows_between_failing_and_unreachable() -> None:

@@ -19,8 +19,13 @@ class Retention:
     - `finished_outbox`: newest sent/rejected outbox rows kept overall, and
       `finished_outbox_age`: how long one is kept after it was queued (both pruned on
       `mark_sent`). Pending and sending rows are never pruned.
+    - `resolved_incidents`: resolved incident occurrences kept overall, the latest opened
+      first (pruned on
+      `apply_alerts`); each reopening is a new occurrence, so a flapping provider would
+      otherwise grow the store without bound. Open incidents are never pruned.
     """
 
     transitions: int = 200
     finished_outbox: int = 10_000
     finished_outbox_age: timedelta = timedelta(days=7)
+    resolved_incidents: int = 1_000

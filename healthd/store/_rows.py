@@ -50,6 +50,7 @@ STATE_COLUMNS = (
     "unreachable_since",
     "last_result_status",
     "reachable_streak",
+    "disagreeing_runs",
 )
 RESULT_COLUMNS = ("integration_id", "result")
 TRANSITION_COLUMNS = ("integration_id", "kind", "at", "from_status", "to_status")
@@ -76,7 +77,7 @@ OUTBOX_ITEM_COLUMNS = (
     "last_error",
 )
 
-StateRow = tuple[str, str, str | None, int, int, str | None, str | None, str | None, str, int]
+StateRow = tuple[str, str, str | None, int, int, str | None, str | None, str | None, str, int, int]
 ResultRow = tuple[str, str]
 TransitionRow = tuple[str, str, str, str, str]
 IncidentRow = tuple[str, str, str, str, str | None, str]
@@ -138,6 +139,7 @@ def state_row(state: IntegrationState) -> StateRow:
         iso_optional(state.unreachable_since),
         state.last_result_status.value,
         state.reachable_streak,
+        state.disagreeing_runs,
     )
 
 
@@ -153,6 +155,7 @@ def state_from_row(row: Sequence[Any]) -> IntegrationState:
         unreachable_since=parse_optional(row[7]),
         last_result_status=Status(row[8]),
         reachable_streak=row[9],
+        disagreeing_runs=row[10],
     )
 
 

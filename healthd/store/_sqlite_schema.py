@@ -80,6 +80,30 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX outbox_by_status ON outbox (status, next_attempt_at, id)",
         "CREATE INDEX outbox_by_key ON outbox (channel, dedup_key, id)",
     ),
+    (
+        # The degraded debounce's counter (`IntegrationState.disagreeing_runs`).
+        "ALTER TABLE integration_state ADD COLUMN disagreeing_runs INTEGER NOT NULL DEFAULT 0",
+        # Each occurrence of an incident is its own row: a key opened again after its
+        # resolve adds a row instead of overwriting the earlier occurrence. A key is open
+        # at most once (the partial unique index).
+        """CREATE TABLE incident_occurrences (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            dedup_key TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            opened_at TEXT NOT NULL,
+            resolved_at TEXT,
+            details TEXT NOT NULL
+        )""",
+        """INSERT INTO incident_occurrences
+            (dedup_key, rule, summary, opened_at, resolved_at, details)
+            SELECT dedup_key, rule, summary, opened_at, resolved_at, details
+            FROM incidents ORDER BY opened_at, dedup_key""",
+        "DROP TABLE incidents",
+        "ALTER TABLE incident_occurrences RENAME TO incidents",
+        "CREATE UNIQUE INDEX incidents_open_once ON incidents (dedup_key)"
+        " WHERE resolved_at IS NULL",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -62,7 +62,10 @@ class MemoryStore:
         self._states: dict[str, IntegrationState] = {}
         self._results: dict[str, ProbeResult] = {}
         self._transitions: dict[str, list[Transition]] = {}
-        self._incidents: dict[str, Incident] = {}
+        # Every occurrence by its id (insertion order), and the open one of each key.
+        self._incidents: dict[int, Incident] = {}
+        self._open_incidents: dict[str, int] = {}
+        self._incident_ids = itertools.count(1)
         self._outbox: dict[int, _OutboxRow] = {}
         self._ids = itertools.count(1)
         self._meta: dict[str, str] = {}
@@ -95,21 +98,22 @@ class MemoryStore:
         return list(reversed(kept))[:limit]
 
     async def open_incidents(self) -> list[Incident]:
-        found = [i for i in self._incidents.values() if i.is_open]
+        found = [self._incidents[n] for n in self._open_incidents.values()]
         return sorted(found, key=lambda i: (i.opened_at, i.dedup_key))
 
     async def recent_incidents(self, limit: int = 50) -> list[Incident]:
         # Open first (newest opened first), then resolved (most recently resolved first).
         ordered = sorted(
-            self._incidents.values(),
-            key=lambda i: (
-                not i.is_open,
-                -(i.resolved_at or i.opened_at).timestamp(),
-                -i.opened_at.timestamp(),
-                i.dedup_key,
+            self._incidents.items(),
+            key=lambda item: (
+                not item[1].is_open,
+                -(item[1].resolved_at or item[1].opened_at).timestamp(),
+                -item[1].opened_at.timestamp(),
+                item[1].dedup_key,
+                -item[0],
             ),
         )
-        return ordered[:limit]
+        return [incident for _, incident in ordered[:limit]]
 
     async def apply_alerts(
         self,
@@ -120,15 +124,13 @@ class MemoryStore:
         now: datetime,
     ) -> None:
         for incident in opened:
-            existing = self._incidents.get(incident.dedup_key)
-            if existing is not None and existing.is_open:
-                # Opening what is already open keeps the original start of the page.
-                incident = replace(incident, opened_at=existing.opened_at)
-            self._incidents[incident.dedup_key] = incident
+            self._open_incident(incident)
         for dedup_key, at in resolved:
-            existing = self._incidents.get(dedup_key)
-            if existing is not None and existing.is_open:
-                self._incidents[dedup_key] = replace(existing, resolved_at=at)
+            number = self._open_incidents.pop(dedup_key, None)
+            if number is not None:
+                self._incidents[number] = replace(self._incidents[number], resolved_at=at)
+        if resolved:
+            self._prune_resolved_incidents()
         for channel, event in events:
             row_id = next(self._ids)
             self._outbox[row_id] = _OutboxRow(
@@ -197,6 +199,23 @@ class MemoryStore:
     async def set_meta(self, key: str, value: Any) -> None:
         # Kept as the backends' JSON text, so callers get the same copies and the same errors.
         self._meta[key] = meta_text(value)
+
+    def _open_incident(self, incident: Incident) -> None:
+        """Opening what is already open updates it and keeps the original start of the
+        page; anything else is a new occurrence (the earlier ones are kept)."""
+        number = self._open_incidents.get(incident.dedup_key) if incident.is_open else None
+        if number is None:
+            number = next(self._incident_ids)
+        else:
+            incident = replace(incident, opened_at=self._incidents[number].opened_at)
+        self._incidents[number] = incident
+        if incident.is_open:
+            self._open_incidents[incident.dedup_key] = number
+
+    def _prune_resolved_incidents(self) -> None:
+        resolved = [n for n, i in self._incidents.items() if not i.is_open]
+        for number in resolved[: max(len(resolved) - self._retention.resolved_incidents, 0)]:
+            del self._incidents[number]
 
     def _row(self, item_id: int, operation: str) -> _OutboxRow:
         row = self._outbox.get(item_id)

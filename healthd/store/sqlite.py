@@ -84,16 +84,20 @@ _SELECT_TRANSITIONS = (
     " WHERE integration_id = ? ORDER BY id DESC LIMIT ?"
 )
 _SELECT_INCIDENTS = f"SELECT {_columns(_rows.INCIDENT_COLUMNS)} FROM incidents"
-# A key opened again after its resolve reuses the row; opening one that is still open
-# keeps the original start of the page.
+# A key opened again after its resolve is a new occurrence, a row of its own (the earlier
+# one is kept); opening one that is still open updates it and keeps the original start of
+# the page (the partial unique index `incidents_open_once`).
 _OPEN_INCIDENT = (
     f"INSERT INTO incidents ({_columns(_rows.INCIDENT_COLUMNS)})"
     f" VALUES ({_marks(_rows.INCIDENT_COLUMNS)})"
-    " ON CONFLICT (dedup_key) DO UPDATE SET rule = excluded.rule,"
-    " summary = excluded.summary, details = excluded.details,"
-    " opened_at = CASE WHEN incidents.resolved_at IS NULL"
-    "   THEN incidents.opened_at ELSE excluded.opened_at END,"
-    " resolved_at = excluded.resolved_at"
+    " ON CONFLICT (dedup_key) WHERE resolved_at IS NULL DO UPDATE SET rule = excluded.rule,"
+    " summary = excluded.summary, details = excluded.details"
+)
+# The newest `Retention.resolved_incidents` resolved occurrences are kept.
+_PRUNE_RESOLVED_INCIDENTS = (
+    "DELETE FROM incidents WHERE resolved_at IS NOT NULL AND id <= ("
+    " SELECT id FROM incidents WHERE resolved_at IS NOT NULL"
+    " ORDER BY id DESC LIMIT 1 OFFSET ?)"
 )
 _RESOLVE_INCIDENT = (
     "UPDATE incidents SET resolved_at = ? WHERE dedup_key = ? AND resolved_at IS NULL"
@@ -226,7 +230,7 @@ class SQLiteStore:
         return await self._incidents(
             "recent_incidents",
             "ORDER BY resolved_at IS NOT NULL, COALESCE(resolved_at, opened_at) DESC,"
-            " opened_at DESC, dedup_key LIMIT ?",
+            " opened_at DESC, dedup_key, id DESC LIMIT ?",
             (limit,),
         )
 
@@ -251,11 +255,15 @@ class SQLiteStore:
         resolve_rows = [(_rows.iso(at), key) for key, at in resolved]
         outbox_rows = [_rows.outbox_row(channel, event, now) for channel, event in events]
 
+        keep = self._retention.resolved_incidents
+
         def work(conn: sqlite3.Connection) -> None:
             with transaction(conn):
                 conn.executemany(_OPEN_INCIDENT, incident_rows)
                 conn.executemany(_RESOLVE_INCIDENT, resolve_rows)
                 conn.executemany(_ADD_OUTBOX_ROW, outbox_rows)
+                if resolve_rows:
+                    conn.execute(_PRUNE_RESOLVED_INCIDENTS, (keep,))
 
         await self._thread.run("apply_alerts", work)
 

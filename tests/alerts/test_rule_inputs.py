@@ -42,7 +42,7 @@ SETTINGS = AlertingSettings.model_validate(
 
 # The fields of the state and the result that the rules do not read, and what is left.
 STATE_NOISE = ("consecutive_successes", "last_checked", "last_success", "last_result_status")
-STATE_NOISE += ("reachable_streak",)
+STATE_NOISE += ("reachable_streak", "disagreeing_runs")
 RESULT_NOISE = ("started_at", "duration_seconds")
 STATE_INPUTS = {"status", "since", "consecutive_failures", "unreachable_since"}
 RESULT_INPUTS = {"status", "findings"}
@@ -113,6 +113,7 @@ noise = st.fixed_dictionaries(
         "last_success": times,
         "last_result_status": statuses,
         "reachable_streak": st.integers(0, 9),
+        "disagreeing_runs": st.integers(0, 9),
         "started_at": times.map(lambda t: t or T0),
         "duration_seconds": st.floats(0, 30),
     }

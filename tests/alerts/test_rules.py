@@ -27,6 +27,7 @@ from healthd.model import (
     Thresholds,
 )
 from healthd.secrets import Secret
+from healthd.state import step
 from probes.bridge import BridgeProbe
 from probes.twilio import TwilioProbe
 
@@ -112,6 +113,15 @@ class World:
             unreachable_since=unreachable_since,
             last_result_status=result.status,
         )
+
+    def run(self, iid: str, *findings: Finding, at: datetime) -> None:
+        """One probe run through the state machine, as the runner records it."""
+        result = ProbeResult.from_findings(
+            integration_id=iid, started_at=at, duration_seconds=0.1, findings=findings or (OK,)
+        )
+        prev = self.states.get(iid) or IntegrationState(integration_id=iid)
+        self.states[iid], _ = step(prev, result, at, self.integrations[iid].thresholds)
+        self.results[iid] = result
 
     def evaluate(self, now: datetime) -> AlertPlan:
         plan = evaluate(
@@ -303,6 +313,20 @@ def test_tenant_degraded_goes_to_its_webhook_as_a_warning():
     assert only_event(world.evaluate(T0)).severity is Severity.WARNING
 
 
+def test_a_degraded_status_hovering_at_its_threshold_is_one_trigger_and_one_resolve():
+    """A bounce rate at 5 %: degraded one run, ok the next. The webhook hears of it once
+    it stays degraded (N runs) and once it stays ok again (M runs), not on every other run."""
+    world = World(settings(webhooks={"acme": {"url": "https://h.test", "secret": Secret("w")}}))
+    world.add(integration("acme-sendgrid", "sendgrid", "acme"), OK)
+    hovering = [DEGRADED, OK, DEGRADED, OK, DEGRADED, DEGRADED, DEGRADED, OK, DEGRADED, OK, OK]
+    events = []
+    for n, finding_ in enumerate(hovering, start=1):
+        at = T0 + n * timedelta(minutes=1)
+        world.run("acme-sendgrid", finding_, at=at)
+        events += [(n, action) for action, _ in sent(world.evaluate(at), "webhook:acme")]
+    assert events == [(7, "trigger"), (11, "resolve")]
+
+
 def test_trigger_event_carries_the_pagerduty_fields():
     world = World()
     world.add(integration("sendgrid-platform", "sendgrid"), AUTH)
@@ -438,6 +462,78 @@ def test_provider_outage_is_not_held_open_by_tenant_integrations():
     world.evaluate(T0)
     for n in range(1, 10):
         world.set(f"t{n:02d}-twilio", OK)  # one tenant keeps failing with a provider error
+    assert sent(world.evaluate(T0 + timedelta(minutes=1))) == [
+        ("resolve", "healthd/provider_outage/twilio")
+    ]
+
+
+# "A provider starts failing", in a fleet of any size (README: "How many integrations make
+# an outage"): needed = max(min(min_count, witnesses), ceil(min_share * witnesses)).
+
+
+@pytest.mark.parametrize(
+    ("total", "failing", "pages"),
+    [
+        (1, 1, True),  # the only integration of a provider failing with 5xx is the provider
+        (2, 1, False),  # the other one works: this account's path, not the provider
+        (2, 2, True),
+        (3, 2, False),
+        (3, 3, True),
+        (1000, 1, False),  # one in a thousand is noise
+        (1000, 299, False),
+        (1000, 300, True),
+    ],
+)
+def test_a_provider_failing_pages_in_a_fleet_of_any_size(total, failing, pages):
+    world = World()
+    twilio_fleet(world, total, failing)
+    expected = [("trigger", "healthd/provider_outage/twilio")] if pages else []
+    assert sent(world.evaluate(T0)) == expected
+
+
+@pytest.mark.parametrize("total", [1, 2, 3, 1000])
+def test_a_tenants_own_mistake_never_pages_whatever_the_fleet_size(total):
+    world = World()
+    twilio_fleet(world, total, total, AUTH)
+    assert world.evaluate(T0).empty
+
+
+def test_a_tenant_failing_for_its_own_reasons_is_no_witness_either_way():
+    """Of two, one has a revoked key and cannot tell; the other sees 5xx: the provider."""
+    world = World()
+    world.add(integration("t00-twilio", "twilio", "tenant00"), AUTH)
+    world.add(integration("t01-twilio", "twilio", "tenant01"), HTTP_500)
+    assert sent(world.evaluate(T0)) == [("trigger", "healthd/provider_outage/twilio")]
+
+
+STATUS_PAGE_OUTAGE = dataclasses.replace(
+    finding("twilio.platform_incident", Category.PROVIDER), check="platform"
+)
+
+
+def test_a_status_page_outage_alone_is_an_outage_in_a_large_fleet():
+    world = World()
+    twilio_fleet(world, 1000, 1, STATUS_PAGE_OUTAGE)
+    assert sent(world.evaluate(T0)) == [("trigger", "healthd/provider_outage/twilio")]
+
+
+def test_a_degraded_status_page_pages_nobody():
+    world = World()
+    twilio_fleet(world, 3, 3, dataclasses.replace(STATUS_PAGE_OUTAGE, status=Status.DEGRADED))
+    assert world.evaluate(T0).empty
+
+
+def test_a_lone_paging_integration_pages_as_itself_not_as_an_outage():
+    world = World()
+    world.add(integration("twilio-platform", "twilio"), HTTP_500)
+    assert sent(world.evaluate(T0)) == [("trigger", "healthd/integration_failing/twilio-platform")]
+
+
+def test_a_one_integration_outage_resolves_once_it_recovers():
+    world = World()
+    twilio_fleet(world, 1, 1)
+    world.evaluate(T0)
+    world.set("t00-twilio", OK)
     assert sent(world.evaluate(T0 + timedelta(minutes=1))) == [
         ("resolve", "healthd/provider_outage/twilio")
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -136,6 +137,7 @@ async def test_recorded_state_reads_back_equal_with_aware_datetimes(store: Store
         unreachable_since=T0,
         last_result_status=Status.UNREACHABLE,
         reachable_streak=1,
+        disagreeing_runs=2,
     )
     await store.record_run(state, _result(), [])
 
@@ -234,18 +236,67 @@ async def test_opened_incident_is_open_until_resolved(store: Store) -> None:
     assert [(i.dedup_key, i.resolved_at) for i in resolved] == [("bridge", later)]
 
 
-async def test_reopened_incident_reuses_its_key_with_a_new_opened_at(store: Store) -> None:
-    await store.apply_alerts(opened=[_incident("bridge")], resolved=[], events=[], now=T0)
-    await store.apply_alerts(
-        opened=[], resolved=[("bridge", T0 + timedelta(minutes=5))], events=[], now=T0
-    )
+async def _open_and_resolve(store: Store, key: str, opened_at: datetime, minutes: int) -> None:
+    """One occurrence of `key`: opened at `opened_at`, resolved `minutes` later."""
+    resolved_at = opened_at + timedelta(minutes=minutes)
+    await store.apply_alerts(opened=[_incident(key, opened_at)], resolved=[], events=[], now=T0)
+    await store.apply_alerts(opened=[], resolved=[(key, resolved_at)], events=[], now=T0)
+
+
+async def test_a_reopened_incident_is_a_new_occurrence_and_the_earlier_one_is_kept(
+    store: Store,
+) -> None:
+    await _open_and_resolve(store, "bridge", T0, 5)
     reopened_at = T0 + timedelta(hours=1)
 
     await store.apply_alerts(
         opened=[_incident("bridge", reopened_at)], resolved=[], events=[], now=reopened_at
     )
 
-    assert await store.recent_incidents() == [_incident("bridge", reopened_at)]
+    first = dataclasses.replace(_incident("bridge"), resolved_at=T0 + timedelta(minutes=5))
+    assert await store.recent_incidents() == [_incident("bridge", reopened_at), first]
+    assert await store.open_incidents() == [_incident("bridge", reopened_at)]
+
+
+async def test_each_occurrence_keeps_its_own_resolve(store: Store) -> None:
+    await _open_and_resolve(store, "bridge", T0, 5)
+    await _open_and_resolve(store, "bridge", T0 + timedelta(hours=1), 10)
+    # A resolve with nothing open changes no occurrence.
+    await store.apply_alerts(
+        opened=[], resolved=[("bridge", T0 + timedelta(hours=5))], events=[], now=T0
+    )
+
+    assert [(i.opened_at, i.resolved_at) for i in await store.recent_incidents()] == [
+        (T0 + timedelta(hours=1), T0 + timedelta(hours=1, minutes=10)),
+        (T0, T0 + timedelta(minutes=5)),
+    ]
+
+
+async def test_an_incident_is_open_at_most_once(store: Store) -> None:
+    await _open_and_resolve(store, "bridge", T0, 5)
+    for minutes in (60, 61, 62):
+        at = T0 + timedelta(minutes=minutes)
+        await store.apply_alerts(opened=[_incident("bridge", at)], resolved=[], events=[], now=at)
+
+    assert [i.opened_at for i in await store.open_incidents()] == [T0 + timedelta(minutes=60)]
+    assert len(await store.recent_incidents()) == 2
+
+
+async def test_resolved_occurrences_beyond_the_retention_are_pruned_never_an_open_one(
+    make_store: MakeStore,
+) -> None:
+    store = await make_store(Retention(resolved_incidents=2))
+    await store.apply_alerts(opened=[_incident("other", T0)], resolved=[], events=[], now=T0)
+    for n in range(1, 5):
+        await _open_and_resolve(store, "bridge", T0 + timedelta(hours=n), 5)
+
+    recent = await store.recent_incidents()
+
+    assert [(i.dedup_key, i.opened_at) for i in recent] == [
+        ("other", T0),
+        ("bridge", T0 + timedelta(hours=4)),
+        ("bridge", T0 + timedelta(hours=3)),
+    ]
 
 
 async def test_opening_an_open_incident_keeps_its_opened_at(store: Store) -> None:

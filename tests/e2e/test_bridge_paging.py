@@ -199,7 +199,7 @@ async def test_hanging_bridge_is_cut_off_at_its_timeout_while_another_probe_comp
 @pytest.mark.parametrize(
     ("scenario", "code", "status"),
     [
-        ("html", "bridge.bad_response", "failing"),
+        ("html", "bridge.proxy_error", "unreachable"),
         ("truncated", "bridge.bad_response", "failing"),
         ("auth_fail", "bridge.auth_invalid", "failing"),
         ("server_error", "bridge.bad_response", "failing"),

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from healthd import probing
 from healthd.clock import SystemClock
@@ -154,16 +155,72 @@ async def test_the_backlog_is_counted_once_per_backlog_every(env: Env) -> None:
     assert env.sim.requests == 4  # server info twice, the backlog's two requests once
 
 
-@pytest.mark.parametrize("scenario", ["html", "truncated"])
 async def test_an_answer_that_is_not_json_is_a_bad_response_not_a_network_error(
-    env: Env, scenario: str
+    env: Env,
 ) -> None:
-    env.set(scenario)
+    env.set("truncated")
     result = await env.run()
     found = only(result, "bridge.bad_response")
     assert result.status is Status.FAILING
     assert not found.network_error
     assert found.summary.startswith("iMessage bridge: HTTP 200 with a body that is not JSON")
+
+
+async def test_a_proxy_s_html_page_is_the_bridge_not_answering(env: Env) -> None:
+    env.set("html")  # 200 with a proxy's "502 Bad Gateway" page
+    result = await env.run()
+    found = only(result, "bridge.proxy_error")
+    assert result.status is Status.UNREACHABLE
+    assert (found.category, found.network_error) == (Category.PROVIDER, False)
+    assert "a proxy in front of it answered HTTP 200: 502 Bad Gateway" in found.summary
+    assert [f.check for f in result.findings] == ["reachability"]
+
+
+@dataclass
+class Gateway:
+    """A reverse proxy whose upstream (the Mac) is down: every path gets `answer`."""
+
+    status: int = 502
+    body: str = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    content_type: str = "text/html"
+
+    async def handle(self, request: web.Request) -> web.Response:
+        return web.Response(status=self.status, text=self.body, content_type=self.content_type)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type"),
+    [
+        (502, "<html><head><title>502 Bad Gateway</title></head></html>", "text/html"),
+        (503, "no healthy upstream", "text/plain"),
+        (504, '{"message": "upstream request timeout"}', "application/json"),
+        (500, "<!DOCTYPE html><html><body>Internal Server Error</body></html>", "text/plain"),
+    ],
+)
+async def test_a_gateway_error_or_html_page_from_a_proxy_is_unreachable(
+    env: Env, status: int, body: str, content_type: str
+) -> None:
+    gateway = Gateway(status, body, content_type)
+    async with serve(routes=[web.route("*", "/{tail:.*}", gateway.handle)]) as proxy:
+        result = await env.run(base_url=proxy)
+    found = only(result, "bridge.proxy_error")
+    assert (result.status, found.provider_code) == (Status.UNREACHABLE, str(status))
+    assert found.remediation and not found.network_error
+
+
+async def test_a_proxy_answering_for_the_backlog_requests_is_the_bridge_away(env: Env) -> None:
+    env.set("ok")
+    upstream = env.base
+
+    async def info_passes_the_rest_fails(request: web.Request) -> web.StreamResponse:
+        if request.path.endswith("/server/info"):
+            async with env.session.get(upstream + request.path_qs) as answer:
+                return web.json_response(await answer.json())
+        return web.Response(status=503, text="Service Unavailable")
+
+    async with serve(routes=[web.route("*", "/{tail:.*}", info_passes_the_rest_fails)]) as proxy:
+        result = await env.run(base_url=proxy)
+    assert only(result, "bridge.proxy_error", "backlog").status is Status.UNREACHABLE
 
 
 async def test_a_server_error_is_a_bad_response_with_its_status(env: Env) -> None:

@@ -1,4 +1,4 @@
-"""One simulated day against the simulator: three real incidents page, nothing else does.
+"""One simulated day against the simulator: five real incidents page, nothing else does.
 
 The real daemon runs in-process on a FakeClock with its scheduler off. Every probe interval
 the script sets the simulator's scenarios for that moment, every integration is probed
@@ -10,8 +10,14 @@ The day (probe interval two minutes, N=3 to fail, M=2 to recover, bridge page_af
   hangs past the probe timeout for one or two probes, on random integrations (seeded);
 - 20:00-21:00: carrier filtering (30007) on stark's Twilio;
 - 03:00-03:25: the platform's iMessage bridge does not answer  -> bridge_unreachable;
+- 07:00-07:15: Gmail answers 503 to initech, Google's only integration
+                                                                 -> provider_outage (one);
 - 10:00-13:00: the platform's SendGrid key is revoked            -> integration_failing;
-- 16:00-16:15: Twilio answers 5xx to every tenant                 -> provider_outage (one).
+- 16:00-16:15: Twilio answers 5xx to every tenant                 -> provider_outage (one);
+- 22:00-22:25: the bridge is down behind its proxy, which answers its HTML error page
+                                                                 -> bridge_unreachable
+  again, at page_after like the first (not after N probes): a second occurrence of the
+  same dedup key, its own record with its own trigger and resolve.
 
 Detection delay is measured from the rule's threshold: for the bridge, `page_after` after
 the outage began; for the others, the N-th failing probe (N-1 intervals after the start).
@@ -117,6 +123,12 @@ class Day:
                 PAGE_AFTER,
             ),
             Expected(
+                "Google 5xx for its only integration 15m",
+                "healthd/provider_outage/google",
+                Window(timedelta(hours=7), timedelta(hours=7, minutes=15)),
+                INTERVAL * (FAILURE_THRESHOLD - 1),
+            ),
+            Expected(
                 "platform SendGrid key revoked",
                 "healthd/integration_failing/platform-sendgrid",
                 hours(10, 13),
@@ -128,11 +140,19 @@ class Day:
                 Window(timedelta(hours=16), timedelta(hours=16, minutes=15)),
                 INTERVAL * (FAILURE_THRESHOLD - 1),
             ),
+            Expected(
+                "bridge behind its proxy down 25m",
+                f"healthd/bridge_unreachable/{BRIDGE_ID}",
+                Window(timedelta(hours=22), timedelta(hours=22, minutes=25)),
+                PAGE_AFTER,
+            ),
         )
 
     def plays(self) -> list[Play]:
-        tw, sg = self.twilio, self.sendgrid
-        bridge_out, key_revoked, twilio_out = (e.window for e in self.expected)
+        tw, sg, google = self.twilio, self.sendgrid, self.google["initech"]
+        bridge_out, google_out, key_revoked, twilio_out, proxied_out = (
+            e.window for e in self.expected
+        )
         trickle = {"count": 50, "rate": 0.1}
         noise = [
             Play(
@@ -150,12 +170,16 @@ class Day:
             count=BLIPS,
             keep_clear=[
                 (bridge_out, [self.bridge]),
+                (google_out, [google]),
                 (key_revoked, [sg["platform"]]),
+                (proxied_out, [self.bridge]),
                 (twilio_out, list(tw.values())),
             ],
         )
         incidents = [
             Play("offline", (self.bridge,), bridge_out),
+            Play("server_error", (google,), google_out),
+            Play("html", (self.bridge,), proxied_out),
             Play("revoked_key", (sg["platform"],), key_revoked),
             Play("server_error", tuple(tw.values()), twilio_out),
         ]
@@ -191,14 +215,25 @@ async def sweep(d: Daemon, ids: list[str], seen: Counter[str]) -> None:
     await d.outbox.run_once()
 
 
+def occurrence(day: Day, exp: Expected) -> int:
+    """Which occurrence of its dedup key `exp` is (0 for the first of the day)."""
+    return [e for e in day.expected if e.dedup_key == exp.dedup_key].index(exp)
+
+
 def rows(day: Day, pd_incidents: list[dict[str, Any]], ours: list[Incident]) -> list[Row]:
-    """Counts from the simulator's PagerDuty; times (FakeClock) from healthd's store."""
+    """Counts from the simulator's PagerDuty (its incidents of one key in the order they
+    opened, one per occurrence); times (FakeClock) from healthd's store."""
     expected_keys = {e.dedup_key for e in day.expected}
     out = []
     for exp in day.expected:
-        at_pd = [i for i in pd_incidents if i["dedup_key"] == exp.dedup_key]
-        mine = [i for i in ours if i.dedup_key == exp.dedup_key]
+        same_key = [i for i in pd_incidents if i["dedup_key"] == exp.dedup_key]
+        at_pd = same_key[occurrence(day, exp) :][:1]
         during = Window(exp.window.start, exp.window.end + timedelta(hours=1))
+        mine = [
+            i
+            for i in ours
+            if i.dedup_key == exp.dedup_key and during.covers(i.opened_at - DAY_START)
+        ]
         out.append(
             Row(
                 expected=exp,
@@ -252,7 +287,7 @@ def table(rows_: list[Row], false_pages: list[str]) -> str:
     return "\n".join(text)
 
 
-async def test_a_simulated_day_pages_exactly_the_three_real_incidents(
+async def test_a_simulated_day_pages_exactly_the_five_real_incidents(
     sim: SimulatorThread, sim_client: SimClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     day = Day(sim)
@@ -286,7 +321,9 @@ async def test_a_simulated_day_pages_exactly_the_three_real_incidents(
         assert row.delay is not None and timedelta(0) <= row.delay <= INTERVAL, name
         assert row.resolved_at is not None, name
         assert row.expected.resolve_by >= row.resolved_at > DAY_START + row.expected.window.end
-    assert Counter(i.dedup_key for i in ours) == Counter(expected_keys)
+    every_occurrence = Counter(e.dedup_key for e in day.expected)
+    assert Counter(i.dedup_key for i in ours) == every_occurrence
+    assert Counter(i["dedup_key"] for i in pd_incidents) == every_occurrence
     assert_pages_say_what_broke(day, sim_client.pagerduty_events())
 
 
@@ -316,14 +353,18 @@ def assert_the_noise_happened(day: Day, seen: Counter[str]) -> None:
 
 
 def assert_pages_say_what_broke(day: Day, events: list[dict[str, Any]]) -> None:
-    """The three pages as on-call reads them: severity, summary, and the details."""
-    triggers = {
-        e["dedup_key"]: e["body"]["payload"]
-        for e in events
-        if e["body"]["event_action"] == "trigger"
-    }
-    bridge, key, outage = (triggers[e.dedup_key] for e in day.expected)
-    assert {p["severity"] for p in triggers.values()} == {"critical"}
+    """The pages as on-call reads them: severity, summary, and the details."""
+    triggers = [e for e in events if e["body"]["event_action"] == "trigger"]
+
+    def page(exp: Expected) -> dict[str, Any]:
+        same_key = [e["body"]["payload"] for e in triggers if e["dedup_key"] == exp.dedup_key]
+        payload: dict[str, Any] = same_key[occurrence(day, exp)]
+        return payload
+
+    bridge, google, key, outage, proxied = (page(e) for e in day.expected)
+    assert {p["body"]["payload"]["severity"] for p in triggers} == {"critical"}
+    assert "unreachable for 12m" in proxied["summary"]
+    assert google["custom_details"]["integrations"] == ["initech-google"]
     assert "unreachable for 12m" in bridge["summary"]
     # hooli's Twilio is revoked (failing) and wayne has none: their iMessages would sit.
     assert bridge["custom_details"]["tenants_without_sms_fallback"] == ["hooli", "wayne"]

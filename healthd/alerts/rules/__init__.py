@@ -17,9 +17,10 @@ states its condition, its dedup key and what it holds back):
 
 - `egress_down`: healthd's own network is down; holds back `provider_outage`,
   `bridge_unreachable` and every network failure of one integration;
-- `provider_outage`: one provider fails for many; holds back that provider's
-  provider-category `integration_failing` pages, and once open holds while it still holds
-  one back (holding back);
+- `provider_outage`: one provider fails, as its integrations see it, in a fleet of any
+  size (one integration included); holds back that provider's provider-category
+  `integration_failing` pages, and once open holds while it still holds one back
+  (holding back);
 - `bridge_unreachable`: the bridge's unreachable timer ran past `page_after`;
 - `integration_failing`: a paging integration fails;
 - `tenant_failing`: a tenant's own integration fails, for its webhook.
