@@ -13,9 +13,10 @@ within a layer, the cycle rule alone applies:
 1. foundations: interfaces (the Probe, Store and Notifier protocols), catalog, http, log,
    and the simulators (healthd.sim, which stand alone beside healthd's own code);
 2. parts that each do one job over the foundations: registry, probing (the frame of every
-   probe run), state, scheduler, store, metrics, and the probes. metrics sits this low because it reads no other part: the
-   runner and the outbox write into its instruments and series, the alert engine hands
-   it an `AlertView`, and the daemon wires the collector;
+   probe run), state, scheduler, store, metrics, and the probes. metrics sits this low
+   because it reads no other part: the runner and the outbox write into its instruments
+   and series, the alert engine hands it an `AlertView`, and the daemon wires the
+   collector;
 3. alerts: the rules, the engine (which reads the fleet through a snapshot callable), the
    silences, the outbox and the notifiers;
 4. the runner (one probe run, from start to stored state, telling the engine) and config
