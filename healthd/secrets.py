@@ -8,10 +8,16 @@ rejected: the error names the reference form, never the value.
 
 from __future__ import annotations
 
+import base64
 import hmac
+import html
+import json
 import os
+import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import PydanticCustomError, core_schema
@@ -95,3 +101,110 @@ def _validate(value: object) -> Secret:
     except ValueError as exc:
         # A custom error keeps pydantic's message free of the "Value error, " prefix.
         raise PydanticCustomError("secret", "{message}", {"message": str(exc)}) from None
+
+
+# --- redaction ------------------------------------------------------------------------------
+#
+# A provider, a proxy or a bridge may echo back what healthd sent: the request line with the
+# bridge's `?password=`, an Authorization header, a form body with a refresh token. Whatever
+# text came from outside goes through a Redactor before anyone can read it (findings, logs).
+
+_SHORTEST = 6  # shorter values would mask ordinary words; config refuses such tokens anyway
+# After a value cut short by a trim, only closing marks remain: `…`, `)`, quotes.
+_TRIM_TAIL = " )]}\"'.…"
+# A parameter whose name says it holds a credential: password, api_key, access_token, ...
+_NAME = r"[\w.\-]*(?:password|passwd|secret|token|key)"
+_SHAPES = (
+    # `password=v` / `password%3Dv` in a query string or form body (v ends at `&` / `%26`).
+    (re.compile(rf"(?i)\b({_NAME})(=|%3D)(?:(?!%26)[^\s&\"'<>#,;)])+"), rf"\1\2{MASK}"),
+    # `"client_secret": "v"` in echoed JSON.
+    (re.compile(rf'(?i)("{_NAME}"\s*:\s*")(?:[^"\\]|\\.)*"'), rf'\1{MASK}"'),
+    # `Authorization: Basic v`, `'x-api-key': 'v'`, as a header dump or a repr shows them.
+    (
+        re.compile(
+            r"(?i)\b((?:proxy-)?authorization|x-api-key|api-key)([\"']?\s*[:=]\s*[\"']?)"
+            r"((?:basic|bearer|token|digest)\s+)?[^\s,;\"'&<>]+"
+        ),
+        rf"\1\2\3{MASK}",
+    ),
+    # A bare `Bearer v` / `Basic v` whose v looks like a credential, not a word.
+    (re.compile(r"\b(Bearer|Basic)\s+(?=[\w~+/=.\-]*[\d~+/=.\-_])[\w~+/=.\-]{8,}"), rf"\1 {MASK}"),
+    # `https://user:v@host`.
+    (re.compile(r"(?i)\b([a-z][a-z\d+.\-]*://[^\s/?#@:]*:)[^\s/?#@]+@"), rf"\1{MASK}@"),
+)
+
+
+def echoed_forms(value: str) -> set[str]:
+    """`value` as an echo may spell it: raw, percent- and form-encoded, JSON- and
+    HTML-escaped, base64."""
+    escaped = json.dumps(value)[1:-1]
+    return {
+        value,
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+        escaped,
+        escaped.replace("/", "\\/"),
+        html.escape(value),
+        base64.b64encode(value.encode()).decode(),
+    }
+
+
+class Redactor:
+    """Masks known secret values (in the forms an echo spells them) and credential-shaped
+    text (`password=`, `Authorization:`, `Bearer`, `user:pass@`) with MASK.
+
+    A value cut short by a trim (a snippet of 60 characters ending in `…`) is masked too: it
+    is a secret's first characters followed only by closing marks. The values are indexed by
+    their first characters, so one pass over a text costs the same for one secret or 30,000.
+    """
+
+    __slots__ = ("_by_start",)
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        forms = {f for s in secrets if len(s) >= _SHORTEST for f in echoed_forms(s)}
+        self._by_start: dict[str, list[str]] = {}
+        for form in sorted(forms, key=len, reverse=True):
+            self._by_start.setdefault(form[:_SHORTEST], []).append(form)
+
+    @classmethod
+    def for_credentials(cls, values: Sequence[str]) -> Redactor:
+        """One integration's credentials, plus each ordered pair as HTTP basic auth sends it
+        (`base64("sid:token")`): an echoed Authorization header spells neither alone."""
+        pairs = [f"{a}:{b}" for i, a in enumerate(values) for j, b in enumerate(values) if i != j]
+        return cls([*values, *(base64.b64encode(p.encode()).decode() for p in pairs)])
+
+    def redact(self, text: str) -> str:
+        if self._by_start:
+            text = self._mask_values(text)
+        for pattern, replacement in _SHAPES:
+            text = pattern.sub(replacement, text)
+        return text
+
+    def _mask_values(self, text: str) -> str:
+        parts: list[str] = []
+        tail = len(text.rstrip(_TRIM_TAIL))
+        kept = i = 0
+        while i <= len(text) - _SHORTEST:
+            forms = self._by_start.get(text[i : i + _SHORTEST])
+            end = _match_end(text, i, forms, tail) if forms else None
+            if end is None:
+                i += 1
+                continue
+            parts += (text[kept:i], MASK)
+            kept = i = end
+        return "".join(parts) + text[kept:] if parts else text
+
+
+def _match_end(text: str, start: int, forms: list[str], tail: int) -> int | None:
+    """Where the secret starting at `start` ends: a whole form, or a cut-short one that runs
+    into the text's closing marks. None for a mere shared prefix."""
+    longest = 0
+    for form in forms:
+        if text.startswith(form, start):
+            return start + len(form)
+        n = _SHORTEST
+        while n < len(form) and start + n < len(text) and text[start + n] == form[n]:
+            n += 1
+        longest = max(longest, n)
+    return start + longest if start + longest >= tail else None

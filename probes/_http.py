@@ -2,6 +2,10 @@
 
 A probe's `findings()` should read as a short list of steps; the plumbing of timeouts,
 refused connections, HTML-instead-of-JSON and catalogue lookups lives here once.
+
+Text from outside (a body snippet, a provider's message) is trimmed here with `excerpt`;
+masking what it may echo of the request (the bridge's `?password=`) is done for every
+finding in one place, `healthd.probing`, which knows the integration's credentials.
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ async def request_json(
             parsed = None
     if expect_json and 200 <= status < 300 and parsed is None:
         raise TransportFailure(
-            "bad_response", f"HTTP {status} with a body that is not JSON ({_snippet(text)})"
+            "bad_response", f"HTTP {status} with a body that is not JSON ({excerpt(text)})"
         )
     return Answer(status=status, data=parsed, text=text, headers=resp_headers)
 
@@ -104,7 +108,9 @@ def _connect_detail(exc: aiohttp.ClientConnectorError) -> str:
     return f"cannot connect to {exc.host}:{exc.port}: {reason}"
 
 
-def _snippet(text: str, limit: int = 60) -> str:
+def excerpt(text: str, limit: int = 60) -> str:
+    """`text` on one line, cut to `limit` characters with `…` where it was cut (the mark
+    that lets the redaction in `healthd.probing` mask a secret cut short)."""
     flat = " ".join(text.split())
     return flat[:limit] + ("…" if len(flat) > limit else "")
 
