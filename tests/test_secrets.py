@@ -29,10 +29,11 @@ from healthd import probing
 from healthd.daemon import Daemon
 from healthd.model import ProbeResult, Status
 from healthd.registry import probes
-from healthd.secrets import MASK
+from healthd.secrets import MASK, Redactor
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
 from healthd.sim.fixtures import integration_entry
+from probes._http import excerpt
 from tests.conftest import REPO, base_config, bridge, running_daemon, write_config
 from tests.email_support import make_ctx, serve
 
@@ -433,3 +434,22 @@ async def test_echoed_secrets_never_reach_healthd_check_output(
     assert proc.returncode == 1
     assert "bridge.bad_response" in out.decode()
     assert_nothing_echoed(out.decode() + err.decode(), "`healthd check` output")
+
+
+def test_a_secret_cut_short_by_an_excerpt_is_still_masked() -> None:
+    secret = PLANTED["HEALTHD_TEST_BRIDGE_PASSWORD"]
+    text = f"HTTP 502 ({excerpt(f'proxy error for {secret}', 30)})"
+    assert secret[:12] in text  # the trim left the first characters
+    assert Redactor([secret]).redact(text) == f"HTTP 502 (proxy error for {MASK}…)"
+
+
+def test_a_word_that_merely_starts_like_a_secret_is_kept() -> None:
+    redactor = Redactor(["password-of-the-bridge"])
+    text = "The bridge rejected healthd's server password (401)"
+    assert redactor.redact(text) == text
+
+
+def test_a_secret_among_thirty_thousand_that_start_alike_is_masked() -> None:
+    redactor = Redactor(f"PLANTED-fleet-secret-{n:06d}" for n in range(30_000))
+    line = "probe failed: " + "x" * 2000 + " PLANTED-fleet-secret-012345"
+    assert redactor.redact(line).endswith(f" {MASK}")
