@@ -2,7 +2,8 @@
 
 Secrets are `Secret` objects and are never logged on purpose; the redaction processor
 replaces any configured secret value that still turns up in an event (inside an
-exception text from a third-party library, say) with a mask.
+exception text from a third-party library, say) with a mask, as findings are redacted
+(`healthd.secrets.Redactor`, one implementation for both).
 """
 
 from __future__ import annotations
@@ -15,28 +16,21 @@ from typing import Any, TextIO
 
 import structlog
 
-from healthd.secrets import MASK
+from healthd.secrets import Redactor as TextRedactor
 
 
-class Redactor:
-    def __init__(self, secrets: Iterable[str]) -> None:
-        # Very short values would mask ordinary words; config refuses such tokens anyway.
-        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+class Redactor(TextRedactor):
+    """`healthd.secrets.Redactor` as a structlog processor: every string value of an event."""
+
+    __slots__ = ()
 
     def __call__(
         self, logger: Any, method: str, event: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
-        if self._secrets:
-            for key, value in event.items():
-                if isinstance(value, str):
-                    event[key] = self.redact(value)
+        for key, value in event.items():
+            if isinstance(value, str):
+                event[key] = self.redact(value)
         return event
-
-    def redact(self, text: str) -> str:
-        for s in self._secrets:
-            if s in text:
-                text = text.replace(s, MASK)
-        return text
 
 
 def configure(

@@ -9,6 +9,11 @@ the probe fills in only what it found (`Probe.findings`):
   DEADLINE_SHARE of that time, and a hanging provider shows as the probe's own timeout
   finding, with whatever the earlier steps found;
 - the probe's own validated `Options` instance, typed;
+- redaction: every finding's text (summary, remediation, examples, provider code) is masked
+  against each of the integration's credentials and anything credential-shaped
+  (`healthd.secrets.Redactor`), because a provider, a proxy or a bridge may echo the request
+  (the bridge's `?password=`, an Authorization header) into an error body or message, and
+  from a finding it would reach the status API, `healthd check`, webhooks and PagerDuty;
 - the ProbeResult, whose status is the worst of the findings.
 
 The runner (and so `healthd check`) calls `check`; so do the probe tests.
@@ -23,7 +28,8 @@ from typing import TypeVar, cast
 from pydantic import BaseModel
 
 from healthd.interfaces import Probe, ProbeContext
-from healthd.model import Integration, ProbeResult
+from healthd.model import Finding, Integration, ProbeResult
+from healthd.secrets import Redactor
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
 
@@ -39,11 +45,30 @@ async def check(probe: Probe[OptionsT], integration: Integration, ctx: ProbeCont
         options_for(probe, integration),
         replace(ctx, timeout=ctx.timeout * DEADLINE_SHARE),
     )
+    redactor = redactor_for(integration)
     return ProbeResult.from_findings(
         integration_id=integration.id,
         started_at=started_at,
         duration_seconds=time.perf_counter() - t0,
-        findings=findings,
+        findings=[redacted(f, redactor) for f in findings],
+    )
+
+
+def redactor_for(integration: Integration) -> Redactor:
+    """The integration's credentials (and their basic-auth pairs) as a Redactor."""
+    return Redactor.for_credentials([s.reveal() for s in integration.credentials.values()])
+
+
+def redacted(finding: Finding, redactor: Redactor) -> Finding:
+    """`finding` with every text that may carry what a provider said masked."""
+    return replace(
+        finding,
+        summary=redactor.redact(finding.summary),
+        remediation=redactor.redact(finding.remediation),
+        examples=tuple(redactor.redact(e) for e in finding.examples),
+        provider_code=None
+        if finding.provider_code is None
+        else redactor.redact(finding.provider_code),
     )
 
 

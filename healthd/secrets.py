@@ -8,10 +8,17 @@ rejected: the error names the reference form, never the value.
 
 from __future__ import annotations
 
+import base64
+import bisect
 import hmac
+import html
+import json
 import os
+import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import PydanticCustomError, core_schema
@@ -95,3 +102,154 @@ def _validate(value: object) -> Secret:
     except ValueError as exc:
         # A custom error keeps pydantic's message free of the "Value error, " prefix.
         raise PydanticCustomError("secret", "{message}", {"message": str(exc)}) from None
+
+
+# --- redaction ------------------------------------------------------------------------------
+#
+# A provider, a proxy or a bridge may echo back what healthd sent: the request line with the
+# bridge's `?password=`, an Authorization header, a form body with a refresh token. Whatever
+# text came from outside goes through a Redactor before anyone can read it (findings, logs).
+
+_SHORTEST = 6  # shorter values would mask ordinary words; config refuses such tokens anyway
+_FEW = 100  # beginnings a Redactor searches for one by one
+# After a value cut short by a trim, only closing marks remain: `…`, `)`, quotes.
+_TRIM_TAIL = " )]}\"'.…"
+# A parameter whose name ends in one of these holds a credential: password, api_key,
+# access_token, client_secret... Each pattern runs only on a text holding one of its words
+# (lower-cased), and starts at its keyword, not at every word: most texts cost one scan.
+_NAMES = ("password", "passwd", "secret", "token", "key")
+_NAME = "(?:" + "|".join(_NAMES) + ")"
+_SHAPES = (
+    # `password=v` / `password%3Dv` in a query string or form body (v ends at `&` / `%26`).
+    (
+        _NAMES,
+        re.compile(rf"(?i)({_NAME}(?:=|%3D))(?:(?!%26)[^\s&\"'<>#,;)])+"),
+        rf"\1{MASK}",
+    ),
+    # `"client_secret": "v"` in echoed JSON.
+    (_NAMES, re.compile(rf'(?i)({_NAME}"\s*:\s*")(?:[^"\\]|\\.)*"'), rf'\1{MASK}"'),
+    # `Authorization: Basic v`, `'x-api-key': 'v'`, as a header dump or a repr shows them.
+    (
+        ("authorization", "api-key"),
+        re.compile(
+            r"(?i)((?:authorization|api-key)[\"']?\s*[:=]\s*[\"']?)"
+            r"((?:basic|bearer|token|digest)\s+)?[^\s,;\"'&<>]+"
+        ),
+        rf"\1\2{MASK}",
+    ),
+    # A bare `Bearer v` / `Basic v` whose v looks like a credential, not a word.
+    (
+        ("bearer", "basic"),
+        re.compile(r"(Bearer|Basic)\s+(?=[\w~+/=.\-]*[\d~+/=.\-_])[\w~+/=.\-]{8,}"),
+        rf"\1 {MASK}",
+    ),
+    # `https://user:v@host`.
+    (("://",), re.compile(r"(://[^\s/?#@:]*:)[^\s/?#@]+@"), rf"\1{MASK}@"),
+)
+
+
+def echoed_forms(value: str) -> set[str]:
+    """`value` as an echo may spell it: raw, percent- and form-encoded, JSON- and
+    HTML-escaped, base64."""
+    escaped = json.dumps(value)[1:-1]
+    return {
+        value,
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+        escaped,
+        escaped.replace("/", "\\/"),
+        html.escape(value),
+        base64.b64encode(value.encode()).decode(),
+    }
+
+
+class Redactor:
+    """Masks known secret values (in the forms an echo spells them) and credential-shaped
+    text (`password=`, `Authorization:`, `Bearer`, `user:pass@`) with MASK.
+
+    A value cut short by a trim (a snippet of 60 characters ending in `…`) is masked too: it
+    is a secret's first characters followed only by closing marks. The values are grouped by
+    their first characters, so one pass over a text costs about the same for one secret or
+    30,000, even when they all start alike.
+    """
+
+    __slots__ = ("_groups",)
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        forms: dict[str, set[str]] = {}
+        for s in secrets:
+            if len(s) >= _SHORTEST:
+                for form in echoed_forms(s):
+                    forms.setdefault(form[:_SHORTEST], set()).add(form)
+        self._groups = {start: _Forms(group) for start, group in forms.items()}
+
+    @classmethod
+    def for_credentials(cls, values: Sequence[str]) -> Redactor:
+        """One integration's credentials, plus each ordered pair as HTTP basic auth sends it
+        (`base64("sid:token")`): an echoed Authorization header spells neither alone."""
+        pairs = [f"{a}:{b}" for i, a in enumerate(values) for j, b in enumerate(values) if i != j]
+        return cls([*values, *(base64.b64encode(p.encode()).decode() for p in pairs)])
+
+    def redact(self, text: str) -> str:
+        if self._groups:
+            text = self._mask_values(text)
+        lowered = text.lower()
+        for words, pattern, replacement in _SHAPES:
+            if any(w in lowered for w in words):
+                text = pattern.sub(replacement, text)
+        return text
+
+    def _mask_values(self, text: str) -> str:
+        parts: list[str] = []
+        tail = len(text.rstrip(_TRIM_TAIL))
+        kept = 0
+        for i in self._starts(text):
+            if i < kept:
+                continue  # inside a value already masked
+            end = self._groups[text[i : i + _SHORTEST]].match_end(text, i, tail)
+            if end is not None:
+                parts += (text[kept:i], MASK)
+                kept = end
+        return "".join(parts) + text[kept:] if parts else text
+
+    def _starts(self, text: str) -> Iterable[int]:
+        """Every position where some secret form's beginning starts, in order.
+
+        One integration's few dozen beginnings are each searched for (`str.find`, in C);
+        the log's tens of thousands are looked up at each position of the text instead.
+        """
+        if len(self._groups) > _FEW:
+            last = len(text) - _SHORTEST
+            return (i for i in range(last + 1) if text[i : i + _SHORTEST] in self._groups)
+        found: set[int] = set()
+        for start in self._groups:
+            i = text.find(start)
+            while i >= 0:
+                found.add(i)
+                i = text.find(start, i + 1)
+        return sorted(found)
+
+
+class _Forms:
+    """The secret forms that start alike: a set per length for whole ones, a sorted list
+    to find the one a cut-short text begins."""
+
+    __slots__ = ("_lengths", "_set", "_sorted")
+
+    def __init__(self, forms: set[str]) -> None:
+        self._set = frozenset(forms)
+        self._lengths = sorted({len(f) for f in forms}, reverse=True)
+        self._sorted = sorted(forms)
+
+    def match_end(self, text: str, start: int, tail: int) -> int | None:
+        """Where the secret at `start` ends: a whole form, or a form's beginning that runs
+        up to the text's closing marks (`tail`). None for a mere shared beginning."""
+        for length in self._lengths:
+            if text[start : start + length] in self._set:
+                return start + length
+        cut = text[start:tail]
+        if len(cut) < _SHORTEST:
+            return None
+        at = bisect.bisect_left(self._sorted, cut)
+        return tail if at < len(self._sorted) and self._sorted[at].startswith(cut) else None

@@ -1,7 +1,12 @@
 """Helpers every probe shares: one JSON request, and turning what went wrong into a Finding.
 
 A probe's `findings()` should read as a short list of steps; the plumbing of timeouts,
-refused connections, HTML-instead-of-JSON and catalogue lookups lives here once.
+refused connections, HTML-instead-of-JSON, oversized answers and catalogue lookups lives
+here once.
+
+Text from outside (a body snippet, a provider's message) is trimmed here with `excerpt`;
+masking what it may echo of the request (the bridge's `?password=`) is done for every
+finding in one place, `healthd.probing`, which knows the integration's credentials.
 """
 
 from __future__ import annotations
@@ -17,6 +22,12 @@ import aiohttp
 from healthd.catalog import Catalog
 from healthd.interfaces import Probe, ProbeContext
 from healthd.model import Category, Finding, Status
+
+# The most of one answer's body that is read, after gzip/deflate decoding. The largest
+# answer healthd asks for is a Twilio page of messages, about 1-2 KB a message (a message
+# body is up to 1,600 characters): `_twilio_http` raises the limit with the page size.
+MAX_BODY_BYTES = 1 << 20
+_READ_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +45,8 @@ class Answer:
 
 
 class TransportFailure(Exception):
-    """The request got no usable HTTP answer: `kind` is `timeout`, `connect` or `bad_response`.
+    """The request got no usable HTTP answer: `kind` is `timeout`, `connect`, `bad_response`
+    or `too_large` (the body passed `max_bytes`).
 
     The message is about the network, never the request: URLs with credentials in their
     query string must not leak into findings, so the URL is left out on purpose.
@@ -57,12 +69,14 @@ async def request_json(
     data: Mapping[str, str] | None = None,
     json_body: Any = None,
     expect_json: bool = True,
+    max_bytes: int = MAX_BODY_BYTES,
 ) -> Answer:
-    """One request on the shared session, bounded by the probe's timeout.
+    """One request on the shared session, bounded by the probe's timeout and `max_bytes`.
 
-    Raises TransportFailure for a timeout, a refused or reset connection, or (when
-    `expect_json`) a 2xx answer that is not JSON. Error statuses are returned, not raised:
-    a 401 is information for the probe, not an accident.
+    Raises TransportFailure for a timeout, a refused or reset connection, a body longer
+    than `max_bytes` once decompressed (an endless stream or a gzip bomb must not grow the
+    daemon), or (when `expect_json`) a 2xx answer that is not JSON. Error statuses are
+    returned, not raised: a 401 is information for the probe, not an accident.
     """
     timeout = aiohttp.ClientTimeout(total=ctx.timeout)
     try:
@@ -77,7 +91,7 @@ async def request_json(
             timeout=timeout,
             allow_redirects=False,
         ) as resp:
-            text = await resp.text(errors="replace")
+            text = _decode(await _read_body(resp, max_bytes), resp)
             status = resp.status
             resp_headers = {k: v for k, v in resp.headers.items()}
     except TimeoutError as exc:
@@ -94,9 +108,37 @@ async def request_json(
             parsed = None
     if expect_json and 200 <= status < 300 and parsed is None:
         raise TransportFailure(
-            "bad_response", f"HTTP {status} with a body that is not JSON ({_snippet(text)})"
+            "bad_response", f"HTTP {status} with a body that is not JSON ({excerpt(text)})"
         )
     return Answer(status=status, data=parsed, text=text, headers=resp_headers)
+
+
+async def _read_body(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """The body, decompressed, read in chunks; stops as soon as it passes `max_bytes`."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(_READ_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise TransportFailure(
+                "too_large",
+                f"HTTP {resp.status} with a body larger than {_size(max_bytes)}, "
+                "healthd's limit for one answer; it stopped reading there",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode(body: bytes, resp: aiohttp.ClientResponse) -> str:
+    """In the charset the answer names, else (or if Python does not know it) UTF-8."""
+    try:
+        return body.decode(resp.charset or "utf-8", errors="replace")
+    except LookupError:
+        return body.decode("utf-8", errors="replace")
+
+
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):g} MiB" if n >= 1 << 20 else f"{n / 1024:g} KiB"
 
 
 def _connect_detail(exc: aiohttp.ClientConnectorError) -> str:
@@ -104,7 +146,9 @@ def _connect_detail(exc: aiohttp.ClientConnectorError) -> str:
     return f"cannot connect to {exc.host}:{exc.port}: {reason}"
 
 
-def _snippet(text: str, limit: int = 60) -> str:
+def excerpt(text: str, limit: int = 60) -> str:
+    """`text` on one line, cut to `limit` characters with `…` where it was cut (the mark
+    that lets the redaction in `healthd.probing` mask a secret cut short)."""
     flat = " ".join(text.split())
     return flat[:limit] + ("…" if len(flat) > limit else "")
 
@@ -147,6 +191,15 @@ def catalog_finding(
     )
 
 
+# TransportFailure.kind -> (finding code after the provider's prefix, status).
+TRANSPORT_CODES = {
+    "timeout": ("timeout", Status.UNREACHABLE),
+    "connect": ("unreachable", Status.UNREACHABLE),
+    "bad_response": ("bad_response", Status.FAILING),
+    "too_large": ("response_too_large", Status.FAILING),
+}
+
+
 def transport_finding(
     ctx: ProbeContext,
     probe: type[Probe[Any]],
@@ -156,15 +209,11 @@ def transport_finding(
 ) -> Finding:
     """The finding for a request that got no usable answer, worded from the probe's traits.
 
-    Codes are `<code prefix>.timeout`, `.unreachable` and `.bad_response`; each provider's
-    catalogue file carries their wording. Timeouts and refused connections are network
-    errors (they feed the egress_down rule); a garbled answer is not.
+    Codes are `<code prefix>.<TRANSPORT_CODES[kind]>`; each provider's catalogue file
+    carries their wording. Timeouts and refused connections are network errors (they feed
+    the egress_down rule); a garbled or oversized answer is not.
     """
-    code, status = {
-        "timeout": ("timeout", Status.UNREACHABLE),
-        "connect": ("unreachable", Status.UNREACHABLE),
-        "bad_response": ("bad_response", Status.FAILING),
-    }[failure.kind]
+    code, status = TRANSPORT_CODES[failure.kind]
     return catalog_finding(
         ctx.catalog,
         probe.provider,
@@ -172,7 +221,7 @@ def transport_finding(
         check=check,
         status=status,
         summary=f"{probe.traits.display_name}: {failure.detail}",
-        network_error=failure.kind != "bad_response",
+        network_error=status is Status.UNREACHABLE,
     )
 
 

@@ -6,8 +6,13 @@ to `probes._http.request_json` on `ctx.session` instead, inside the probe's dead
 keeps doing what it is good at (URLs, paging, error parsing) and healthd keeps one pool.
 
 A request that gets no usable answer raises `TransportFailure` (timeout, refused connection,
-a 2xx that is not JSON); an HTTP error status is returned, for the SDK to turn into its own
-exceptions. Nothing here logs: the SDK's request logging is bypassed on purpose.
+a 2xx that is not JSON, a body past the size limit); an HTTP error status is returned, for
+the SDK to turn into its own exceptions. Nothing here logs: the SDK's request logging is
+bypassed on purpose.
+
+The body limit is `probes._http.MAX_BODY_BYTES`, raised for a list call by its `PageSize`
+(up to 1,000 records, `PER_RECORD_BYTES` each), so a full page of long messages fits and
+an endless or bombed body still stops early.
 """
 
 from __future__ import annotations
@@ -15,13 +20,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 
 from healthd.interfaces import ProbeContext
-from probes._http import TransportFailure, request_json
+from probes._http import MAX_BODY_BYTES, TransportFailure, request_json
+
+# Room for one list record: a message with a 1,600-character body, JSON-escaped as
+# `\uXXXX` where it is not ASCII, and its URIs.
+PER_RECORD_BYTES = 16 * 1024
+MAX_PAGE_SIZE = 1000  # Twilio's `PageSize` maximum (PROVIDERS.md A2, A6)
 
 
 class SessionHttpClient(AsyncHttpClient):  # type: ignore[misc]  # the SDK is untyped
@@ -62,8 +73,22 @@ class SessionHttpClient(AsyncHttpClient):  # type: ignore[misc]  # the SDK is un
             params=_strings(params),
             headers=headers,
             data=_strings(data),
+            max_bytes=_body_limit(url, params),
         )
         return Response(answer.status, answer.text, answer.headers)
+
+
+def _body_limit(url: str, params: dict[str, object] | None) -> int:
+    """`MAX_BODY_BYTES`, or room for `PageSize` records when the call asks for a page (in
+    `params` for a first page, in the URL of the next ones)."""
+    query = parse_qs(urlsplit(url).query)
+    size = (params or {}).get("PageSize") or (query.get("PageSize") or ["0"])[0]
+    try:
+        page_size = int(str(size))
+    except ValueError:
+        page_size = 0
+    # A next-page URL is Twilio's to write: no more than its documented maximum counts.
+    return max(MAX_BODY_BYTES, min(page_size, MAX_PAGE_SIZE) * PER_RECORD_BYTES)
 
 
 def _strings(values: dict[str, Any] | None) -> dict[str, str] | None:

@@ -36,6 +36,7 @@ from probes._http import (
     Answer,
     TransportFailure,
     catalog_finding,
+    excerpt,
     join_url,
     request_json,
     transport_finding,
@@ -253,7 +254,7 @@ def _answer_problem(ctx: ProbeContext, answer: Answer, *, check: str) -> Finding
         )
     if not answer.ok:
         message = answer.data.get("message") if isinstance(answer.data, dict) else None
-        detail = f"HTTP {answer.status}" + (f": {str(message)[:120]}" if message else "")
+        detail = f"HTTP {answer.status}" + (f": {excerpt(str(message), 120)}" if message else "")
         return _bad_response(ctx, check, detail, provider_code=answer.status)
     if answer.data is None:
         # Not the body itself: a cut-off message list would put message text in a finding.
