@@ -53,7 +53,9 @@ class SendGridOptions(BaseModel):
     deferred_rate_degraded: float = Field(0.2, gt=0, le=1)
     min_requests: int = Field(100, ge=1, description="fewer requests than this: rates not judged")
     statuspage_url: str = "https://status.sendgrid.com/api/v2/summary.json"
-    statuspage_components: tuple[str, ...] = ("Mail Sending", "API")
+    # status.sendgrid.com components sending depends on, by component id or exact name (a
+    # group's id or name stands for its members); any other one degrades at most.
+    statuspage_components: tuple[str, ...] = Field(("Mail Sending", "API"), min_length=1)
     rate_limit_share: float = Field(0.1, gt=0, le=1)
 
     @field_validator("from_email")

@@ -43,6 +43,9 @@ TOLLFREE_PREFIXES = ("+1800", "+1888", "+1877", "+1866", "+1855", "+1844", "+183
 # an empty one, and an edge or region would rewrite the loopback host (PROVIDERS.md A10).
 _NO_ENVIRONMENT = {"HEALTHD_TWILIO": "1"}
 
+# The components of status.twilio.com that sending a message goes through.
+TWILIO_CORE_COMPONENTS = ("SMS", "MMS", "Programmable Messaging API")
+
 
 class TwilioOptions(BaseModel):
     """The `options:` block of a Twilio integration."""
@@ -57,7 +60,12 @@ class TwilioOptions(BaseModel):
     # None: check toll-free verification for senders with a toll-free prefix.
     tollfree: bool | None = None
     statuspage_url: str = "https://status.twilio.com/api/v2/summary.json"
-    statuspage_components: list[str] = Field(default_factory=lambda: ["SMS", "MMS", "Messaging"])
+    # The status-page components Twilio messaging depends on, by component id or exact name
+    # (a group's id or name stands for its members). Anything else on the page, a carrier
+    # or a country, degrades at most (probes/_statuspage.py).
+    statuspage_components: list[str] = Field(
+        default_factory=lambda: list(TWILIO_CORE_COMPONENTS), min_length=1
+    )
     delivery_window: timedelta = timedelta(hours=1)
     max_pages: int = Field(default=3, ge=1)
     page_size: int = Field(default=200, ge=1, le=1000)

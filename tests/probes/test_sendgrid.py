@@ -361,3 +361,12 @@ async def test_probe_answers_before_the_runner_cuts_it_off(env: Env, hangs: str)
             result = await probing.check(SendGridProbe(), integration, ctx)
     expected = "sendgrid.timeout" if hangs == "api" else "sendgrid.statuspage_unavailable"
     assert by_code(result, expected).category in (Category.PROVIDER, Category.UNKNOWN)
+
+
+async def test_a_mailbox_provider_incident_degrades_at_most(env: Env) -> None:
+    env.pages.set_scenario(
+        "incident", "sendgrid", {"component": "Gmail", "component_status": "major_outage"}
+    )
+    result = await env.run("ok")
+    finding = by_code(result, "sendgrid.platform_peripheral_incident")
+    assert finding.status is Status.DEGRADED and "Gmail (Mailbox Providers)" in finding.summary

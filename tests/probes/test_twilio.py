@@ -21,7 +21,7 @@ from healthd.catalog import Catalog, parse
 from healthd.clock import SystemClock
 from healthd.interfaces import ProbeContext
 from healthd.model import Category, Integration, ProbeResult, Status, Thresholds
-from healthd.sim.statuspage import StatusPageSim
+from healthd.sim.statuspage import StatusPageSim, component_id
 from healthd.sim.twilio import LOCAL_NUMBER, TOLLFREE_NUMBER, TwilioSim, service_sid
 from probes.twilio import TwilioOptions, TwilioProbe
 
@@ -339,6 +339,75 @@ async def test_status_page_incident_is_a_provider_finding_beside_the_others(
     assert found.category is Category.PROVIDER
     assert found.status is Status.DEGRADED
     assert "twilio.account_active" in {f.code for f in result.findings}
+
+
+@pytest.mark.parametrize("component", ["AT&T - SMS", "Verizon Wireless - MMS", "Brazil SMS"])
+async def test_a_carrier_or_country_outage_degrades_at_most(
+    harness: Harness, component: str
+) -> None:
+    # The realistic page: a carrier's or a country's component in major outage, with an
+    # open incident on it, while SMS and MMS themselves are operational.
+    harness.set("ok")
+    harness.statuspage.set_scenario(
+        "incident", "twilio", {"component": component, "component_status": "major_outage"}
+    )
+    result = await harness.check()
+    found = finding(result, "twilio.platform_peripheral_incident")
+    assert found.status is Status.DEGRADED and found.category is Category.PROVIDER
+    assert component in found.summary
+    assert result.status is Status.DEGRADED
+
+
+async def test_maintenance_on_sms_is_shown_but_never_fails(harness: Harness) -> None:
+    harness.set("ok")
+    harness.statuspage.set_scenario("maintenance", "twilio", {"component": "SMS"})
+    result = await harness.check()
+    found = finding(result, "twilio.platform_operational")
+    assert found.status is Status.OK and "maintenance in progress: SMS" in found.summary
+    assert result.status is Status.OK
+
+
+async def test_an_outage_of_the_core_messaging_component_fails_as_provider(
+    harness: Harness,
+) -> None:
+    harness.set("ok")
+    harness.statuspage.set_scenario(
+        "incident", "twilio", {"component": "SMS", "component_status": "major_outage"}
+    )
+    result = await harness.check()
+    found = finding(result, "twilio.platform_incident")
+    assert found.status is Status.FAILING and found.category is Category.PROVIDER
+    assert result.status is Status.FAILING
+
+
+@pytest.mark.parametrize(
+    "core", [[component_id("twilio", "AT&T - SMS")], ["AT&T - SMS"], ["US Carriers"]]
+)
+async def test_core_components_are_named_by_id_exact_name_or_group(
+    harness: Harness, core: list[str]
+) -> None:
+    harness.set("ok")
+    harness.statuspage.set_scenario(
+        "incident", "twilio", {"component": "AT&T - SMS", "component_status": "major_outage"}
+    )
+    result = await harness.check(statuspage_components=core)
+    assert finding(result, "twilio.platform_incident").status is Status.FAILING
+
+
+async def test_core_names_match_exactly_not_as_substrings(harness: Harness) -> None:
+    harness.set("ok")
+    harness.statuspage.set_scenario(
+        "incident", "twilio", {"component": "Toll-Free SMS", "component_status": "major_outage"}
+    )
+    result = await harness.check(statuspage_components=["SMS"])
+    assert finding(result, "twilio.platform_peripheral_incident").status is Status.DEGRADED
+
+
+async def test_core_names_missing_from_the_page_are_said(harness: Harness) -> None:
+    harness.set("ok")
+    result = await harness.check(statuspage_components=["SMS", "Programmable SMS"])
+    found = finding(result, "twilio.platform_operational")
+    assert found.summary.endswith("not on the page: Programmable SMS")
 
 
 async def test_recipient_errors_alone_however_many_keep_the_result_ok(harness: Harness) -> None:
