@@ -18,7 +18,8 @@ from aiohttp.test_utils import TestServer
 
 from healthd import probing
 from healthd.catalog import Catalog, parse
-from healthd.clock import SystemClock
+from healthd.clock import FakeClock, SystemClock
+from healthd.http import SharedAnswers
 from healthd.interfaces import ProbeContext
 from healthd.model import Category, Integration, ProbeResult, Status, Thresholds
 from healthd.sim.statuspage import StatusPageSim, component_id
@@ -64,6 +65,7 @@ class Harness:
         deadline: float = 5.0,
         last_checked: datetime | None = None,
         base_url: str | None = None,
+        shared: SharedAnswers | None = None,
         **options: Any,
     ) -> ProbeResult:
         opts = {
@@ -91,6 +93,7 @@ class Harness:
             catalog=self.catalog,
             timeout=deadline,
             last_checked=last_checked,
+            shared=shared,
         )
         async with asyncio.timeout(deadline + 5):
             return await probing.check(TwilioProbe(), integration, ctx)
@@ -408,6 +411,68 @@ async def test_core_names_missing_from_the_page_are_said(harness: Harness) -> No
     result = await harness.check(statuspage_components=["SMS", "Programmable SMS"])
     found = finding(result, "twilio.platform_operational")
     assert found.summary.endswith("not on the page: Programmable SMS")
+
+
+# A2P 10DLC of plain senders (`senders:` without a Messaging Service, the shipped form).
+PLAIN = {"senders": [LOCAL_NUMBER], "messaging_service_sid": None}
+
+
+def survey_calls(harness: Harness) -> list[str]:
+    return [p for p in harness.requests_sent if p.startswith("/v1/Services")]
+
+
+async def test_a_plain_us_long_code_in_a_verified_campaign_is_registered(
+    harness: Harness,
+) -> None:
+    harness.set("ok")
+    result = await harness.check(**PLAIN)
+    found = finding(result, "twilio.a2p_registered")
+    assert found.status is Status.OK and found.summary.startswith("1 US long code")
+
+
+@pytest.mark.parametrize(
+    ("scenario", "where"),
+    [("empty_pool", "is in no Messaging Service"), ("no_campaign", "has no A2P 10DLC campaign")],
+)
+async def test_a_plain_us_long_code_without_a_campaign_fails_with_30034(
+    harness: Harness, scenario: str, where: str
+) -> None:
+    harness.set(scenario)
+    result = await harness.check(**PLAIN)
+    found = finding(result, "twilio.a2p_unregistered", "30034")
+    assert found.status is Status.FAILING and found.category is Category.SENDER_CONFIG
+    assert LOCAL_NUMBER in found.summary and where in found.summary
+    assert result.status is Status.FAILING
+
+
+async def test_a_plain_sender_in_a_suspended_campaign_is_named(harness: Harness) -> None:
+    harness.set("campaign_suspended")
+    result = await harness.check(**PLAIN)
+    found = finding(result, "twilio.campaign_suspended", "30033")
+    assert found.status is Status.FAILING and LOCAL_NUMBER in found.summary
+
+
+async def test_the_survey_reads_at_most_a2p_max_services(harness: Harness) -> None:
+    # The sender's service is the 31st: beyond the first 20 read, so it is not judged.
+    harness.set("ok", extra_services=30)
+    result = await harness.check(a2p_max_services=20, **PLAIN)
+    assert finding(result, "twilio.a2p_not_checked").status is Status.UNKNOWN
+    assert len(survey_calls(harness)) == 1 + 20
+
+
+async def test_the_survey_is_kept_across_runs_for_a2p_every(harness: Harness) -> None:
+    harness.set("ok")
+    clock = FakeClock()
+    shared = SharedAnswers(clock)
+    await harness.check(shared=shared, **PLAIN)
+    first = len(survey_calls(harness))
+    clock.advance(timedelta(minutes=14))
+    kept = await harness.check(shared=shared, **PLAIN)
+    assert len(survey_calls(harness)) == first == 3  # the services, one pool, its campaign
+    assert finding(kept, "twilio.a2p_registered").status is Status.OK
+    clock.advance(timedelta(minutes=2))
+    await harness.check(shared=shared, **PLAIN)
+    assert len(survey_calls(harness)) == 2 * first
 
 
 async def test_recipient_errors_alone_however_many_keep_the_result_ok(harness: Harness) -> None:
