@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -408,3 +410,9 @@ async def test_without_from_email_an_account_without_any_sender_fails(env: Env) 
     finding = by_code(result, "sendgrid.no_verified_sender")
     assert finding.status is Status.FAILING and finding.category is Category.SENDER_CONFIG
     assert result.status is Status.FAILING
+
+
+def test_the_readme_documents_the_default_core_components() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    documented = json.dumps(list(SendGridOptions().statuspage_components))
+    assert f"| sendgrid | `{documented}` |" in readme

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -648,3 +649,9 @@ async def test_list_and_rfc9457_errors_keep_twilio_codes(harness: Harness, odd_t
     assert finding(result, "twilio.request_rejected", "20001").check == "sender"
     assert finding(result, "twilio.service_not_found", "21701").status is Status.FAILING
     assert all(f.code != "twilio.auth_invalid" for f in result.findings)
+
+
+def test_the_readme_documents_the_default_core_components() -> None:
+    readme = (CATALOG_FILE.parents[2] / "README.md").read_text("utf-8")
+    documented = json.dumps(TwilioOptions().statuspage_components)
+    assert f"| twilio | `{documented}` |" in readme
