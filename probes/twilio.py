@@ -342,8 +342,8 @@ class _Run:
         """Each US long code's Messaging Service and campaign, found in the account.
 
         The survey costs 1 + services + 2 x (services holding a sender) calls at most, so it
-        is kept for `a2p_every` across runs (registration changes over days, not minutes);
-        only a complete survey is kept, a failed one is tried again on the next run.
+        is kept for `a2p_every` across runs (registration changes over days, not minutes).
+        A survey that failed is not kept: the next run tries again.
         """
         key = f"twilio-a2p:{self.opts.messaging_base_url}:{self.account_sid}:{','.join(numbers)}"
         try:
@@ -390,12 +390,12 @@ class _Run:
 
     def _judge_survey(self, numbers: list[str], survey: _A2pSurvey) -> list[Finding]:
         findings: list[Finding] = []
-        registered = 0
-        by_service: dict[str, list[str]] = {}
+        by_campaign: dict[str, tuple[_Campaign, list[str]]] = {}
         for number in numbers:
             if number in survey.foreign:
                 continue
             mg = survey.service_of.get(number)
+            campaign = survey.campaigns.get(mg) if mg else None
             if mg is None and not survey.complete:
                 findings.append(
                     self._finding(
@@ -406,12 +406,10 @@ class _Run:
                         "Messaging Services read, so its A2P 10DLC registration was not checked",
                     )
                 )
-            elif mg is None or survey.campaigns.get(mg) is None:
-                where = (
-                    "is in no Messaging Service"
-                    if mg is None
-                    else (f"is in Messaging Service {mg}, which has no A2P 10DLC campaign")
-                )
+            elif mg is None or campaign is None:
+                where = "is in no Messaging Service"
+                if mg is not None:
+                    where = f"is in Messaging Service {mg}, which has no A2P 10DLC campaign"
                 findings.append(
                     self._finding(
                         "twilio.a2p_unregistered",
@@ -423,15 +421,12 @@ class _Run:
                     )
                 )
             else:
-                by_service.setdefault(mg, []).append(number)
-        for mg, senders in sorted(by_service.items()):
-            campaign = survey.campaigns[mg]
-            assert campaign is not None
+                by_campaign.setdefault(mg, (campaign, []))[1].append(number)
+        for campaign, senders in (by_campaign[mg] for mg in sorted(by_campaign)):
             brand = survey.brands.get(campaign.brand_sid or "")
-            found = self._campaign_findings(campaign.status, of=senders)
-            found += self._brand_findings(brand, of=senders)
-            registered += 0 if found else len(senders)
-            findings += found
+            findings += self._campaign_findings(campaign.status, of=senders)
+            findings += self._brand_findings(brand, of=senders)
+        registered = sum(len(senders) for _, senders in by_campaign.values())
         if registered and not findings:
             findings.append(
                 self._finding(
