@@ -213,6 +213,9 @@ def _error_finding(ctx: ProbeContext, answer: Answer, check: str) -> Finding:
     )
 
 
+_NO_CREDITS = "Maximum credits exceeded"
+
+
 def _out_of_credits(answer: Answer) -> bool:
     """SendGrid's 401 for a plan out of credits: the key is good, the plan is used up."""
     return answer.status == 401 and "credits" in _error_message(answer).lower()
@@ -295,8 +298,11 @@ async def _credits(api: _Api) -> Finding:
     only `remain` <= 0 with no overage is exhausted. The 401 "Maximum credits exceeded" is
     told the same way, wherever it comes (`_error_finding`).
     """
-    answer = await api.get("/v3/user/credits", check="account", tolerate=(403, 404))
-    if answer.status in (403, 404):
+    answer = await api.get("/v3/user/credits", check="account", tolerate=(401, 403, 404))
+    if _out_of_credits(answer):
+        return _credits_exhausted(api.ctx, "account", f"SendGrid answered 401 ({_NO_CREDITS})")
+    if not answer.ok:
+        # The key step proved the key good: a 401 here is a key without this scope.
         return _read_forbidden(api, "account", "the account's email credits")
     data = answer.data if isinstance(answer.data, dict) else {}
     counts = [v for k in ("remain", "total", "overage") if isinstance(v := data.get(k), int)]

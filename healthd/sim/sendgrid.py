@@ -13,7 +13,8 @@ Scenarios (params in brackets):
 - `revoked_key`: 401 `The provided authorization grant is invalid, expired, or revoked`.
 - `no_mail_send_scope`: the key lists read scopes only.
 - `restricted_key`: a "Mail Send only" restricted key: scopes `["mail.send"]`, and every
-  read endpoint answers 403 `access forbidden`.
+  read endpoint answers 403 `access forbidden` [`read_status`: 401 to answer 401
+  `authorization required` instead, SendGrid's answer to a key without the scope].
 - `access_forbidden`: 403 `access forbidden` on every call (SendGrid's temporary block).
 - `sender_unverified`: the single sender exists but was never confirmed; no domain.
   `POST /v3/mail/send` answers the real 403 sender-identity body.
@@ -199,6 +200,8 @@ def _failure(sc: Scenario, key: str, path: str) -> tuple[int | None, Any]:
     if sc.name == "access_forbidden":
         return _FORBIDDEN
     if sc.name == "restricted_key" and path not in ("/v3/scopes", "/v3/mail/send"):
+        if int(sc.params.get("read_status", 403)) == 401:
+            return 401, {"errors": [{"field": None, "message": "authorization required"}]}
         return _FORBIDDEN
     if sc.name == "server_error":
         return 500, {"errors": [{"field": None, "message": "internal server error"}]}

@@ -416,3 +416,14 @@ def test_the_readme_documents_the_default_core_components() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
     documented = json.dumps(list(SendGridOptions().statuspage_components))
     assert f"| sendgrid | `{documented}` |" in readme
+
+
+async def test_a_valid_key_refused_the_credit_balance_is_not_checked_not_wrong(
+    env: Env,
+) -> None:
+    # /v3/scopes answered 200, so a 401 "authorization required" on the credit balance is
+    # a key without that scope, not a wrong key.
+    result = await env.run("restricted_key", params={"read_status": 401})
+    credits = [f for f in result.findings if f.check == "account"]
+    assert [(f.code, f.status) for f in credits] == [("sendgrid.check_forbidden", Status.UNKNOWN)]
+    assert by_code(result, "sendgrid.key_ok").status is Status.OK
