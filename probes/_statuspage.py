@@ -158,7 +158,7 @@ def _read(summary: dict[str, Any], wanted: Sequence[str]) -> _Page:
             others.append(component)
         seen |= {component.id, component.name}
     seen |= set(groups) | set(groups.values())
-    core_ids = {c.id for c in core}
+    core_ids = {c.id for c in core} | core_groups  # an incident may name the group
     core_incidents: list[dict[str, Any]] = []
     other_incidents: list[dict[str, Any]] = []
     for incident in summary.get("incidents", []):
