@@ -1,14 +1,17 @@
 """SendGrid: is the key good, may it send, is the sender authenticated, is mail getting through.
 
 Steps, in order of how much they matter (see `SendGridProbe.findings`):
-key (`GET /v3/scopes`), sender (`/v3/verified_senders`, then `/v3/whitelabel/domains`),
-delivery (`/v3/stats` over a window), and SendGrid's status page beside them.
+key (`GET /v3/scopes`), credits (`/v3/user/credits`: a plan whose email credits are used
+up refuses mail with 401 "Maximum credits exceeded", which is not a wrong key), sender
+(`/v3/verified_senders`, then `/v3/whitelabel/domains`: the configured `from_email`, or
+without one, that the account has any verified sender at all), delivery (`/v3/stats` over
+a window), and SendGrid's status page beside them.
 
 Rate limits: SendGrid publishes no numbers, but every answer carries `X-RateLimit-Limit`,
 `-Remaining` and `-Reset`. A probe must never be what exhausts a customer's limit, so one
 run spends at most `rate_limit_share` of the calls that were left when it started; the
 optional delivery step is skipped (with an `unknown` finding saying so) when that budget
-is used up. The key and sender steps always run: they are what pages a tenant.
+is used up. The key, credits and sender steps always run: they are what pages a tenant.
 """
 
 from __future__ import annotations
@@ -53,7 +56,9 @@ class SendGridOptions(BaseModel):
     deferred_rate_degraded: float = Field(0.2, gt=0, le=1)
     min_requests: int = Field(100, ge=1, description="fewer requests than this: rates not judged")
     statuspage_url: str = "https://status.sendgrid.com/api/v2/summary.json"
-    statuspage_components: tuple[str, ...] = ("Mail Sending", "API")
+    # status.sendgrid.com components sending depends on, by component id or exact name (a
+    # group's id or name stands for its members); any other one degrades at most.
+    statuspage_components: tuple[str, ...] = Field(("Mail Sending", "API"), min_length=1)
     rate_limit_share: float = Field(0.1, gt=0, le=1)
 
     @field_validator("from_email")
@@ -168,6 +173,8 @@ def _error_finding(ctx: ProbeContext, answer: Answer, check: str) -> Finding:
     """One finding for a SendGrid error status. Only a 401 ever says the key is wrong."""
     message = _error_message(answer)
     said = f" ({message})" if message else ""
+    if _out_of_credits(answer):
+        return _credits_exhausted(ctx, check, f"SendGrid answered 401{said}")
     if answer.status == 401:
         # "authorization required" is SendGrid's answer when no usable key came with the
         # request; a key it knows but no longer honours gets "invalid, expired, or revoked".
@@ -206,6 +213,26 @@ def _error_finding(ctx: ProbeContext, answer: Answer, check: str) -> Finding:
     )
 
 
+_NO_CREDITS = "Maximum credits exceeded"
+
+
+def _out_of_credits(answer: Answer) -> bool:
+    """SendGrid's 401 for a plan out of credits: the key is good, the plan is used up."""
+    return answer.status == 401 and "credits" in _error_message(answer).lower()
+
+
+def _credits_exhausted(ctx: ProbeContext, check: str, summary: str) -> Finding:
+    return catalog_finding(
+        ctx.catalog,
+        PROVIDER,
+        "sendgrid.credits_exhausted",
+        check=check,
+        status=Status.FAILING,
+        summary=summary[:300],
+        provider_code=401,
+    )
+
+
 def _bad_shape(api: _Api, check: str, what: str) -> Halt:
     return Halt(
         api.finding(
@@ -223,6 +250,7 @@ async def _account_findings(api: _Api, options: SendGridOptions) -> list[Finding
 
     async def body() -> None:
         steps.findings.append(await steps.step("auth", _key(api)))
+        steps.findings.append(await steps.step("account", _credits(api)))
         steps.findings.append(await steps.step("sender", _sender(api, options)))
         if api.budget.allows(1):
             steps.findings.extend(await steps.step("delivery", _delivery(api, options)))
@@ -233,8 +261,17 @@ async def _account_findings(api: _Api, options: SendGridOptions) -> list[Finding
 
 
 async def _key(api: _Api) -> Finding:
-    """`GET /v3/scopes`: 200 means the key is valid; it can send only with `mail.send`."""
-    answer = await api.get("/v3/scopes", check="auth")
+    """`GET /v3/scopes`: 200 means the key is valid; it can send only with `mail.send`.
+
+    A 401 "Maximum credits exceeded" is a good key on a used-up plan: the credit balance
+    says until when.
+    """
+    answer = await api.get("/v3/scopes", check="auth", tolerate=(401,))
+    if answer.status == 401:
+        found = await _credits(api) if _out_of_credits(answer) else None
+        if found is not None and found.code == "sendgrid.credits_exhausted":
+            raise Halt(found)
+        raise Halt(_error_finding(api.ctx, answer, "auth"))
     scopes = answer.data.get("scopes") if isinstance(answer.data, dict) else None
     if not isinstance(scopes, list):
         raise _bad_shape(api, "auth", "the key's scopes")
@@ -254,15 +291,46 @@ async def _key(api: _Api) -> Finding:
     )
 
 
+async def _credits(api: _Api) -> Finding:
+    """`GET /v3/user/credits`: none left and no overage means SendGrid refuses mail.
+
+    A plan that allows overage keeps sending past its credits (`overage` counts them), so
+    only `remain` <= 0 with no overage is exhausted. The 401 "Maximum credits exceeded" is
+    told the same way, wherever it comes (`_error_finding`).
+    """
+    answer = await api.get("/v3/user/credits", check="account", tolerate=(401, 403, 404))
+    if _out_of_credits(answer):
+        return _credits_exhausted(api.ctx, "account", f"SendGrid answered 401 ({_NO_CREDITS})")
+    if not answer.ok:
+        # The key step proved the key good: a 401 here is a key without this scope.
+        return _read_forbidden(api, "account", "the account's email credits")
+    data = answer.data if isinstance(answer.data, dict) else {}
+    counts = [v for k in ("remain", "total", "overage") if isinstance(v := data.get(k), int)]
+    if len(counts) != 3:
+        raise _bad_shape(api, "account", "the credit balance")
+    remain, total, overage = counts
+    resets = f"; they reset on {data['next_reset']}" if data.get("next_reset") else ""
+    if remain <= 0 and not overage:
+        return _credits_exhausted(
+            api.ctx,
+            "account",
+            f"The account has used all {total} of its email credits, so SendGrid refuses "
+            f"mail with 401 Maximum credits exceeded{resets}",
+        )
+    return api.finding(
+        "sendgrid.credits_ok",
+        check="account",
+        status=Status.OK,
+        summary=f"{max(remain, 0)} of {total} email credits left"
+        + (f", {overage} over the plan" if overage else "")
+        + resets,
+    )
+
+
 async def _sender(api: _Api, options: SendGridOptions) -> Finding:
     """A verified single sender, or else an authenticated domain, must cover `from_email`."""
     if options.from_email is None:
-        return api.finding(
-            "sendgrid.sender_not_checked",
-            check="sender",
-            status=Status.UNKNOWN,
-            summary="No from_email configured, so the sender identity was not checked",
-        )
+        return await _any_sender(api)
     email = options.from_email.lower()
     domain = email.rpartition("@")[2]
     answer = await api.get("/v3/verified_senders", check="sender", tolerate=(403,))
@@ -311,6 +379,44 @@ async def _sender(api: _Api, options: SendGridOptions) -> Finding:
         status=Status.FAILING,
         summary=f"{options.from_email} is neither a verified sender nor on an authenticated domain",
         provider_code=403,
+    )
+
+
+async def _any_sender(api: _Api) -> Finding:
+    """Without `from_email`: SendGrid refuses all mail unless some sender identity exists."""
+    answer = await api.get("/v3/verified_senders", check="sender", tolerate=(403,))
+    if answer.status == 403:
+        return _read_forbidden(api, "sender", "sender identities")
+    results = answer.data.get("results") if isinstance(answer.data, dict) else None
+    if not isinstance(results, list):
+        raise _bad_shape(api, "sender", "the verified senders")
+    senders = [s for s in results if isinstance(s, dict) and s.get("verified") is True]
+    found = f"{len(senders)} verified single sender(s)"
+    if not senders:
+        answer = await api.get("/v3/whitelabel/domains", check="sender", tolerate=(403,))
+        if answer.status == 403:
+            return _read_forbidden(api, "sender", "authenticated domains")
+        if not isinstance(answer.data, list):
+            raise _bad_shape(api, "sender", "the authenticated domains")
+        domains = [
+            str(d.get("domain")) for d in answer.data if isinstance(d, dict) and d.get("valid")
+        ]
+        if not domains:
+            return api.finding(
+                "sendgrid.no_verified_sender",
+                check="sender",
+                status=Status.FAILING,
+                summary="The account has no verified sender and no authenticated domain, "
+                "so SendGrid refuses every email",
+                provider_code=403,
+            )
+        found = f"authenticated domain(s) {', '.join(sorted(domains)[:3])}"
+    return api.finding(
+        "sendgrid.sender_available",
+        check="sender",
+        status=Status.OK,
+        summary=f"The account has {found}; set options.from_email to check the address "
+        "mail is sent from",
     )
 
 

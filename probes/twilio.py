@@ -43,6 +43,9 @@ TOLLFREE_PREFIXES = ("+1800", "+1888", "+1877", "+1866", "+1855", "+1844", "+183
 # an empty one, and an edge or region would rewrite the loopback host (PROVIDERS.md A10).
 _NO_ENVIRONMENT = {"HEALTHD_TWILIO": "1"}
 
+# The components of status.twilio.com that sending a message goes through.
+TWILIO_CORE_COMPONENTS = ("SMS", "MMS", "Programmable Messaging API")
+
 
 class TwilioOptions(BaseModel):
     """The `options:` block of a Twilio integration."""
@@ -52,12 +55,21 @@ class TwilioOptions(BaseModel):
     messaging_base_url: str = "https://messaging.twilio.com"
     senders: list[str] = Field(default_factory=list, description="E.164 sender numbers")
     messaging_service_sid: str | None = None
-    # None: check A2P when a Messaging Service with a US local number is configured.
+    # None: check A2P 10DLC whenever a sender or the pool has a US long code.
     a2p: bool | None = None
+    # Plain senders' campaigns are found through the account's Messaging Services: at most
+    # this many are read (one call each), and the survey is kept this long across runs.
+    a2p_max_services: int = Field(default=20, ge=1, le=1000)
+    a2p_every: timedelta = timedelta(minutes=15)
     # None: check toll-free verification for senders with a toll-free prefix.
     tollfree: bool | None = None
     statuspage_url: str = "https://status.twilio.com/api/v2/summary.json"
-    statuspage_components: list[str] = Field(default_factory=lambda: ["SMS", "MMS", "Messaging"])
+    # The status-page components Twilio messaging depends on, by component id or exact name
+    # (a group's id or name stands for its members). Anything else on the page, a carrier
+    # or a country, degrades at most (probes/_statuspage.py).
+    statuspage_components: list[str] = Field(
+        default_factory=lambda: list(TWILIO_CORE_COMPONENTS), min_length=1
+    )
     delivery_window: timedelta = timedelta(hours=1)
     max_pages: int = Field(default=3, ge=1)
     page_size: int = Field(default=200, ge=1, le=1000)
@@ -111,6 +123,29 @@ class _Number:
     sid: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Campaign:
+    status: str
+    brand_sid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Brand:
+    status: str
+    failure_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _A2pSurvey:
+    """Where the account keeps each sender: kept across runs, so plain data, no SDK objects."""
+
+    service_of: dict[str, str]  # number -> the Messaging Service whose pool holds it
+    foreign: frozenset[str]  # senders the service lists outside the US (no 10DLC)
+    campaigns: dict[str, _Campaign | None]  # service -> its campaign, None for none
+    brands: dict[str, _Brand]
+    complete: bool  # every Messaging Service and every pool was read in full
+
+
 @dataclass(slots=True)
 class _CodeGroup:
     code: int | None
@@ -147,7 +182,7 @@ class _Run:
             self.senders(), self.service_pool(), self.delivery()
         )
         findings = [account, *senders[0], *pool[0], *delivery]
-        findings += await self.registration(senders[1] + pool[1], has_pool=bool(pool[1]))
+        findings += await self.registration(senders[1], pool[1])
         return findings
 
     # -- step 1: credentials and account
@@ -257,37 +292,43 @@ class _Run:
 
     # -- step 4: registration (A2P 10DLC and toll-free)
 
-    async def registration(self, numbers: Sequence[_Number], *, has_pool: bool) -> list[Finding]:
+    async def registration(
+        self, senders: Sequence[_Number], pool: Sequence[_Number]
+    ) -> list[Finding]:
+        """A2P 10DLC for US long codes, toll-free verification for toll-free numbers.
+
+        A configured Messaging Service sends from its pool, so its campaign is the one
+        checked. Without one, each US long code given as a plain sender (the shipped
+        examples' form) is looked up in the account's Messaging Services, since a campaign
+        belongs to a service: one in no service, or in a service without a campaign, fails
+        every message with 30034.
+        """
+        numbers = [*senders, *pool]
         tollfree = [n for n in numbers if self._is_tollfree(n.number)]
         local_us = [n for n in numbers if n.number.startswith("+1") and n not in tollfree]
-        a2p = self.opts.a2p
-        if a2p is None:
-            a2p = bool(self.opts.messaging_service_sid and has_pool and local_us)
+        a2p = self.opts.a2p if self.opts.a2p is not None else bool(local_us)
         steps: list[Awaitable[list[Finding]]] = []
-        if a2p and self.opts.messaging_service_sid:
-            steps.append(self.a2p(self.opts.messaging_service_sid))
+        mg = self.opts.messaging_service_sid
+        if a2p and mg and pool:
+            steps.append(self.a2p(mg))
+        elif a2p and not mg and local_us:
+            steps.append(self.a2p_of_senders(sorted({n.number for n in local_us})))
         if tollfree and self.opts.tollfree is not False:
             steps.append(self.tollfree_verification(tollfree))
         return [f for found in await asyncio.gather(*steps) for f in found]
 
     async def a2p(self, mg: str) -> list[Finding]:
-        campaigns = self.client.messaging.v1.services(mg).us_app_to_person
+        """The configured Messaging Service's campaign and its brand."""
         try:
-            page = await self._call(lambda: campaigns.page_async(page_size=20))
-            records = list(page)
-            if not records:
-                return [
-                    self._finding("twilio.campaign_missing", "registration", Status.FAILING, 30034)
-                ]
-            campaign = records[0]
-            findings = self._campaign_findings(str(campaign.campaign_status or ""))
-            bn = getattr(campaign, "brand_registration_sid", None)
-            if bn:
-                brand_api = self.client.messaging.v1.brand_registrations(bn)
-                brand = await self._call(brand_api.fetch_async)
-                findings += self._brand_findings(brand)
+            campaign = await self._campaign(mg)
+            brand = (
+                await self._brand(campaign.brand_sid) if campaign and campaign.brand_sid else None
+            )
         except (_ApiError, TransportFailure) as exc:
             return [self._failure(exc, check="registration")]
+        if campaign is None:
+            return [self._finding("twilio.campaign_missing", "registration", Status.FAILING, 30034)]
+        findings = self._campaign_findings(campaign.status) + self._brand_findings(brand)
         return findings or [
             self._finding(
                 "twilio.a2p_registered",
@@ -297,7 +338,123 @@ class _Run:
             )
         ]
 
-    def _campaign_findings(self, status: str) -> list[Finding]:
+    async def a2p_of_senders(self, numbers: list[str]) -> list[Finding]:
+        """Each US long code's Messaging Service and campaign, found in the account.
+
+        The survey costs 1 + services + 2 x (services holding a sender) calls at most, so it
+        is kept for `a2p_every` across runs (registration changes over days, not minutes).
+        A survey that failed is not kept: the next run tries again.
+        """
+        key = f"twilio-a2p:{self.opts.messaging_base_url}:{self.account_sid}:{','.join(numbers)}"
+        try:
+            if self.ctx.shared is None:
+                survey = await self._survey(numbers)
+            else:
+                survey = await self.ctx.shared.get(
+                    key, self.opts.a2p_every, lambda: self._survey(numbers)
+                )
+        except (_ApiError, TransportFailure) as exc:
+            return [self._failure(exc, check="registration")]
+        return self._judge_survey(numbers, survey)
+
+    async def _survey(self, numbers: list[str]) -> _A2pSurvey:
+        services = self.client.messaging.v1.services
+        page = await self._call(partial(services.page_async, page_size=self.opts.a2p_max_services))
+        sids = [str(s.sid) for s in page]
+        complete = page.next_page_url is None
+        pools = await asyncio.gather(
+            *(
+                self._call(partial(services(mg).phone_numbers.page_async, page_size=1000))
+                for mg in sids
+            )
+        )
+        wanted = set(numbers)
+        service_of: dict[str, str] = {}
+        foreign: set[str] = set()
+        for mg, pool_page in zip(sids, pools, strict=True):
+            complete = complete and pool_page.next_page_url is None
+            for record in pool_page:
+                number = getattr(record, "phone_number", None)
+                if number in wanted:
+                    service_of[number] = mg
+                    if getattr(record, "country_code", "US") not in (None, "US"):
+                        foreign.add(number)
+        holding = sorted(set(service_of.values()))
+        found = await asyncio.gather(*(self._campaign(mg) for mg in holding))
+        campaigns = dict(zip(holding, found, strict=True))
+        brand_sids = sorted({c.brand_sid for c in found if c is not None and c.brand_sid})
+        brands = dict(
+            zip(brand_sids, await asyncio.gather(*map(self._brand, brand_sids)), strict=True)
+        )
+        return _A2pSurvey(service_of, frozenset(foreign), campaigns, brands, complete)
+
+    def _judge_survey(self, numbers: list[str], survey: _A2pSurvey) -> list[Finding]:
+        findings: list[Finding] = []
+        by_campaign: dict[str, tuple[_Campaign, list[str]]] = {}
+        for number in numbers:
+            if number in survey.foreign:
+                continue
+            mg = survey.service_of.get(number)
+            campaign = survey.campaigns.get(mg) if mg else None
+            if mg is None and not survey.complete:
+                findings.append(
+                    self._finding(
+                        "twilio.a2p_not_checked",
+                        "registration",
+                        Status.UNKNOWN,
+                        summary=f"{number} is in none of the first {self.opts.a2p_max_services} "
+                        "Messaging Services read, so its A2P 10DLC registration was not checked",
+                    )
+                )
+            elif mg is None or campaign is None:
+                where = "is in no Messaging Service"
+                if mg is not None:
+                    where = f"is in Messaging Service {mg}, which has no A2P 10DLC campaign"
+                findings.append(
+                    self._finding(
+                        "twilio.a2p_unregistered",
+                        "registration",
+                        Status.FAILING,
+                        30034,
+                        summary=f"US long code {number} {where}: every message from it "
+                        "fails with 30034",
+                    )
+                )
+            else:
+                by_campaign.setdefault(mg, (campaign, []))[1].append(number)
+        for campaign, senders in (by_campaign[mg] for mg in sorted(by_campaign)):
+            brand = survey.brands.get(campaign.brand_sid or "")
+            findings += self._campaign_findings(campaign.status, of=senders)
+            findings += self._brand_findings(brand, of=senders)
+        registered = sum(len(senders) for _, senders in by_campaign.values())
+        if registered and not findings:
+            findings.append(
+                self._finding(
+                    "twilio.a2p_registered",
+                    "registration",
+                    Status.OK,
+                    summary=f"{registered} US long code(s) in verified A2P 10DLC campaigns "
+                    "of approved brands",
+                )
+            )
+        return findings
+
+    async def _campaign(self, mg: str) -> _Campaign | None:
+        """The service's first A2P 10DLC campaign (a service has at most one), or None."""
+        campaigns = self.client.messaging.v1.services(mg).us_app_to_person
+        page = await self._call(partial(campaigns.page_async, page_size=20))
+        first = next(iter(page), None)
+        if first is None:
+            return None
+        brand = getattr(first, "brand_registration_sid", None)
+        return _Campaign(str(first.campaign_status or ""), str(brand) if brand else None)
+
+    async def _brand(self, bn: str) -> _Brand:
+        brand = await self._call(self.client.messaging.v1.brand_registrations(bn).fetch_async)
+        reason = getattr(brand, "failure_reason", None)
+        return _Brand(str(getattr(brand, "status", "") or ""), str(reason) if reason else None)
+
+    def _campaign_findings(self, status: str, *, of: Sequence[str] = ()) -> list[Finding]:
         # campaign_status is an open string in the spec: VERIFIED is healthy; the rest waits
         # (PENDING, IN_PROGRESS) or blocks sending (FAILED -> 30034, SUSPENDED -> 30033).
         upper = status.upper()
@@ -315,21 +472,20 @@ class _Run:
                 "registration",
                 state,
                 twilio_code,
-                summary=f"A2P 10DLC campaign status is {status or 'empty'}",
+                summary=f"A2P 10DLC campaign status is {status or 'empty'}" + _of(of),
             )
         ]
 
-    def _brand_findings(self, brand: Any) -> list[Finding]:
-        status = str(getattr(brand, "status", "") or "")
-        if status == "APPROVED":
+    def _brand_findings(self, brand: _Brand | None, *, of: Sequence[str] = ()) -> list[Finding]:
+        if brand is None or brand.status == "APPROVED":
             return []
         code, state = {
             "PENDING": ("twilio.brand_pending", Status.DEGRADED),
             "IN_REVIEW": ("twilio.brand_pending", Status.DEGRADED),
             "SUSPENDED": ("twilio.brand_suspended", Status.FAILING),
-        }.get(status, ("twilio.brand_failed", Status.FAILING))
-        reason = getattr(brand, "failure_reason", None)
-        summary = f"A2P 10DLC brand status is {status}" + (f": {reason}" if reason else "")
+        }.get(brand.status, ("twilio.brand_failed", Status.FAILING))
+        reason = f": {brand.failure_reason}" if brand.failure_reason else ""
+        summary = f"A2P 10DLC brand status is {brand.status}{_of(of)}{reason}"
         return [self._finding(code, "registration", state, summary=summary[:300])]
 
     async def tollfree_verification(self, numbers: Sequence[_Number]) -> list[Finding]:
@@ -604,6 +760,10 @@ def _page_error(exc: TwilioException) -> _ApiError | TransportFailure:
     except ValueError:
         pass
     return _ApiError(status, code, message)
+
+
+def _of(senders: Sequence[str]) -> str:
+    return f" (senders {', '.join(senders)})" if senders else ""
 
 
 def _category(entry: CatalogEntry | None) -> Category:

@@ -13,7 +13,8 @@ Scenarios (params in brackets):
 - `revoked_key`: 401 `The provided authorization grant is invalid, expired, or revoked`.
 - `no_mail_send_scope`: the key lists read scopes only.
 - `restricted_key`: a "Mail Send only" restricted key: scopes `["mail.send"]`, and every
-  read endpoint answers 403 `access forbidden`.
+  read endpoint answers 403 `access forbidden` [`read_status`: 401 to answer 401
+  `authorization required` instead, SendGrid's answer to a key without the scope].
 - `access_forbidden`: 403 `access forbidden` on every call (SendGrid's temporary block).
 - `sender_unverified`: the single sender exists but was never confirmed; no domain.
   `POST /v3/mail/send` answers the real 403 sender-identity body.
@@ -24,6 +25,10 @@ Scenarios (params in brackets):
 - `rate_limited`: every call is over the limit: 429 `too many requests`, remaining 0.
 - `low_rate_budget`: answers normally but reports few calls left (`remaining`, default 20).
 - `server_error`: 500 `internal server error` on every call.
+- `credits_exhausted`: the plan's email credits are used up: `GET /v3/user/credits` shows
+  `remain` 0 and mail send answers 401 `Maximum credits exceeded` [`refuse_reads`: every
+  other call answers that 401 too; `total`, default 100; `next_reset`, default tomorrow].
+- `no_senders`: no verified single sender and no authenticated domain at all.
 Rate limit: `limit` (default 600 per minute) for every scenario.
 """
 
@@ -43,6 +48,7 @@ _DEFAULT_LIMIT = 600
 _DEFAULT_FROM = "sales@example.com"
 
 _REVOKED = "The provided authorization grant is invalid, expired, or revoked"
+_NO_CREDITS = "Maximum credits exceeded"
 _UNVERIFIED_FROM = (
     "The from address does not match a verified Sender Identity. Mail cannot be sent until "
     "this error is resolved. Visit https://sendgrid.com/docs/for-developers/sending-email/"
@@ -95,6 +101,8 @@ class SendGridSim(ProviderSim):
             "rate_limited",
             "low_rate_budget",
             "server_error",
+            "credits_exhausted",
+            "no_senders",
         }
     )
 
@@ -109,6 +117,7 @@ class SendGridSim(ProviderSim):
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/v3/scopes", self.scopes),
+            web.get("/v3/user/credits", self.credits),
             web.get("/v3/verified_senders", self.verified_senders),
             web.get("/v3/whitelabel/domains", self.domains),
             web.get("/v3/stats", self.stats),
@@ -117,6 +126,9 @@ class SendGridSim(ProviderSim):
 
     async def scopes(self, request: web.Request) -> web.Response:
         return await self._serve(request, _scopes_body)
+
+    async def credits(self, request: web.Request) -> web.Response:
+        return await self._serve(request, _credits_body)
 
     async def verified_senders(self, request: web.Request) -> web.Response:
         return await self._serve(request, _senders_body)
@@ -188,9 +200,14 @@ def _failure(sc: Scenario, key: str, path: str) -> tuple[int | None, Any]:
     if sc.name == "access_forbidden":
         return _FORBIDDEN
     if sc.name == "restricted_key" and path not in ("/v3/scopes", "/v3/mail/send"):
+        if int(sc.params.get("read_status", 403)) == 401:
+            return 401, {"errors": [{"field": None, "message": "authorization required"}]}
         return _FORBIDDEN
     if sc.name == "server_error":
         return 500, {"errors": [{"field": None, "message": "internal server error"}]}
+    if sc.name == "credits_exhausted" and path != "/v3/user/credits":
+        if path == "/v3/mail/send" or sc.params.get("refuse_reads"):
+            return 401, _errors(_NO_CREDITS)
     return None, None
 
 
@@ -209,8 +226,33 @@ async def _scopes_body(request: web.Request, sc: Scenario) -> _Answer:
     return 200, {"scopes": _ALL_SCOPES}
 
 
+async def _credits_body(request: web.Request, sc: Scenario) -> _Answer:
+    """`ListCredit`: a monthly paid plan with credits left, or a used-up free plan."""
+    today = date.today()
+    if sc.name != "credits_exhausted":
+        return 200, {
+            "remain": 38_450,
+            "total": 50_000,
+            "overage": 0,
+            "used": 11_550,
+            "last_reset": today.replace(day=1).isoformat(),
+            "next_reset": (today.replace(day=1) + timedelta(days=32)).replace(day=1).isoformat(),
+            "reset_frequency": "monthly",
+        }
+    total = int(sc.params.get("total", 100))
+    return 200, {
+        "remain": 0,
+        "total": total,
+        "overage": 0,
+        "used": total,
+        "last_reset": today.isoformat(),
+        "next_reset": str(sc.params.get("next_reset", (today + timedelta(days=1)).isoformat())),
+        "reset_frequency": "daily",
+    }
+
+
 async def _senders_body(request: web.Request, sc: Scenario) -> _Answer:
-    if sc.name == "domain_invalid_dns":
+    if sc.name in ("domain_invalid_dns", "no_senders"):
         return 200, {"results": []}
     email = _from_email(sc)
     sender = {
@@ -234,7 +276,7 @@ async def _senders_body(request: web.Request, sc: Scenario) -> _Answer:
 
 async def _domains_body(request: web.Request, sc: Scenario) -> _Answer:
     """A bare JSON array, as `ListAuthenticatedDomain` answers; `domain=` filters it."""
-    if sc.name == "sender_unverified":
+    if sc.name in ("sender_unverified", "no_senders"):
         return 200, []
     name = _from_email(sc).rpartition("@")[2]
     bad = str(sc.params.get("record", "dkim1")) if sc.name == "domain_invalid_dns" else None
@@ -298,7 +340,7 @@ async def _mail_send_answer(request: web.Request, sc: Scenario) -> _Answer:
     """202 with no body; 200 in sandbox mode; the real 403 for an unverified from-address."""
     if sc.name == "no_mail_send_scope":
         return _FORBIDDEN
-    if sc.name in ("sender_unverified", "domain_invalid_dns"):
+    if sc.name in ("sender_unverified", "domain_invalid_dns", "no_senders"):
         return 403, _errors(_UNVERIFIED_FROM, "from")
     try:
         payload = await request.json()

@@ -14,7 +14,9 @@ Scenarios (params in brackets):
 - `suspended`, `closed`: the account's `status`.
 - `number_without_sms`: the local number has `sms: false` [`number`].
 - `number_not_owned`: the number list lacks the local number [`number`].
-- `empty_pool`: the Messaging Service has no phone numbers.
+- `empty_pool`: the Messaging Service has no phone numbers (so the local number is in no
+  service: it has no A2P 10DLC campaign).
+- `no_campaign`: the Messaging Service has no A2P 10DLC campaign.
 - `campaign_suspended`, `campaign_pending`: campaign_status SUSPENDED / PENDING [`status`].
 - `brand_failed`: the brand is FAILED with errors.
 - `tollfree_unverified`: the verification is TWILIO_REJECTED [`status`: e.g. PENDING_REVIEW,
@@ -23,6 +25,9 @@ Scenarios (params in brackets):
   `error_code` plants another carrier code, e.g. 30034, in the same share].
 - `optout_trickle`: a share failed with 21610, a few with 21211 [`count`, `rate`=0.1].
 - `server_error`: 500 with a classic body; `rate_limited`: 429 / 20429.
+
+Every scenario takes `extra_services` (default 0): that many more Messaging Services, each
+with an empty pool, listed before the account's own one by `GET /v1/Services`.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ class TwilioSim(ProviderSim):
             "number_without_sms",
             "number_not_owned",
             "empty_pool",
+            "no_campaign",
             "campaign_suspended",
             "campaign_pending",
             "brand_failed",
@@ -91,6 +97,7 @@ class TwilioSim(ProviderSim):
             web.get(a + "/Balance.json", self._guarded(self.balance)),
             web.get(a + "/IncomingPhoneNumbers.json", self._guarded(self.incoming_numbers)),
             web.get(a + "/Messages.json", self._guarded(self.messages)),
+            web.get("/v1/Services", self._guarded(self.services)),
             web.get(m, self._guarded(self.service)),
             web.get(m + "/PhoneNumbers", self._guarded(self.service_numbers)),
             web.get(m + "/Compliance/Usa2p", self._guarded(self.campaigns)),
@@ -183,55 +190,31 @@ class TwilioSim(ProviderSim):
 
     # -- messaging.twilio.com
 
+    def services(self, request: web.Request, account: str, sc: Scenario) -> web.Response:
+        records = [_service(request, account, mg, sc) for mg in _service_sids(account, sc)]
+        return _page_v1(request, "services", records)
+
     def service(self, request: web.Request, account: str, sc: Scenario) -> web.Response:
         mg = request.match_info["service"]
-        if mg != service_sid(account):
+        if mg not in _service_sids(account, sc):
             return _not_found(request)
-        base = _origin(request) + f"/v1/Services/{mg}"
-        now = _iso(_CREATED)
-        return web.json_response(
-            {
-                "sid": mg,
-                "account_sid": account,
-                "friendly_name": SERVICE_FRIENDLY_NAME,
-                "date_created": now,
-                "date_updated": now,
-                "inbound_request_url": None,
-                "inbound_method": "POST",
-                "fallback_url": None,
-                "fallback_method": "POST",
-                "status_callback": None,
-                "sticky_sender": True,
-                "mms_converter": True,
-                "smart_encoding": True,
-                "scan_message_content": "inherit",
-                "fallback_to_long_code": True,
-                "area_code_geomatch": True,
-                "synchronous_validation": False,
-                "validity_period": 14400,
-                "url": base,
-                "links": {
-                    "phone_numbers": f"{base}/PhoneNumbers",
-                    "us_app_to_person": f"{base}/Compliance/Usa2p",
-                },
-                "usecase": "marketing",
-                "us_app_to_person_registered": sc.name not in ("campaign_pending",),
-                "use_inbound_webhook_on_number": False,
-            }
-        )
+        return web.json_response(_service(request, account, mg, sc))
 
     def service_numbers(self, request: web.Request, account: str, sc: Scenario) -> web.Response:
         mg = request.match_info["service"]
-        if mg != service_sid(account):
+        if mg not in _service_sids(account, sc):
             return _not_found(request)
-        pool = [] if sc.name == "empty_pool" else self._owned_numbers(sc)
+        own = mg == service_sid(account) and sc.name != "empty_pool"
+        pool = self._owned_numbers(sc) if own else []
         records = [_service_number(request, account, mg, number, sms) for number, sms in pool]
         return _page_v1(request, "phone_numbers", records)
 
     def campaigns(self, request: web.Request, account: str, sc: Scenario) -> web.Response:
         mg = request.match_info["service"]
-        if mg != service_sid(account):
+        if mg not in _service_sids(account, sc):
             return _not_found(request)
+        if mg != service_sid(account) or sc.name == "no_campaign":
+            return _page_v1(request, "compliance", [])
         status = {"campaign_suspended": "SUSPENDED", "campaign_pending": "PENDING"}.get(
             sc.name, "VERIFIED"
         )
@@ -335,6 +318,46 @@ class TwilioSim(ProviderSim):
 # -- records
 
 _CREATED = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _service_sids(account: str, sc: Scenario) -> list[str]:
+    """The account's Messaging Services: `extra_services` empty ones, then its own."""
+    extra = int(sc.params.get("extra_services", 0))
+    return [*(sid("MG", account, f"extra{i}") for i in range(extra)), service_sid(account)]
+
+
+def _service(request: web.Request, account: str, mg: str, sc: Scenario) -> Json:
+    base = _origin(request) + f"/v1/Services/{mg}"
+    now = _iso(_CREATED)
+    return {
+        "sid": mg,
+        "account_sid": account,
+        "friendly_name": SERVICE_FRIENDLY_NAME if mg == service_sid(account) else mg,
+        "date_created": now,
+        "date_updated": now,
+        "inbound_request_url": None,
+        "inbound_method": "POST",
+        "fallback_url": None,
+        "fallback_method": "POST",
+        "status_callback": None,
+        "sticky_sender": True,
+        "mms_converter": True,
+        "smart_encoding": True,
+        "scan_message_content": "inherit",
+        "fallback_to_long_code": True,
+        "area_code_geomatch": True,
+        "synchronous_validation": False,
+        "validity_period": 14400,
+        "url": base,
+        "links": {
+            "phone_numbers": f"{base}/PhoneNumbers",
+            "us_app_to_person": f"{base}/Compliance/Usa2p",
+        },
+        "usecase": "marketing",
+        "us_app_to_person_registered": mg == service_sid(account)
+        and sc.name not in ("campaign_pending", "no_campaign"),
+        "use_inbound_webhook_on_number": False,
+    }
 
 
 def _incoming_number(account: str, number: str, sms: bool) -> Json:

@@ -218,3 +218,15 @@ def test_no_eight_word_run_is_taken_from_the_dictionary(
     assert {
         c: r for c, r in borrowed.items() if set(map(tuple, map(str.split, r))) - product_words
     } == {}
+
+
+# Codes Twilio published after the 2023 dictionary snapshot (issue 14): each explains, with
+# what its block means and where Twilio documents it, and none counts against health.
+NEWER_CODES = ["30036", *map(str, range(30038, 30045)), "30451", "30453"]
+
+
+@pytest.mark.parametrize("code", NEWER_CODES)
+def test_codes_newer_than_the_dictionary_snapshot_explain(catalog: Catalog, code: str) -> None:
+    entry = catalog.lookup("twilio", code)
+    assert f"twilio.com/docs/api/errors/{code}" in entry.fix
+    assert entry.category is Category.UNKNOWN and not entry.counts_against_health

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -253,9 +255,9 @@ async def test_low_rate_budget_skips_stats_and_says_so(env: Env) -> None:
 
 @pytest.mark.parametrize("remaining", [0, 10, 25, 35, 45, 599])
 async def test_optional_calls_stay_within_the_rate_limit_share(env: Env, remaining: int) -> None:
-    """Key and sender always run (2 calls); stats only while within 10% of what was left."""
+    """Key, credits and sender always run (3 calls); stats only within 10% of what was left."""
     await env.run("low_rate_budget", params={"remaining": remaining}, rate_limit_share=0.1)
-    mandatory = 2
+    mandatory = 3
     assert env.sim.requests == mandatory or env.sim.requests <= 0.1 * (remaining + 1)
 
 
@@ -271,7 +273,7 @@ async def test_planted_api_key_never_appears_in_findings_or_logs(
 async def test_mail_send_only_key_cannot_show_sender_or_stats_and_says_so(env: Env) -> None:
     result = await env.run("restricted_key")
     unknown = [f for f in result.findings if f.code == "sendgrid.check_forbidden"]
-    assert {f.check for f in unknown} == {"sender", "delivery"}
+    assert {f.check for f in unknown} == {"account", "sender", "delivery"}
     assert all(f.status is Status.UNKNOWN for f in unknown)
     assert by_code(result, "sendgrid.key_ok").status is Status.OK
     assert result.status is Status.OK
@@ -361,3 +363,67 @@ async def test_probe_answers_before_the_runner_cuts_it_off(env: Env, hangs: str)
             result = await probing.check(SendGridProbe(), integration, ctx)
     expected = "sendgrid.timeout" if hangs == "api" else "sendgrid.statuspage_unavailable"
     assert by_code(result, expected).category in (Category.PROVIDER, Category.UNKNOWN)
+
+
+async def test_a_mailbox_provider_incident_degrades_at_most(env: Env) -> None:
+    env.pages.set_scenario(
+        "incident", "sendgrid", {"component": "Gmail", "component_status": "major_outage"}
+    )
+    result = await env.run("ok")
+    finding = by_code(result, "sendgrid.platform_peripheral_incident")
+    assert finding.status is Status.DEGRADED and "Gmail (Mailbox Providers)" in finding.summary
+
+
+async def test_out_of_credits_401_is_told_apart_from_a_wrong_key(env: Env) -> None:
+    # Every call answers 401 "Maximum credits exceeded" but the credit balance, which
+    # gives the reset date.
+    result = await env.run(
+        "credits_exhausted", params={"refuse_reads": True, "next_reset": "2026-12-02"}
+    )
+    finding = by_code(result, "sendgrid.credits_exhausted")
+    assert finding.status is Status.FAILING and finding.category is Category.ACCOUNT
+    assert "2026-12-02" in finding.summary and "Upgrade" in finding.remediation
+    assert RECONNECT not in finding.remediation
+    assert not [f for f in result.findings if f.code.startswith("sendgrid.auth_")]
+
+
+async def test_used_up_credits_fail_while_the_api_still_answers(env: Env) -> None:
+    result = await env.run("credits_exhausted", params={"total": 100})
+    finding = by_code(result, "sendgrid.credits_exhausted")
+    assert finding.status is Status.FAILING and "all 100" in finding.summary
+    assert by_code(result, "sendgrid.key_ok").status is Status.OK
+
+
+async def test_credits_left_are_ok(env: Env) -> None:
+    result = await env.run("ok")
+    assert by_code(result, "sendgrid.credits_ok").summary.startswith("38450 of 50000")
+
+
+async def test_without_from_email_a_verified_sender_on_the_account_is_enough(env: Env) -> None:
+    result = await env.run("ok", from_email=None)
+    finding = by_code(result, "sendgrid.sender_available")
+    assert finding.status is Status.OK and "1 verified single sender" in finding.summary
+
+
+async def test_without_from_email_an_account_without_any_sender_fails(env: Env) -> None:
+    result = await env.run("no_senders", from_email=None)
+    finding = by_code(result, "sendgrid.no_verified_sender")
+    assert finding.status is Status.FAILING and finding.category is Category.SENDER_CONFIG
+    assert result.status is Status.FAILING
+
+
+def test_the_readme_documents_the_default_core_components() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    documented = json.dumps(list(SendGridOptions().statuspage_components))
+    assert f"| sendgrid | `{documented}` |" in readme
+
+
+async def test_a_valid_key_refused_the_credit_balance_is_not_checked_not_wrong(
+    env: Env,
+) -> None:
+    # /v3/scopes answered 200, so a 401 "authorization required" on the credit balance is
+    # a key without that scope, not a wrong key.
+    result = await env.run("restricted_key", params={"read_status": 401})
+    credits = [f for f in result.findings if f.check == "account"]
+    assert [(f.code, f.status) for f in credits] == [("sendgrid.check_forbidden", Status.UNKNOWN)]
+    assert by_code(result, "sendgrid.key_ok").status is Status.OK

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,10 +19,11 @@ from aiohttp.test_utils import TestServer
 
 from healthd import probing
 from healthd.catalog import Catalog, parse
-from healthd.clock import SystemClock
+from healthd.clock import FakeClock, SystemClock
+from healthd.http import SharedAnswers
 from healthd.interfaces import ProbeContext
 from healthd.model import Category, Integration, ProbeResult, Status, Thresholds
-from healthd.sim.statuspage import StatusPageSim
+from healthd.sim.statuspage import StatusPageSim, component_id
 from healthd.sim.twilio import LOCAL_NUMBER, TOLLFREE_NUMBER, TwilioSim, service_sid
 from probes.twilio import TwilioOptions, TwilioProbe
 
@@ -64,6 +66,7 @@ class Harness:
         deadline: float = 5.0,
         last_checked: datetime | None = None,
         base_url: str | None = None,
+        shared: SharedAnswers | None = None,
         **options: Any,
     ) -> ProbeResult:
         opts = {
@@ -91,6 +94,7 @@ class Harness:
             catalog=self.catalog,
             timeout=deadline,
             last_checked=last_checked,
+            shared=shared,
         )
         async with asyncio.timeout(deadline + 5):
             return await probing.check(TwilioProbe(), integration, ctx)
@@ -341,6 +345,137 @@ async def test_status_page_incident_is_a_provider_finding_beside_the_others(
     assert "twilio.account_active" in {f.code for f in result.findings}
 
 
+@pytest.mark.parametrize("component", ["AT&T - SMS", "Verizon Wireless - MMS", "Brazil SMS"])
+async def test_a_carrier_or_country_outage_degrades_at_most(
+    harness: Harness, component: str
+) -> None:
+    # The realistic page: a carrier's or a country's component in major outage, with an
+    # open incident on it, while SMS and MMS themselves are operational.
+    harness.set("ok")
+    harness.statuspage.set_scenario(
+        "incident", "twilio", {"component": component, "component_status": "major_outage"}
+    )
+    result = await harness.check()
+    found = finding(result, "twilio.platform_peripheral_incident")
+    assert found.status is Status.DEGRADED and found.category is Category.PROVIDER
+    assert component in found.summary
+    assert result.status is Status.DEGRADED
+
+
+async def test_maintenance_on_sms_is_shown_but_never_fails(harness: Harness) -> None:
+    harness.set("ok")
+    harness.statuspage.set_scenario("maintenance", "twilio", {"component": "SMS"})
+    result = await harness.check()
+    found = finding(result, "twilio.platform_operational")
+    assert found.status is Status.OK and "maintenance in progress: SMS" in found.summary
+    assert result.status is Status.OK
+
+
+async def test_an_outage_of_the_core_messaging_component_fails_as_provider(
+    harness: Harness,
+) -> None:
+    harness.set("ok")
+    harness.statuspage.set_scenario(
+        "incident", "twilio", {"component": "SMS", "component_status": "major_outage"}
+    )
+    result = await harness.check()
+    found = finding(result, "twilio.platform_incident")
+    assert found.status is Status.FAILING and found.category is Category.PROVIDER
+    assert result.status is Status.FAILING
+
+
+@pytest.mark.parametrize(
+    "core", [[component_id("twilio", "AT&T - SMS")], ["AT&T - SMS"], ["US Carriers"]]
+)
+async def test_core_components_are_named_by_id_exact_name_or_group(
+    harness: Harness, core: list[str]
+) -> None:
+    harness.set("ok")
+    harness.statuspage.set_scenario(
+        "incident", "twilio", {"component": "AT&T - SMS", "component_status": "major_outage"}
+    )
+    result = await harness.check(statuspage_components=core)
+    assert finding(result, "twilio.platform_incident").status is Status.FAILING
+
+
+async def test_core_names_match_exactly_not_as_substrings(harness: Harness) -> None:
+    harness.set("ok")
+    harness.statuspage.set_scenario(
+        "incident", "twilio", {"component": "Toll-Free SMS", "component_status": "major_outage"}
+    )
+    result = await harness.check(statuspage_components=["SMS"])
+    assert finding(result, "twilio.platform_peripheral_incident").status is Status.DEGRADED
+
+
+async def test_core_names_missing_from_the_page_are_said(harness: Harness) -> None:
+    harness.set("ok")
+    result = await harness.check(statuspage_components=["SMS", "Programmable SMS"])
+    found = finding(result, "twilio.platform_operational")
+    assert found.summary.endswith("not on the page: Programmable SMS")
+
+
+# A2P 10DLC of plain senders (`senders:` without a Messaging Service, the shipped form).
+PLAIN = {"senders": [LOCAL_NUMBER], "messaging_service_sid": None}
+
+
+def survey_calls(harness: Harness) -> list[str]:
+    return [p for p in harness.requests_sent if p.startswith("/v1/Services")]
+
+
+async def test_a_plain_us_long_code_in_a_verified_campaign_is_registered(
+    harness: Harness,
+) -> None:
+    harness.set("ok")
+    result = await harness.check(**PLAIN)
+    found = finding(result, "twilio.a2p_registered")
+    assert found.status is Status.OK and found.summary.startswith("1 US long code")
+
+
+@pytest.mark.parametrize(
+    ("scenario", "where"),
+    [("empty_pool", "is in no Messaging Service"), ("no_campaign", "has no A2P 10DLC campaign")],
+)
+async def test_a_plain_us_long_code_without_a_campaign_fails_with_30034(
+    harness: Harness, scenario: str, where: str
+) -> None:
+    harness.set(scenario)
+    result = await harness.check(**PLAIN)
+    found = finding(result, "twilio.a2p_unregistered", "30034")
+    assert found.status is Status.FAILING and found.category is Category.SENDER_CONFIG
+    assert LOCAL_NUMBER in found.summary and where in found.summary
+    assert result.status is Status.FAILING
+
+
+async def test_a_plain_sender_in_a_suspended_campaign_is_named(harness: Harness) -> None:
+    harness.set("campaign_suspended")
+    result = await harness.check(**PLAIN)
+    found = finding(result, "twilio.campaign_suspended", "30033")
+    assert found.status is Status.FAILING and LOCAL_NUMBER in found.summary
+
+
+async def test_the_survey_reads_at_most_a2p_max_services(harness: Harness) -> None:
+    # The sender's service is the 31st: beyond the first 20 read, so it is not judged.
+    harness.set("ok", extra_services=30)
+    result = await harness.check(a2p_max_services=20, **PLAIN)
+    assert finding(result, "twilio.a2p_not_checked").status is Status.UNKNOWN
+    assert len(survey_calls(harness)) == 1 + 20
+
+
+async def test_the_survey_is_kept_across_runs_for_a2p_every(harness: Harness) -> None:
+    harness.set("ok")
+    clock = FakeClock()
+    shared = SharedAnswers(clock)
+    await harness.check(shared=shared, **PLAIN)
+    first = len(survey_calls(harness))
+    clock.advance(timedelta(minutes=14))
+    kept = await harness.check(shared=shared, **PLAIN)
+    assert len(survey_calls(harness)) == first == 3  # the services, one pool, its campaign
+    assert finding(kept, "twilio.a2p_registered").status is Status.OK
+    clock.advance(timedelta(minutes=2))
+    await harness.check(shared=shared, **PLAIN)
+    assert len(survey_calls(harness)) == 2 * first
+
+
 async def test_recipient_errors_alone_however_many_keep_the_result_ok(harness: Harness) -> None:
     harness.set("optout_trickle", count=300, rate=0.95, spacing=5)
     result = await harness.check()
@@ -514,3 +649,9 @@ async def test_list_and_rfc9457_errors_keep_twilio_codes(harness: Harness, odd_t
     assert finding(result, "twilio.request_rejected", "20001").check == "sender"
     assert finding(result, "twilio.service_not_found", "21701").status is Status.FAILING
     assert all(f.code != "twilio.auth_invalid" for f in result.findings)
+
+
+def test_the_readme_documents_the_default_core_components() -> None:
+    readme = (CATALOG_FILE.parents[2] / "README.md").read_text("utf-8")
+    documented = json.dumps(TwilioOptions().statuspage_components)
+    assert f"| twilio | `{documented}` |" in readme

@@ -102,6 +102,7 @@ def openapi_schema(spec: dict[str, Any], path: str, method: str, status: int) ->
 
 SENDGRID_FILES = {
     "/v3/scopes": "tsg_scopes_v3.json",
+    "/v3/user/credits": "tsg_user_v3.json",
     "/v3/verified_senders": "tsg_verified_senders_v3.json",
     "/v3/whitelabel/domains": "tsg_domain_authentication_v3.json",
     "/v3/stats": "tsg_stats_v3.json",
@@ -160,6 +161,10 @@ def test_every_sendgrid_route_is_a_published_path() -> None:
         ("/v3/whitelabel/domains", "domain_invalid_dns", {}),
         ("/v3/stats", "ok", STATS_QUERY),
         ("/v3/stats", "blocks_spike", STATS_QUERY),
+        ("/v3/user/credits", "ok", {}),
+        ("/v3/user/credits", "credits_exhausted", {}),
+        ("/v3/verified_senders", "no_senders", {}),
+        ("/v3/whitelabel/domains", "no_senders", {}),
     ],
 )
 async def test_sendgrid_success_bodies_match_the_spec(

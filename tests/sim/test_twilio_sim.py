@@ -141,6 +141,7 @@ ENDPOINTS = [
         "/2010-04-01/Accounts/{AccountSid}/Messages.json",
         f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json",
     ),
+    ("v1", "/v1/Services", "/v1/Services"),
     ("v1", "/v1/Services/{Sid}", f"/v1/Services/{MG}"),
     ("v1", "/v1/Services/{ServiceSid}/PhoneNumbers", f"/v1/Services/{MG}/PhoneNumbers"),
     (
@@ -159,6 +160,8 @@ SPEC_SCENARIOS = [
     "number_without_sms",
     "campaign_suspended",
     "campaign_pending",
+    "no_campaign",
+    "empty_pool",
     "brand_failed",
     "tollfree_unverified",
     "filtering_spike",
@@ -202,6 +205,7 @@ async def test_2010_lists_have_exactly_one_record_key_for_the_sdk(served: Served
 
 async def test_v1_lists_name_their_array_in_meta_key(served: Served) -> None:
     for path, key in (
+        ("/v1/Services", "services"),
         (f"/v1/Services/{MG}/PhoneNumbers", "phone_numbers"),
         (f"/v1/Services/{MG}/Compliance/Usa2p", "compliance"),
         ("/v1/Tollfree/Verifications", "verifications"),
@@ -335,3 +339,24 @@ async def test_filtering_spike_marks_the_share_undelivered_with_30007(served: Se
     bad = [m for m in body["messages"] if m["status"] == "undelivered"]
     assert len(bad) == 10
     assert {m["error_code"] for m in bad} == {30007}
+
+
+async def test_extra_services_come_first_with_empty_pools_and_no_campaign(
+    served: Served,
+) -> None:
+    served.sim.set_scenario("ok", ACCOUNT, {"extra_services": 3})
+    _, body = await served.get("/v1/Services", PageSize="2")
+    assert len(body["services"]) == 2 and body["meta"]["next_page_url"] is not None
+    _, everything = await served.get("/v1/Services")
+    sids = [s["sid"] for s in everything["services"]]
+    assert sids[-1] == MG and len(sids) == 4
+    _, pool = await served.get(f"/v1/Services/{sids[0]}/PhoneNumbers")
+    _, campaigns = await served.get(f"/v1/Services/{sids[0]}/Compliance/Usa2p")
+    assert pool["phone_numbers"] == [] and campaigns["compliance"] == []
+
+
+async def test_no_campaign_leaves_the_pool_but_lists_no_campaign(served: Served) -> None:
+    served.sim.set_scenario("no_campaign", ACCOUNT)
+    _, pool = await served.get(f"/v1/Services/{MG}/PhoneNumbers")
+    _, campaigns = await served.get(f"/v1/Services/{MG}/Compliance/Usa2p")
+    assert pool["phone_numbers"] and campaigns["compliance"] == []
