@@ -5,9 +5,12 @@ field rules are tested on their own. `PagerDutyNotifier.send()` hands the same b
 `pagerduty` package's `EventsApiV2Client.send_event()` in a worker thread (the client is
 blocking httpx2) and classifies the outcome for the outbox.
 
-The SDK's own retrying is turned down so the durable outbox does the retrying, with
+The SDK's own retrying is turned off so the durable outbox does the retrying, with
 backoff that survives restarts (PROVIDERS.md D2): by default the client retries 429
-forever and 5xx several times while sleeping in its thread.
+forever and 5xx several times while sleeping in its thread, and when it gives up it logs
+"Non-transient HTTP error" at error level, even for a 429 that healthd retries. So every
+answer other than 2xx leaves the SDK at once (`_OneAttemptClient`), one request per send,
+and healthd alone classifies it.
 """
 
 from __future__ import annotations
@@ -82,6 +85,19 @@ class _ErrorBody(BaseModel):
     errors: list[str] = []
 
 
+class _OneAttemptClient(pagerduty.EventsApiV2Client):
+    """The SDK client, making exactly one request per event.
+
+    `postprocess` runs on every response before the SDK's retry logic looks at it; raising
+    there hands the answer to `PagerDutyNotifier._http_error` as it came, with no sleep in
+    the thread and no log line of the SDK's.
+    """
+
+    def postprocess(self, response: Any) -> None:
+        if not response.is_success:
+            raise pagerduty.HttpError(f"PagerDuty {response.status_code}", response)
+
+
 class PagerDutyNotifier:
     """Sends alert events to PagerDuty; see `healthd.interfaces.Notifier`."""
 
@@ -94,16 +110,11 @@ class PagerDutyNotifier:
         if settings.ca_bundle is not None:
             # httpx2 deprecates verify=<path>; an SSLContext is the supported form.
             kwargs["verify"] = ssl.create_default_context(cafile=str(settings.ca_bundle))
-        client = pagerduty.EventsApiV2Client(self._key, base_url=settings.events_url, **kwargs)
+        client = _OneAttemptClient(self._key, base_url=settings.events_url, **kwargs)
         # request() passes `self.timeout` on every call, overriding the constructor's.
         client.timeout = settings.timeout.total_seconds()  # type: ignore[assignment]
-        # 429 retries forever unless limited; 1 is the least (0 means "default"). 5xx: 0
-        # means "return the response", i.e. no retry in the thread; the outbox retries.
-        client.retry[429] = 1
-        for status in (500, 502, 503, 504):
-            client.retry[status] = 0
+        # A network error is raised at the first attempt, without a sleep.
         client.max_network_attempts = 0
-        client.sleep_timer = 0.05
         self._client = client
 
     async def send(self, event: AlertEvent) -> None:
