@@ -5,6 +5,12 @@ field rules are tested on their own. `PagerDutyNotifier.send()` hands the same b
 `pagerduty` package's `EventsApiV2Client.send_event()` in a worker thread (the client is
 blocking httpx2) and classifies the outcome for the outbox.
 
+The worker is a daemon thread of its own, not the loop's executor: a send that hangs
+until its timeout must not hold up shutdown, and the loop's executor (and any
+`concurrent.futures` pool) is joined when the process exits. The caller's wait is bounded
+(the outbox's send timeout, the daemon's flush budget); an abandoned thread ends with its
+request's timeout, or with the process.
+
 The SDK's own retrying is turned off so the durable outbox does the retrying, with
 backoff that survives restarts (PROVIDERS.md D2): by default the client retries 429
 forever and 5xx several times while sleeping in its thread, and when it gives up it logs
@@ -16,9 +22,12 @@ and healthd alone classifies it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ssl
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import aiohttp
 import pagerduty
@@ -35,6 +44,8 @@ from healthd.model import AlertEvent, EventAction
 DEDUP_KEY_LIMIT = 255  # Events API v2: dedup_key is at most 255 characters
 SUMMARY_LIMIT = 1024
 _BODY_EXCERPT = 300
+CLOSE_SECONDS = 1.0
+_T = TypeVar("_T")
 
 log = structlog.get_logger("healthd.alerts")
 
@@ -123,7 +134,7 @@ class PagerDutyNotifier:
             k: v for k, v in body.items() if k not in ("routing_key", "event_action", "dedup_key")
         }
         try:
-            await asyncio.to_thread(
+            await _in_daemon_thread(
                 self._client.send_event,
                 body["event_action"],
                 dedup_key=body["dedup_key"],
@@ -167,8 +178,38 @@ class PagerDutyNotifier:
         return text
 
     async def close(self) -> None:
-        """Closes the SDK client's connection pool."""
-        await asyncio.to_thread(self._client.close)
+        """Closes the SDK client's connection pool, waiting at most CLOSE_SECONDS (a send
+        still hanging in its thread may hold the pool)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_SECONDS):
+                await _in_daemon_thread(self._client.close)
+
+
+async def _in_daemon_thread(work: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """`work(*args, **kwargs)` in a new daemon thread; cancelling the await abandons it."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[_T] = loop.create_future()
+
+    def settle(result: _T | None, error: BaseException | None) -> None:
+        if done.cancelled():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        result: _T | None = None
+        error: BaseException | None = None
+        try:
+            result = work(*args, **kwargs)
+        except BaseException as exc:  # handed to the awaiting task
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed while this hung
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="healthd-pagerduty", daemon=True).start()
+    return await done
 
 
 def from_settings(
