@@ -141,6 +141,7 @@ class Daemon:
             self.clock,
             cfg.alerting.outbox,
             on_event=self.instruments.alert_event,
+            on_delivered=self.engine.refresh_view,
         )
 
         self.registry.register(
