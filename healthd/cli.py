@@ -1,23 +1,32 @@
 """Command line: run | check | validate | explain | demo.
 
 Exit codes are part of the contract: 0 all well, 1 something failing (or an unknown
-code for `explain`), 2 a bad config or bad arguments. A bad config never starts anything.
+code for `explain`), 2 a bad config or bad arguments, 3 `run` cannot start on this host
+(the store is locked by another daemon, unreadable or not a database, its directory is
+missing, the listen address is taken). Each of 2 and 3 comes with one line naming the key
+or the file, never a traceback; neither is fixed by trying again, so systemd does not
+restart on them (`RestartPreventExitStatus=2 3`). A bad config never starts anything.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
 
 from healthd import config, loop
 from healthd.catalog import load as load_catalog
-from healthd.errors import CodeNotFound, ConfigError
+from healthd.errors import CodeNotFound, ConfigError, StoreError
 from healthd.model import Finding, ProbeResult, Status
 from healthd.version import __version__
 
-EXIT_OK, EXIT_FAILING, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_FAILING, EXIT_CONFIG, EXIT_CANNOT_START = 0, 1, 2, 3
+
+
+class CannotStart(Exception):
+    """`run` failed before the daemon was up, for a reason outside the config's text."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,6 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"healthd: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except CannotStart as exc:
+        print(f"healthd: cannot start: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_START
     except KeyboardInterrupt:
         return EXIT_OK
     return code
@@ -109,13 +121,32 @@ def _run(args: argparse.Namespace) -> int:
     log.configure(_secret_values(cfg), level=args.log_level)
 
     async def serve() -> None:
-        async with Daemon(cfg) as daemon:
-            # Only in the process that runs the daemon: tests start many in one process.
-            settle_startup_heap()
-            await daemon.wait()
+        started = False
+        try:
+            async with Daemon(cfg) as daemon:
+                started = True
+                # Only in the process that runs the daemon: tests start many in one process.
+                settle_startup_heap()
+                await daemon.wait()
+        except (StoreError, OSError) as exc:
+            if started:
+                raise
+            raise CannotStart(_start_failure(exc, cfg)) from None
 
     loop.run(serve())
     return EXIT_OK
+
+
+def _start_failure(exc: StoreError | OSError, cfg: config.Config) -> str:
+    """One line naming what could not be used. A StoreError names its file already; an
+    OSError with a file name is about that file; any other is the listen address's."""
+    if isinstance(exc, StoreError):
+        return str(exc)
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    if exc.filename is not None:
+        return f"{exc.filename}: {reason}"
+    host, port = cfg.listen
+    return f"cannot listen on {host}:{port} (listen): {reason}"
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from healthd.errors import ConfigError, UnknownProviderError
 from healthd.model import Integration, Thresholds
 from healthd.registry import probe_class
 from healthd.secrets import Secret
+from healthd.store import open_store
 
 DEFAULT_LISTEN = "127.0.0.1:9477"
 _T = TypeVar("_T")
@@ -132,12 +133,18 @@ def load(path: str | Path, *, listen: str | None = None) -> Config:
         text = Path(path).read_text("utf-8")
     except OSError as exc:
         raise ConfigError("", f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            "", f"{path} is not UTF-8 text (byte {exc.start}: {exc.object[exc.start]:#04x})"
+        ) from None
     return loads(text, source=str(path), listen=listen)
 
 
 def loads(text: str, *, source: str = "<memory>", listen: str | None = None) -> Config:
     try:
         raw = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError("", f"{source} is nested too deeply to be a healthd config") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -155,6 +162,9 @@ def loads(text: str, *, source: str = "<memory>", listen: str | None = None) -> 
         parsed = FileConfig.model_validate(raw)
     except ValidationError as exc:
         raise _config_error(exc) from None
+    # The store is only built here, not opened: `validate` refuses the URL `run` would
+    # refuse, and leaves the file (which may be another host's path) alone.
+    open_store(parsed.store)
     return Config(
         listen=parse_listen(parsed.listen),
         store=parsed.store,

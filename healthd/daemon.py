@@ -5,8 +5,10 @@
 
 Start-up order matters: the runner loads the stored state before the first probe, so a
 restart continues the ten-minute timer instead of resetting it; the outbox requeues rows
-a crash left in flight before it sends anything. Shutdown is bounded: the outbox gets a
-few seconds to flush, then whatever is left waits in the store for the next start.
+a crash left in flight before it sends anything. Shutdown is bounded: probe runs and the
+alert engine are cancelled at once, the outbox gets FLUSH_SECONDS in all to end its send
+and deliver what is due (whatever is left waits in the store for the next start), the
+listener 2 s for open requests, the notifiers 1 s to close: about 8 s at worst.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Coroutine
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any
@@ -70,6 +72,7 @@ class Daemon:
         self._stack = AsyncExitStack()
         self._stop = asyncio.Event()
         self._ready = False
+        self._probing: set[asyncio.Task[Any]] = set()
         self.registry = CollectorRegistry()
         self.url = ""
 
@@ -138,8 +141,8 @@ class Daemon:
             self.clock,
             cfg.alerting.outbox,
             on_event=self.instruments.alert_event,
+            on_delivered=self.engine.refresh_view,
         )
-        self._stack.push_async_callback(self.outbox.flush, FLUSH_SECONDS)
 
         self.registry.register(
             HealthCollector(
@@ -167,19 +170,25 @@ class Daemon:
         bound = app_runner.addresses[0]
         self.url = f"http://{host}:{bound[1]}"
 
-        self._task(self.outbox.run(self._stop, self._outbox_poll), "outbox")
+        outbox = asyncio.create_task(self.outbox.run(self._stop, self._outbox_poll), name="outbox")
+        self._stack.push_async_callback(self._stop_outbox, outbox)
         if self._schedule:
-            self._task(self.engine.run(self._stop), "alert-engine")
+            engine = asyncio.create_task(self.engine.run(self._stop), name="alert-engine")
+            # The engine waits a tick between evaluations: cancelled, not waited for. An
+            # evaluation cut off has committed all or none of its incidents and events (the
+            # store's thread finishes a transaction it began); the next start evaluates again.
+            self._stack.push_async_callback(_cancel, engine)
             # Integrations with an incident open from before the restart are probed first,
             # so a condition that ended while healthd was down is resolved promptly.
             self.scheduler = Scheduler(
                 cfg.integrations,
-                self.runner.run_many,
+                self._probe,
                 jitter=cfg.defaults.jitter,
                 first=set(_incident_integrations(open_incidents)),
             )
             self.scheduler.start()
-            self._stack.callback(self.scheduler.shutdown)
+            self._stack.push_async_callback(self._stop_probing)
+        self._handle_signals()
         self._ready = True
         log.info(
             "started",
@@ -189,31 +198,69 @@ class Daemon:
             outbox_requeued=requeued,
         )
 
-    def _task(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
-        task = asyncio.create_task(coro, name=name)
+    async def _stop_outbox(self, task: asyncio.Task[None]) -> None:
+        """The outbox's whole shutdown, within one FLUSH_SECONDS budget: let the worker end
+        the send it is in, then deliver what is due. A send that does not answer in time is
+        abandoned (PagerDuty's runs in a daemon thread that is not waited for); its row stays
+        `sending` and the next start sends it again."""
+        self._stop.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FLUSH_SECONDS
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await asyncio.shield(task)
+        await _cancel(task)
+        await self.outbox.flush(max(0.0, deadline - loop.time()))
 
-        async def _stop_task() -> None:
-            self._stop.set()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                async with asyncio.timeout(FLUSH_SECONDS):
-                    await asyncio.shield(task)
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+    async def _probe(self, integration_ids: Sequence[str]) -> object:
+        """A scheduled run, tracked so that shutdown can end it quietly.
 
-        self._stack.push_async_callback(_stop_task)
+        A run that shutdown cancels returns nothing rather than raising: APScheduler logs
+        a job's CancelledError at error level with a traceback, on a clean SIGTERM.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        self._probing.add(task)
+        try:
+            return await self.runner.run_many(integration_ids)
+        except asyncio.CancelledError:
+            if self._stop.is_set():
+                return None
+            raise
+        finally:
+            self._probing.discard(task)
+
+    async def _stop_probing(self) -> None:
+        """No new runs, and the ones going are cancelled (a cut-off run records nothing;
+        the next start probes again) before the session and the store they use close."""
+        self.scheduler.shutdown()
+        runs = list(self._probing)
+        for task in runs:
+            task.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+
+    def _handle_signals(self) -> None:
+        """SIGINT/SIGTERM stop the daemon from the moment it is started (a supervisor may
+        signal right after the `started` line); the handlers go when the daemon does."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._stop.set)
+                self._stack.callback(loop.remove_signal_handler, sig)
 
     def stop(self) -> None:
         self._stop.set()
 
     async def wait(self) -> None:
         """Run until SIGINT/SIGTERM or `stop()`."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._stop.set)
         await self._stop.wait()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel `task` and wait until it has ended."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _incident_integrations(incidents: list[Incident]) -> list[str]:

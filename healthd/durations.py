@@ -28,6 +28,16 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 def parse_duration(value: object) -> timedelta:
     """Parse a duration; numbers are seconds. Raises ValueError("invalid duration '...'")."""
+    try:
+        parsed = _parse(value)
+    except OverflowError:  # beyond timedelta's 999,999,999 days, or infinite
+        raise ValueError(f"invalid duration {value!r}: too long") from None
+    if parsed is None:
+        raise ValueError(f"invalid duration {value!r}")
+    return parsed
+
+
+def _parse(value: object) -> timedelta | None:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
@@ -40,7 +50,7 @@ def parse_duration(value: object) -> timedelta:
             return sum(
                 (float(n) * _UNITS[unit] for n, unit in re.findall(_PART, text)), timedelta()
             )
-    raise ValueError(f"invalid duration {value!r}")
+    return None
 
 
 def _validate(value: object) -> timedelta:

@@ -19,7 +19,9 @@ on the store: `claim_due` must not hand out a row while an older row of the same
 and dedup key is still pending or sending.
 
 Every outcome is reported through `on_event(rule, action, outcome)` with outcome `sent`,
-`retried` or `rejected`; the daemon counts these as `healthd_alert_events_total`.
+`retried` or `rejected`; the daemon counts these as `healthd_alert_events_total`. After a
+batch, `on_delivered()` is awaited: the daemon refreshes the outbox gauges there, which
+would otherwise move only when the rules are evaluated (and stay up after a delivery).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import asyncio
 import contextlib
 import random
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import structlog
@@ -42,6 +44,7 @@ from healthd.model import OutboxItem
 log = structlog.get_logger(__name__)
 
 OnEvent = Callable[[str, str, str], None]
+OnDelivered = Callable[[], Awaitable[None]]
 _BATCH = 50
 _CONCURRENCY = 8  # incidents delivered at once; PagerDuty allows ~120 events/min per key
 
@@ -55,6 +58,7 @@ class Outbox:
         settings: OutboxSettings,
         on_event: OnEvent | None = None,
         *,
+        on_delivered: OnDelivered | None = None,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._store = store
@@ -62,6 +66,7 @@ class Outbox:
         self._clock = clock
         self._settings = settings
         self._on_event = on_event
+        self._on_delivered = on_delivered
         self._jitter = jitter
         self._slots = asyncio.Semaphore(_CONCURRENCY)
 
@@ -85,6 +90,8 @@ class Outbox:
         for item in sorted(items, key=lambda i: i.id):
             groups[(item.channel, item.event.dedup_key)].append(item)
         await asyncio.gather(*(self._deliver_in_order(group) for group in groups.values()))
+        if items and self._on_delivered is not None:
+            await self._on_delivered()
         return len(items)
 
     async def run(self, stop: asyncio.Event, poll: float) -> None:

@@ -5,17 +5,29 @@ field rules are tested on their own. `PagerDutyNotifier.send()` hands the same b
 `pagerduty` package's `EventsApiV2Client.send_event()` in a worker thread (the client is
 blocking httpx2) and classifies the outcome for the outbox.
 
-The SDK's own retrying is turned down so the durable outbox does the retrying, with
+The worker is a daemon thread of its own, not the loop's executor: a send that hangs
+until its timeout must not hold up shutdown, and the loop's executor (and any
+`concurrent.futures` pool) is joined when the process exits. The caller's wait is bounded
+(the outbox's send timeout, the daemon's flush budget); an abandoned thread ends with its
+request's timeout, or with the process.
+
+The SDK's own retrying is turned off so the durable outbox does the retrying, with
 backoff that survives restarts (PROVIDERS.md D2): by default the client retries 429
-forever and 5xx several times while sleeping in its thread.
+forever and 5xx several times while sleeping in its thread, and when it gives up it logs
+"Non-transient HTTP error" at error level, even for a 429 that healthd retries. So every
+answer other than 2xx leaves the SDK at once (`_OneAttemptClient`), one request per send,
+and healthd alone classifies it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ssl
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import aiohttp
 import pagerduty
@@ -32,6 +44,8 @@ from healthd.model import AlertEvent, EventAction
 DEDUP_KEY_LIMIT = 255  # Events API v2: dedup_key is at most 255 characters
 SUMMARY_LIMIT = 1024
 _BODY_EXCERPT = 300
+CLOSE_SECONDS = 1.0
+_T = TypeVar("_T")
 
 log = structlog.get_logger("healthd.alerts")
 
@@ -82,6 +96,19 @@ class _ErrorBody(BaseModel):
     errors: list[str] = []
 
 
+class _OneAttemptClient(pagerduty.EventsApiV2Client):
+    """The SDK client, making exactly one request per event.
+
+    `postprocess` runs on every response before the SDK's retry logic looks at it; raising
+    there hands the answer to `PagerDutyNotifier._http_error` as it came, with no sleep in
+    the thread and no log line of the SDK's.
+    """
+
+    def postprocess(self, response: Any) -> None:
+        if not response.is_success:
+            raise pagerduty.HttpError(f"PagerDuty {response.status_code}", response)
+
+
 class PagerDutyNotifier:
     """Sends alert events to PagerDuty; see `healthd.interfaces.Notifier`."""
 
@@ -94,16 +121,11 @@ class PagerDutyNotifier:
         if settings.ca_bundle is not None:
             # httpx2 deprecates verify=<path>; an SSLContext is the supported form.
             kwargs["verify"] = ssl.create_default_context(cafile=str(settings.ca_bundle))
-        client = pagerduty.EventsApiV2Client(self._key, base_url=settings.events_url, **kwargs)
+        client = _OneAttemptClient(self._key, base_url=settings.events_url, **kwargs)
         # request() passes `self.timeout` on every call, overriding the constructor's.
         client.timeout = settings.timeout.total_seconds()  # type: ignore[assignment]
-        # 429 retries forever unless limited; 1 is the least (0 means "default"). 5xx: 0
-        # means "return the response", i.e. no retry in the thread; the outbox retries.
-        client.retry[429] = 1
-        for status in (500, 502, 503, 504):
-            client.retry[status] = 0
+        # A network error is raised at the first attempt, without a sleep.
         client.max_network_attempts = 0
-        client.sleep_timer = 0.05
         self._client = client
 
     async def send(self, event: AlertEvent) -> None:
@@ -112,7 +134,7 @@ class PagerDutyNotifier:
             k: v for k, v in body.items() if k not in ("routing_key", "event_action", "dedup_key")
         }
         try:
-            await asyncio.to_thread(
+            await _in_daemon_thread(
                 self._client.send_event,
                 body["event_action"],
                 dedup_key=body["dedup_key"],
@@ -156,8 +178,38 @@ class PagerDutyNotifier:
         return text
 
     async def close(self) -> None:
-        """Closes the SDK client's connection pool."""
-        await asyncio.to_thread(self._client.close)
+        """Closes the SDK client's connection pool, waiting at most CLOSE_SECONDS (a send
+        still hanging in its thread may hold the pool)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_SECONDS):
+                await _in_daemon_thread(self._client.close)
+
+
+async def _in_daemon_thread(work: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """`work(*args, **kwargs)` in a new daemon thread; cancelling the await abandons it."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[_T] = loop.create_future()
+
+    def settle(result: _T | None, error: BaseException | None) -> None:
+        if done.cancelled():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        result: _T | None = None
+        error: BaseException | None = None
+        try:
+            result = work(*args, **kwargs)
+        except BaseException as exc:  # handed to the awaiting task
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed while this hung
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="healthd-pagerduty", daemon=True).start()
+    return await done
 
 
 def from_settings(

@@ -37,6 +37,7 @@ from healthd.model import (
     Transition,
 )
 from healthd.store import _rows
+from healthd.store._lock import FileLock
 from healthd.store._retention import Retention
 from healthd.store._sqlite_schema import PUT_META, SCHEMA_VERSION, connect, transaction
 from healthd.store._thread import ConnectionThread
@@ -146,6 +147,7 @@ class SQLiteStore:
             disconnect=sqlite3.Connection.close,
             errors=sqlite3.Error,
         )
+        self._lock = FileLock(self.path, self._thread.label)
         self._runs = GroupCommit[_rows.RunRows](
             self._write_runs, label=self._thread.label, task_name="healthd-store-runs"
         )
@@ -153,11 +155,21 @@ class SQLiteStore:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def open(self) -> None:
-        await self._thread.open()
+        """Takes the file's lock first: nothing (not `requeue_stale`) touches a database
+        another daemon is working."""
+        self._lock.acquire()
+        try:
+            await self._thread.open()
+        except BaseException:
+            self._lock.release()
+            raise
 
     async def close(self) -> None:
-        await self._runs.flush()  # runs already queued are written before closing
-        await self._thread.close()
+        try:
+            await self._runs.flush()  # runs already queued are written before closing
+            await self._thread.close()
+        finally:
+            self._lock.release()
 
     # -- state and results -------------------------------------------------------------
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import traceback
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -134,14 +135,18 @@ async def test_400_is_permanent_and_carries_pagerdutys_message_without_the_key(s
     assert_no_routing_key(info.value)
 
 
-async def test_429_is_transient_with_retry_after_after_one_quick_sdk_retry(server, notifier):
+async def test_429_is_transient_with_retry_after_and_not_retried_inside_the_sdk(
+    server, notifier, caplog
+):
     limited = (429, {"status": "throttled"}, {"Retry-After": "30"})
     server.api.answers += [limited, limited, (202, {"status": "success"}, {})]
-    with pytest.raises(DeliveryError) as info:
-        await notifier.send(make_event())
+    with caplog.at_level(logging.DEBUG, logger="pagerduty"):
+        with pytest.raises(DeliveryError) as info:
+            await notifier.send(make_event())
     assert not info.value.permanent
     assert info.value.retry_after == 30
-    assert len(server.api.received) == 2  # the SDK gave up instead of retrying forever
+    assert len(server.api.received) == 1  # the outbox owns the retry, with its backoff
+    assert [r for r in caplog.records if r.name.startswith("pagerduty")] == []
     assert_no_routing_key(info.value)
 
 

@@ -117,9 +117,10 @@ async def test_outage_pages_once_and_resolves_once_through_pagerduty_errors(
         clock.set(T0 + timedelta(minutes=minute))
         await daemon.tick()
 
-    # 500, then 429 twice (one quick retry inside the SDK), then accepted.
+    # 500, then 429 twice (each one a retry of the outbox's: none inside the SDK), then accepted.
     assert delivered(server)[3:] == [("trigger", BRIDGE_KEY), ("resolve", BRIDGE_KEY)]
     assert daemon.outcomes == [
+        ("bridge_unreachable", "trigger", "retried"),
         ("bridge_unreachable", "trigger", "retried"),
         ("bridge_unreachable", "trigger", "retried"),
         ("bridge_unreachable", "trigger", "sent"),
