@@ -34,7 +34,7 @@ from healthd.api.schemas import SilenceRequest
 from healthd.api.views import answer
 from healthd.model import Integration
 
-MAX_LENGTH = timedelta(days=30)
+MAX_LENGTH = schemas.LONGEST_SILENCE
 
 
 def silence_routes(
