@@ -190,6 +190,11 @@ class Listener:
         sock.setblocking(False)
         self._sock = sock
         self._task = asyncio.create_task(self._accept(sock), name="api-accept")
+        log.info(
+            "api_listening",
+            max_connections=self.max_connections,
+            read_timeout=self._read_timeout,
+        )
 
     async def close(self) -> None:
         """Stop accepting; the runner's cleanup closes the connections that are open."""

@@ -13,8 +13,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import yaml
 
+from healthd import config as config_module
+from healthd.api import listener
 from healthd.daemon import Daemon
+from healthd.errors import ConfigError
 from healthd.sim.app import SimulatorThread
 from tests.api.rawhttp import address, exchange, request
 from tests.conftest import base_config, bridge, running_daemon
@@ -145,3 +149,20 @@ async def test_no_more_than_max_connections_are_open_and_the_rest_wait(
             assert await healthz(d.url) == 200
 
     assert most == 4
+
+
+@pytest.mark.parametrize(
+    ("soft", "configured", "expected"),
+    [(256, None, 256 - 5 - 64), (1024, None, 1024 - 5 - 64), (60, None, 16), (256, 50, 50)],
+)
+def test_max_connections_leaves_the_probes_their_sockets_under_the_file_limit(
+    monkeypatch: pytest.MonkeyPatch, soft: int, configured: int | None, expected: int
+) -> None:
+    monkeypatch.setattr(listener.resource, "getrlimit", lambda _: (soft, soft))
+
+    assert listener.connection_limit(configured, probe_sockets=5) == expected
+
+
+def test_a_read_timeout_of_zero_is_refused_naming_the_key(sim: SimulatorThread) -> None:
+    with pytest.raises(ConfigError, match=r"api\.read_timeout"):
+        config_module.loads(yaml.safe_dump(config(sim, read_timeout="0s")))
