@@ -7,7 +7,8 @@ fail as if the provider were down. So the listener here
 
 - accepts a connection only while fewer than `max_connections` are open; above that, new
   clients wait in the kernel's backlog (no descriptor of ours) until a slot frees, rather
-  than being refused: a liveness probe waits at most `read_timeout`, it does not fail;
+  than being refused: a liveness probe is answered late, as slow clients are cut off
+  (each holds a slot at most `read_timeout` per request), not failed;
 - gives every request `read_timeout` from the moment the connection opens, or the previous
   answer is ready, until its headers and body are in (`Connection.expect_request` and
   `request_read`, called by the API's `_deadline` middleware); a connection still sending
