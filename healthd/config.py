@@ -67,6 +67,9 @@ class ApiConfig(_Model):
     metrics_require_token: bool = False
     health_require_token: bool = False
     check_rate_limit: int = Field(10, ge=1, description="live checks per token per minute")
+    # None: what RLIMIT_NOFILE leaves after the probes' sockets (healthd/api/listener.py).
+    max_connections: int | None = Field(None, ge=1, le=1_000_000)
+    read_timeout: Positive = timedelta(seconds=10)
 
 
 class IntegrationConfig(_Model):

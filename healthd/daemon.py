@@ -30,10 +30,11 @@ from healthd.alerts.engine import AlertEngine
 from healthd.alerts.notifiers import build_notifiers
 from healthd.alerts.outbox import Outbox
 from healthd.api.app import Api
+from healthd.api.listener import Listener, connection_limit
 from healthd.api.silences import silence_routes
 from healthd.clock import Clock, SystemClock
 from healthd.config import Config
-from healthd.http import make_session
+from healthd.http import REQUESTS_PER_PROBE, make_session
 from healthd.interfaces import Notifier
 from healthd.metrics import HealthCollector, Instruments, MetricsEndpoint
 from healthd.model import Incident
@@ -165,10 +166,17 @@ class Daemon:
         await app_runner.setup()
         self._stack.push_async_callback(app_runner.cleanup)
         host, port = cfg.listen
-        site = web.TCPSite(app_runner, host, port)
-        await site.start()
-        bound = app_runner.addresses[0]
-        self.url = f"http://{host}:{bound[1]}"
+        probe_sockets = min(cfg.defaults.concurrency, len(cfg.integrations)) * REQUESTS_PER_PROBE
+        self.listener = listener = Listener(
+            app_runner,
+            host,
+            port,
+            max_connections=connection_limit(cfg.api.max_connections, probe_sockets),
+            read_timeout=cfg.api.read_timeout.total_seconds(),
+        )
+        await listener.start()
+        self._stack.push_async_callback(listener.close)
+        self.url = f"http://{host}:{listener.port}"
 
         outbox = asyncio.create_task(self.outbox.run(self._stop, self._outbox_poll), name="outbox")
         self._stack.push_async_callback(self._stop_outbox, outbox)

@@ -12,6 +12,7 @@ finding in one place, `healthd.probing`, which knows the integration's credentia
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -44,9 +45,14 @@ class Answer:
         return 200 <= self.status < 300
 
 
+# connect() failing with these says healthd is out of descriptors, nothing of the provider.
+OUT_OF_FILES = frozenset({errno.EMFILE, errno.ENFILE})
+
+
 class TransportFailure(Exception):
     """The request got no usable HTTP answer: `kind` is `timeout`, `connect`, `bad_response`
-    or `too_large` (the body passed `max_bytes`).
+    `too_large` (the body passed `max_bytes`) or `healthd_files` (healthd itself had no
+    file descriptor to connect with).
 
     The message is about the network, never the request: URLs with credentials in their
     query string must not leak into findings, so the URL is left out on purpose.
@@ -97,6 +103,8 @@ async def request_json(
     except TimeoutError as exc:
         raise TransportFailure("timeout", f"no answer within {ctx.timeout:g}s") from exc
     except aiohttp.ClientConnectorError as exc:
+        if exc.os_error.errno in OUT_OF_FILES:
+            raise TransportFailure("healthd_files", "healthd: too many open files") from exc
         raise TransportFailure("connect", _connect_detail(exc)) from exc
     except (aiohttp.ClientError, asyncio.IncompleteReadError, ConnectionError) as exc:
         raise TransportFailure("connect", type(exc).__name__) from exc
@@ -211,8 +219,17 @@ def transport_finding(
 
     Codes are `<code prefix>.<TRANSPORT_CODES[kind]>`; each provider's catalogue file
     carries their wording. Timeouts and refused connections are network errors (they feed
-    the egress_down rule); a garbled or oversized answer is not.
+    the egress_down rule); a garbled or oversized answer is not. healthd out of file
+    descriptors is healthd's finding, `unknown`: it says nothing of the provider.
     """
+    if failure.kind == "healthd_files":
+        return catalog_finding(
+            ctx.catalog,
+            "healthd",
+            "healthd.out_of_file_descriptors",
+            check=check,
+            status=Status.UNKNOWN,
+        )
     code, status = TRANSPORT_CODES[failure.kind]
     return catalog_finding(
         ctx.catalog,

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -166,9 +166,12 @@ def wait_until(
 class DaemonProcess:
     """`healthd run` as a real subprocess; a thread collects its JSON log lines from stderr."""
 
-    def __init__(self, config_path: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, config_path: Path, env: dict[str, str], preexec_fn: Callable[[], Any] | None = None
+    ) -> None:
         self.config_path = config_path
         self.env = {**os.environ, **env}
+        self.preexec_fn = preexec_fn  # run in the child before exec (e.g. a lower rlimit)
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.lines: list[dict[str, Any]] = []
@@ -183,6 +186,7 @@ class DaemonProcess:
             text=True,
             env=self.env,
             cwd=REPO,
+            preexec_fn=self.preexec_fn,
         )
         threading.Thread(target=self._read, daemon=True).start()
         if not self._started.wait(timeout):

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from healthd.api import schemas
 from healthd.api.auth import PRINCIPAL, TokenTable
+from healthd.api.listener import Connection
 from healthd.api.openapi import openapi_document
 from healthd.api.page import StatusPage
 from healthd.api.problems import ApiProblem, problem, shown
@@ -58,6 +59,8 @@ INCIDENT_SCAN = 2000
 HISTORY = 20
 # Slack on top of the slowest probe's deadline for storing the result and answering.
 LIVE_SLACK_SECONDS = 1.0
+# The largest request body read (a silence is a few hundred bytes); more answers 413.
+MAX_BODY = 64 * 1024
 
 
 class RateLimiter:
@@ -109,7 +112,9 @@ class Api:
             self._by_tenant[integration.tenant].append(integration)
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors, self._auth])
+        app = web.Application(
+            middlewares=[self._errors, self._deadline, self._auth], client_max_size=MAX_BODY
+        )
         app.add_routes(
             [
                 *self.page.routes(),
@@ -145,6 +150,27 @@ class Api:
         except Exception as exc:
             log.error("api_error", path=request.path, error_type=type(exc).__name__)
             return problem(500, "internal error; see healthd's log")
+
+    @web.middleware
+    async def _deadline(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """The whole request is read within the listener's read timeout, then handled.
+
+        The body (at most `MAX_BODY`) is read here, while the connection's deadline runs
+        (`listener.Connection`); a client still sending it when the deadline passes is cut
+        off. Once the answer is ready the deadline runs again, for the next request.
+        """
+        connection = request.protocol
+        if not isinstance(connection, Connection):  # a test's server without the listener
+            return await handler(request)
+        try:
+            await request.read()
+        except ConnectionError:
+            raise ApiProblem(408, "the request did not arrive in time") from None
+        connection.request_read()
+        try:
+            return await handler(request)
+        finally:
+            connection.expect_request()
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:

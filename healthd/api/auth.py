@@ -60,4 +60,8 @@ class TokenTable:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        return self._by_digest.get(digest(token.strip()))
+        try:
+            key = digest(token.strip())
+        except UnicodeEncodeError:  # bytes that are not UTF-8 arrive as surrogate escapes
+            return None
+        return self._by_digest.get(key)

@@ -12,7 +12,7 @@ mark every field required. Times are RFC 3339 with their offset (`+00:00`), as
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -34,6 +34,28 @@ Timestamp = Annotated[
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 Count = Annotated[int, Field(ge=0)]
+# A duration as healthd reads one (`healthd.durations`): `30m`, `1h30m`, `500ms`, or seconds.
+# Described as such, not as pydantic's ISO 8601 `format: duration`, which healthd refuses.
+# The number's bound is the longest silence; a string's is checked on arrival.
+LONGEST_SILENCE = timedelta(days=30)
+_LONGEST_SECONDS = LONGEST_SILENCE.total_seconds()
+DURATION_PATTERN = r"^\s*(\d+(\.\d+)?|(\d+(\.\d+)?(ms|s|m|h|d))+)\s*$"
+RequestDuration = Annotated[
+    Duration,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": DURATION_PATTERN, "examples": ["30m", "1h30m"]},
+                {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "maximum": _LONGEST_SECONDS,
+                },
+            ],
+            "description": "how long from starts_at: `30m`, `2h`, `1h30m`, or seconds",
+        }
+    ),
+]
 
 
 class Body(BaseModel):
@@ -186,7 +208,7 @@ class SilenceRequest(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
-    duration: Duration | None = None
+    duration: RequestDuration | None = None
     rules: Literal["all"] | tuple[RuleName, ...] = "all"
     integrations: tuple[str, ...] = ()
     tenants: tuple[str, ...] = ()

@@ -34,7 +34,7 @@ from healthd.api.schemas import SilenceRequest
 from healthd.api.views import answer
 from healthd.model import Integration
 
-MAX_LENGTH = timedelta(days=30)
+MAX_LENGTH = schemas.LONGEST_SILENCE
 
 
 def silence_routes(
@@ -88,6 +88,8 @@ class _Handlers:
         try:
             req = SilenceRequest.model_validate(body)
         except ValidationError as exc:
+            # A duration past what a timedelta holds (`1e400`, `999999999999d`) is one of
+            # these too: healthd.durations says it is too long.
             raise _bad(_describe(exc)) from None
         now = self._clock.now()
         start = req.starts_at or now
@@ -125,7 +127,12 @@ def _end(req: SilenceRequest, start: datetime) -> datetime:
     assert req.duration is not None
     if req.duration <= timedelta(0):
         raise _bad("duration must be positive")
-    return start + req.duration
+    if req.duration > MAX_LENGTH:
+        raise _bad(f"a silence may last at most {MAX_LENGTH.days} days from now")
+    try:
+        return start + req.duration
+    except OverflowError:  # a start near year 9999
+        raise _bad("starts_at: too far ahead") from None
 
 
 def _admin_only(request: web.Request) -> Principal:
@@ -138,9 +145,13 @@ def _admin_only(request: web.Request) -> Principal:
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object; anything else (not UTF-8, not JSON, nested past what the
+    parser recurses into, another JSON value) is the caller's mistake, a 400."""
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        # Decoded here, not by `request.json()`: a `charset` in the Content-Type that Python
+        # does not know would raise LookupError there.
+        body = json.loads((await request.read()).decode("utf-8"))
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
         raise _bad("the body must be a JSON object") from None
     if not isinstance(body, dict):
         raise _bad("the body must be a JSON object")
