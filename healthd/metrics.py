@@ -36,6 +36,10 @@ HELP = {
     "healthd_probe_duration_seconds": "Probe run duration by provider.",
     "healthd_probe_last_duration_seconds": "Duration of the integration's latest probe run.",
     "healthd_probes_total": "Probe runs by provider and raw result status.",
+    "healthd_probe_errors_total": (
+        "Probe runs that failed inside healthd (reason crashed: a bug in the probe); "
+        "such a run counts neither for nor against the integration."
+    ),
     "healthd_integration_status": "Effective (debounced) status; 1 for the current status.",
     "healthd_integration_last_success_timestamp_seconds": "When the latest good probe ran.",
     "healthd_integration_last_check_timestamp_seconds": "When the latest probe ran.",
@@ -348,6 +352,12 @@ class Instruments:
             ["provider", "status"],
             registry=registry,
         )
+        self.probe_errors = Counter(
+            "healthd_probe_errors",
+            HELP["healthd_probe_errors_total"],
+            ["provider", "reason"],
+            registry=registry,
+        )
         self.findings = Counter(
             "healthd_findings",
             HELP["healthd_findings_total"],
@@ -369,6 +379,9 @@ class Instruments:
                 self.findings.labels(
                     integration.provider, f.code, f.provider_code or "", f.category.value
                 ).inc(f.count or 1)
+
+    def probe_error(self, integration: Integration, reason: str) -> None:
+        self.probe_errors.labels(integration.provider, reason).inc()
 
     def alert_event(self, rule: str, action: str, outcome: str) -> None:
         self.alert_events.labels(rule, action, outcome).inc()

@@ -7,6 +7,12 @@ Scheduled runs and "check now" from the API share this path, and two callers ask
 the same integration at once share one run. The deadline is the integration's timeout,
 set here rather than trusted to the probe: a provider that hangs is cut off and shows as
 unreachable, and the slot it held goes to the next probe.
+
+A run that proves nothing (`healthd.state.proves_nothing`: a probe that crashed) is shown
+as the integration's latest result (`results`, the API), counted as healthd's own error
+(`healthd_probe_errors_total`), and kept out of what the alert rules read: `snapshot()`
+hands them each integration's latest run that did prove something, so a crash can neither
+resolve a page nor hold one back.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from healthd.model import (
 )
 from healthd.probing import check
 from healthd.registry import probe_class
-from healthd.state import step
+from healthd.state import proves_nothing, step
 
 log = structlog.get_logger("healthd.runner")
 
@@ -76,6 +82,8 @@ class Runner:
         self._inflight: dict[str, asyncio.Task[ProbeResult]] = {}
         self.states: dict[str, IntegrationState] = {}
         self.results: dict[str, ProbeResult] = {}
+        # The latest result of each integration that proved something: what the rules read.
+        self._evidence: dict[str, ProbeResult] = {}
         # Each integration's metrics text, rendered after each of its runs (healthd.metrics).
         self.series = IntegrationSeries()
 
@@ -87,6 +95,7 @@ class Runner:
             self.states[iid] = stored.get(iid) or IntegrationState(integration_id=iid)
             if iid in results:
                 self.results[iid] = results[iid]
+                self._evidence[iid] = results[iid]
             self._refresh_view(iid)
 
     def get(self, integration_id: str) -> Integration:
@@ -127,12 +136,15 @@ class Runner:
         async with self._semaphore:
             result = await self._probe(integration)
         prev = self.states.get(integration.id) or IntegrationState(integration_id=integration.id)
-        prev_result = self.results.get(integration.id)
+        prev_evidence = self._evidence.get(integration.id)
         now = self._clock.now()
         state, transitions = step(prev, result, now, integration.thresholds)
         await self._store.record_run(state, result, transitions)
         self.states[integration.id] = state
         self.results[integration.id] = result
+        if not proves_nothing(result) or prev_evidence is None:
+            self._evidence[integration.id] = result
+        evidence = self._evidence[integration.id]
         self._refresh_view(integration.id)
         self._instruments.observe(integration, result)
         for t in transitions:
@@ -146,7 +158,7 @@ class Runner:
                 to_status=t.to_status.value,
             )
         self._on_result(
-            RunChange(before=prev, before_result=prev_result, after=state, result=result)
+            RunChange(before=prev, before_result=prev_evidence, after=state, result=evidence)
         )
         return result
 
@@ -175,12 +187,14 @@ class Runner:
                 f"No answer within {deadline:g}s; the probe was cut off",
             )
         except Exception as exc:  # a bug in a probe must not stop the others
+            # The type only: an exception's text may carry what a provider echoed back.
             log.error(
                 "probe_crashed",
                 integration=integration.id,
                 provider=integration.provider,
                 error_type=type(exc).__name__,
             )
+            self._instruments.probe_error(integration, "crashed")
             return self._own_result(
                 integration,
                 started,
@@ -236,4 +250,6 @@ class Runner:
     ) -> tuple[
         Mapping[str, Integration], Mapping[str, IntegrationState], Mapping[str, ProbeResult]
     ]:
-        return dict(self.integrations), dict(self.states), dict(self.results)
+        """The fleet as the alert rules read it: each integration's latest run that proved
+        something, not a crash after it."""
+        return dict(self.integrations), dict(self.states), dict(self._evidence)
