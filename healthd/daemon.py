@@ -26,18 +26,19 @@ from prometheus_client import CollectorRegistry
 from healthd import catalog as catalog_module
 from healthd.alerts.engine import AlertEngine
 from healthd.alerts.notifiers import build_notifiers
-from healthd.alerts.outbox import Outbox
+from healthd.alerts.outbox import Held, Outbox
 from healthd.api.app import Api
 from healthd.api.silences import silence_routes
 from healthd.clock import Clock, SystemClock
 from healthd.config import Config
 from healthd.http import make_session
-from healthd.interfaces import Notifier
+from healthd.interfaces import Notifier, Store
 from healthd.metrics import HealthCollector, Instruments, MetricsEndpoint
 from healthd.model import Incident
 from healthd.runner import Runner
 from healthd.scheduler import Scheduler
 from healthd.store import open_store
+from healthd.store.health import MonitoredStore, StoreHealth
 
 log = structlog.get_logger("healthd.daemon")
 
@@ -48,7 +49,8 @@ class Daemon:
     """`async with Daemon(config) as d: await d.wait()`.
 
     `schedule=False` leaves the scheduler off (tests drive `runner.run_once` themselves,
-    with a FakeClock); `notifiers` replaces the configured ones.
+    with a FakeClock); `notifiers` replaces the configured ones; `store` the configured
+    store (tests wrap a real one to inject failures).
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class Daemon:
         clock: Clock | None = None,
         schedule: bool = True,
         notifiers: dict[str, Notifier] | None = None,
+        store: Store | None = None,
         alert_tick: float = 5.0,
         outbox_poll: float = 0.5,
     ) -> None:
@@ -65,6 +68,7 @@ class Daemon:
         self.clock = clock or SystemClock()
         self._schedule = schedule
         self._notifiers = notifiers
+        self._given_store = store
         self._alert_tick = alert_tick
         self._outbox_poll = outbox_poll
         self._stack = AsyncExitStack()
@@ -94,7 +98,10 @@ class Daemon:
 
     async def _start(self) -> None:
         cfg = self.config
-        self.store = open_store(cfg.store)
+        self.instruments = Instruments(self.registry)
+        self.store_health = StoreHealth(self.clock, on_error=self.instruments.store_error)
+        self.instruments.watch_store(lambda: self.store_health.healthy)
+        self.store = MonitoredStore(self._given_store or open_store(cfg.store), self.store_health)
         await self.store.open()
         self._stack.push_async_callback(self.store.close)
         requeued = await self.store.requeue_stale()
@@ -103,7 +110,6 @@ class Daemon:
         self._stack.push_async_callback(self.session.close)
 
         self.catalog = catalog_module.load()
-        self.instruments = Instruments(self.registry)
         self.engine: AlertEngine
         self.runner = Runner(
             integrations=cfg.integrations,
@@ -116,12 +122,17 @@ class Daemon:
             on_result=lambda change: self.engine.observe(change),
         )
         await self.runner.load()
+        # Last before the store closes: runs a failing store could not take, written now.
+        self._stack.push_async_callback(self.runner.write_unwritten)
+        held = Held()  # events decided while the store cannot write, sent from memory
         self.engine = AlertEngine(
             snapshot=self.runner.snapshot,
             store=self.store,
             settings=cfg.alerting,
             clock=self.clock,
             tick=self._alert_tick,
+            held=held,
+            health=self.store_health,
         )
         open_incidents = await self.engine.load()
 
@@ -138,6 +149,7 @@ class Daemon:
             self.clock,
             cfg.alerting.outbox,
             on_event=self.instruments.alert_event,
+            held=held,
         )
         self._stack.push_async_callback(self.outbox.flush, FLUSH_SECONDS)
 
@@ -152,7 +164,7 @@ class Daemon:
             catalog=self.catalog,
             metrics=MetricsEndpoint(self.registry),
             config=cfg.api,
-            ready=lambda: self._ready,
+            ready=self.not_ready,
         )
         if api.tokens.open:
             log.warning("api_open", message="api.tokens is empty: every API caller is admin")
@@ -203,6 +215,14 @@ class Daemon:
                     await task
 
         self._stack.push_async_callback(_stop_task)
+
+    def not_ready(self) -> str | None:
+        """Why `/readyz` answers 503, or None when ready."""
+        if not self._ready:
+            return "healthd is starting or stopping"
+        if not self.store_health.healthy:
+            return f"the store is failing: {self.store_health.reason}"
+        return None
 
     def stop(self) -> None:
         self._stop.set()

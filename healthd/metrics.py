@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
@@ -55,6 +55,10 @@ HELP = {
     "healthd_alert_outbox_oldest_pending_age_seconds": "Age of the oldest waiting alert event.",
     "healthd_open_incidents": "Incidents healthd holds open, by rule.",
     "healthd_build_info": "healthd's version; always 1.",
+    "healthd_store_healthy": (
+        "1 while healthd's store takes writes, 0 while they fail (state and pages kept in memory)."
+    ),
+    "healthd_store_errors_total": "Store calls that failed, by operation.",
 }
 
 BRIDGE_SECONDS = "healthd_bridge_unreachable_seconds"
@@ -370,6 +374,16 @@ class Instruments:
             ["rule", "action", "outcome"],
             registry=registry,
         )
+        self.store_errors = Counter(
+            "healthd_store_errors",
+            HELP["healthd_store_errors_total"],
+            ["operation"],
+            registry=registry,
+        )
+        self.store_healthy = Gauge(
+            "healthd_store_healthy", HELP["healthd_store_healthy"], registry=registry
+        )
+        self.store_healthy.set(1)
 
     def observe(self, integration: Integration, result: ProbeResult) -> None:
         self.probe_duration.labels(integration.provider).observe(result.duration_seconds)
@@ -379,6 +393,13 @@ class Instruments:
                 self.findings.labels(
                     integration.provider, f.code, f.provider_code or "", f.category.value
                 ).inc(f.count or 1)
+
+    def watch_store(self, healthy: Callable[[], bool]) -> None:
+        """`healthd_store_healthy` reads `healthy` at each scrape."""
+        self.store_healthy.set_function(lambda: 1.0 if healthy() else 0.0)
+
+    def store_error(self, operation: str) -> None:
+        self.store_errors.labels(operation).inc()
 
     def probe_error(self, integration: Integration, reason: str) -> None:
         self.probe_errors.labels(integration.provider, reason).inc()

@@ -13,6 +13,13 @@ as the integration's latest result (`results`, the API), counted as healthd's ow
 (`healthd_probe_errors_total`), and kept out of what the alert rules read: `snapshot()`
 hands them each integration's latest run that did prove something, so a crash can neither
 resolve a page nor hold one back.
+
+The in-memory states are the truth and the store write follows them: a run updates
+`states`, the views and the alert engine first, then writes. A write that fails (a full
+disk) keeps the run in `_unwritten` (the latest state and result, every transition since
+the last write) and the next run of that integration writes it all, so the state machine
+and the pages keep moving while the store is failing, and what is pending lands once the
+store is back; `write_unwritten` writes the rest at shutdown.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -29,7 +37,7 @@ import structlog
 
 from healthd.catalog import Catalog
 from healthd.clock import Clock
-from healthd.errors import IntegrationNotFound
+from healthd.errors import IntegrationNotFound, StoreError
 from healthd.http import SharedAnswers
 from healthd.interfaces import Probe, ProbeContext, Store
 from healthd.metrics import Instruments, IntegrationSeries, View
@@ -41,6 +49,7 @@ from healthd.model import (
     ProbeResult,
     RunChange,
     Status,
+    Transition,
 )
 from healthd.probing import check
 from healthd.registry import probe_class
@@ -52,6 +61,15 @@ log = structlog.get_logger("healthd.runner")
 def probe_deadline(integration: Integration) -> float:
     """Seconds a run may take: the integration's timeout (config keeps it below the interval)."""
     return integration.timeout.total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class _Unwritten:
+    """An integration's runs the store has not taken yet: the latest, with every transition."""
+
+    state: IntegrationState
+    result: ProbeResult
+    transitions: tuple[Transition, ...]
 
 
 class Runner:
@@ -84,6 +102,7 @@ class Runner:
         self.results: dict[str, ProbeResult] = {}
         # The latest result of each integration that proved something: what the rules read.
         self._evidence: dict[str, ProbeResult] = {}
+        self._unwritten: dict[str, _Unwritten] = {}
         # Each integration's metrics text, rendered after each of its runs (healthd.metrics).
         self.series = IntegrationSeries()
 
@@ -139,7 +158,6 @@ class Runner:
         prev_evidence = self._evidence.get(integration.id)
         now = self._clock.now()
         state, transitions = step(prev, result, now, integration.thresholds)
-        await self._store.record_run(state, result, transitions)
         self.states[integration.id] = state
         self.results[integration.id] = result
         if not proves_nothing(result) or prev_evidence is None:
@@ -160,7 +178,29 @@ class Runner:
         self._on_result(
             RunChange(before=prev, before_result=prev_evidence, after=state, result=evidence)
         )
+        await self._write(_Unwritten(state, result, tuple(transitions)))
         return result
+
+    async def _write(self, run: _Unwritten) -> None:
+        """Writes `run` with whatever of its integration is still unwritten; on a StoreError
+        (the store's health reports it) keeps all of it for the next try."""
+        iid = run.state.integration_id
+        earlier = self._unwritten.pop(iid, None)
+        if earlier is not None:
+            run = _Unwritten(run.state, run.result, earlier.transitions + run.transitions)
+        try:
+            await self._store.record_run(run.state, run.result, run.transitions)
+        except StoreError:
+            self._unwritten[iid] = run
+
+    async def write_unwritten(self) -> int:
+        """Writes every integration's unwritten runs (at shutdown, once no run is under way);
+        returns how many integrations are still unwritten."""
+        for run in list(self._unwritten.values()):
+            await self._write(run)
+        if self._unwritten:
+            log.error("runs_not_stored", integrations=len(self._unwritten))
+        return len(self._unwritten)
 
     async def _probe(self, integration: Integration) -> ProbeResult:
         deadline = probe_deadline(integration)
