@@ -28,19 +28,20 @@ from prometheus_client import CollectorRegistry
 from healthd import catalog as catalog_module
 from healthd.alerts.engine import AlertEngine
 from healthd.alerts.notifiers import build_notifiers
-from healthd.alerts.outbox import Outbox
+from healthd.alerts.outbox import Held, Outbox
 from healthd.api.app import Api
 from healthd.api.listener import Listener, connection_limit
 from healthd.api.silences import silence_routes
 from healthd.clock import Clock, SystemClock
 from healthd.config import Config
 from healthd.http import REQUESTS_PER_PROBE, make_session
-from healthd.interfaces import Notifier
+from healthd.interfaces import Notifier, Store
 from healthd.metrics import HealthCollector, Instruments, MetricsEndpoint
 from healthd.model import Incident
 from healthd.runner import Runner
 from healthd.scheduler import Scheduler
 from healthd.store import open_store
+from healthd.store.health import MonitoredStore, StoreHealth
 
 log = structlog.get_logger("healthd.daemon")
 
@@ -51,7 +52,8 @@ class Daemon:
     """`async with Daemon(config) as d: await d.wait()`.
 
     `schedule=False` leaves the scheduler off (tests drive `runner.run_once` themselves,
-    with a FakeClock); `notifiers` replaces the configured ones.
+    with a FakeClock); `notifiers` replaces the configured ones; `store` the configured
+    store (tests wrap a real one to inject failures).
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class Daemon:
         clock: Clock | None = None,
         schedule: bool = True,
         notifiers: dict[str, Notifier] | None = None,
+        store: Store | None = None,
         alert_tick: float = 5.0,
         outbox_poll: float = 0.5,
     ) -> None:
@@ -68,6 +71,7 @@ class Daemon:
         self.clock = clock or SystemClock()
         self._schedule = schedule
         self._notifiers = notifiers
+        self._given_store = store
         self._alert_tick = alert_tick
         self._outbox_poll = outbox_poll
         self._stack = AsyncExitStack()
@@ -98,7 +102,10 @@ class Daemon:
 
     async def _start(self) -> None:
         cfg = self.config
-        self.store = open_store(cfg.store)
+        self.instruments = Instruments(self.registry)
+        self.store_health = StoreHealth(self.clock, on_error=self.instruments.store_error)
+        self.instruments.watch_store(lambda: self.store_health.healthy)
+        self.store = MonitoredStore(self._given_store or open_store(cfg.store), self.store_health)
         await self.store.open()
         self._stack.push_async_callback(self.store.close)
         requeued = await self.store.requeue_stale()
@@ -107,7 +114,6 @@ class Daemon:
         self._stack.push_async_callback(self.session.close)
 
         self.catalog = catalog_module.load()
-        self.instruments = Instruments(self.registry)
         self.engine: AlertEngine
         self.runner = Runner(
             integrations=cfg.integrations,
@@ -120,12 +126,17 @@ class Daemon:
             on_result=lambda change: self.engine.observe(change),
         )
         await self.runner.load()
+        # Last before the store closes: runs a failing store could not take, written now.
+        self._stack.push_async_callback(self.runner.write_unwritten)
+        held = Held()  # events decided while the store cannot write, sent from memory
         self.engine = AlertEngine(
             snapshot=self.runner.snapshot,
             store=self.store,
             settings=cfg.alerting,
             clock=self.clock,
             tick=self._alert_tick,
+            held=held,
+            health=self.store_health,
         )
         open_incidents = await self.engine.load()
 
@@ -143,6 +154,7 @@ class Daemon:
             cfg.alerting.outbox,
             on_event=self.instruments.alert_event,
             on_delivered=self.engine.refresh_view,
+            held=held,
         )
 
         self.registry.register(
@@ -156,7 +168,7 @@ class Daemon:
             catalog=self.catalog,
             metrics=MetricsEndpoint(self.registry),
             config=cfg.api,
-            ready=lambda: self._ready,
+            ready=self.not_ready,
         )
         if api.tokens.open:
             log.warning("api_open", message="api.tokens is empty: every API caller is admin")
@@ -255,6 +267,14 @@ class Daemon:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._stop.set)
                 self._stack.callback(loop.remove_signal_handler, sig)
+
+    def not_ready(self) -> str | None:
+        """Why `/readyz` answers 503, or None when ready."""
+        if not self._ready:
+            return "healthd is starting or stopping"
+        if not self.store_health.healthy:
+            return f"the store is failing: {self.store_health.reason}"
+        return None
 
     def stop(self) -> None:
         self._stop.set()

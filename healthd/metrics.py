@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
@@ -36,6 +36,10 @@ HELP = {
     "healthd_probe_duration_seconds": "Probe run duration by provider.",
     "healthd_probe_last_duration_seconds": "Duration of the integration's latest probe run.",
     "healthd_probes_total": "Probe runs by provider and raw result status.",
+    "healthd_probe_errors_total": (
+        "Probe runs that failed inside healthd (reason crashed: a bug in the probe); "
+        "such a run counts neither for nor against the integration."
+    ),
     "healthd_integration_status": "Effective (debounced) status; 1 for the current status.",
     "healthd_integration_last_success_timestamp_seconds": "When the latest good probe ran.",
     "healthd_integration_last_check_timestamp_seconds": "When the latest probe ran.",
@@ -51,6 +55,10 @@ HELP = {
     "healthd_alert_outbox_oldest_pending_age_seconds": "Age of the oldest waiting alert event.",
     "healthd_open_incidents": "Incidents healthd holds open, by rule.",
     "healthd_build_info": "healthd's version; always 1.",
+    "healthd_store_healthy": (
+        "1 while healthd's store takes writes, 0 while they fail (state and pages kept in memory)."
+    ),
+    "healthd_store_errors_total": "Store calls that failed, by operation.",
 }
 
 BRIDGE_SECONDS = "healthd_bridge_unreachable_seconds"
@@ -348,6 +356,12 @@ class Instruments:
             ["provider", "status"],
             registry=registry,
         )
+        self.probe_errors = Counter(
+            "healthd_probe_errors",
+            HELP["healthd_probe_errors_total"],
+            ["provider", "reason"],
+            registry=registry,
+        )
         self.findings = Counter(
             "healthd_findings",
             HELP["healthd_findings_total"],
@@ -360,6 +374,16 @@ class Instruments:
             ["rule", "action", "outcome"],
             registry=registry,
         )
+        self.store_errors = Counter(
+            "healthd_store_errors",
+            HELP["healthd_store_errors_total"],
+            ["operation"],
+            registry=registry,
+        )
+        self.store_healthy = Gauge(
+            "healthd_store_healthy", HELP["healthd_store_healthy"], registry=registry
+        )
+        self.store_healthy.set(1)
 
     def observe(self, integration: Integration, result: ProbeResult) -> None:
         self.probe_duration.labels(integration.provider).observe(result.duration_seconds)
@@ -369,6 +393,16 @@ class Instruments:
                 self.findings.labels(
                     integration.provider, f.code, f.provider_code or "", f.category.value
                 ).inc(f.count or 1)
+
+    def watch_store(self, healthy: Callable[[], bool]) -> None:
+        """`healthd_store_healthy` reads `healthy` at each scrape."""
+        self.store_healthy.set_function(lambda: 1.0 if healthy() else 0.0)
+
+    def store_error(self, operation: str) -> None:
+        self.store_errors.labels(operation).inc()
+
+    def probe_error(self, integration: Integration, reason: str) -> None:
+        self.probe_errors.labels(integration.provider, reason).inc()
 
     def alert_event(self, rule: str, action: str, outcome: str) -> None:
         self.alert_events.labels(rule, action, outcome).inc()

@@ -7,6 +7,19 @@ Scheduled runs and "check now" from the API share this path, and two callers ask
 the same integration at once share one run. The deadline is the integration's timeout,
 set here rather than trusted to the probe: a provider that hangs is cut off and shows as
 unreachable, and the slot it held goes to the next probe.
+
+A run that proves nothing (`healthd.state.proves_nothing`: a probe that crashed) is shown
+as the integration's latest result (`results`, the API), counted as healthd's own error
+(`healthd_probe_errors_total`), and kept out of what the alert rules read: `snapshot()`
+hands them each integration's latest run that did prove something, so a crash can neither
+resolve a page nor hold one back.
+
+The in-memory states are the truth and the store write follows them: a run updates
+`states`, the views and the alert engine first, then writes. A write that fails (a full
+disk) keeps the run in `_unwritten` (the latest state and result, every transition since
+the last write) and the next run of that integration writes it all, so the state machine
+and the pages keep moving while the store is failing, and what is pending lands once the
+store is back; `write_unwritten` writes the rest at shutdown.
 """
 
 from __future__ import annotations
@@ -14,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -23,7 +37,7 @@ import structlog
 
 from healthd.catalog import Catalog
 from healthd.clock import Clock
-from healthd.errors import IntegrationNotFound
+from healthd.errors import IntegrationNotFound, StoreError
 from healthd.http import SharedAnswers
 from healthd.interfaces import Probe, ProbeContext, Store
 from healthd.metrics import Instruments, IntegrationSeries, View
@@ -35,10 +49,11 @@ from healthd.model import (
     ProbeResult,
     RunChange,
     Status,
+    Transition,
 )
 from healthd.probing import check
 from healthd.registry import probe_class
-from healthd.state import step
+from healthd.state import proves_nothing, step
 
 log = structlog.get_logger("healthd.runner")
 
@@ -46,6 +61,15 @@ log = structlog.get_logger("healthd.runner")
 def probe_deadline(integration: Integration) -> float:
     """Seconds a run may take: the integration's timeout (config keeps it below the interval)."""
     return integration.timeout.total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class _Unwritten:
+    """An integration's runs the store has not taken yet: the latest, with every transition."""
+
+    state: IntegrationState
+    result: ProbeResult
+    transitions: tuple[Transition, ...]
 
 
 class Runner:
@@ -76,6 +100,9 @@ class Runner:
         self._inflight: dict[str, asyncio.Task[ProbeResult]] = {}
         self.states: dict[str, IntegrationState] = {}
         self.results: dict[str, ProbeResult] = {}
+        # The latest result of each integration that proved something: what the rules read.
+        self._evidence: dict[str, ProbeResult] = {}
+        self._unwritten: dict[str, _Unwritten] = {}
         # Each integration's metrics text, rendered after each of its runs (healthd.metrics).
         self.series = IntegrationSeries()
 
@@ -87,6 +114,7 @@ class Runner:
             self.states[iid] = stored.get(iid) or IntegrationState(integration_id=iid)
             if iid in results:
                 self.results[iid] = results[iid]
+                self._evidence[iid] = results[iid]
             self._refresh_view(iid)
 
     def get(self, integration_id: str) -> Integration:
@@ -127,12 +155,14 @@ class Runner:
         async with self._semaphore:
             result = await self._probe(integration)
         prev = self.states.get(integration.id) or IntegrationState(integration_id=integration.id)
-        prev_result = self.results.get(integration.id)
+        prev_evidence = self._evidence.get(integration.id)
         now = self._clock.now()
         state, transitions = step(prev, result, now, integration.thresholds)
-        await self._store.record_run(state, result, transitions)
         self.states[integration.id] = state
         self.results[integration.id] = result
+        if not proves_nothing(result) or prev_evidence is None:
+            self._evidence[integration.id] = result
+        evidence = self._evidence[integration.id]
         self._refresh_view(integration.id)
         self._instruments.observe(integration, result)
         for t in transitions:
@@ -146,9 +176,31 @@ class Runner:
                 to_status=t.to_status.value,
             )
         self._on_result(
-            RunChange(before=prev, before_result=prev_result, after=state, result=result)
+            RunChange(before=prev, before_result=prev_evidence, after=state, result=evidence)
         )
+        await self._write(_Unwritten(state, result, tuple(transitions)))
         return result
+
+    async def _write(self, run: _Unwritten) -> None:
+        """Writes `run` with whatever of its integration is still unwritten; on a StoreError
+        (the store's health reports it) keeps all of it for the next try."""
+        iid = run.state.integration_id
+        earlier = self._unwritten.pop(iid, None)
+        if earlier is not None:
+            run = _Unwritten(run.state, run.result, earlier.transitions + run.transitions)
+        try:
+            await self._store.record_run(run.state, run.result, run.transitions)
+        except StoreError:
+            self._unwritten[iid] = run
+
+    async def write_unwritten(self) -> int:
+        """Writes every integration's unwritten runs (at shutdown, once no run is under way);
+        returns how many integrations are still unwritten."""
+        for run in list(self._unwritten.values()):
+            await self._write(run)
+        if self._unwritten:
+            log.error("runs_not_stored", integrations=len(self._unwritten))
+        return len(self._unwritten)
 
     async def _probe(self, integration: Integration) -> ProbeResult:
         deadline = probe_deadline(integration)
@@ -175,12 +227,14 @@ class Runner:
                 f"No answer within {deadline:g}s; the probe was cut off",
             )
         except Exception as exc:  # a bug in a probe must not stop the others
+            # The type only: an exception's text may carry what a provider echoed back.
             log.error(
                 "probe_crashed",
                 integration=integration.id,
                 provider=integration.provider,
                 error_type=type(exc).__name__,
             )
+            self._instruments.probe_error(integration, "crashed")
             return self._own_result(
                 integration,
                 started,
@@ -236,4 +290,6 @@ class Runner:
     ) -> tuple[
         Mapping[str, Integration], Mapping[str, IntegrationState], Mapping[str, ProbeResult]
     ]:
-        return dict(self.integrations), dict(self.states), dict(self.results)
+        """The fleet as the alert rules read it: each integration's latest run that proved
+        something, not a crash after it."""
+        return dict(self.integrations), dict(self.states), dict(self._evidence)

@@ -1,7 +1,14 @@
 """The per-integration state machine: a pure function from (state, result, now) to state.
 
 Rules, with N = failure_threshold (default 3) and M = success_threshold (default 2):
-- A run is bad when its status is failing or unreachable; ok, degraded and unknown are good.
+- A run is bad when its status is failing or unreachable, good when ok or degraded.
+- A run whose status is unknown proves nothing about the provider (`proves_nothing`): a
+  probe that crashed inside healthd, a run healthd cut off for its own reasons, checks that
+  were all skipped. It neither fails nor recovers the integration: no counter moves,
+  `unreachable_since` and `last_checked` are kept (a probe that reads "since the last
+  check" still reads from the last run that looked), no transition. Only
+  `last_result_status` says the latest run was unknown. Before this rule a crash counted
+  as a good run, so two crashes in a row resolved a real page.
 - The effective status turns failing (or unreachable) after N consecutive bad runs, and
   back to the run's own status after M consecutive good runs. One blip never flips it.
 - While bad, the effective status follows the run between failing and unreachable.
@@ -34,9 +41,16 @@ from healthd.model import (
 )
 
 
+def proves_nothing(result: ProbeResult) -> bool:
+    """A run that says nothing about the provider either way (see the module)."""
+    return result.status is Status.UNKNOWN
+
+
 def step(
     prev: IntegrationState, result: ProbeResult, now: datetime, thresholds: Thresholds
 ) -> tuple[IntegrationState, list[Transition]]:
+    if proves_nothing(result):
+        return replace(prev, last_result_status=result.status), []
     raw = result.status
     bad = raw.is_bad
     failures = prev.consecutive_failures + 1 if bad else 0

@@ -154,3 +154,35 @@ def test_state_after_restart_continues_the_count() -> None:
     assert resumed[0][0].consecutive_failures == 3
     assert resumed[0][0].status is DOWN
     assert resumed[0][0].unreachable_since == T0 + MIN
+
+
+UNK = Status.UNKNOWN
+
+
+def test_an_unknown_run_moves_no_counter_and_emits_no_transition() -> None:
+    history = run([OK, DOWN, DOWN, DOWN, UNK, UNK])
+    before, after = history[3][0], history[-1][0]
+    assert after.status is DOWN and after.since == before.since
+    assert after.consecutive_failures == before.consecutive_failures == 3
+    assert after.consecutive_successes == 0 and after.reachable_streak == 0
+    assert after.unreachable_since == before.unreachable_since == T0 + MIN
+    assert after.last_checked == before.last_checked
+    assert after.last_result_status is UNK
+    assert [t for _, t in history[4:]] == [[], []]
+
+
+def test_unknown_runs_neither_recover_a_failing_integration_nor_clear_its_timer() -> None:
+    history = run([DOWN, DOWN, DOWN, UNK, UNK, UNK, DOWN])
+    assert all(s.status is DOWN for s, _ in history[2:])
+    assert history[-1][0].unreachable_since == T0
+    assert history[-1][0].consecutive_failures == 4
+
+
+def test_unknown_runs_do_not_break_a_run_of_failures() -> None:
+    history = run([OK, FAIL, FAIL, UNK, FAIL])
+    assert [s.status for s, _ in history] == [OK, OK, OK, OK, FAIL]
+
+
+def test_an_unknown_first_run_leaves_a_new_integration_unknown_and_unchecked() -> None:
+    ((state, transitions),) = run([UNK])
+    assert state.status is UNK and state.last_checked is None and transitions == []

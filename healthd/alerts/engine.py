@@ -10,6 +10,15 @@ both open the same incident.
 The engine reads the fleet through a `snapshot` callable (the runner's), not the runner
 itself: alerts sit below the runner, which calls `observe` after each run.
 
+The open incidents are kept in memory and follow each plan there first, then in the
+store. A store that cannot write does not stop paging: the plan's events go to the
+outbox's `Held` queue (sent from memory), the engine remembers that the store is behind,
+and once the store takes writes again it is caught up in one `apply_alerts`: the incidents
+open in memory and not in the store are opened there, the ones the store holds open and
+memory does not are resolved at the time they were, and the held events not yet sent move
+into the store's outbox. The store's health (`StoreHealth`) is shown to the rules, so a
+store failing long enough pages of its own (`store_failing`).
+
 Run-time silences (`self.silences`, set through the admin API) are loaded with the open
 incidents and passed to every evaluation beside the configured maintenance windows.
 """
@@ -20,16 +29,21 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime
 
 import structlog
 
+from healthd.alerts.outbox import Held
 from healthd.alerts.rules import AlertPlan, evaluate, rule_inputs
 from healthd.alerts.settings import AlertingSettings
 from healthd.alerts.silences import Silences
 from healthd.clock import Clock
+from healthd.errors import StoreError
 from healthd.interfaces import Store
 from healthd.metrics import AlertView
 from healthd.model import Incident, Integration, IntegrationState, ProbeResult, RunChange
+from healthd.store.health import StoreHealth
 
 log = structlog.get_logger("healthd.alerts")
 
@@ -50,6 +64,8 @@ class AlertEngine:
         clock: Clock,
         tick: float = 5.0,
         min_gap: float = 0.2,
+        held: Held | None = None,
+        health: StoreHealth | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._store = store
@@ -60,6 +76,11 @@ class AlertEngine:
         self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()
         self._open: list[Incident] = []
+        self._held = held if held is not None else Held()
+        self._health = health
+        # Set when a plan could not be written: the store is caught up before the next one.
+        self._behind = False
+        self._resolved_at: dict[str, datetime] = {}  # resolves the store has not taken yet
         self.silences = Silences(store, clock)
         self._view = AlertView(pending={}, oldest_pending_age=None, open_incidents={})
 
@@ -91,6 +112,9 @@ class AlertEngine:
         async with self._lock:
             integrations, states, results = self._snapshot()
             now = self._clock.now()
+            if self._behind:
+                await self._catch_up(now)
+            health = self._health
             plan = evaluate(
                 integrations=integrations,
                 states=states,
@@ -99,12 +123,12 @@ class AlertEngine:
                 settings=self._settings,
                 now=now,
                 silences=self.silences.active(now),
+                store_failing_since=health.failing_since if health else None,
+                store_problem=health.reason if health else None,
             )
             if not plan.empty:
-                await self._store.apply_alerts(
-                    opened=plan.opened, resolved=plan.resolved, events=plan.events, now=now
-                )
-                self._open = await self._store.open_incidents()
+                self._open = _applied(self._open, plan)
+                await self._write(plan, now)
                 for incident in plan.opened:
                     log.warning(
                         "incident_opened",
@@ -117,11 +141,52 @@ class AlertEngine:
             await self.refresh_view()
             return plan
 
+    async def _write(self, plan: AlertPlan, now: datetime) -> None:
+        """Writes the plan, or holds its events for the outbox and falls behind."""
+        if not self._behind:
+            try:
+                await self._store.apply_alerts(
+                    opened=plan.opened, resolved=plan.resolved, events=plan.events, now=now
+                )
+                return
+            except StoreError:
+                self._behind = True  # the store's health logs and counts it
+        self._held.hold(plan.events)
+        self._resolved_at.update(plan.resolved)
+
+    async def _catch_up(self, now: datetime) -> None:
+        """Brings the store to the incidents open in memory, with the held events unsent."""
+        try:
+            stored = {i.dedup_key for i in await self._store.open_incidents()}
+        except StoreError:
+            return
+        mine = {i.dedup_key for i in self._open}
+        opened = [i for i in self._open if i.dedup_key not in stored]
+        resolved = [(key, self._resolved_at.get(key, now)) for key in sorted(stored - mine)]
+        events = self._held.take()
+        try:
+            await self._store.apply_alerts(opened=opened, resolved=resolved, events=events, now=now)
+        except StoreError:
+            self._held.give_back(events)
+            return
+        self._behind = False
+        self._resolved_at.clear()
+        log.info("store_caught_up", opened=len(opened), resolved=len(resolved), events=len(events))
+
     async def refresh_view(self) -> None:
+        """The gauges; held events count as pending. A store that cannot be read keeps
+        the last counts it gave."""
         now = self._clock.now()
+        pending, oldest = self._view.pending, self._view.oldest_pending_age
+        try:
+            pending = await self._store.outbox_pending()
+            oldest = await self._store.outbox_oldest_pending(now)
+        except StoreError:
+            pass
+        held = self._held.by_channel()
         self._view = AlertView(
-            pending=await self._store.outbox_pending(),
-            oldest_pending_age=await self._store.outbox_oldest_pending(now),
+            pending={c: pending.get(c, 0) + held.get(c, 0) for c in {*pending, *held}},
+            oldest_pending_age=oldest,
             open_incidents=dict(Counter(i.rule for i in self._open)),
         )
 
@@ -139,3 +204,17 @@ class AlertEngine:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._min_gap):
                     await stop.wait()
+
+
+def _applied(open_incidents: list[Incident], plan: AlertPlan) -> list[Incident]:
+    """The open incidents after `plan`, as the store applies it (`Store.apply_alerts`):
+    opening one already open keeps its start; the order is the store's (opened_at, key)."""
+    by_key = {i.dedup_key: i for i in open_incidents}
+    for incident in plan.opened:
+        existing = by_key.get(incident.dedup_key)
+        by_key[incident.dedup_key] = (
+            replace(incident, opened_at=existing.opened_at) if existing else incident
+        )
+    for key, _at in plan.resolved:
+        by_key.pop(key, None)
+    return sorted(by_key.values(), key=lambda i: (i.opened_at, i.dedup_key))

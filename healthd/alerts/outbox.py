@@ -18,6 +18,15 @@ and, when one fails, defers the later ones to the same retry time. Across batche
 on the store: `claim_due` must not hand out a row while an older row of the same channel
 and dedup key is still pending or sending.
 
+While the store cannot write, nothing reaches it: the engine puts the events it decided
+into `Held` instead, and this worker sends them from memory, in order per incident and
+after any row of the same incident it knows to be still waiting in the store (a resolve
+never overtakes its trigger). When the store is back, the engine moves the held events
+that are not being sent into the store (`Held.take`), so each event is in one place only
+and is sent once. An outcome the store could not record (`mark_sent` on a full disk) is
+kept and recorded before the next claim: the row stays `sending` meanwhile, so it is
+neither claimed nor sent again.
+
 Every outcome is reported through `on_event(rule, action, outcome)` with outcome `sent`,
 `retried` or `rejected`; the daemon counts these as `healthd_alert_events_total`. After a
 batch, `on_delivered()` is awaited: the daemon refreshes the outbox gauges there, which
@@ -29,17 +38,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 import structlog
 
 from healthd.alerts.settings import OutboxSettings
 from healthd.clock import Clock
-from healthd.errors import DeliveryError
+from healthd.errors import DeliveryError, StoreError
 from healthd.interfaces import Notifier, Store
-from healthd.model import OutboxItem
+from healthd.model import AlertEvent, OutboxItem, OutboxStatus
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +58,66 @@ OnEvent = Callable[[str, str, str], None]
 OnDelivered = Callable[[], Awaitable[None]]
 _BATCH = 50
 _CONCURRENCY = 8  # incidents delivered at once; PagerDuty allows ~120 events/min per key
+
+
+@dataclass(kw_only=True, slots=True)
+class _HeldEvent:
+    channel: str
+    event: AlertEvent
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    sending: bool = False
+
+
+class Held:
+    """Events decided while the store could not write them, in decision order."""
+
+    def __init__(self) -> None:
+        self._events: list[_HeldEvent] = []
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def by_channel(self) -> dict[str, int]:
+        return dict(Counter(h.channel for h in self._events))
+
+    def hold(self, events: Sequence[tuple[str, AlertEvent]]) -> None:
+        self._events.extend(_HeldEvent(channel=c, event=e) for c, e in events)
+
+    def take(self) -> list[tuple[str, AlertEvent]]:
+        """Removes and returns the events not being sent, except those of an incident whose
+        earlier event is being sent (they follow it, from memory)."""
+        busy = {(h.channel, h.event.dedup_key) for h in self._events if h.sending}
+        taken = [h for h in self._events if (h.channel, h.event.dedup_key) not in busy]
+        self._events = [h for h in self._events if (h.channel, h.event.dedup_key) in busy]
+        return [(h.channel, h.event) for h in taken]
+
+    def give_back(self, events: Sequence[tuple[str, AlertEvent]]) -> None:
+        """Returns taken events (their write failed) ahead of anything held since."""
+        self._events[:0] = [_HeldEvent(channel=c, event=e) for c, e in events]
+
+    def due(self, now: datetime) -> list[list[_HeldEvent]]:
+        """Per incident, the held events in order, when its first is due and not sending."""
+        groups: dict[tuple[str, str], list[_HeldEvent]] = defaultdict(list)
+        for h in self._events:
+            groups[(h.channel, h.event.dedup_key)].append(h)
+        return [
+            g
+            for g in groups.values()
+            if not g[0].sending and (g[0].next_attempt_at is None or g[0].next_attempt_at <= now)
+        ]
+
+    def done(self, held: _HeldEvent) -> None:
+        self._events.remove(held)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """How one send went: `retry_at` set when it will be tried again, `error` when not sent."""
+
+    status: OutboxStatus
+    error: str | None = None
+    retry_at: datetime | None = None
 
 
 class Outbox:
@@ -60,8 +131,14 @@ class Outbox:
         *,
         on_delivered: OnDelivered | None = None,
         jitter: Callable[[], float] = random.random,
+        held: Held | None = None,
     ) -> None:
         self._store = store
+        self.held = held if held is not None else Held()
+        # Store rows of an incident this worker knows are unfinished (claimed, then retried).
+        self._waiting: defaultdict[tuple[str, str], set[int]] = defaultdict(set)
+        # Outcomes the store could not record yet, in order.
+        self._unrecorded: list[Callable[[], Awaitable[None]]] = []
         self._notifiers = dict(notifiers)
         self._clock = clock
         self._settings = settings
@@ -84,15 +161,45 @@ class Outbox:
         return delay
 
     async def run_once(self) -> int:
-        """Deliver the rows due now; return how many were handled."""
-        items = await self._store.claim_due(self._clock.now(), limit=_BATCH)
+        """Deliver the rows and held events due now; return how many were handled.
+
+        A store that cannot record or claim does not stop the held events: they are sent,
+        and the store's rows wait (its health reports the error, once per episode).
+        """
+        items: list[OutboxItem] = []
+        with contextlib.suppress(StoreError):
+            await self._record_unrecorded()
+            items = await self._store.claim_due(self._clock.now(), limit=_BATCH)
         groups: dict[tuple[str, str], list[OutboxItem]] = defaultdict(list)
         for item in sorted(items, key=lambda i: i.id):
             groups[(item.channel, item.event.dedup_key)].append(item)
-        await asyncio.gather(*(self._deliver_in_order(group) for group in groups.values()))
-        if items and self._on_delivered is not None:
+        held = [
+            g
+            for g in self.held.due(self._clock.now())
+            if not self._waiting[_key(g[0].channel, g[0].event)]
+        ]
+        await asyncio.gather(
+            *(self._deliver_in_order(group) for group in groups.values()),
+            *(self._deliver_held(group) for group in held),
+        )
+        if (items or held) and self._on_delivered is not None:
             await self._on_delivered()
-        return len(items)
+        return len(items) + sum(len(g) for g in held)
+
+    async def _record_unrecorded(self) -> None:
+        while self._unrecorded:
+            await self._unrecorded[0]()
+            del self._unrecorded[0]
+
+    async def _record(self, write: Callable[[], Awaitable[None]]) -> None:
+        """Records an outcome in the store, or keeps it for the next run (see the module)."""
+        if not self._unrecorded:
+            try:
+                await write()
+                return
+            except StoreError:
+                pass
+        self._unrecorded.append(write)
 
     async def run(self, stop: asyncio.Event, poll: float) -> None:
         """Deliver until `stop` is set, checking for due rows every `poll` seconds."""
@@ -124,78 +231,109 @@ class Outbox:
 
     async def _deliver_in_order(self, group: Sequence[OutboxItem]) -> None:
         for index, item in enumerate(group):
+            key = _key(item.channel, item.event)
             async with self._slots:
-                retry_at = await self._deliver(item)
-            if retry_at is not None:
-                note = f"waiting for outbox row {item.id} of the same incident"
-                for later in group[index + 1 :]:
-                    await self._store.mark_retry(later.id, retry_at, note)
-                return
+                outcome = await self._attempt(item.channel, item.event, item.attempts)
+            if outcome.status is OutboxStatus.SENT:
+                await self._record(partial(self._store.mark_sent, item.id, self._clock.now()))
+            elif outcome.retry_at is not None:
+                await self._record(
+                    partial(self._store.mark_retry, item.id, outcome.retry_at, outcome.error or "")
+                )
+            else:
+                await self._record(partial(self._store.mark_rejected, item.id, outcome.error or ""))
+            if outcome.retry_at is None:
+                self._waiting[key].discard(item.id)
+                continue
+            self._waiting[key].update(later.id for later in group[index:])
+            note = f"waiting for outbox row {item.id} of the same incident"
+            for later in group[index + 1 :]:
+                await self._record(
+                    partial(self._store.mark_retry, later.id, outcome.retry_at, note)
+                )
+            return
 
-    async def _deliver(self, item: OutboxItem) -> datetime | None:
-        """Send one row and record the outcome. Returns the retry time if it will be retried."""
-        event = item.event
-        notifier = self._notifiers.get(item.channel)
+    async def _deliver_held(self, group: Sequence[_HeldEvent]) -> None:
+        """Sends an incident's held events in order, from memory (the store cannot write)."""
+        for held in group:
+            held.sending = True
+            try:
+                async with self._slots:
+                    outcome = await self._attempt(held.channel, held.event, held.attempts)
+            finally:
+                held.sending = False
+            if outcome.retry_at is None:
+                self.held.done(held)
+                continue
+            held.attempts += 1
+            held.next_attempt_at = outcome.retry_at
+            return
+
+    async def _attempt(self, channel: str, event: AlertEvent, attempts: int) -> _Outcome:
+        """Sends one event; logs and reports the outcome, which the caller records."""
+        notifier = self._notifiers.get(channel)
         try:
             if notifier is None:
                 known = ", ".join(sorted(self._notifiers)) or "none"
                 raise DeliveryError(
-                    f"no notifier for channel {item.channel!r}; known: {known}", permanent=True
+                    f"no notifier for channel {channel!r}; known: {known}", permanent=True
                 )
-            await self._send(notifier, item)
+            await self._send(notifier, event)
         except DeliveryError as exc:
-            tries_left = item.attempts + 1 < self._settings.max_attempts_400
+            tries_left = attempts + 1 < self._settings.max_attempts_400
             if not exc.permanent or (notifier is not None and tries_left):
-                return await self._retry(item, exc)
-            await self._reject(item, str(exc))
-            return None
-        await self._store.mark_sent(item.id, self._clock.now())
+                return self._retry(channel, event, attempts, exc)
+            return self._reject(channel, event, str(exc))
         log.info(
             "alert_event_sent",
-            channel=item.channel,
+            channel=channel,
             dedup_key=event.dedup_key,
             action=event.action.value,
-            attempts=item.attempts + 1,
+            attempts=attempts + 1,
         )
-        self._report(item, "sent")
-        return None
+        self._report(event, "sent")
+        return _Outcome(OutboxStatus.SENT)
 
-    async def _send(self, notifier: Notifier, item: OutboxItem) -> None:
+    async def _send(self, notifier: Notifier, event: AlertEvent) -> None:
         limit = self._settings.send_timeout.total_seconds()
         try:
             async with asyncio.timeout(limit):
-                await notifier.send(item.event)
+                await notifier.send(event)
         except TimeoutError:
             raise DeliveryError(f"no answer within {limit:g}s", permanent=False) from None
 
-    async def _retry(self, item: OutboxItem, exc: DeliveryError) -> datetime:
-        delay = self.backoff(item.attempts, exc.retry_after)
-        retry_at = self._clock.now() + delay
-        await self._store.mark_retry(item.id, retry_at, str(exc))
+    def _retry(
+        self, channel: str, event: AlertEvent, attempts: int, exc: DeliveryError
+    ) -> _Outcome:
+        delay = self.backoff(attempts, exc.retry_after)
         log.warning(
             "alert_event_retry",
-            channel=item.channel,
-            dedup_key=item.event.dedup_key,
-            action=item.event.action.value,
-            attempts=item.attempts + 1,
+            channel=channel,
+            dedup_key=event.dedup_key,
+            action=event.action.value,
+            attempts=attempts + 1,
             retry_in_seconds=round(delay.total_seconds(), 3),
             error=str(exc),
         )
-        self._report(item, "retried")
-        return retry_at
+        self._report(event, "retried")
+        return _Outcome(OutboxStatus.PENDING, str(exc), self._clock.now() + delay)
 
-    async def _reject(self, item: OutboxItem, error: str) -> None:
-        await self._store.mark_rejected(item.id, error)
+    def _reject(self, channel: str, event: AlertEvent, error: str) -> _Outcome:
         log.error(
             "alert_event_rejected",
-            channel=item.channel,
-            dedup_key=item.event.dedup_key,
-            action=item.event.action.value,
-            rule=item.event.rule,
+            channel=channel,
+            dedup_key=event.dedup_key,
+            action=event.action.value,
+            rule=event.rule,
             error=error,
         )
-        self._report(item, "rejected")
+        self._report(event, "rejected")
+        return _Outcome(OutboxStatus.REJECTED, error)
 
-    def _report(self, item: OutboxItem, outcome: str) -> None:
+    def _report(self, event: AlertEvent, outcome: str) -> None:
         if self._on_event is not None:
-            self._on_event(item.event.rule, item.event.action.value, outcome)
+            self._on_event(event.rule, event.action.value, outcome)
+
+
+def _key(channel: str, event: AlertEvent) -> tuple[str, str]:
+    return (channel, event.dedup_key)

@@ -92,7 +92,7 @@ class Api:
         catalog: Catalog,
         metrics: MetricsEndpoint,
         config: ApiConfig,
-        ready: Callable[[], bool],
+        ready: Callable[[], str | None],
     ) -> None:
         self.runner = runner
         self.store = store
@@ -203,9 +203,10 @@ class Api:
         return answer(schemas.Healthy(status="ok"))
 
     async def readyz(self, request: web.Request) -> web.Response:
-        if self.ready():
+        # `ready()` is why healthd is not ready (starting, stopping, a failing store), or None.
+        if (reason := self.ready()) is None:
             return answer(schemas.Ready(status="ready"))
-        raise ApiProblem(503, "healthd is starting or stopping")
+        raise ApiProblem(503, reason)
 
     async def metrics_handler(self, request: web.Request) -> web.Response:
         body = await self.metrics.render()

@@ -28,7 +28,9 @@ class ConnectionThread(Generic[C]):
 
     `connect` (on that thread, at `open`) returns a connection ready for use, or raises
     having closed what it opened; `disconnect` closes it at `close`. `label` starts every
-    error message (`sqlite store /var/lib/healthd/state.db`).
+    error message (`sqlite store /var/lib/healthd/state.db`). `check`, when given, runs on
+    the thread before each piece of work and returns the connection to use: the same one,
+    a new one that replaces it, or it raises (a driver error or a StoreError).
     """
 
     def __init__(
@@ -38,9 +40,11 @@ class ConnectionThread(Generic[C]):
         connect: Callable[[], C],
         disconnect: Callable[[C], None],
         errors: type[Exception],
+        check: Callable[[C], C] | None = None,
     ) -> None:
         self.label = label
         self._connect = connect
+        self._check = check
         self._disconnect = disconnect
         self._errors = errors
         self._executor: ThreadPoolExecutor | None = None
@@ -95,6 +99,8 @@ class ConnectionThread(Generic[C]):
     def _connection(self) -> C:
         if self._conn is None:
             raise StoreError(f"{self.label}: not open")
+        if self._check is not None:
+            self._conn = self._check(self._conn)
         return self._conn
 
     def _open_connection(self) -> None:

@@ -12,6 +12,15 @@ shared parts are put together for SQLite:
 Write methods use BEGIN IMMEDIATE (`_sqlite_schema.transaction`). Every sqlite3 error
 becomes a `StoreError` that names the file and the operation.
 
+The file is watched: before each call the store's thread compares the file at `path` with
+the one it opened (device and inode). A file deleted under the running daemon is written
+again at once from the open connection, which still holds every row (`_file_identity`):
+nothing is forgotten, not an open incident nor a queued event, and the error log says so.
+A file replaced by another one is someone's deliberate act, or a mistake this process
+cannot undo: every call raises a StoreError naming the file until healthd is restarted on
+the new one, so the daemon reports its store as failing (not ready, a page of its own)
+while it keeps going in memory.
+
 Cancelling a call does not stop its statement: the thread finishes the transaction. A claim
 whose caller was cancelled leaves rows in `sending`, which `requeue_stale` returns on the
 next start.
@@ -19,12 +28,15 @@ next start.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from healthd.errors import StoreError
 from healthd.model import (
@@ -44,6 +56,8 @@ from healthd.store._thread import ConnectionThread
 from healthd.store._writer import GroupCommit, RowsRefused
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+log = structlog.get_logger("healthd.store")
 
 
 def _columns(names: Sequence[str]) -> str:
@@ -141,11 +155,15 @@ class SQLiteStore:
     ) -> None:
         self.path = Path(path)
         self._retention = retention or Retention()
+        self._on_connect = on_connect
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
+        self.recreated = 0  # times the file was written again after being deleted
         self._thread = ConnectionThread[sqlite3.Connection](
             f"sqlite store {self.path}",
-            connect=partial(connect, self.path, on_connect),
+            connect=self._connect,
             disconnect=sqlite3.Connection.close,
             errors=sqlite3.Error,
+            check=self._file_identity,
         )
         self._lock = FileLock(self.path, self._thread.label)
         self._runs = GroupCommit[_rows.RunRows](
@@ -170,6 +188,51 @@ class SQLiteStore:
             await self._thread.close()
         finally:
             self._lock.release()
+
+    # -- the file under the connection (on the store's thread) -------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = connect(self.path, self._on_connect)
+        stat = os.stat(self.path)
+        self._identity = (stat.st_dev, stat.st_ino)
+        return conn
+
+    def _file_identity(self, conn: sqlite3.Connection) -> sqlite3.Connection:
+        """The connection to use: `conn` while the file is the one it opened; a new one on
+        a fresh copy when the file was deleted; a StoreError when it was replaced."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return self._recreate(conn)
+        if (stat.st_dev, stat.st_ino) != self._identity:
+            raise StoreError(
+                f"{self._thread.label}: the database file was replaced while healthd was"
+                " running; healthd keeps its state in memory and does not write into a file"
+                " it did not open: restart healthd to use the new file"
+            )
+        return conn
+
+    def _recreate(self, old: sqlite3.Connection) -> sqlite3.Connection:
+        """Writes everything the open connection holds (the deleted file, still open) into
+        a new file at `path`, and continues on it. Stale -wal/-shm files of the deleted one
+        are removed first: SQLite would otherwise apply them to the new file."""
+        for suffix in ("-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        fresh = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            old.backup(fresh)
+        finally:
+            fresh.close()
+        new = self._connect()
+        old.close()
+        self.recreated += 1
+        log.error(
+            "store_file_recreated",
+            path=str(self.path),
+            message="the database file was deleted while healthd was running; it was"
+            " written again from the open connection, with every open incident",
+        )
+        return new
 
     # -- state and results -------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import structlog
 
-from healthd.alerts.outbox import Outbox
+from healthd.alerts.outbox import Held, Outbox
 from healthd.alerts.settings import OutboxSettings
 from healthd.errors import DeliveryError
 from healthd.model import AlertEvent, EventAction, OutboxStatus
@@ -264,3 +264,41 @@ async def test_run_delivers_until_stopped(store, clock):
         await task
 
     assert len(notifier.sent) == 1
+
+
+async def test_a_held_event_is_sent_from_memory_once_and_leaves_the_queue(store, clock):
+    notifier = ScriptedNotifier()
+    box = outbox(store, notifier, clock)
+    box.held.hold([("pagerduty", make_event())])
+
+    await box.run_once()
+    await box.run_once()
+
+    assert [e.action for e in notifier.sent] == [EventAction.TRIGGER]
+    assert len(box.held) == 0 and store.rows == {}
+
+
+async def test_a_held_resolve_waits_for_its_trigger_still_retried_in_the_store(store, clock):
+    notifier = ScriptedNotifier(transient())
+    box = outbox(store, notifier, clock)
+    store.enqueue("pagerduty", make_event(), T0)
+    await box.run_once()  # the trigger fails and waits in the store
+    box.held.hold([("pagerduty", make_event(EventAction.RESOLVE))])
+
+    await box.run_once()  # not due yet: the resolve must not overtake it
+    assert notifier.sent == []
+    clock.advance(timedelta(minutes=5))
+    await box.run_once()
+    await box.run_once()
+
+    assert [e.action for e in notifier.sent] == [EventAction.TRIGGER, EventAction.RESOLVE]
+
+
+def test_taking_held_events_leaves_an_incident_whose_event_is_being_sent():
+    held = Held()
+    held.hold([("pagerduty", make_event()), ("pagerduty", make_event(dedup_key="other"))])
+    held.due(T0)[0][0].sending = True
+
+    taken = held.take()
+
+    assert [e.dedup_key for _, e in taken] == ["other"] and len(held) == 1

@@ -60,7 +60,7 @@ async def silence_api(d: Daemon) -> AsyncIterator[SilenceApi]:
         catalog=d.catalog,
         metrics=MetricsEndpoint(d.registry),
         config=d.config.api,
-        ready=lambda: True,
+        ready=lambda: None,
     )
     app = api.app()
     app.add_routes(silence_routes(d.engine, d.runner.integrations))

@@ -15,6 +15,8 @@ the next evaluation.
 The rules, one module each, in suppression order (`table.RULES`; each module's docstring
 states its condition, its dedup key and what it holds back):
 
+- `store_failing`: healthd's own store has failed to write for longer than `after`;
+
 - `egress_down`: healthd's own network is down; holds back `provider_outage`,
   `bridge_unreachable` and every network failure of one integration;
 - `provider_outage`: one provider fails, as its integrations see it, in a fleet of any
@@ -94,6 +96,8 @@ def evaluate(
     settings: AlertingSettings,
     now: datetime,
     silences: Sequence[MaintenanceWindow] = (),
+    store_failing_since: datetime | None = None,
+    store_problem: str | None = None,
 ) -> AlertPlan:
     """Reconcile the conditions true at `now` with `open_incidents`. Pure: no I/O, no clock.
 
@@ -115,6 +119,8 @@ def evaluate(
         open_keys=frozenset(i.dedup_key for i in open_incidents if i.is_open),
         now=now,
         webhook_tenants=frozenset(settings.webhooks),
+        store_failing_since=store_failing_since,
+        store_problem=store_problem,
     )
     holding: list[tuple[Rule[Any], list[Condition]]] = []
     conditions: list[tuple[Condition, bool]] = []  # (condition, held back)

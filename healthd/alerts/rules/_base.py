@@ -113,12 +113,15 @@ class View:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Scene:
     """What one evaluation shows every rule: the views (sorted by integration id), the
-    incidents open now (by dedup key), the time, and the tenants with a webhook."""
+    incidents open now (by dedup key), the time, the tenants with a webhook, and since when
+    and why healthd's own store fails (None while it is healthy)."""
 
     views: tuple[View, ...]
     open_keys: frozenset[str]
     now: datetime
     webhook_tenants: frozenset[str]
+    store_failing_since: datetime | None = None
+    store_problem: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
