@@ -23,7 +23,8 @@ BRIDGE_ID = f"bridge-{BRIDGE_NAME}"
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """One integration of the fleet and the simulator target that answers for it."""
+    """One integration of the fleet and the simulator target that answers for it, or a
+    target the fleet only reads (a provider's status page: no integration, no config)."""
 
     id: str
     provider: str  # the simulator's provider name
@@ -77,6 +78,12 @@ def google_member(sim: SimulatorThread, tenant: str) -> Member:
 
 def bridge_member(sim: SimulatorThread) -> Member:
     return member(sim, "imessage_bridge", "platform", BRIDGE_NAME, id=BRIDGE_ID)
+
+
+def status_page(provider: str) -> Member:
+    """`provider`'s status page, which every integration of it reads: not an integration,
+    but a target a script can play a scenario on (a carrier's incident on Twilio's page)."""
+    return Member(id=f"{provider}-status-page", provider="statuspage", target=provider, config={})
 
 
 def set_fleet_env(monkeypatch: pytest.MonkeyPatch, members: list[Member]) -> None:

@@ -51,7 +51,9 @@ class Director:
 
     def __init__(self, client: SimClient, members: Sequence[Member], plays: Sequence[Play]):
         self._client = client
-        self._keys = sorted({(m.provider, m.target) for m in members})
+        # A target only a play names (a status page) goes back to `ok` after it too.
+        played = (m for p in plays for m in p.members)
+        self._keys = sorted({(m.provider, m.target) for m in (*members, *played)})
         self._plays = list(plays)
         self._current: dict[Key, tuple[str, dict[str, Any]]] = {}
 

@@ -9,6 +9,10 @@ The day (probe interval two minutes, N=3 to fail, M=2 to recover, bridge page_af
   bounces for one, hooli's Twilio auth token revoked; sixteen blips where a provider
   hangs past the probe timeout for one or two probes, on random integrations (seeded);
 - 20:00-21:00: carrier filtering (30007) on stark's Twilio;
+- 13:00-15:00: Twilio's status page shows a major outage of one US carrier (AT&T - SMS),
+  not a component Twilio messaging depends on: every Twilio integration sees
+  `twilio.platform_peripheral_incident` (degraded at most) and nobody is paged (the day
+  configures no tenant webhook, so PagerDuty is the only channel);
 - 03:00-03:25: the platform's iMessage bridge does not answer  -> bridge_unreachable;
 - 07:00-07:15: Gmail answers 503 to initech, Google's only integration
                                                                  -> provider_outage (one);
@@ -36,7 +40,7 @@ import pytest
 
 from healthd.clock import FakeClock
 from healthd.daemon import Daemon
-from healthd.model import Incident
+from healthd.model import Incident, ProbeResult, Status
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
 from tests.conftest import base_config, running_daemon
@@ -47,6 +51,7 @@ from tests.scenarios.fleet import (
     google_member,
     sendgrid_member,
     set_fleet_env,
+    status_page,
     twilio_member,
 )
 from tests.scenarios.script import Director, Play, Window, hours, transient_timeouts
@@ -66,6 +71,8 @@ BLIPS = 16
 TWILIO_TENANTS = ("acme", "globex", "initech", "umbrella", "hooli", "stark")
 SENDGRID_TENANTS = ("acme", "globex", "wayne", "platform")
 GOOGLE_TENANTS = ("initech",)
+# A US carrier on Twilio's status page, not one of its core messaging components.
+CARRIER = "AT&T - SMS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +92,24 @@ class Expected:
     def resolve_by(self) -> datetime:
         """M good probes after the end, the first of them at most one interval late."""
         return DAY_START + self.window.end + INTERVAL * SUCCESS_THRESHOLD
+
+
+@dataclass(frozen=True, slots=True)
+class Quiet:
+    """Trouble the day must page nobody for, and the finding that shows it was met."""
+
+    name: str
+    window: Window
+    code: str
+    integrations: frozenset[str]  # those that must see `code`, at most degraded
+
+    def seen_in(self, results: list[ProbeResult]) -> bool:
+        return any(
+            f.code == self.code and f.status is Status.DEGRADED
+            for r in results
+            if r.integration_id in self.integrations
+            for f in r.findings
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +134,7 @@ class Day:
         self.sendgrid = {t: sendgrid_member(sim, t) for t in SENDGRID_TENANTS}
         self.google = {t: google_member(sim, t) for t in GOOGLE_TENANTS}
         self.bridge = bridge_member(sim)
+        self.twilio_status = status_page("twilio")
         self.members: list[Member] = [
             self.bridge,
             *self.twilio.values(),
@@ -147,6 +173,14 @@ class Day:
                 PAGE_AFTER,
             ),
         )
+        self.quiet = (
+            Quiet(
+                f"{CARRIER} major outage on Twilio's status page",
+                hours(13, 15),
+                "twilio.platform_peripheral_incident",
+                frozenset(m.id for m in self.twilio.values()),
+            ),
+        )
 
     def plays(self) -> list[Play]:
         tw, sg, google = self.twilio, self.sendgrid, self.google["initech"]
@@ -183,7 +217,10 @@ class Day:
             Play("revoked_key", (sg["platform"],), key_revoked),
             Play("server_error", tuple(tw.values()), twilio_out),
         ]
-        return [*noise, *blips, *incidents]
+        (carrier_out,) = (q.window for q in self.quiet)
+        carrier = {"component": CARRIER, "component_status": "major_outage", "impact": "major"}
+        quiet = [Play("incident", (self.twilio_status,), carrier_out, carrier)]
+        return [*noise, *blips, *incidents, *quiet]
 
     def config(self, sim: SimulatorThread) -> dict[str, Any]:
         seconds = int(INTERVAL.total_seconds())
@@ -203,18 +240,20 @@ class Day:
         )
 
 
-async def sweep(d: Daemon, ids: list[str], seen: Counter[str]) -> None:
+async def sweep(d: Daemon, ids: list[str], seen: Counter[str]) -> list[ProbeResult]:
     """One probe interval: every integration once, then the rules, then delivery.
 
     `seen` tallies what the probes met (finding codes, provider codes, unreachable runs),
     so the test can show the noise really happened and still paged nobody.
     """
-    for result in await d.runner.run_many(ids):
+    results = await d.runner.run_many(ids)
+    for result in results:
         seen[f"status:{result.status.value}"] += 1
         for f in result.findings:
             seen[f.provider_code or f.code] += 1
     await d.engine.evaluate()
     await d.outbox.run_once()
+    return results
 
 
 def occurrence(day: Day, exp: Expected) -> int:
@@ -298,11 +337,13 @@ async def test_a_simulated_day_pages_exactly_the_five_real_incidents(
     clock = FakeClock(DAY_START)
     ids = [m.id for m in day.members]
     seen: Counter[str] = Counter()
+    met: Counter[str] = Counter()  # per quiet trouble, the sweeps in its window that saw it
     async with running_daemon(day.config(sim), clock=clock) as d:
         for _ in range(int(DAY / INTERVAL)):
             at = clock.advance(INTERVAL) - DAY_START
             director.apply(at)
-            await sweep(d, ids, seen)
+            results = await sweep(d, ids, seen)
+            met.update(q.name for q in day.quiet if q.window.covers(at) and q.seen_in(results))
         await delivered(d)
         ours = await d.store.recent_incidents(500)
 
@@ -314,8 +355,13 @@ async def test_a_simulated_day_pages_exactly_the_five_real_incidents(
     result = rows(day, pd_incidents, ours)
     print("\n" + table(result, false_pages))
     print(f"noise met: {noise_line(seen)}")
+    print(
+        "paging nobody: " + ", ".join(f"{q.name} (seen in {met[q.name]} sweeps)" for q in day.quiet)
+    )
 
     assert_the_noise_happened(day, seen)
+    events = sim_client.pagerduty_events()
+    assert_quiet_pages_nobody(day, met, ours, events)
     assert false_pages == []
     for row in result:
         name = row.expected.name
@@ -326,7 +372,7 @@ async def test_a_simulated_day_pages_exactly_the_five_real_incidents(
     every_occurrence = Counter(e.dedup_key for e in day.expected)
     assert Counter(i.dedup_key for i in ours) == every_occurrence
     assert Counter(i["dedup_key"] for i in pd_incidents) == every_occurrence
-    assert_pages_say_what_broke(day, sim_client.pagerduty_events())
+    assert_pages_say_what_broke(day, events)
 
 
 NOISE = {
@@ -352,6 +398,22 @@ def assert_the_noise_happened(day: Day, seen: Counter[str]) -> None:
     bridge_down = day.expected[0].window
     bridge_misses = -(-(bridge_down.end - bridge_down.start) // INTERVAL)
     assert seen["status:unreachable"] >= hung + bridge_misses
+
+
+def assert_quiet_pages_nobody(
+    day: Day, met: Counter[str], ours: list[Incident], events: list[dict[str, Any]]
+) -> None:
+    """Each quiet trouble was met in every sweep of its window and opened no incident, and
+    PagerDuty got no trigger beyond the expected incidents' (an extra trigger of a listed
+    key would pass the incident counts if it landed on an open incident)."""
+    for q in day.quiet:
+        during = Window(q.window.start, q.window.end + timedelta(hours=1))
+        opened = [i.dedup_key for i in ours if during.covers(i.opened_at - DAY_START)]
+        assert opened == [], q.name
+    triggers = Counter(e["dedup_key"] for e in events if e["body"]["event_action"] == "trigger")
+    assert triggers == Counter(e.dedup_key for e in day.expected)
+    for q in day.quiet:
+        assert met[q.name] == (q.window.end - q.window.start) // INTERVAL, q.name
 
 
 def assert_pages_say_what_broke(day: Day, events: list[dict[str, Any]]) -> None:
