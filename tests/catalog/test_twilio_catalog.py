@@ -228,9 +228,10 @@ CHECKED_CODES = {
     "30038": Category.CONTENT,  # an inbound one-time passcode filtered
     "30039": Category.CONTENT,  # an inbound message filtered to prevent a loop
     "30042": Category.SENDER_CONFIG,  # a generic or non-compliant Sender ID
+    "30044": Category.ACCOUNT,  # a trial account's message too long
     "30453": Category.RECIPIENT,  # SMS Pumping Protection blocked the destination
 }
-UNCHECKED_CODES = ["30040", "30041", "30043", "30044", "30451"]
+UNCHECKED_CODES = ["30040", "30041", "30043", "30451"]
 
 
 @pytest.mark.parametrize(("code", "category"), sorted(CHECKED_CODES.items()))
