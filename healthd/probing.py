@@ -60,15 +60,26 @@ def redactor_for(integration: Integration) -> Redactor:
 
 
 def redacted(finding: Finding, redactor: Redactor) -> Finding:
-    """`finding` with every text that may carry what a provider said masked."""
+    """`finding` with every text that may carry what a provider said masked; the finding
+    itself when nothing was (nearly every run: a copy per finding is most of the cost)."""
+    summary = redactor.redact(finding.summary)
+    remediation = redactor.redact(finding.remediation)
+    examples = tuple(redactor.redact(e) for e in finding.examples)
+    code = finding.provider_code
+    provider_code = None if code is None else redactor.redact(code)
+    if (summary, remediation, examples, provider_code) == (
+        finding.summary,
+        finding.remediation,
+        finding.examples,
+        code,
+    ):
+        return finding
     return replace(
         finding,
-        summary=redactor.redact(finding.summary),
-        remediation=redactor.redact(finding.remediation),
-        examples=tuple(redactor.redact(e) for e in finding.examples),
-        provider_code=None
-        if finding.provider_code is None
-        else redactor.redact(finding.provider_code),
+        summary=summary,
+        remediation=remediation,
+        examples=examples,
+        provider_code=provider_code,
     )
 
 
