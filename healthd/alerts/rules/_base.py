@@ -180,6 +180,33 @@ def finding_details(view: View) -> list[dict[str, Any]]:
     ]
 
 
+def integration_condition(
+    rule: str,
+    view: View,
+    *,
+    dedup_key: str,
+    audience: Audience,
+    summary: str,
+    severity: Severity,
+) -> Condition:
+    """A condition about one integration: its labels, details and recovering flag from the
+    view, so each rule states only its key, audience, wording and severity."""
+    integration = view.integration
+    return Condition(
+        rule=rule,
+        dedup_key=dedup_key,
+        audience=audience,
+        summary=summary,
+        severity=severity,
+        integration=integration.id,
+        provider=integration.provider,
+        tenant=integration.tenant,
+        details=integration_details(view),
+        view=view,
+        recovering=view.recovering,
+    )
+
+
 def integration_details(view: View) -> dict[str, Any]:
     """The custom details of a condition about one integration."""
     return {

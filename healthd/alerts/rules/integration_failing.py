@@ -12,7 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from healthd.alerts.channels import Audience
-from healthd.alerts.rules._base import Condition, Rule, RuleSettings, Scene, integration_details
+from healthd.alerts.rules._base import (
+    Condition,
+    Rule,
+    RuleSettings,
+    Scene,
+    integration_condition,
+)
 from healthd.model import Category, Severity, Status
 
 _CREDENTIAL_CATEGORIES = (Category.ACCOUNT, Category.SENDER_CONFIG)
@@ -37,17 +43,12 @@ class IntegrationFailing(Rule[IntegrationFailingSettings]):
             credential = any(f.category in _CREDENTIAL_CATEGORIES for f in bad)
             name = integration.name or integration.id
             reason = bad[0].summary if bad else status.value
-            yield Condition(
-                rule=self.name,
+            yield integration_condition(
+                self.name,
+                view,
                 dedup_key=f"healthd/integration_failing/{integration.id}",
                 audience=Audience.ON_CALL,
                 summary=f"{integration.provider} integration {name} ({integration.tenant}) "
                 f"is {status.value}: {reason}",
                 severity=Severity.CRITICAL if credential else Severity.ERROR,
-                integration=integration.id,
-                provider=integration.provider,
-                tenant=integration.tenant,
-                details=integration_details(view),
-                view=view,
-                recovering=view.recovering,
             )

@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from healthd.alerts.channels import Audience
-from healthd.alerts.rules._base import Condition, Rule, RuleSettings, Scene, integration_details
+from healthd.alerts.rules._base import (
+    Condition,
+    Rule,
+    RuleSettings,
+    Scene,
+    integration_condition,
+)
 from healthd.model import Severity, Status
 
 
@@ -34,16 +40,11 @@ class TenantFailing(Rule[TenantFailingSettings]):
             )
             name = integration.name or integration.id
             reason = findings[0].summary if findings else status.value
-            yield Condition(
-                rule=self.name,
+            yield integration_condition(
+                self.name,
+                view,
                 dedup_key=f"healthd/tenant/{integration.id}",
                 audience=Audience.TENANT,
                 summary=f"{integration.provider} integration {name} is {status.value}: {reason}",
                 severity=Severity.WARNING if status is Status.DEGRADED else Severity.ERROR,
-                integration=integration.id,
-                provider=integration.provider,
-                tenant=integration.tenant,
-                details=integration_details(view),
-                view=view,
-                recovering=view.recovering,
             )
