@@ -375,6 +375,18 @@ class Incident:
     def is_open(self) -> bool:
         return self.resolved_at is None
 
+    @property
+    def tenants(self) -> set[str]:
+        """The tenants it concerns, from what the alert rules store in its details.
+
+        Rules store the single owning tenant as `tenant` (None for provider-wide and egress
+        incidents); a `tenants` list is honoured too. An incident with none is admin-only.
+        """
+        found = {str(t) for t in self.details.get("tenants") or () if t}
+        if self.details.get("tenant"):
+            found.add(str(self.details["tenant"]))
+        return found
+
 
 class OutboxStatus(StrEnum):
     PENDING = "pending"
@@ -395,3 +407,59 @@ class OutboxItem:
     next_attempt_at: datetime
     created_at: datetime
     last_error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Bucket:
+    """One integration's probe runs over `span_seconds` from `start`, counted by outcome.
+
+    The history the store keeps instead of every run (`healthd.store._history`): ok,
+    degraded and bad (failing or unreachable) runs, and their summed and longest latency.
+    A run that proves nothing (status unknown: a probe that crashed) is not counted.
+    """
+
+    start: datetime
+    span_seconds: int
+    ok: int = 0
+    degraded: int = 0
+    bad: int = 0
+    latency_total: float = 0.0
+    latency_max: float = 0.0
+
+    @property
+    def runs(self) -> int:
+        return self.ok + self.degraded + self.bad
+
+    @property
+    def up(self) -> int:
+        """Runs in which the integration worked: degraded is slow or partial, not down."""
+        return self.ok + self.degraded
+
+    @property
+    def latency_mean(self) -> float | None:
+        return self.latency_total / self.runs if self.runs else None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IncidentQuery:
+    """Which incident occurrences `Store.incident_history` returns, newest first.
+
+    `before` is the cursor: only occurrences with a smaller id (the last one of the page
+    before). `tenant` matches the tenant the rules stored in the details (`tenant`, or one
+    of `tenants`); `integration` the stored `integration`. None matches anything.
+    """
+
+    limit: int = 50
+    before: int | None = None
+    integration: str | None = None
+    tenant: str | None = None
+    rule: str | None = None
+    open: bool | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IncidentRecord:
+    """One stored occurrence of an incident, with its id (the history's cursor)."""
+
+    id: int
+    incident: Incident

@@ -86,6 +86,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "healthd.state",
                 "healthd.scheduler",
                 "healthd.store",
+                "healthd.history",
                 "healthd.metrics",
                 "probes",
             }

@@ -100,21 +100,8 @@ class ViewCache:
         return status_of(self._states.get(integration.id))
 
 
-def incident_tenants(incident: Incident) -> set[str]:
-    """The tenants an incident concerns, from what `alerts/rules.py` stores in its details.
-
-    Rules store the single owning tenant as `tenant` (None for provider-wide and egress
-    incidents); a `tenants` list is honoured too. Incidents with no tenant are admin-only.
-    """
-    details = incident.details
-    tenants = {str(t) for t in details.get("tenants") or () if t}
-    if details.get("tenant"):
-        tenants.add(str(details["tenant"]))
-    return tenants
-
-
 def incident_visible(incident: Incident, principal: Principal) -> bool:
-    return principal.is_admin or principal.tenant in incident_tenants(incident)
+    return principal.is_admin or principal.tenant in incident.tenants
 
 
 def incident_view(incident: Incident) -> schemas.Incident:

@@ -17,11 +17,20 @@ from __future__ import annotations
 
 from healthd.errors import ConfigError
 from healthd.interfaces import Store
+from healthd.store._history import DAY_SPAN, HOUR_SPAN
 from healthd.store._retention import Retention
 from healthd.store.memory import MemoryStore
 from healthd.store.sqlite import SQLiteStore
 
-__all__ = ["MemoryStore", "Retention", "SQLiteStore", "Store", "open_store"]
+__all__ = [
+    "DAY_SPAN",
+    "HOUR_SPAN",
+    "MemoryStore",
+    "Retention",
+    "SQLiteStore",
+    "Store",
+    "open_store",
+]
 
 _SQLITE_PREFIX = "sqlite://"
 

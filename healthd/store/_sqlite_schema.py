@@ -104,6 +104,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE UNIQUE INDEX incidents_open_once ON incidents (dedup_key)"
         " WHERE resolved_at IS NULL",
     ),
+    (
+        # History (issue 15): each integration's run outcomes counted per hour and per
+        # day (`healthd.store._history`). Keyed span first, so the status page's read of
+        # every integration's days is one range of the key; WITHOUT ROWID keeps a bucket
+        # one b-tree entry (about 40 bytes) instead of a row plus its index.
+        """CREATE TABLE history_buckets (
+            span INTEGER NOT NULL,
+            integration_id TEXT NOT NULL,
+            start INTEGER NOT NULL,
+            ok INTEGER NOT NULL,
+            degraded INTEGER NOT NULL,
+            bad INTEGER NOT NULL,
+            latency_total REAL NOT NULL,
+            latency_max REAL NOT NULL,
+            PRIMARY KEY (span, integration_id, start)
+        ) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

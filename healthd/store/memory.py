@@ -18,13 +18,17 @@ from typing import Any
 from healthd.errors import StoreError
 from healthd.model import (
     AlertEvent,
+    Bucket,
     Incident,
+    IncidentQuery,
+    IncidentRecord,
     IntegrationState,
     OutboxItem,
     OutboxStatus,
     ProbeResult,
     Transition,
 )
+from healthd.store._history import BucketRow, Pruning, bucket, bucket_rows, epoch, merged
 from healthd.store._retention import Retention
 from healthd.store._rows import FINISHED, IN_FLIGHT, meta_text, meta_value
 
@@ -69,6 +73,9 @@ class MemoryStore:
         self._outbox: dict[int, _OutboxRow] = {}
         self._ids = itertools.count(1)
         self._meta: dict[str, str] = {}
+        # (span, integration id) -> bucket start -> its row (`healthd.store._history`).
+        self._buckets: dict[tuple[int, str], dict[int, BucketRow]] = {}
+        self._pruning = Pruning(self._retention)
 
     async def open(self) -> None:
         return None
@@ -89,6 +96,15 @@ class MemoryStore:
             kept.append(transition)
             # Not `kept[:-n]`: with n = 0 that slice is empty and would keep everything.
             del kept[: max(len(kept) - self._retention.transitions, 0)]
+        rows = bucket_rows(result)
+        for row in rows:
+            held = self._buckets.setdefault((row[0], row[1]), {})
+            had = held.get(row[2])
+            held[row[2]] = row if had is None else merged((had, row))[0]
+        for span, iid, cutoff in self._pruning.due(rows):
+            held = self._buckets.get((span, iid), {})
+            for start in [start for start in held if start <= cutoff]:
+                del held[start]
 
     async def latest_results(self) -> dict[str, ProbeResult]:
         return dict(self._results)
@@ -96,6 +112,31 @@ class MemoryStore:
     async def transitions(self, integration_id: str, limit: int = 20) -> list[Transition]:
         kept = self._transitions.get(integration_id, [])
         return list(reversed(kept))[:limit]
+
+    async def buckets(
+        self, integration_id: str, span_seconds: int, since: datetime
+    ) -> list[Bucket]:
+        held = self._buckets.get((span_seconds, integration_id), {})
+        first = epoch(since)
+        return [bucket(held[start]) for start in sorted(held) if start >= first]
+
+    async def fleet_buckets(self, span_seconds: int, since: datetime) -> dict[str, list[Bucket]]:
+        found = {
+            iid: await self.buckets(iid, span_seconds, since)
+            for s, iid in self._buckets
+            if s == span_seconds
+        }
+        return {iid: kept for iid, kept in found.items() if kept}
+
+    async def incident_history(self, query: IncidentQuery) -> list[IncidentRecord]:
+        found: list[IncidentRecord] = []
+        for number in sorted(self._incidents, reverse=True):
+            incident = self._incidents[number]
+            if len(found) == query.limit:
+                break
+            if _matches(incident, number, query):
+                found.append(IncidentRecord(id=number, incident=incident))
+        return found
 
     async def open_incidents(self) -> list[Incident]:
         found = [self._incidents[n] for n in self._open_incidents.values()]
@@ -233,3 +274,14 @@ class MemoryStore:
         for index, row in enumerate(finished):
             if index >= self._retention.finished_outbox or row.created_at < cutoff:
                 del self._outbox[row.id]
+
+
+def _matches(incident: Incident, number: int, query: IncidentQuery) -> bool:
+    """Whether one occurrence passes `query`'s filters (what the SQL backends' WHERE says)."""
+    return (
+        (query.before is None or number < query.before)
+        and query.rule in (None, incident.rule)
+        and query.open in (None, incident.is_open)
+        and query.integration in (None, incident.details.get("integration"))
+        and (query.tenant is None or query.tenant in incident.tenants)
+    )

@@ -41,14 +41,17 @@ import structlog
 from healthd.errors import StoreError
 from healthd.model import (
     AlertEvent,
+    Bucket,
     Incident,
+    IncidentQuery,
+    IncidentRecord,
     IntegrationState,
     OutboxItem,
     OutboxStatus,
     ProbeResult,
     Transition,
 )
-from healthd.store import _rows
+from healthd.store import _history, _rows
 from healthd.store._lock import FileLock
 from healthd.store._retention import Retention
 from healthd.store._sqlite_schema import PUT_META, SCHEMA_VERSION, connect, transaction
@@ -97,6 +100,23 @@ _PRUNE_TRANSITIONS = (
 _SELECT_TRANSITIONS = (
     f"SELECT {_columns(_rows.TRANSITION_COLUMNS)} FROM transitions"
     " WHERE integration_id = ? ORDER BY id DESC LIMIT ?"
+)
+_ADD_TO_BUCKET = (
+    f"INSERT INTO history_buckets ({_columns(_history.BUCKET_COLUMNS)})"
+    f" VALUES ({_marks(_history.BUCKET_COLUMNS)})"
+    " ON CONFLICT (span, integration_id, start) DO UPDATE SET ok = ok + excluded.ok,"
+    " degraded = degraded + excluded.degraded, bad = bad + excluded.bad,"
+    " latency_total = latency_total + excluded.latency_total,"
+    " latency_max = MAX(latency_max, excluded.latency_max)"
+)
+_PRUNE_BUCKETS = "DELETE FROM history_buckets WHERE span = ? AND integration_id = ? AND start <= ?"
+_SELECT_BUCKETS = (
+    f"SELECT {_columns(_history.BUCKET_COLUMNS)} FROM history_buckets"
+    " WHERE span = ? AND integration_id = ? AND start >= ? ORDER BY start"
+)
+_SELECT_FLEET_BUCKETS = (
+    f"SELECT {_columns(_history.BUCKET_COLUMNS)} FROM history_buckets"
+    " WHERE span = ? AND start >= ? ORDER BY integration_id, start"
 )
 _SELECT_INCIDENTS = f"SELECT {_columns(_rows.INCIDENT_COLUMNS)} FROM incidents"
 # A key opened again after its resolve is a new occurrence, a row of its own (the earlier
@@ -166,6 +186,7 @@ class SQLiteStore:
             check=self._file_identity,
         )
         self._lock = FileLock(self.path, self._thread.label)
+        self._pruning = _history.Pruning(self._retention)
         self._runs = GroupCommit[_rows.RunRows](
             self._write_runs, label=self._thread.label, task_name="healthd-store-runs"
         )
@@ -270,6 +291,9 @@ class SQLiteStore:
         later run of the same integration wins)."""
         conn.executemany(_PUT_STATE, [run.state for run in runs])
         conn.executemany(_PUT_RESULT, [run.result for run in runs])
+        buckets = _history.merged(row for run in runs for row in run.buckets)
+        conn.executemany(_ADD_TO_BUCKET, buckets)
+        conn.executemany(_PRUNE_BUCKETS, self._pruning.due(buckets))
         transitions = [row for run in runs for row in run.transitions]
         if not transitions:
             return
@@ -290,6 +314,44 @@ class SQLiteStore:
             return [_rows.transition_from_row(row) for row in rows]
 
         return await self._thread.run("transitions", work)
+
+    # -- history -----------------------------------------------------------------------
+
+    async def buckets(
+        self, integration_id: str, span_seconds: int, since: datetime
+    ) -> list[Bucket]:
+        params = (span_seconds, integration_id, _history.epoch(since))
+
+        def work(conn: sqlite3.Connection) -> list[Bucket]:
+            return [_history.bucket(row) for row in conn.execute(_SELECT_BUCKETS, params)]
+
+        return await self._thread.run("buckets", work)
+
+    async def fleet_buckets(self, span_seconds: int, since: datetime) -> dict[str, list[Bucket]]:
+        params = (span_seconds, _history.epoch(since))
+
+        def work(conn: sqlite3.Connection) -> dict[str, list[Bucket]]:
+            found: dict[str, list[Bucket]] = {}
+            for row in conn.execute(_SELECT_FLEET_BUCKETS, params):
+                found.setdefault(row[1], []).append(_history.bucket(row))
+            return found
+
+        return await self._thread.run("fleet_buckets", work)
+
+    async def incident_history(self, query: IncidentQuery) -> list[IncidentRecord]:
+        where, params = _incident_filter(query)
+
+        def work(conn: sqlite3.Connection) -> list[IncidentRecord]:
+            rows = conn.execute(
+                f"SELECT id, {_columns(_rows.INCIDENT_COLUMNS)} FROM incidents"
+                f" {where} ORDER BY id DESC LIMIT ?",
+                (*params, query.limit),
+            )
+            return [
+                IncidentRecord(id=row[0], incident=_rows.incident_from_row(row[1:])) for row in rows
+            ]
+
+        return await self._thread.run("incident_history", work)
 
     # -- incidents and the outbox ------------------------------------------------------
 
@@ -446,6 +508,31 @@ class SQLiteStore:
                 conn.execute(PUT_META, (key, text))
 
         await self._thread.run("set_meta", work)
+
+
+def _incident_filter(query: IncidentQuery) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause of `query`'s filters (the semantics of `MemoryStore`'s `_matches`);
+    the tenant as `Incident.tenants` reads it from the details."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if query.before is not None:
+        conditions.append("id < ?")
+        params.append(query.before)
+    if query.rule is not None:
+        conditions.append("rule = ?")
+        params.append(query.rule)
+    if query.open is not None:
+        conditions.append("resolved_at IS NULL" if query.open else "resolved_at IS NOT NULL")
+    if query.integration is not None:
+        conditions.append("json_extract(details, '$.integration') = ?")
+        params.append(query.integration)
+    if query.tenant is not None:
+        conditions.append(
+            "(json_extract(details, '$.tenant') = ? OR EXISTS (SELECT 1 FROM"
+            " json_each(details, '$.tenants') WHERE value = ?))"
+        )
+        params.extend((query.tenant, query.tenant))
+    return ("WHERE " + " AND ".join(conditions) if conditions else ""), tuple(params)
 
 
 def _update_outbox_row(
