@@ -99,7 +99,14 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     (
         "entry points",
         frozenset(
-            {"healthd.cli", "healthd.__main__", "healthd.demo", "healthd.reference", "healthd"}
+            {
+                "healthd.cli",
+                "healthd.__main__",
+                "healthd.demo",
+                "healthd.reference",
+                "healthd.history_report",
+                "healthd",
+            }
         ),
     ),
 )

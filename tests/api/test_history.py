@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from healthd import cli
 from healthd.clock import FakeClock
 from healthd.daemon import Daemon
+from healthd.history_report import NO_DATA
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
 from tests.api.conftest import ACME_TOKEN, GLOBEX_TOKEN, assert_problem, call, fleet_config
-from tests.conftest import running_daemon
+from tests.conftest import running_daemon, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("secrets_env")]
 
@@ -192,3 +197,65 @@ async def test_the_summary_matches_each_integrations_history(
         (dc1["uptime_24h"], dc1["uptime_30d"]) == (day["uptime"], month["uptime"]) == (0.75, 0.75)
     )
     assert dc1["latency"] == [b["latency_mean_seconds"] for b in day["buckets"]]
+
+
+# -- healthd history ID ---------------------------------------------------------------------
+
+
+async def _cli(*argv: str) -> int:
+    """`healthd` in a thread: its blocking HTTP calls must not stall the daemon's loop."""
+    return await asyncio.to_thread(cli.main, list(argv))
+
+
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")
+
+
+def _report(out: str) -> str:
+    """What the command printed, without the daemon's log lines (the same stdout here)."""
+    return "".join(line for line in out.splitlines(True) if not LOG_LINE.match(line))
+
+
+async def test_healthd_history_prints_shares_bar_incidents_and_changes(
+    sim: SimulatorThread, sim_client: SimClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock = FakeClock(MIDNIGHT + timedelta(hours=10))
+    doc = _flapping_config(sim)
+    path = write_config(tmp_path / "healthd.yaml", doc)
+    async with running_daemon(doc, clock=clock) as d:
+        await _flap(d, clock, sim_client, 1)
+        code = await _cli("history", "bridge-acme1", "--config", str(path), "--url", d.url)
+        shown = await _history(d, "24h", "bridge-acme1")
+
+    out = _report(capsys.readouterr().out)
+    assert code == 0
+    assert out.startswith("bridge-acme1 · iMessage bridge · workspace acme · ok")
+    assert shown["uptime"] == 2 / 5  # three failed runs, two good ones
+    assert "Uptime      24 h 40.00%   7 d 40.00%   30 d 40.00%" in out
+    assert "90 days     " + NO_DATA * 89 + "▁" in out
+    assert "10:03 UTC  lasted 2 min" in out  # opened on the third bad run, resolved two later
+    assert "unknown -> failing" in out and "failing -> ok" in out
+
+
+async def test_healthd_history_of_an_unknown_id_exits_1(
+    sim: SimulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = fleet_config(sim)
+    path = write_config(tmp_path / "healthd.yaml", doc)
+    async with running_daemon(doc) as d:
+        code = await _cli("history", "bridge-nobody", "--config", str(path), "--url", d.url)
+
+    assert code == 1
+    assert "no integration by the id of 'bridge-nobody'" in capsys.readouterr().err
+
+
+async def test_healthd_history_without_a_daemon_exits_3(
+    sim: SimulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path / "healthd.yaml", fleet_config(sim))
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}"
+        code = await _cli("history", "bridge-dc1", "--config", str(path), "--url", url)
+
+    assert code == 3
+    assert f"no healthd answered at {url}" in capsys.readouterr().err
