@@ -106,7 +106,9 @@ class Daemon:
         self.instruments = Instruments(self.registry)
         self.store_health = StoreHealth(self.clock, on_error=self.instruments.store_error)
         self.instruments.watch_store(lambda: self.store_health.healthy)
-        self.store = MonitoredStore(self._given_store or open_store(cfg.store), self.store_health)
+        self.store = MonitoredStore(
+            self._given_store or open_store(cfg.store, cfg.history.retention()), self.store_health
+        )
         await self.store.open()
         self._stack.push_async_callback(self.store.close)
         requeued = await self.store.requeue_stale()

@@ -35,18 +35,19 @@ __all__ = [
 _SQLITE_PREFIX = "sqlite://"
 
 
-def open_store(url: str) -> Store:
-    """Builds (does not open) the store a URL names; raises `ConfigError("store", ...)`."""
+def open_store(url: str, retention: Retention | None = None) -> Store:
+    """Builds (does not open) the store a URL names, keeping history for `retention` (the
+    defaults when None); raises `ConfigError("store", ...)`."""
     url = url.strip()
     if url in ("memory:", "memory://"):
-        return MemoryStore()
+        return MemoryStore(retention=retention)
     if url.startswith(_SQLITE_PREFIX):
         path = url.removeprefix(_SQLITE_PREFIX)
         if not path:
             raise ConfigError("store", f"{url!r} names no database file")
-        return SQLiteStore(path)
+        return SQLiteStore(path, retention=retention)
     if "://" not in url and url.endswith(".db"):
-        return SQLiteStore(url)
+        return SQLiteStore(url, retention=retention)
     raise ConfigError(
         "store",
         f"unsupported store {url!r}; use 'memory:', 'sqlite:///path/to/file.db'"

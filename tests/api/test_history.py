@@ -259,3 +259,21 @@ async def test_healthd_history_without_a_daemon_exits_3(
 
     assert code == 3
     assert f"no healthd answered at {url}" in capsys.readouterr().err
+
+
+async def test_the_configured_retention_drops_older_days(
+    sim: SimulatorThread, sim_client: SimClient
+) -> None:
+    doc = fleet_config(sim)
+    doc["history"] = {"hours": "1d", "days": "2d"}
+    clock = FakeClock(MIDNIGHT)
+    async with running_daemon(doc, clock=clock) as d:
+        await _runs(d, clock, sim_client, "oooo", timedelta(days=1))
+        clock.set(MIDNIGHT + timedelta(days=3, hours=12))
+        bar = await _history(d, "90d")
+        week = await _history(d, "7d")
+
+    assert [b["start"][:10] for b in bar["buckets"] if b["runs"]] == ["2026-03-03", "2026-03-04"]
+    assert [b["start"] for b in week["buckets"] if b["runs"]] == [
+        (MIDNIGHT + timedelta(days=3)).isoformat()
+    ]
