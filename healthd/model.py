@@ -436,6 +436,12 @@ class Bucket:
         return self.ok + self.degraded
 
     @property
+    def uptime(self) -> float | None:
+        """The share of its runs that worked; None when nothing ran in it."""
+        runs = self.runs
+        return self.up / runs if runs else None
+
+    @property
     def latency_mean(self) -> float | None:
         return self.latency_total / self.runs if self.runs else None
 

@@ -66,7 +66,7 @@ def bucket_view(bucket: Bucket) -> schemas.HistoryBucket:
         degraded=bucket.degraded,
         bad=bucket.bad,
         runs=bucket.runs,
-        uptime=history.share([bucket]),
+        uptime=bucket.uptime,
         latency_mean_seconds=bucket.latency_mean,
         latency_max_seconds=bucket.latency_max if bucket.runs else None,
     )
@@ -171,7 +171,7 @@ def _summary(
         uptime_7d=history.share(history.in_window(windows["7d"], hours, now)),
         uptime_30d=history.share(history.in_window(windows["30d"], days, now)),
         days_start=bar.first(now),
-        days=[history.share([cell]) for cell in day_cells],
+        days=[cell.uptime for cell in day_cells],
         latency=[cell.latency_mean for cell in hour_cells],
         incidents=[occurrence_view(r, now) for r in incidents],
     )
