@@ -1,7 +1,7 @@
 """History (issue 15): what it costs to keep, to serve, and to show.
 
-    python bench/history.py [--store-integrations 100] [--days 8]
-                            [--api-integrations 10000] [--page-integrations 1000] [--no-page]
+    python bench/history.py [--store-integrations 100] [--days 8] [--api-integrations 10000]
+                            [--requests 2000] [--page-integrations 1000] [--no-page]
 
 Three parts, each printed beside a floor measured in the same run:
 
@@ -192,7 +192,7 @@ HEADER = (
 )
 
 
-async def api_part(integrations: int, workdir: Path) -> None:
+async def api_part(integrations: int, requests: int, workdir: Path) -> None:
     print(f"## 2. History API: {integrations:,} integrations, 90 days kept\n")
     path = workdir / "api.db"
     cfg = _daemon_config(integrations, path)
@@ -202,12 +202,13 @@ async def api_part(integrations: int, workdir: Path) -> None:
     middle = cfg.integrations[integrations // 2].id
     # One request at a time: the latency a person's request sees. The last line, four at
     # once, is throughput (its latency includes waiting behind the other three).
-    scenarios = [Scenario("floor: GET /api/v1/me", "GET", "/api/v1/me", ADMIN_ENV, 2000, 1, 15)]
+    n = requests
+    scenarios = [Scenario("floor: GET /api/v1/me", "GET", "/api/v1/me", ADMIN_ENV, n, 1, 15)]
     for window in ("24h", "7d", "30d", "90d"):
         path_ = f"/api/v1/integrations/{middle}/history?window={window}"
-        scenarios.append(Scenario(f"history window={window}", "GET", path_, ADMIN_ENV, 2000, 1, 15))
+        scenarios.append(Scenario(f"history window={window}", "GET", path_, ADMIN_ENV, n, 1, 15))
     path_ = f"/api/v1/integrations/{middle}/history?window=7d"
-    scenarios.append(Scenario("history window=7d, 4 at once", "GET", path_, ADMIN_ENV, 2000, 4, 15))
+    scenarios.append(Scenario("history window=7d, 4 at once", "GET", path_, ADMIN_ENV, n, 4, 15))
     scenarios.append(
         Scenario(
             "incident history (admin)", "GET", "/api/v1/incidents/history", ADMIN_ENV, 500, 4, 10
@@ -276,7 +277,7 @@ async def bench(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="healthd-bench-history-") as tmp:
         workdir = Path(tmp)
         await store_part(args.store_integrations, args.days, workdir)
-        await api_part(args.api_integrations, workdir)
+        await api_part(args.api_integrations, args.requests, workdir)
         if args.no_page:
             return
         if not args.chromium:
@@ -293,6 +294,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=8)
     parser.add_argument("--api-integrations", type=int, default=10_000)
     parser.add_argument("--page-integrations", type=int, default=1_000)
+    parser.add_argument("--requests", type=int, default=2000, help="per API scenario")
     parser.add_argument("--no-page", action="store_true")
     args = parser.parse_args()
     args.chromium = CHROMIUM.exists()

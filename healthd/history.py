@@ -60,12 +60,23 @@ def _floor(when: datetime, span: int) -> datetime:
 def cells(window: Window, buckets: Sequence[Bucket], now: datetime) -> list[Bucket]:
     """One bucket per cell of `window`, oldest first; an empty one where nothing ran."""
     first = window.first(now)
-    by_start = {b.start: b for b in buckets}
-    out = []
-    for n in range(window.cells):
-        start = first + timedelta(seconds=window.span * n)
-        out.append(by_start.get(start) or Bucket(start=start, span_seconds=window.span))
-    return out
+    placed = column(window, buckets, now)
+    return [
+        b or Bucket(start=first + timedelta(seconds=window.span * n), span_seconds=window.span)
+        for n, b in enumerate(placed)
+    ]
+
+
+def column(window: Window, buckets: Sequence[Bucket], now: datetime) -> list[Bucket | None]:
+    """Each cell's bucket, oldest first, None where nothing ran: by position, not by a
+    lookup of each cell's start (the status page places a whole fleet's)."""
+    first = window.first(now)
+    placed: list[Bucket | None] = [None] * window.cells
+    for b in buckets:
+        n = int((b.start - first).total_seconds()) // window.span
+        if b.span_seconds == window.span and 0 <= n < window.cells:
+            placed[n] = b
+    return placed
 
 
 def share(buckets: Sequence[Bucket]) -> float | None:

@@ -176,6 +176,11 @@ class Store(Protocol):
         read: the status page's bars. Integrations with none are left out."""
         ...
 
+    async def fleet_totals(self, span_seconds: int, since: datetime) -> dict[str, Bucket]:
+        """Every integration's buckets of that span since `since` added up into one (its
+        `start` is `since`): a window's share for the whole fleet without its rows."""
+        ...
+
     async def incident_history(self, query: IncidentQuery) -> list[IncidentRecord]:
         """Incident occurrences newest first (by id), filtered and paged by `query`."""
         ...

@@ -77,6 +77,7 @@ def occurrence_view(record: IncidentRecord, now: datetime) -> schemas.IncidentOc
         **dict(incident_view(record.incident)),
         id=record.id,
         duration_seconds=history.duration(record.incident, now).total_seconds(),
+        events=[schemas.IncidentEvent.model_validate(e) for e in record.events],
     )
 
 
@@ -135,9 +136,11 @@ class _Handlers:
         if not shown_:
             return answer(schemas.HistorySummary(integrations=[], count=0))
         now = self._clock.now()
-        bar, week = history.WINDOWS[history.BAR_WINDOW], history.WINDOWS["7d"]
+        windows = history.WINDOWS
+        bar, day, week = windows[history.BAR_WINDOW], windows["24h"], windows["7d"]
         days = await self._store.fleet_buckets(DAY_SPAN, bar.first(now))
-        hours = await self._store.fleet_buckets(HOUR_SPAN, week.first(now))
+        hours = await self._store.fleet_buckets(HOUR_SPAN, day.first(now))
+        weeks = await self._store.fleet_totals(HOUR_SPAN, week.first(now))
         records = await self._store.incident_history(
             IncidentQuery(limit=SUMMARY_INCIDENT_SCAN, tenant=principal.tenant)
         )
@@ -147,7 +150,14 @@ class _Handlers:
             if isinstance(iid, str) and len(latest[iid]) < SUMMARY_INCIDENTS:
                 latest[iid].append(record)
         items = [
-            _summary(i, days.get(i.id, []), hours.get(i.id, []), latest.get(i.id, []), now)
+            _summary(
+                i,
+                days.get(i.id, []),
+                hours.get(i.id, []),
+                weeks.get(i.id),
+                latest.get(i.id, []),
+                now,
+            )
             for i in shown_
         ]
         return answer(schemas.HistorySummary(integrations=items, count=len(items)))
@@ -157,22 +167,25 @@ def _summary(
     integration: Integration,
     days: Sequence[Bucket],
     hours: Sequence[Bucket],
+    week: Bucket | None,
     incidents: Sequence[IncidentRecord],
     now: datetime,
 ) -> schemas.IntegrationSummary:
+    """One integration's page summary from its days, its last day's hours and its week's
+    total; the same arithmetic as the history endpoint's windows."""
     windows = history.WINDOWS
     bar = windows[history.BAR_WINDOW]
-    day_cells = history.cells(bar, days, now)
-    hour_cells = history.cells(windows[history.LATENCY_WINDOW], hours, now)
+    day_cells = history.column(bar, days, now)
+    hour_cells = history.column(windows[history.LATENCY_WINDOW], hours, now)
     return schemas.IntegrationSummary(
         id=integration.id,
         tenant=integration.tenant,
-        uptime_24h=history.share(history.in_window(windows["24h"], hours, now)),
-        uptime_7d=history.share(history.in_window(windows["7d"], hours, now)),
+        uptime_24h=history.share(hours),
+        uptime_7d=week.uptime if week else None,
         uptime_30d=history.share(history.in_window(windows["30d"], days, now)),
         days_start=bar.first(now),
-        days=[cell.uptime for cell in day_cells],
-        latency=[cell.latency_mean for cell in hour_cells],
+        days=[cell.uptime if cell else None for cell in day_cells],
+        latency=[cell.latency_mean if cell else None for cell in hour_cells],
         incidents=[occurrence_view(r, now) for r in incidents],
     )
 

@@ -248,9 +248,19 @@ class IntegrationHistory(Body):
     )
 
 
+class IncidentEvent(Body):
+    """One event queued for an occurrence: its trigger, its resolve."""
+
+    action: Literal["trigger", "resolve"]
+    channel: str = Field(examples=["pagerduty", "webhook:acme"])
+    queued_at: Timestamp
+    sent_at: Timestamp | None = Field(description="when the channel accepted it; null: not yet")
+
+
 class IncidentOccurrence(Incident):
     id: int = Field(description="this occurrence's number; a reopened incident is a new one")
     duration_seconds: float = Field(description="how long it lasted, or has so far while open")
+    events: list[IncidentEvent] = Field(description="the events queued for it, in order")
 
 
 class IncidentHistory(Body):

@@ -80,6 +80,24 @@ def _add(had: BucketRow, row: BucketRow) -> BucketRow:
     )
 
 
+def total(span: int, since: datetime, rows: Iterable[BucketRow]) -> Bucket:
+    """Rows of one integration added up into one bucket starting at `since`."""
+    ok = degraded = bad = 0
+    latency_total = latency_max = 0.0
+    for row in rows:
+        ok, degraded, bad = ok + row[3], degraded + row[4], bad + row[5]
+        latency_total, latency_max = latency_total + row[6], max(latency_max, row[7])
+    return Bucket(
+        start=since,
+        span_seconds=span,
+        ok=ok,
+        degraded=degraded,
+        bad=bad,
+        latency_total=latency_total,
+        latency_max=latency_max,
+    )
+
+
 def bucket(row: BucketRow) -> Bucket:
     return Bucket(
         start=datetime.fromtimestamp(row[2], UTC),

@@ -120,6 +120,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             latency_max REAL NOT NULL,
             PRIMARY KEY (span, integration_id, start)
         ) WITHOUT ROWID""",
+        # Each event queued for an incident occurrence, by the outbox row that carried it,
+        # kept as long as its occurrence (the outbox prunes its finished rows sooner).
+        """CREATE TABLE incident_events (
+            outbox_id INTEGER PRIMARY KEY,
+            incident_id INTEGER NOT NULL,
+            channel TEXT NOT NULL,
+            action TEXT NOT NULL,
+            queued_at TEXT NOT NULL,
+            sent_at TEXT
+        )""",
+        "CREATE INDEX incident_events_by_incident ON incident_events (incident_id, outbox_id)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)

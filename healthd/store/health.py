@@ -178,6 +178,11 @@ class MonitoredStore:
             "fleet_buckets", self.inner.fleet_buckets(span_seconds, since), write=False
         )
 
+    async def fleet_totals(self, span_seconds: int, since: datetime) -> dict[str, Bucket]:
+        return await self._watch(
+            "fleet_totals", self.inner.fleet_totals(span_seconds, since), write=False
+        )
+
     async def incident_history(self, query: IncidentQuery) -> list[IncidentRecord]:
         return await self._watch(
             "incident_history", self.inner.incident_history(query), write=False

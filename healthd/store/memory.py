@@ -20,6 +20,7 @@ from healthd.model import (
     AlertEvent,
     Bucket,
     Incident,
+    IncidentEventRecord,
     IncidentQuery,
     IncidentRecord,
     IntegrationState,
@@ -28,7 +29,15 @@ from healthd.model import (
     ProbeResult,
     Transition,
 )
-from healthd.store._history import BucketRow, Pruning, bucket, bucket_rows, epoch, merged
+from healthd.store._history import (
+    BucketRow,
+    Pruning,
+    bucket,
+    bucket_rows,
+    epoch,
+    merged,
+    total,
+)
 from healthd.store._retention import Retention
 from healthd.store._rows import FINISHED, IN_FLIGHT, meta_text, meta_value
 
@@ -76,6 +85,9 @@ class MemoryStore:
         # (span, integration id) -> bucket start -> its row (`healthd.store._history`).
         self._buckets: dict[tuple[int, str], dict[int, BucketRow]] = {}
         self._pruning = Pruning(self._retention)
+        # Each outbox row's event, as part of the occurrence it was queued for: row id ->
+        # (occurrence number, the event as kept).
+        self._events: dict[int, tuple[int, IncidentEventRecord]] = {}
 
     async def open(self) -> None:
         return None
@@ -128,6 +140,15 @@ class MemoryStore:
         }
         return {iid: kept for iid, kept in found.items() if kept}
 
+    async def fleet_totals(self, span_seconds: int, since: datetime) -> dict[str, Bucket]:
+        first = epoch(since)
+        found: dict[str, Bucket] = {}
+        for (span, iid), held in self._buckets.items():
+            rows = [row for start, row in held.items() if start >= first]
+            if span == span_seconds and rows:
+                found[iid] = total(span, since, rows)
+        return found
+
     async def incident_history(self, query: IncidentQuery) -> list[IncidentRecord]:
         found: list[IncidentRecord] = []
         for number in sorted(self._incidents, reverse=True):
@@ -135,7 +156,8 @@ class MemoryStore:
             if len(found) == query.limit:
                 break
             if _matches(incident, number, query):
-                found.append(IncidentRecord(id=number, incident=incident))
+                events = tuple(e for n, e in self._events.values() if n == number)
+                found.append(IncidentRecord(id=number, incident=incident, events=events))
         return found
 
     async def open_incidents(self) -> list[Incident]:
@@ -174,6 +196,7 @@ class MemoryStore:
             self._prune_resolved_incidents()
         for channel, event in events:
             row_id = next(self._ids)
+            self._keep_event(row_id, channel, event, now)
             self._outbox[row_id] = _OutboxRow(
                 id=row_id,
                 channel=channel,
@@ -205,6 +228,8 @@ class MemoryStore:
         row = self._row(item_id, "mark_sent")
         row.status = OutboxStatus.SENT
         row.attempts += 1
+        if (kept := self._events.get(item_id)) is not None:
+            self._events[item_id] = (kept[0], replace(kept[1], sent_at=now))
         row.sent_at = now
         self._prune_finished(now)
 
@@ -257,6 +282,16 @@ class MemoryStore:
         resolved = [n for n, i in self._incidents.items() if not i.is_open]
         for number in resolved[: max(len(resolved) - self._retention.resolved_incidents, 0)]:
             del self._incidents[number]
+        for row_id in [r for r, (n, _) in self._events.items() if n not in self._incidents]:
+            del self._events[row_id]
+
+    def _keep_event(self, row_id: int, channel: str, event: AlertEvent, now: datetime) -> None:
+        """Files the event under its key's latest occurrence (the one just opened or
+        resolved); an event for a key with no occurrence is not incident history."""
+        numbers = [n for n, i in self._incidents.items() if i.dedup_key == event.dedup_key]
+        if numbers:
+            kept = IncidentEventRecord(action=event.action, channel=channel, queued_at=now)
+            self._events[row_id] = (max(numbers), kept)
 
     def _row(self, item_id: int, operation: str) -> _OutboxRow:
         row = self._outbox.get(item_id)

@@ -114,6 +114,12 @@ async def test_a_flapping_integrations_three_incidents_are_three_records(
     assert len(incidents) == 3 and body["next_cursor"] is None
     assert len({i["id"] for i in incidents}) == 3
     assert all(not i["open"] and i["duration_seconds"] > 0 for i in incidents)
+    # Each occurrence with its own page and its own resolve.
+    for incident in incidents:
+        assert [(e["action"], e["channel"]) for e in incident["events"]] == [
+            ("trigger", "pagerduty"),
+            ("resolve", "pagerduty"),
+        ]
     opened = [i["opened_at"] for i in incidents]
     assert opened == sorted(opened, reverse=True)
 

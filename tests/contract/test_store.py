@@ -19,6 +19,7 @@ from healthd.model import (
     EventAction,
     Finding,
     Incident,
+    IncidentEventRecord,
     IncidentQuery,
     IntegrationState,
     OutboxStatus,
@@ -559,6 +560,25 @@ async def test_fleet_buckets_are_each_integrations_own(store: Store) -> None:
     }
 
 
+async def test_fleet_totals_add_up_each_integrations_buckets_since(store: Store) -> None:
+    await _record(
+        store,
+        _run(Status.OK, T0 - timedelta(hours=2), 0.5, iid="a"),  # before `since`: left out
+        _run(Status.OK, T0, 0.25, iid="a"),
+        _run(Status.FAILING, T0 + timedelta(hours=3), 0.75, iid="a"),
+        _run(Status.DEGRADED, T0, 0.5, iid="b"),
+    )
+    totals = await store.fleet_totals(HOUR_SPAN, T0)
+    assert totals == {
+        "a": Bucket(
+            start=T0, span_seconds=HOUR_SPAN, ok=1, bad=1, latency_total=1.0, latency_max=0.75
+        ),
+        "b": Bucket(
+            start=T0, span_seconds=HOUR_SPAN, degraded=1, latency_total=0.5, latency_max=0.5
+        ),
+    }
+
+
 async def test_retention_drops_buckets_older_than_it_on_a_new_day(make_store: MakeStore) -> None:
     store = await make_store(Retention(recent_history=timedelta(days=1), history=timedelta(days=3)))
     day0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -643,3 +663,69 @@ async def test_incident_history_filters(
     )
     await store.apply_alerts(opened=[shared], resolved=[], events=[], now=T0)
     assert {r.incident.dedup_key for r in await store.incident_history(query)} == expected
+
+
+async def test_an_occurrence_keeps_each_event_queued_for_it_and_when_it_was_sent(
+    store: Store,
+) -> None:
+    opened, closed = T0, T0 + timedelta(minutes=9)
+    trigger, resolve = _event("k"), _event("k", EventAction.RESOLVE)
+    await store.apply_alerts(
+        opened=[_occurrence("k", opened)], resolved=[], events=[("pagerduty", trigger)], now=opened
+    )
+    [claimed] = await store.claim_due(opened)
+    await store.mark_sent(claimed.id, opened + timedelta(seconds=2))
+    await store.apply_alerts(
+        opened=[], resolved=[("k", closed)], events=[("pagerduty", resolve)], now=closed
+    )
+    [record] = await store.incident_history(IncidentQuery())
+    assert record.events == (
+        IncidentEventRecord(
+            action=EventAction.TRIGGER,
+            channel="pagerduty",
+            queued_at=opened,
+            sent_at=opened + timedelta(seconds=2),
+        ),
+        IncidentEventRecord(action=EventAction.RESOLVE, channel="pagerduty", queued_at=closed),
+    )
+
+
+async def test_each_occurrence_keeps_only_its_own_events(store: Store) -> None:
+    for n in range(2):
+        opened = T0 + timedelta(hours=n)
+        closed = opened + timedelta(minutes=5)
+        await store.apply_alerts(
+            opened=[_occurrence("k", opened)],
+            resolved=[],
+            events=[("pagerduty", _event("k"))],
+            now=opened,
+        )
+        await store.apply_alerts(
+            opened=[],
+            resolved=[("k", closed)],
+            events=[("pagerduty", _event("k", EventAction.RESOLVE))],
+            now=closed,
+        )
+    records = await store.incident_history(IncidentQuery())
+    assert [[(e.action, e.queued_at) for e in r.events] for r in records] == [
+        [
+            (EventAction.TRIGGER, T0 + timedelta(hours=h)),
+            (EventAction.RESOLVE, T0 + timedelta(hours=h, minutes=5)),
+        ]
+        for h in (1, 0)
+    ]
+
+
+async def test_events_go_when_their_occurrence_is_pruned(make_store: MakeStore) -> None:
+    store = await make_store(Retention(resolved_incidents=1))
+    for n in range(2):
+        opened = T0 + timedelta(hours=n)
+        await store.apply_alerts(
+            opened=[_occurrence(f"k{n}", opened)],
+            resolved=[],
+            events=[("pagerduty", _event(f"k{n}"))],
+            now=opened,
+        )
+        await store.apply_alerts(opened=[], resolved=[(f"k{n}", opened)], events=[], now=opened)
+    [kept] = await store.incident_history(IncidentQuery())
+    assert kept.incident.dedup_key == "k1" and len(kept.events) == 1
