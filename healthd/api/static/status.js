@@ -122,7 +122,7 @@
   // -- history --------------------------------------------------------------------------------
 
   const DAY_MS = 86400000;
-  const SVG = "http://www.w3.org/2000/svg";
+  const SPARK_COLOUR = "#0550ae"; // --accent in status.css
 
   function dayClass(share) {
     if (share === null) return "day-none";
@@ -166,20 +166,31 @@
     const width = 144;
     const height = 28;
     const step = width / Math.max(values.length - 1, 1);
-    const y = (v) => (height - 3 - ((v - low) / (high - low || 1)) * (height - 6)).toFixed(1);
-    let points = values.map((v, n) => (v === null ? null : `${(n * step).toFixed(1)},${y(v)}`)).filter(Boolean);
-    if (points.length === 1) points = [`${width - 8},${y(known[0])}`, `${width},${y(known[0])}`]; // one hour: a dash
-    points = points.join(" ");
+    const y = (v) => height - 3 - ((v - low) / (high - low || 1)) * (height - 6);
     const latest = known[known.length - 1];
     const label = `Latency over the last 24 hours, mean per hour: from ${milliseconds(low)} to ${milliseconds(high)}, latest ${milliseconds(latest)}.`;
-    const svg = document.createElementNS(SVG, "svg");
-    for (const [key, value] of Object.entries({ class: "spark", viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": label })) {
-      svg.setAttribute(key, String(value));
+    // A canvas: one element per card, drawn once; its words are in the label.
+    const canvas = el("canvas", { class: "spark", width, height, role: "img", "aria-label": label });
+    const pen = canvas.getContext("2d");
+    if (pen) {
+      pen.strokeStyle = SPARK_COLOUR;
+      pen.lineWidth = 1.5;
+      pen.beginPath();
+      let drawn = 0;
+      let x = 0;
+      values.forEach((v, n) => {
+        if (v === null) return;
+        x = n * step;
+        if (drawn++ === 0) pen.moveTo(x, y(v));
+        else pen.lineTo(x, y(v));
+      });
+      if (drawn === 1) {
+        pen.moveTo(Math.max(x - 8, 0), y(latest)); // one hour: a short dash
+        pen.lineTo(Math.max(x, 8), y(latest));
+      }
+      pen.stroke();
     }
-    const line = document.createElementNS(SVG, "polyline");
-    line.setAttribute("points", points);
-    svg.append(line);
-    return el("p", { class: "latency" }, el("span", { "aria-hidden": "true" }, "Latency "), svg, el("span", { class: "latency-range", "aria-hidden": "true" }, ` ${milliseconds(low)}–${milliseconds(high)}`));
+    return el("p", { class: "latency" }, el("span", { "aria-hidden": "true" }, "Latency "), canvas, el("span", { class: "latency-range", "aria-hidden": "true" }, ` ${milliseconds(low)}–${milliseconds(high)}`));
   }
 
   function incidentItem(incident) {
