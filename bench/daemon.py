@@ -38,6 +38,13 @@ PASSWORD_ENV = "HEALTHD_BENCH_BRIDGE_PASSWORD"
 WARM_UP_BOUND = 600.0  # seconds: the first round must end within this (or 10 intervals)
 
 
+def concurrency(n: int) -> int:
+    """Probes in flight: the default 100 up to 20,000 bridges, then enough for N a minute
+    (a bridge run is 1-3 round trips of 50 ms; 100 in flight make at most 1,000 a second,
+    and 100,000 at 60 s need 1,667): 500 at 100,000, as the issue's figures were taken."""
+    return max(100, n // 200)
+
+
 def config(sim_url: str, n: int, interval: int, store: Path) -> dict[str, object]:
     return {
         "listen": "127.0.0.1:0",
@@ -46,6 +53,7 @@ def config(sim_url: str, n: int, interval: int, store: Path) -> dict[str, object
             "interval": f"{interval}s",
             "timeout": f"{min(5.0, interval / 2):g}s",
             "jitter": "1s",
+            "concurrency": concurrency(n),
         },
         "integrations": [
             integration_entry(
