@@ -21,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from healthd.alerts.settings import AlertingSettings
 from healthd.durations import Duration
 from healthd.errors import ConfigError, UnknownProviderError
+from healthd.metrics import DETAIL_LIMIT
 from healthd.model import Integration, Thresholds
 from healthd.registry import probe_class
 from healthd.secrets import Secret
@@ -66,6 +67,8 @@ class TokenConfig(_Model):
 class ApiConfig(_Model):
     tokens: tuple[TokenConfig, ...] = ()
     metrics_require_token: bool = False
+    # Integrations with per-integration series on /metrics at most (healthd.metrics).
+    metrics_detail_limit: int = Field(DETAIL_LIMIT, ge=0, le=1_000_000)
     health_require_token: bool = False
     check_rate_limit: int = Field(10, ge=1, description="live checks per token per minute")
     # None: what RLIMIT_NOFILE leaves after the probes' sockets (healthd/api/listener.py).

@@ -159,7 +159,10 @@ class Daemon:
 
         self.registry.register(
             HealthCollector(
-                self.runner.series, self.engine.alert_view, lambda: self.clock.now().timestamp()
+                self.runner.series,
+                self.engine.alert_view,
+                lambda: self.clock.now().timestamp(),
+                detail_limit=cfg.api.metrics_detail_limit,
             )
         )
         api = Api(
