@@ -162,7 +162,10 @@ class Daemon:
 
         self.registry.register(
             HealthCollector(
-                self.runner.series, self.engine.alert_view, lambda: self.clock.now().timestamp()
+                self.runner.series,
+                self.engine.alert_view,
+                lambda: self.clock.now().timestamp(),
+                detail_limit=cfg.api.metrics_detail_limit,
             )
         )
         api = Api(
@@ -203,12 +206,15 @@ class Daemon:
             # store's thread finishes a transaction it began); the next start evaluates again.
             self._stack.push_async_callback(_cancel, engine)
             # Integrations with an incident open from before the restart are probed first,
-            # so a condition that ended while healthd was down is resolved promptly.
+            # so a condition that ended while healthd was down is resolved promptly; the
+            # others one interval after their stored last check, not all at once.
             self.scheduler = Scheduler(
                 cfg.integrations,
                 self._probe,
                 jitter=cfg.defaults.jitter,
                 first=set(_incident_integrations(open_incidents)),
+                last_checked={i: s.last_checked for i, s in self.runner.states.items()},
+                clock=self.clock,
             )
             self.scheduler.start()
             self._stack.push_async_callback(self._stop_probing)

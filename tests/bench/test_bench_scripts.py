@@ -67,12 +67,26 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
-def test_metrics_bench_prints_render_cost_and_series_count() -> None:
-    stdout = run_script("bench/metrics.py", "--integrations", "100", "300", "--repeat", "1")
-    rows = [line.split("|")[1:3] for line in stdout.splitlines() if line.startswith("| ")]
-    counts = {int(n.strip()): int(series.strip().replace(",", "")) for n, series in rows[1:]}
-    assert set(counts) == {100, 300}
-    assert counts[300] > counts[100] > 100  # several series per integration
+def test_metrics_bench_prints_render_cost_and_series_count_before_and_after() -> None:
+    stdout = run_script(
+        "bench/metrics.py", "--integrations", "100", "300", "--repeat", "1", "--before", str(REPO)
+    )  # fmt: skip
+    rows = [line.split("|")[1:4] for line in stdout.splitlines() if line.startswith("| ")]
+    counts = {
+        (int(n.strip().replace(",", "")), tree.strip()): int(series.strip().replace(",", ""))
+        for n, tree, series in rows[1:]
+    }
+    assert set(counts) == {(n, tree) for n in (100, 300) for tree in ("before", "after")}
+    assert counts[(300, "after")] > counts[(100, "after")] > 10  # the aggregates, some detail
+
+
+def test_scrape_bench_measures_probing_with_and_without_scrapes() -> None:
+    stdout = run_script(
+        "bench/scrape.py", "--integrations", "20", "--interval", "1", "--seconds", "1",
+        "--failing", "0.1", "--latency", "0.01",
+    )  # fmt: skip
+    windows = [line for line in stdout.splitlines() if line.startswith("| after ")]
+    assert [w.split("|")[2].strip() for w in windows] == ["no scrapes", "scraped back to back"]
 
 
 def test_api_bench_runs_every_scenario() -> None:
