@@ -211,7 +211,7 @@ async def api_part(integrations: int, requests: int, workdir: Path) -> None:
     scenarios.append(Scenario("history window=7d, 4 at once", "GET", path_, ADMIN_ENV, n, 4, 15))
     scenarios.append(
         Scenario(
-            "incident history (admin)", "GET", "/api/v1/incidents/history", ADMIN_ENV, 500, 4, 10
+            "incident history (admin)", "GET", "/api/v1/incidents/history", ADMIN_ENV, n, 1, 10
         )
     )
     async with Daemon(cfg, schedule=False) as daemon:
