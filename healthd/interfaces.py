@@ -21,6 +21,7 @@ from healthd.model import (
     OutboxItem,
     ProbeResult,
     ProviderTraits,
+    RegistryRecord,
     Transition,
 )
 
@@ -154,6 +155,21 @@ class Store(Protocol):
     async def get_meta(self, key: str) -> Any: ...
 
     async def set_meta(self, key: str, value: Any) -> None: ...
+
+    # -- the registry: integrations added through the API (healthd.fleet) -------------
+    #
+    # - `registry_records` lists every record, in id order;
+    # - `registry_write` puts (insert or replace by id) and deletes records in one
+    #   transaction: a tenant's whole set is replaced all or nothing;
+    # - a record's `spec` is stored as given (sealed credentials); the store never opens it.
+    # Removing a record removes nothing else: the integration's state, transitions and
+    # incidents stay for their retention.
+
+    async def registry_records(self) -> list[RegistryRecord]: ...
+
+    async def registry_write(
+        self, *, put: Sequence[RegistryRecord], delete: Sequence[str]
+    ) -> None: ...
 
 
 @runtime_checkable

@@ -177,6 +177,11 @@ class IntegrationSeries:
             labels = f'integration="{_escape(i.id)}",tenant="{_escape(i.tenant)}"'
             self._bridges[iid] = (view, f"{BRIDGE_SECONDS}{{{labels}}} ".encode())
 
+    def remove(self, integration_id: str) -> None:
+        """An integration taken out of the fleet (the registry API): its series go at once."""
+        self._entries.pop(integration_id, None)
+        self._bridges.pop(integration_id, None)
+
     def entries(self) -> list[tuple[View, tuple[bytes, ...]]]:
         return list(self._entries.values())
 

@@ -395,3 +395,19 @@ class OutboxItem:
     next_attempt_at: datetime
     created_at: datetime
     last_error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RegistryRecord:
+    """One integration registered through the API, as the store keeps it.
+
+    `spec` is the JSON of the request's validated body with every credential sealed
+    (`healthd.vault`): the store never holds a credential in clear. `revision` counts the
+    changes of this id (the API's ETag).
+    """
+
+    id: str
+    tenant: str
+    revision: int
+    spec: str
+    updated_at: datetime

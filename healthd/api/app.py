@@ -25,6 +25,7 @@ from healthd.api.listener import Connection
 from healthd.api.openapi import openapi_document
 from healthd.api.page import StatusPage
 from healthd.api.problems import ApiProblem, problem, shown
+from healthd.api.registry import registry_request
 from healthd.api.views import (
     INCIDENTS_DEFAULT,
     INCIDENTS_MAX,
@@ -106,10 +107,23 @@ class Api:
         self.health_require_token = config.health_require_token
         self.page = StatusPage()
         self.views = ViewCache(runner.states, runner.results)
-        # Integrations are fixed for the daemon's life: index them by tenant once.
-        self._by_tenant: dict[str, list[Integration]] = defaultdict(list)
+        # By tenant, kept as the registry API adds and removes (`indexed`, `unindexed`).
+        self._by_tenant: dict[str, dict[str, Integration]] = defaultdict(dict)
+        self._tenant_of: dict[str, str] = {}
         for integration in runner.integrations.values():
-            self._by_tenant[integration.tenant].append(integration)
+            self.indexed(integration)
+
+    def indexed(self, integration: Integration) -> None:
+        """An integration added or replaced at run time (`healthd.fleet`)."""
+        self.unindexed(integration.id)
+        self._by_tenant[integration.tenant][integration.id] = integration
+        self._tenant_of[integration.id] = integration.tenant
+
+    def unindexed(self, integration_id: str) -> None:
+        tenant = self._tenant_of.pop(integration_id, None)
+        if tenant is not None:
+            del self._by_tenant[tenant][integration_id]
+        self.views.forget(integration_id)
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -183,6 +197,8 @@ class Api:
                 "a valid bearer token is required (Authorization: Bearer <token>)",
                 headers={"WWW-Authenticate": 'Bearer realm="healthd"'},
             )
+        if principal.registry_only and not registry_request(request):
+            raise web.HTTPNotFound()  # a registry token reads nothing (healthd.api.registry)
         request[PRINCIPAL] = principal
         response = await handler(request)
         response.headers.setdefault("Cache-Control", "no-store")  # a token's data: never cached
@@ -245,7 +261,7 @@ class Api:
             tenant = own
         if tenant is None:
             return list(self.runner.integrations.values())
-        return self._by_tenant.get(tenant, [])
+        return list(self._by_tenant.get(tenant, {}).values())
 
     def _one(self, request: web.Request) -> Integration:
         """The integration named in the path, if this token may see it; else 404."""

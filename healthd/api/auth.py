@@ -20,14 +20,21 @@ from healthd.config import TokenConfig
 @dataclass(frozen=True, slots=True)
 class Principal:
     name: str
-    tenant: str | None  # None: admin, sees every tenant
+    tenant: str | None  # None: admin, sees every tenant (or a registry writer)
+    # A registry token (`role: registry`): writes the registry (`healthd.api.registry`)
+    # and reads nothing: every other path answers 404, as one that does not exist.
+    registry_only: bool = False
 
     @property
     def is_admin(self) -> bool:
+        return self.tenant is None and not self.registry_only
+
+    @property
+    def may_write_registry(self) -> bool:
         return self.tenant is None
 
     def may_see(self, tenant: str) -> bool:
-        return self.tenant is None or self.tenant == tenant
+        return self.is_admin or self.tenant == tenant
 
 
 ANONYMOUS_ADMIN = Principal(name="anonymous", tenant=None)
@@ -43,7 +50,9 @@ def digest(token: str) -> str:
 class TokenTable:
     def __init__(self, tokens: Iterable[TokenConfig]) -> None:
         self._by_digest = {
-            digest(t.token.reveal()): Principal(t.name, None if t.role == "admin" else t.tenant)
+            digest(t.token.reveal()): Principal(
+                t.name, t.tenant if t.role == "tenant" else None, t.role == "registry"
+            )
             for t in tokens
         }
 

@@ -104,6 +104,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE UNIQUE INDEX incidents_open_once ON incidents (dedup_key)"
         " WHERE resolved_at IS NULL",
     ),
+    (
+        # Integrations registered through the API (healthd.fleet); `spec` holds their
+        # credentials sealed (healthd.vault), never in clear.
+        """CREATE TABLE registry (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            spec TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -32,6 +32,7 @@ from healthd.model import (
     IntegrationState,
     OutboxItem,
     ProbeResult,
+    RegistryRecord,
     Transition,
 )
 
@@ -160,3 +161,9 @@ class MonitoredStore:
 
     async def set_meta(self, key: str, value: Any) -> None:
         await self._watch("set_meta", self.inner.set_meta(key, value))
+
+    async def registry_records(self) -> list[RegistryRecord]:
+        return await self._watch("registry_records", self.inner.registry_records(), write=False)
+
+    async def registry_write(self, *, put: Sequence[RegistryRecord], delete: Sequence[str]) -> None:
+        await self._watch("registry_write", self.inner.registry_write(put=put, delete=delete))

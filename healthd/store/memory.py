@@ -23,6 +23,7 @@ from healthd.model import (
     OutboxItem,
     OutboxStatus,
     ProbeResult,
+    RegistryRecord,
     Transition,
 )
 from healthd.store._retention import Retention
@@ -69,6 +70,7 @@ class MemoryStore:
         self._outbox: dict[int, _OutboxRow] = {}
         self._ids = itertools.count(1)
         self._meta: dict[str, str] = {}
+        self._registry: dict[str, RegistryRecord] = {}
 
     async def open(self) -> None:
         return None
@@ -233,3 +235,12 @@ class MemoryStore:
         for index, row in enumerate(finished):
             if index >= self._retention.finished_outbox or row.created_at < cutoff:
                 del self._outbox[row.id]
+
+    async def registry_records(self) -> list[RegistryRecord]:
+        return [self._registry[k] for k in sorted(self._registry)]
+
+    async def registry_write(self, *, put: Sequence[RegistryRecord], delete: Sequence[str]) -> None:
+        for record in put:
+            self._registry[record.id] = record
+        for record_id in delete:
+            self._registry.pop(record_id, None)

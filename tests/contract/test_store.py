@@ -21,6 +21,7 @@ from healthd.model import (
     IntegrationState,
     OutboxStatus,
     ProbeResult,
+    RegistryRecord,
     Status,
     Transition,
     TransitionKind,
@@ -503,3 +504,35 @@ async def test_meta_round_trips_json_values(store: Store) -> None:
 
     assert await store.get_meta("sweep") == value
     assert await store.get_meta("missing") is None
+
+
+# -- the registry ----------------------------------------------------------------------------
+
+
+def _record(record_id: str, revision: int = 1, tenant: str = "acme") -> RegistryRecord:
+    return RegistryRecord(
+        id=record_id, tenant=tenant, revision=revision, spec=f'{{"r":{revision}}}', updated_at=T0
+    )
+
+
+async def test_registry_records_come_back_in_id_order_as_written(store: Store) -> None:
+    await store.registry_write(put=[_record("b"), _record("a")], delete=[])
+
+    assert await store.registry_records() == [_record("a"), _record("b")]
+
+
+async def test_registry_write_replaces_by_id_and_deletes_in_one_call(store: Store) -> None:
+    await store.registry_write(put=[_record("a"), _record("b")], delete=[])
+    await store.registry_write(put=[_record("a", revision=2)], delete=["b", "never-there"])
+
+    assert await store.registry_records() == [_record("a", revision=2)]
+
+
+async def test_removing_a_registry_record_keeps_the_integrations_history(store: Store) -> None:
+    await store.registry_write(put=[_record("bridge-dc1")], delete=[])
+    await store.record_run(
+        IntegrationState(integration_id="bridge-dc1"), _result(), [_transition(0)]
+    )
+    await store.registry_write(put=[], delete=["bridge-dc1"])
+
+    assert len(await store.transitions("bridge-dc1")) == 1
