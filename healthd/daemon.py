@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -30,6 +31,7 @@ from healthd.alerts.engine import AlertEngine
 from healthd.alerts.notifiers import build_notifiers
 from healthd.alerts.outbox import Held, Outbox
 from healthd.api.app import Api
+from healthd.api.auth import TokenTable
 from healthd.api.listener import Listener, connection_limit
 from healthd.api.registry import registry_routes
 from healthd.api.silences import silence_routes
@@ -40,6 +42,7 @@ from healthd.http import REQUESTS_PER_PROBE, make_session
 from healthd.interfaces import Notifier, Store
 from healthd.metrics import HealthCollector, Instruments, MetricsEndpoint
 from healthd.model import Incident, Integration
+from healthd.reload import Reloader
 from healthd.runner import Runner
 from healthd.scheduler import Scheduler
 from healthd.store import open_store
@@ -217,7 +220,16 @@ class Daemon:
             )
             self.scheduler.start()
             self._stack.push_async_callback(self._stop_probing)
-        self.fleet.attach(Hooks(added=self._added, removed=self._removed))
+        hooks = Hooks(added=self._added, removed=self._removed)
+        self.fleet.attach(hooks)
+        self.reloader = Reloader(
+            running=cfg,
+            fleet=self.fleet,
+            hooks=hooks,
+            tokens=self._new_tokens,
+            clock=self.clock,
+            registry=self.registry,
+        )
         self._handle_signals()
         self._ready = True
         log.info(
@@ -286,13 +298,23 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*runs, return_exceptions=True)
 
+    def _new_tokens(self, new: Config) -> None:
+        self.api.tokens = TokenTable(new.api.tokens)
+
     def _handle_signals(self) -> None:
         """SIGINT/SIGTERM stop the daemon from the moment it is started (a supervisor may
-        signal right after the `started` line); the handlers go when the daemon does."""
+        signal right after the `started` line), SIGHUP reads the config file again
+        (`healthd.reload`; not a config given as text); the handlers go with the daemon."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        handlers: dict[signal.Signals, Callable[[], object]] = {
+            signal.SIGINT: self._stop.set,
+            signal.SIGTERM: self._stop.set,
+        }
+        if Path(self.config.source).is_file():
+            handlers[signal.SIGHUP] = self.reloader.reload
+        for sig, handler in handlers.items():
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._stop.set)
+                loop.add_signal_handler(sig, handler)
                 self._stack.callback(loop.remove_signal_handler, sig)
 
     def not_ready(self) -> str | None:

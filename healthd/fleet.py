@@ -132,16 +132,25 @@ class Fleet:
         the store is changed, so the right key on the next start finds everything.
         """
         for record in await self._store.registry_records():
-            if record.id in self._from_file:
-                raise ConfigError(
-                    "integrations",
-                    f"{record.id!r} is in the config file and in the registry; remove one",
-                )
             try:
                 self.entries[record.id] = self._entry(record)
             except VaultError as exc:
                 raise ConfigError("registry.keys", str(exc)) from None
+        self.check_file_ids(self._from_file)
         return [e.integration for e in self.entries.values()]
+
+    def check_file_ids(self, ids: Iterable[str]) -> None:
+        """A config file's integration ids must not be registered ones (ConfigError)."""
+        for iid in ids:
+            if iid in self.entries:
+                raise ConfigError(
+                    "integrations",
+                    f"{iid!r} is in the config file and in the registry; remove one",
+                )
+
+    def file_integrations(self, integrations: Iterable[Integration]) -> None:
+        """The config file's integrations after a reload (`healthd.reload`): read-only here."""
+        self._from_file = {i.id: i for i in integrations}
 
     def attach(self, hooks: Hooks) -> None:
         """Who applies changes from now on (the daemon, once everything is up)."""

@@ -100,7 +100,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ),
     ("alerts", frozenset({"healthd.alerts"})),
     ("runner and config", frozenset({"healthd.runner", "healthd.config"})),
-    ("services", frozenset({"healthd.api", "healthd.sweep", "healthd.fleet"})),
+    ("services", frozenset({"healthd.api", "healthd.sweep", "healthd.fleet", "healthd.reload"})),
     ("daemon", frozenset({"healthd.daemon"})),
     (
         "entry points",
