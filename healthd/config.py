@@ -76,8 +76,24 @@ class TokenConfig(_Model):
     tenant: str | None = None
 
 
+class JwtConfig(_Model):
+    """Workspace tokens the CRM signs for its settings page (`healthd.api.workspace_tokens`).
+
+    `key` is the HS256 shared secret, or the PEM public key for EdDSA and RS256 (a
+    `file:` reference, usually). Every token must carry `exp`, this `audience` as `aud`,
+    and a `tenant` claim naming the workspace it may read.
+    """
+
+    algorithm: Literal["HS256", "EdDSA", "RS256"]
+    key: Secret
+    audience: str = Field(min_length=1)
+    issuer: str | None = None
+    leeway: Duration = timedelta(seconds=30)
+
+
 class ApiConfig(_Model):
     tokens: tuple[TokenConfig, ...] = ()
+    jwt: JwtConfig | None = None
     metrics_require_token: bool = False
     health_require_token: bool = False
     check_rate_limit: int = Field(10, ge=1, description="live checks per token per minute")
@@ -329,6 +345,11 @@ def _given(value: _T | None, default: _T) -> _T:
 
 
 def _check_tokens(api: ApiConfig) -> ApiConfig:
+    if api.jwt is not None:
+        try:
+            verifying_key(api.jwt)
+        except ValueError as exc:
+            raise ConfigError("api.jwt.key", str(exc)) from None
     seen: dict[str, str] = {}
     for i, t in enumerate(api.tokens):
         at = f"api.tokens[{i}]"
@@ -347,6 +368,28 @@ def _check_tokens(api: ApiConfig) -> ApiConfig:
             raise ConfigError(f"{at}.token", f"the same token as {seen[value]!r}")
         seen[value] = t.name
     return api
+
+
+def verifying_key(jwt: JwtConfig) -> Any:
+    """The key PyJWT verifies with: the shared secret's bytes (at least 32, as RFC 7518
+    asks of HS256), or the PEM public key of the algorithm's type. Raises ValueError."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    text = jwt.key.reveal()
+    if jwt.algorithm == "HS256":
+        if len(text.encode()) < 32:
+            raise ValueError("an HS256 secret must be at least 32 bytes")
+        return text.encode()
+    try:
+        key = load_pem_public_key(text.encode())
+    except ValueError:
+        raise ValueError(f"not a PEM public key for {jwt.algorithm}") from None
+    wanted = Ed25519PublicKey if jwt.algorithm == "EdDSA" else RSAPublicKey
+    if not isinstance(key, wanted):
+        raise ValueError(f"the public key is not of the type {jwt.algorithm} needs")
+    return key
 
 
 def _check_keys(registry: RegistryConfig) -> RegistryConfig:

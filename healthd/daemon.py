@@ -31,10 +31,10 @@ from healthd.alerts.engine import AlertEngine
 from healthd.alerts.notifiers import build_notifiers
 from healthd.alerts.outbox import Held, Outbox
 from healthd.api.app import Api
-from healthd.api.auth import TokenTable
 from healthd.api.listener import Listener, connection_limit
 from healthd.api.registry import registry_routes
 from healthd.api.silences import silence_routes
+from healthd.api.workspace_tokens import token_table
 from healthd.clock import Clock, SystemClock
 from healthd.config import Config
 from healthd.fleet import Fleet, Hooks
@@ -299,7 +299,7 @@ class Daemon:
         await asyncio.gather(*runs, return_exceptions=True)
 
     def _new_tokens(self, new: Config) -> None:
-        self.api.tokens = TokenTable(new.api.tokens)
+        self.api.tokens = token_table(new.api)
 
     def _handle_signals(self) -> None:
         """SIGINT/SIGTERM stop the daemon from the moment it is started (a supervisor may

@@ -20,7 +20,7 @@ import structlog
 from aiohttp import web
 
 from healthd.api import schemas
-from healthd.api.auth import PRINCIPAL, TokenTable
+from healthd.api.auth import PRINCIPAL
 from healthd.api.listener import Connection
 from healthd.api.openapi import openapi_document
 from healthd.api.page import StatusPage
@@ -38,6 +38,7 @@ from healthd.api.views import (
     incident_visible,
     integration_view,
 )
+from healthd.api.workspace_tokens import token_table
 from healthd.catalog import Catalog
 from healthd.config import ApiConfig
 from healthd.errors import NotFoundError
@@ -99,7 +100,7 @@ class Api:
         self.store = store
         self.catalog = catalog
         self.metrics = metrics
-        self.tokens = TokenTable(config.tokens)
+        self.tokens = token_table(config)
         self.ready = ready
         self.rate_limit = config.check_rate_limit
         self.limiter = RateLimiter(config.check_rate_limit)

@@ -9,7 +9,7 @@ does not exist, so a token cannot be used to learn which ids exist elsewhere.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -48,7 +48,15 @@ def digest(token: str) -> str:
 
 
 class TokenTable:
-    def __init__(self, tokens: Iterable[TokenConfig]) -> None:
+    """Static tokens by digest; `workspaces` verifies the CRM's signed workspace tokens
+    when configured (`healthd.api.workspace_tokens.token_table`)."""
+
+    def __init__(
+        self,
+        tokens: Iterable[TokenConfig],
+        workspaces: Callable[[str], Principal | None] | None = None,
+    ) -> None:
+        self._workspaces = workspaces
         self._by_digest = {
             digest(t.token.reveal()): Principal(
                 t.name, t.tenant if t.role == "tenant" else None, t.role == "registry"
@@ -59,7 +67,7 @@ class TokenTable:
     @property
     def open(self) -> bool:
         """No tokens configured: every caller is admin (a development setup; logged at start)."""
-        return not self._by_digest
+        return not self._by_digest and self._workspaces is None
 
     def authenticate(self, authorization: str | None) -> Principal | None:
         if self.open:
@@ -69,8 +77,12 @@ class TokenTable:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
+        token = token.strip()
         try:
-            key = digest(token.strip())
+            key = digest(token)
         except UnicodeEncodeError:  # bytes that are not UTF-8 arrive as surrogate escapes
             return None
-        return self._by_digest.get(key)
+        found = self._by_digest.get(key)
+        if found is None and self._workspaces is not None and token.count(".") == 2:
+            return self._workspaces(token)
+        return found
