@@ -26,6 +26,7 @@ from healthd.api.openapi import openapi_document
 from healthd.api.page import StatusPage
 from healthd.api.problems import ApiProblem, problem, shown
 from healthd.api.registry import registry_request
+from healthd.api.shared import shared_dependencies
 from healthd.api.views import (
     INCIDENTS_DEFAULT,
     INCIDENTS_MAX,
@@ -44,7 +45,7 @@ from healthd.config import ApiConfig
 from healthd.errors import NotFoundError
 from healthd.interfaces import Store
 from healthd.metrics import MetricsEndpoint
-from healthd.model import Integration, ProbeResult
+from healthd.model import PLATFORM_TENANT, Integration, ProbeResult
 from healthd.registry import probes
 from healthd.runner import Runner, probe_deadline
 
@@ -264,6 +265,17 @@ class Api:
             return list(self.runner.integrations.values())
         return list(self._by_tenant.get(tenant, {}).values())
 
+    def _shared(self, request: web.Request) -> list[schemas.SharedDependency]:
+        """A workspace token's view of the platform's shared integrations (healthd.api.shared)."""
+        own = request[PRINCIPAL].tenant
+        if own is None or own == PLATFORM_TENANT:
+            return []
+        return shared_dependencies(
+            self._by_tenant.get(PLATFORM_TENANT, {}).values(),
+            self._by_tenant.get(own, {}).values(),
+            self.runner.states,
+        )
+
     def _one(self, request: web.Request) -> Integration:
         """The integration named in the path, if this token may see it; else 404."""
         integration_id = request.match_info["id"]
@@ -282,8 +294,12 @@ class Api:
             for i in self._visible(request, tenant)
             if provider in (None, i.provider) and status in (None, self.views.status(i))
         ]
+        shared = ", ".join(d.model_dump_json() for d in self._shared(request))
         # `schemas.IntegrationList`, joined from each view's cached text (see `ViewCache`).
-        body = f'{{"integrations": [{", ".join(texts)}], "count": {len(texts)}}}'
+        body = (
+            f'{{"integrations": [{", ".join(texts)}], "count": {len(texts)},'
+            f' "shared_dependencies": [{shared}]}}'
+        )
         return web.Response(text=body, content_type="application/json")
 
     async def get_integration(self, request: web.Request) -> web.Response:

@@ -122,9 +122,24 @@ class LiveIntegration(Integration):
     )
 
 
+class SharedDependency(Body):
+    """Shared infrastructure a workspace's messages go through (the iMessage bridge), as a
+    workspace sees it: no id, host, address, findings or other workspaces."""
+
+    name: str = Field(examples=["iMessage bridge"])
+    provider: str
+    status: Status
+    since: Timestamp | None
+    unreachable_since: Timestamp | None
+    impact: str = Field(description="what it means for this workspace; empty while ok")
+
+
 class IntegrationList(Body):
     integrations: list[Integration]
     count: Count
+    shared_dependencies: list[SharedDependency] = Field(
+        description="for a workspace token: the platform's integrations its messages use"
+    )
 
 
 class LiveCheck(Body):
@@ -256,6 +271,7 @@ class TenantSetRequest(BaseModel):
 
 
 RESPONSES: tuple[type[BaseModel], ...] = (
+    SharedDependency,
     Registration,
     TenantSet,
     Integration,

@@ -139,3 +139,20 @@ async def test_admin_narrows_to_one_workspace_and_checks_only_that_one(
         await expect(card(page, "bridge-globex1").locator(".badge")).to_contain_text("Failing")
         assert d.runner.states["bridge-acme1"].status.value == "ok"  # not checked
         await page.context.close()
+
+
+async def test_a_workspace_sees_the_down_bridge_as_a_shared_service_with_its_meaning(
+    sim: SimulatorThread, sim_client: SimClient, browser: Any, artifacts: Path
+) -> None:
+    sim_client.set_scenario("imessage_bridge", "offline", target="dc1")
+    async with asyncio.timeout(120), running_daemon(page_config(sim)) as d:
+        await d.runner.run_many(list(d.runner.integrations))
+        page = await sign_in(browser, d.url, ACME_TOKEN)
+
+        shared = page.get_by_role("region", name="Shared services your messages use")
+        bridge = shared.locator('li.shared[data-shared="imessage_bridge"]')
+        await expect(bridge.locator(".badge")).to_have_text("⚠Status: Unreachable")
+        await bridge.get_by_text("re-pushed every two minutes").wait_for()
+        await page.screenshot(path=str(artifacts / "status-page-shared.png"), full_page=True)
+        assert await card(page, "bridge-dc1").count() == 0  # the platform's own card is not shown
+        await page.context.close()

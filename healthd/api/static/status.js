@@ -18,6 +18,7 @@
 
   let views = new Map(); // integration id -> the API's integration view
   let admin = false;
+  let shared = []; // the shared services a workspace token is shown (shared_dependencies)
 
   const byId = (id) => document.getElementById(id);
 
@@ -145,6 +146,23 @@
     );
   }
 
+  // The platform's shared services this workspace's messages go through (the iMessage
+  // bridge): read-only, with what their state means for this workspace.
+  function sharedCard(dep) {
+    const details = el("dl", { class: "facts" }, el("dt", {}, "Since"), el("dd", {}, when(dep.since) || "not yet known"));
+    return el(
+      "li",
+      { class: `integration shared status-${dep.status}`, "data-shared": dep.provider, "data-status": dep.status },
+      el(
+        "article",
+        {},
+        el("div", { class: "integration-head" }, el("h4", {}, dep.name), badge(dep.status)),
+        details,
+        el("p", { class: dep.impact ? "impact" : "all-good" }, dep.impact || "Working normally."),
+      ),
+    );
+  }
+
   function cssSafe(text) {
     return Array.from(text, (c) => (/[A-Za-z0-9_-]/.test(c) ? c : `_${c.codePointAt(0).toString(16)}_`)).join("");
   }
@@ -190,6 +208,16 @@
       );
     }
     if (!sections.length) sections.push(el("p", { class: "empty" }, "No integrations are connected for this token."));
+    if (shared.length) {
+      sections.unshift(
+        el(
+          "section",
+          { class: "provider shared-services", "aria-labelledby": "shared-title" },
+          el("h3", { id: "shared-title", class: "provider-title" }, "Shared services your messages use"),
+          el("ul", { class: "integrations" }, shared.map(sharedCard)),
+        ),
+      );
+    }
     groups.replaceChildren(...sections);
     byId("summary").textContent = all.length ? `${all.length} integration${all.length === 1 ? "" : "s"}: ${counted(all)}.` : "";
   }
@@ -233,6 +261,7 @@
   function forget(message) {
     sessionStorage.removeItem(TOKEN_KEY);
     views = new Map();
+    shared = [];
     admin = false;
     fillTenantFilter();
     byId("groups").replaceChildren();
@@ -248,6 +277,7 @@
       const [list, me] = await Promise.all([api("GET", "/api/v1/integrations"), api("GET", "/api/v1/me")]);
       admin = me.role === "admin";
       views = new Map(list.integrations.map((v) => [v.id, v]));
+      shared = list.shared_dependencies || [];
       fillTenantFilter();
       showStatus();
       render();
