@@ -12,6 +12,7 @@ tenant's id answers exactly as an id that does not exist.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,7 @@ from healthd.api.auth import PRINCIPAL
 from healthd.api.listener import Connection
 from healthd.api.openapi import openapi_document
 from healthd.api.page import StatusPage
+from healthd.api.pages import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page
 from healthd.api.problems import ApiProblem, problem, shown
 from healthd.api.registry import registry_request
 from healthd.api.shared import shared_dependencies
@@ -112,12 +114,14 @@ class Api:
         # By tenant, kept as the registry API adds and removes (`indexed`, `unindexed`).
         self._by_tenant: dict[str, dict[str, Integration]] = defaultdict(dict)
         self._tenant_of: dict[str, str] = {}
+        self._sorted_ids: list[str] | None = None  # every id, sorted: the admin list's order
         for integration in runner.integrations.values():
             self.indexed(integration)
 
     def indexed(self, integration: Integration) -> None:
         """An integration added or replaced at run time (`healthd.fleet`)."""
         self.unindexed(integration.id)
+        self._sorted_ids = None
         self._by_tenant[integration.tenant][integration.id] = integration
         self._tenant_of[integration.id] = integration.tenant
 
@@ -125,6 +129,7 @@ class Api:
         tenant = self._tenant_of.pop(integration_id, None)
         if tenant is not None:
             del self._by_tenant[tenant][integration_id]
+            self._sorted_ids = None
         self.views.forget(integration_id)
 
     def app(self) -> web.Application:
@@ -285,22 +290,38 @@ class Api:
         return integration
 
     async def list_integrations(self, request: web.Request) -> web.Response:
-        q = Query(request.query, ("tenant", "provider", "status"))
+        q = Query(request.query, ("tenant", "provider", "status", "limit", "cursor"))
         tenant = q.tenant()
         provider = q.choice("provider", sorted(probes()))
         status = q.choice("status", STATUSES)
-        texts = [
-            self.views.text(i)
-            for i in self._visible(request, tenant)
-            if provider in (None, i.provider) and status in (None, self.views.status(i))
-        ]
+        limit = q.integer("limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+        after = decode_cursor(q.get("cursor"))
+        integrations = self.runner.integrations
+
+        def text(iid: str) -> str | None:
+            i = integrations[iid]
+            if provider in (None, i.provider) and status in (None, self.views.status(i)):
+                return self.views.text(i)
+            return None
+
+        texts, cursor = page(self._visible_ids(request, tenant), text, after=after, limit=limit)
         shared = ", ".join(d.model_dump_json() for d in self._shared(request))
         # `schemas.IntegrationList`, joined from each view's cached text (see `ViewCache`).
         body = (
             f'{{"integrations": [{", ".join(texts)}], "count": {len(texts)},'
-            f' "shared_dependencies": [{shared}]}}'
+            f' "next_cursor": {json.dumps(cursor)}, "shared_dependencies": [{shared}]}}'
         )
         return web.Response(text=body, content_type="application/json")
+
+    def _visible_ids(self, request: web.Request, tenant: str | None) -> list[str]:
+        """The ids `_visible` gives, sorted (the list's order): the fleet's kept sorted
+        between changes, a tenant's sorted when asked."""
+        own = request[PRINCIPAL].tenant
+        if own is None and tenant is None:
+            if self._sorted_ids is None:
+                self._sorted_ids = sorted(self.runner.integrations)
+            return self._sorted_ids
+        return sorted(i.id for i in self._visible(request, tenant))
 
     async def get_integration(self, request: web.Request) -> web.Response:
         Query(request.query, ())

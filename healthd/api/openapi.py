@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from healthd.api import schemas
+from healthd.api.pages import DEFAULT_LIMIT, MAX_LIMIT
 from healthd.api.views import INCIDENTS_DEFAULT, INCIDENTS_MAX, STATUSES, TENANT_PATTERN
 from healthd.config import IntegrationRequest
 from healthd.registry import probes
@@ -175,7 +176,22 @@ def _operations() -> tuple[Operation, ...]:
                     {"type": "string", "enum": sorted(probes())},
                 ),
                 Param("status", "query", "only this status", {"type": "string", "enum": STATUSES}),
+                Param(
+                    "limit",
+                    "query",
+                    "at most this many (in id order)",
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_LIMIT,
+                        "default": DEFAULT_LIMIT,
+                    },
+                ),
+                Param("cursor", "query", "the previous answer's next_cursor"),
             ),
+            errors={
+                "400": "Unknown, repeated or invalid query parameter, or a cursor not given out"
+            },
         ),
         Operation(
             "get",

@@ -137,6 +137,7 @@ class SharedDependency(Body):
 class IntegrationList(Body):
     integrations: list[Integration]
     count: Count
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
     shared_dependencies: list[SharedDependency] = Field(
         description="for a workspace token: the platform's integrations its messages use"
     )

@@ -78,8 +78,21 @@ def incidents_by_integration(sim_client: SimClient) -> dict[str, tuple[int, int]
     return out
 
 
+def listing(daemon: DaemonProcess) -> list[dict[str, Any]]:
+    """Every integration, page by page (pages of 1,000, following `next_cursor`)."""
+    out: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = "?limit=1000" + (f"&cursor={cursor}" if cursor else "")
+        answer = request(daemon, "GET", f"/api/v1/integrations{query}")
+        out += answer["integrations"]
+        cursor = answer["next_cursor"]
+        if cursor is None:
+            return out
+
+
 def all_probed(daemon: DaemonProcess, expected: set[str]) -> bool:
-    listed = request(daemon, "GET", "/api/v1/integrations")["integrations"]
+    listed = listing(daemon)
     probed = {i["id"] for i in listed if i["last_checked"] is not None}
     return expected <= probed
 
@@ -132,7 +145,7 @@ def test_a_thousand_registered_live_half_removed_then_a_restart(
         )
         text = metrics(daemon)
         assert not any(f'integration="{i}"' in text for i in registered - kept)
-        listed = {i["id"] for i in request(daemon, "GET", "/api/v1/integrations")["integrations"]}
+        listed = {i["id"] for i in listing(daemon)}
         assert kept <= listed and not listed & (registered - kept)
         etags = {
             t: request(daemon, "GET", f"/api/v1/tenants/{t}/integrations")["etag"] for t in TENANTS
