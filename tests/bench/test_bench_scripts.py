@@ -110,3 +110,17 @@ def test_chaos_loop_kills_the_daemon_and_counts_what_pagerduty_received() -> Non
     assert int(total.split("|")[2]) >= 1  # outages expected to page: the loop drove one at least
     assert "lost 0, duplicated " in stdout and ", zombie 0, reordered 0," in stdout
     assert "2 SIGKILLs" in stdout
+
+
+def test_registry_bench_prints_every_figure() -> None:
+    stdout = run_script(
+        "bench/registry.py", "--integrations", "20", "--tenants", "2", "--samples", "5"
+    )  # fmt: skip
+    for figure in (
+        "registered 20 integrations",
+        "PUT to first probe",
+        "list page of 100",
+        "one workspace's page",
+        "start-up with",
+    ):
+        assert figure in stdout
