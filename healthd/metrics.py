@@ -284,6 +284,16 @@ class IntegrationSeries:
         else:
             tier.pop(i.id, None)
 
+    def remove(self, integration_id: str) -> None:
+        """An integration taken out of the fleet (the registry API): its series and its
+        place in the fleet counts go at once."""
+        previous = self._known.pop(integration_id, None)
+        if previous is not None:
+            self._counts[previous] -= 1
+            self._due[previous[0]].pop(integration_id, None)
+        self._bridges.pop(integration_id, None)
+        self._others.pop(integration_id, None)
+
     def detail(self, limit: int) -> tuple[list[_Detail], int]:
         """At most `limit` detailed integrations, bridges first; and how many were left out."""
         chosen = list(islice(chain(self._bridges.values(), self._others.values()), limit))

@@ -91,7 +91,7 @@ def test_scrape_bench_measures_probing_with_and_without_scrapes() -> None:
 
 def test_api_bench_runs_every_scenario() -> None:
     stdout = run_script("bench/api.py", "--integrations", "50", "--tenants", "5")
-    for scenario in ("list all", "list one tenant", "live tenant check"):
+    for scenario in ("list first page", "list one tenant", "live tenant check"):
         assert scenario in stdout
 
 
@@ -140,3 +140,17 @@ def test_history_bench_prints_the_store_and_api_figures_beside_their_floors() ->
     assert "without (floor)" in stdout
     for line in ("floor: GET /api/v1/me", "history window=90d", "incident history (admin)"):
         assert line in stdout
+
+
+def test_registry_bench_prints_every_figure() -> None:
+    stdout = run_script(
+        "bench/registry.py", "--integrations", "20", "--tenants", "2", "--samples", "5"
+    )  # fmt: skip
+    for figure in (
+        "registered 20 integrations",
+        "PUT to first probe",
+        "list page of 100",
+        "one workspace's page",
+        "start-up with",
+    ):
+        assert figure in stdout
