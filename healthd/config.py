@@ -21,10 +21,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from healthd.alerts.settings import AlertingSettings
 from healthd.durations import Duration
 from healthd.errors import ConfigError, UnknownProviderError
+from healthd.metrics import DETAIL_LIMIT
 from healthd.model import Integration, Thresholds
 from healthd.registry import probe_class
 from healthd.secrets import Secret
-from healthd.store import open_store
+from healthd.store import Retention, open_store
 
 DEFAULT_LISTEN = "127.0.0.1:9477"
 _T = TypeVar("_T")
@@ -41,6 +42,15 @@ def _longer_than_zero(value: timedelta) -> timedelta:
 # default. A zero `page_after` is honoured (page as soon as the bridge is seen unreachable)
 # and so is a zero `jitter` (slots start on time).
 Positive = Annotated[Duration, AfterValidator(_longer_than_zero)]
+
+
+def _at_least_a_day(value: timedelta) -> timedelta:
+    if value < timedelta(days=1):
+        raise ValueError("must be at least 1d (history is kept in hours and days)")
+    return value
+
+
+KeptFor = Annotated[Duration, AfterValidator(_at_least_a_day)]
 
 
 class _Model(BaseModel):
@@ -66,6 +76,8 @@ class TokenConfig(_Model):
 class ApiConfig(_Model):
     tokens: tuple[TokenConfig, ...] = ()
     metrics_require_token: bool = False
+    # Integrations with per-integration series on /metrics at most (healthd.metrics).
+    metrics_detail_limit: int = Field(DETAIL_LIMIT, ge=0, le=1_000_000)
     health_require_token: bool = False
     check_rate_limit: int = Field(10, ge=1, description="live checks per token per minute")
     # None: what RLIMIT_NOFILE leaves after the probes' sockets (healthd/api/listener.py).
@@ -96,12 +108,26 @@ class IntegrationConfig(_Model):
         return v
 
 
+class HistorySettings(_Model):
+    """How long each integration's run outcomes are kept (`healthd.store._history`): `hours`
+    feeds the 24-hour and 7-day views and the latency trend, `days` the 30- and 90-day
+    views and the status page's bar. Shorter than 7d and 90d leaves those views' older
+    cells empty; longer keeps more than they show (about 40 bytes per bucket)."""
+
+    hours: KeptFor = timedelta(days=7)
+    days: KeptFor = timedelta(days=90)
+
+    def retention(self) -> Retention:
+        return Retention(recent_history=self.hours, history=self.days)
+
+
 class FileConfig(_Model):
     listen: str = DEFAULT_LISTEN
     store: str = "sqlite:///healthd.db"
     defaults: Defaults = Defaults()
     alerting: AlertingSettings = AlertingSettings()
     api: ApiConfig = ApiConfig()
+    history: HistorySettings = HistorySettings()
     integrations: tuple[IntegrationConfig, ...] = ()
 
     @field_validator("listen")
@@ -121,6 +147,7 @@ class Config:
     alerting: AlertingSettings
     api: ApiConfig
     integrations: tuple[Integration, ...]
+    history: HistorySettings = HistorySettings()
     source: str = "<memory>"
 
 
@@ -206,6 +233,7 @@ def loads(text: str, *, source: str = "<memory>", listen: str | None = None) -> 
         alerting=parsed.alerting,
         api=_check_tokens(parsed.api),
         integrations=_integrations(parsed),
+        history=parsed.history,
         source=source,
     )
 

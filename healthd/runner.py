@@ -291,7 +291,8 @@ class Runner:
                 time.perf_counter() - t0,
                 "healthd.probe_error",
                 Status.UNKNOWN,
-                f"The {integration.provider} probe failed inside healthd ({type(exc).__name__})",
+                f"The {integration.display_name} check failed inside healthd: a fault in"
+                " healthd, not the provider's (healthd's log has the details)",
             )
 
     def _own_result(
