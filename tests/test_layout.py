@@ -86,6 +86,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "healthd.state",
                 "healthd.scheduler",
                 "healthd.store",
+                "healthd.history",
                 "healthd.metrics",
                 "probes",
             }
@@ -98,7 +99,14 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     (
         "entry points",
         frozenset(
-            {"healthd.cli", "healthd.__main__", "healthd.demo", "healthd.reference", "healthd"}
+            {
+                "healthd.cli",
+                "healthd.__main__",
+                "healthd.demo",
+                "healthd.reference",
+                "healthd.history_report",
+                "healthd",
+            }
         ),
     ),
 )

@@ -124,3 +124,19 @@ def test_chaos_loop_kills_the_daemon_and_counts_what_pagerduty_received() -> Non
     assert int(total.split("|")[2]) >= 1  # outages expected to page: the loop drove one at least
     assert "lost 0, duplicated " in stdout and ", zombie 0, reordered 0," in stdout
     assert "2 SIGKILLs" in stdout
+
+
+def test_history_bench_prints_the_store_and_api_figures_beside_their_floors() -> None:
+    stdout = run_script(
+        "bench/history.py",
+        "--store-integrations", "3",
+        "--days", "2",
+        "--api-integrations", "20",
+        "--requests", "20",
+        "--no-page",
+    )  # fmt: skip
+    assert "bytes per bucket row: " in stdout and "(floor, the values alone: " in stdout
+    assert "bytes per integration per day of history: " in stdout
+    assert "without (floor)" in stdout
+    for line in ("floor: GET /api/v1/me", "history window=90d", "incident history (admin)"):
+        assert line in stdout
