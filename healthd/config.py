@@ -150,6 +150,8 @@ class HistorySettings(_Model):
 
     def retention(self) -> Retention:
         return Retention(recent_history=self.hours, history=self.days)
+
+
 IntegrationId = Annotated[
     str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 ]

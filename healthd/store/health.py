@@ -188,6 +188,7 @@ class MonitoredStore:
         return await self._watch(
             "incident_history", self.inner.incident_history(query), write=False
         )
+
     async def registry_records(self) -> list[RegistryRecord]:
         return await self._watch("registry_records", self.inner.registry_records(), write=False)
 
