@@ -173,5 +173,5 @@ async def test_the_failing_provider_comes_before_a_healthy_one_and_keys_reach_ev
         await page.keyboard.press("Tab")
         await expect(page.get_by_role("button", name="Run health check")).to_be_focused()
         await page.keyboard.press("Tab")
-        await expect(page.get_by_label("Workspace")).to_be_focused()
+        await expect(page.get_by_label("Status", exact=True)).to_be_focused()
         await page.context.close()
