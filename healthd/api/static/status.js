@@ -421,18 +421,32 @@
     showSignin(message);
   }
 
+  // The history summary covers every integration the token sees: at 10,000 it takes
+  // seconds, so the list never waits for it. It is read once after signing in (and again
+  // after a health check) and each card gains its history when it arrives.
+  let historyLoading = false;
+  async function loadHistory() {
+    if (historyLoading) return;
+    historyLoading = true;
+    try {
+      const summary = await api("GET", "/api/v1/history");
+      histories = new Map(summary.integrations.map((h) => [h.id, h]));
+      if (!byId("status").hidden) render();
+    } catch {
+      // The list shows the error that matters (a refused token); the cards just lack history.
+    } finally {
+      historyLoading = false;
+    }
+  }
+
   async function load(fromForm) {
     const groups = byId("groups");
     groups.setAttribute("aria-busy", "true");
     try {
-      const [me, summary] = await Promise.all([
-        api("GET", "/api/v1/me"),
-        api("GET", "/api/v1/history"),
-      ]);
+      const me = await api("GET", "/api/v1/me");
       admin = me.role === "admin";
       const list = await api("GET", listPath());
       views = new Map(list.integrations.map((v) => [v.id, v]));
-      histories = new Map(summary.integrations.map((h) => [h.id, h]));
       shared = list.shared_dependencies || [];
       nextCursor = list.next_cursor;
       fillFilters(await providerNames());
@@ -440,6 +454,7 @@
       showStatus();
       render();
       if (fromForm) byId("status-title").focus(); // the form is gone: keep the reader's place
+      if (!histories.size) loadHistory();
     } catch (err) {
       if (err.status === 401) forget("That token was not accepted. Check it and try again.");
       else if (err.status === 400 && !byId("status").hidden) announce(err.message); // a filter
