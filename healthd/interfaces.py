@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from healthd.model import (
     AlertEvent,
+    DeliveryOutcome,
     Finding,
     Incident,
     Integration,
@@ -154,6 +155,27 @@ class Store(Protocol):
     async def get_meta(self, key: str) -> Any: ...
 
     async def set_meta(self, key: str, value: Any) -> None: ...
+
+    # -- the delivery ledger (issue 12: provider callbacks and polled message statuses) --
+    # - `record_deliveries` keeps each (integration_id, message_id, status) once, the whole
+    #   batch in one transaction, and returns the outcomes it counted, in the batch's order
+    #   (`DeliveryStage` says which count): a replayed status is not counted again, nor a
+    #   message's second final status. Outcomes older than `Retention.deliveries_age`
+    #   before the batch's newest are pruned.
+    # - `counted_deliveries(since)`: every counted outcome at or after `since`, oldest
+    #   first; the ledger's windows are rebuilt from it after a restart.
+    # - `delivery_examples`: one integration's newest counted outcomes with that provider
+    #   code at or after `since`, newest first, at most `limit` (the support bundle).
+
+    async def record_deliveries(
+        self, outcomes: Sequence[DeliveryOutcome]
+    ) -> list[DeliveryOutcome]: ...
+
+    async def counted_deliveries(self, since: datetime) -> list[DeliveryOutcome]: ...
+
+    async def delivery_examples(
+        self, integration_id: str, provider_code: str, since: datetime, limit: int
+    ) -> list[DeliveryOutcome]: ...
 
 
 @runtime_checkable

@@ -23,9 +23,13 @@ class Retention:
       first (pruned on
       `apply_alerts`); each reopening is a new occurrence, so a flapping provider would
       otherwise grow the store without bound. Open incidents are never pruned.
+    - `deliveries_age`: how long a message outcome is kept (pruned on `record_deliveries`).
     """
 
     transitions: int = 200
     finished_outbox: int = 10_000
     finished_outbox_age: timedelta = timedelta(days=7)
     resolved_incidents: int = 1_000
+    # Message outcomes (the delivery ledger), kept as long as the longest window that reads
+    # them: 7 days of 30007 examples for a carrier-filtering support request.
+    deliveries_age: timedelta = timedelta(days=7)

@@ -28,6 +28,7 @@ from healthd.errors import StoreError
 from healthd.interfaces import Store
 from healthd.model import (
     AlertEvent,
+    DeliveryOutcome,
     Incident,
     IntegrationState,
     OutboxItem,
@@ -160,3 +161,24 @@ class MonitoredStore:
 
     async def set_meta(self, key: str, value: Any) -> None:
         await self._watch("set_meta", self.inner.set_meta(key, value))
+
+    # -- the delivery ledger -----------------------------------------------------------
+
+    async def record_deliveries(
+        self, outcomes: Sequence[DeliveryOutcome]
+    ) -> list[DeliveryOutcome]:
+        return await self._watch("record_deliveries", self.inner.record_deliveries(outcomes))
+
+    async def counted_deliveries(self, since: datetime) -> list[DeliveryOutcome]:
+        return await self._watch(
+            "counted_deliveries", self.inner.counted_deliveries(since), write=False
+        )
+
+    async def delivery_examples(
+        self, integration_id: str, provider_code: str, since: datetime, limit: int
+    ) -> list[DeliveryOutcome]:
+        return await self._watch(
+            "delivery_examples",
+            self.inner.delivery_examples(integration_id, provider_code, since, limit),
+            write=False,
+        )
