@@ -164,9 +164,7 @@ class MonitoredStore:
 
     # -- the delivery ledger -----------------------------------------------------------
 
-    async def record_deliveries(
-        self, outcomes: Sequence[DeliveryOutcome]
-    ) -> list[DeliveryOutcome]:
+    async def record_deliveries(self, outcomes: Sequence[DeliveryOutcome]) -> list[DeliveryOutcome]:
         return await self._watch("record_deliveries", self.inner.record_deliveries(outcomes))
 
     async def counted_deliveries(self, since: datetime) -> list[DeliveryOutcome]:

@@ -206,9 +206,7 @@ class MemoryStore:
         # Kept as the backends' JSON text, so callers get the same copies and the same errors.
         self._meta[key] = meta_text(value)
 
-    async def record_deliveries(
-        self, outcomes: Sequence[DeliveryOutcome]
-    ) -> list[DeliveryOutcome]:
+    async def record_deliveries(self, outcomes: Sequence[DeliveryOutcome]) -> list[DeliveryOutcome]:
         counted = []
         for outcome in outcomes:
             key = (outcome.integration_id, outcome.message_id, outcome.status)

@@ -469,9 +469,7 @@ class SQLiteStore:
 
     # -- the delivery ledger -----------------------------------------------------------
 
-    async def record_deliveries(
-        self, outcomes: Sequence[DeliveryOutcome]
-    ) -> list[DeliveryOutcome]:
+    async def record_deliveries(self, outcomes: Sequence[DeliveryOutcome]) -> list[DeliveryOutcome]:
         if not outcomes:
             return []
         cutoff = _rows.iso(max(o.at for o in outcomes) - self._retention.deliveries_age)

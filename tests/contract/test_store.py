@@ -610,9 +610,7 @@ async def test_record_deliveries_prunes_outcomes_older_than_the_retention(
     store = await make_store(Retention(deliveries_age=timedelta(days=7)))
     await store.record_deliveries([_outcome("SM1", at=T0)])
     await store.record_deliveries([_outcome("SM2", at=T0 + timedelta(days=7, seconds=1))])
-    assert [o.message_id for o in await store.counted_deliveries(T0 - timedelta(days=1))] == [
-        "SM2"
-    ]
+    assert [o.message_id for o in await store.counted_deliveries(T0 - timedelta(days=1))] == ["SM2"]
 
 
 async def test_delivery_examples_are_one_integrations_newest_with_the_code(
