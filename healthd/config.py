@@ -9,12 +9,16 @@ the file's shape (pydantic, unknown keys rejected), the provider of each integra
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from healthd.alerts.settings import AlertingSettings
@@ -72,6 +76,41 @@ class ApiConfig(_Model):
     read_timeout: Positive = timedelta(seconds=10)
 
 
+class CallbacksConfig(_Model):
+    """Provider delivery callbacks (`POST /callbacks/{integration id}`)."""
+
+    # The URL the providers reach healthd at, without the path: behind a proxy it is not
+    # the listen address, and Twilio signs the whole URL it requested. None: the listen
+    # address over http.
+    public_url: str | None = None
+    # A SendGrid event batch signed further than this from healthd's clock is refused
+    # (a replayed capture of an old batch).
+    tolerance: Positive = timedelta(minutes=10)
+    # Outcomes waiting for the store at most; above it a callback answers 503.
+    queue_limit: int = Field(100_000, ge=1)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL, not {v!r}")
+        return None if v is None else v.rstrip("/")
+
+
+def _public_key(value: str | None) -> str | None:
+    """A SendGrid Event Webhook verification key: base64 DER of an EC public key."""
+    if value is None:
+        return None
+    try:
+        load_der_public_key(base64.b64decode(value, validate=True))
+    except (ValueError, binascii.Error, UnsupportedAlgorithm):
+        raise ValueError(
+            "not a public key: paste the base64 verification key from SendGrid's"
+            " Mail Settings > Signed Event Webhook"
+        ) from None
+    return value
+
+
 class IntegrationConfig(_Model):
     id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
     provider: str
@@ -86,6 +125,7 @@ class IntegrationConfig(_Model):
     page_after: Duration | None = None
     credentials: dict[str, Secret] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
+    callback_public_key: Annotated[str | None, AfterValidator(_public_key)] = None
 
     @field_validator("base_url")
     @classmethod
@@ -101,6 +141,7 @@ class FileConfig(_Model):
     defaults: Defaults = Defaults()
     alerting: AlertingSettings = AlertingSettings()
     api: ApiConfig = ApiConfig()
+    callbacks: CallbacksConfig = CallbacksConfig()
     integrations: tuple[IntegrationConfig, ...] = ()
 
     @field_validator("listen")
@@ -121,6 +162,7 @@ class Config:
     api: ApiConfig
     integrations: tuple[Integration, ...]
     source: str = "<memory>"
+    callbacks: CallbacksConfig = CallbacksConfig()
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -176,6 +218,7 @@ def loads(text: str, *, source: str = "<memory>", listen: str | None = None) -> 
         api=_check_tokens(parsed.api),
         integrations=_integrations(parsed),
         source=source,
+        callbacks=parsed.callbacks,
     )
 
 
@@ -235,6 +278,7 @@ def _integrations(parsed: FileConfig) -> tuple[Integration, ...]:
                 credentials=dict(ic.credentials),
                 options=options,
                 traits=cls.traits,
+                callback_public_key=ic.callback_public_key,
             )
         )
     return tuple(out)

@@ -30,14 +30,16 @@ from healthd.alerts.engine import AlertEngine
 from healthd.alerts.notifiers import build_notifiers
 from healthd.alerts.outbox import Held, Outbox
 from healthd.api.app import Api
+from healthd.api.callbacks import CallbackRoutes
 from healthd.api.listener import Listener, connection_limit
 from healthd.api.silences import silence_routes
 from healthd.clock import Clock, SystemClock
 from healthd.config import Config
 from healthd.http import REQUESTS_PER_PROBE, make_session
 from healthd.interfaces import Notifier, Store
-from healthd.metrics import HealthCollector, Instruments, MetricsEndpoint
-from healthd.model import Incident
+from healthd.ledger import DeliveryLedger
+from healthd.metrics import DeliveryInstruments, HealthCollector, Instruments, MetricsEndpoint
+from healthd.model import DeliveryOutcome, Incident
 from healthd.runner import Runner
 from healthd.scheduler import Scheduler
 from healthd.store import open_store
@@ -128,6 +130,7 @@ class Daemon:
         await self.runner.load()
         # Last before the store closes: runs a failing store could not take, written now.
         self._stack.push_async_callback(self.runner.write_unwritten)
+        await self._start_ledger()
         held = Held()  # events decided while the store cannot write, sent from memory
         self.engine = AlertEngine(
             snapshot=self.runner.snapshot,
@@ -174,6 +177,7 @@ class Daemon:
             log.warning("api_open", message="api.tokens is empty: every API caller is admin")
         self.app = app = api.app()
         app.add_routes(silence_routes(self.engine, self.runner.integrations))
+        app.add_routes(self._callback_routes())
         app_runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await app_runner.setup()
         self._stack.push_async_callback(app_runner.cleanup)
@@ -217,6 +221,46 @@ class Daemon:
             open_incidents=len(open_incidents),
             outbox_requeued=requeued,
         )
+
+    async def _start_ledger(self) -> None:
+        """The delivery ledger, its windows rebuilt from the store, and its writer. The
+        writer stops after the listener closes (no callback is taken then) and before the
+        store does: what is queued is written first, within FLUSH_SECONDS."""
+        self.delivery_instruments = DeliveryInstruments(
+            self.registry, known=lambda provider, code: self.catalog.get(provider, code) is not None
+        )
+        self.ledger = DeliveryLedger(
+            self.store,
+            self.clock,
+            on_counted=self._delivery_counted,
+            limit=self.config.callbacks.queue_limit,
+        )
+        await self.ledger.load()
+        writer = asyncio.create_task(self.ledger.run(self._stop), name="delivery-ledger")
+
+        async def stop_writer() -> None:
+            self._stop.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FLUSH_SECONDS):
+                    await asyncio.shield(writer)
+            await _cancel(writer)
+
+        self._stack.push_async_callback(stop_writer)
+
+    def _delivery_counted(self, outcome: DeliveryOutcome) -> None:
+        integration = self.runner.integrations.get(outcome.integration_id)
+        if integration is not None:
+            self.delivery_instruments.counted(integration.provider, outcome)
+
+    def _callback_routes(self) -> list[web.RouteDef]:
+        return CallbackRoutes(
+            integrations=self.runner.integrations,
+            ledger=self.ledger,
+            catalog=self.catalog,
+            clock=self.clock,
+            config=self.config.callbacks,
+            instruments=self.delivery_instruments,
+        ).routes()
 
     async def _stop_outbox(self, task: asyncio.Task[None]) -> None:
         """The outbox's whole shutdown, within one FLUSH_SECONDS budget: let the worker end

@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from healthd.model import Integration, IntegrationState, ProbeResult, Status
+from healthd.model import DeliveryOutcome, Integration, IntegrationState, ProbeResult, Status
 from healthd.version import __version__
 
 # Help texts are constants so the README's metrics reference can be generated from them.
@@ -406,6 +406,54 @@ class Instruments:
 
     def alert_event(self, rule: str, action: str, outcome: str) -> None:
         self.alert_events.labels(rule, action, outcome).inc()
+
+
+# -- delivery signals (issue 12): counted by the ledger and the callback receivers ----------
+
+DELIVERY_HELP = {
+    "healthd_delivery_messages_total": (
+        "Messages counted by the delivery ledger, once each (at their first final status, or a"
+        " recipient's reaction), by provider, status, provider code and category; codes"
+        " outside the catalogue are 'other'."
+    ),
+    "healthd_callbacks_total": (
+        "Provider delivery callbacks received, by provider and outcome (accepted, forged,"
+        " unsigned, stale, malformed, unknown, busy)."
+    ),
+}
+OTHER_CODE = "other"
+
+
+class DeliveryInstruments:
+    """The ledger's and the callback receivers' counters.
+
+    Labels are bounded: `provider_code` is a catalogue code (`known(provider, code)`) or
+    "other", never a message id or a phone number, and no label names an integration.
+    """
+
+    def __init__(self, registry: CollectorRegistry, known: Callable[[str, str], bool]) -> None:
+        self._known = known
+        self.messages = Counter(
+            "healthd_delivery_messages",
+            DELIVERY_HELP["healthd_delivery_messages_total"],
+            ["provider", "status", "provider_code", "category"],
+            registry=registry,
+        )
+        self.callbacks = Counter(
+            "healthd_callbacks",
+            DELIVERY_HELP["healthd_callbacks_total"],
+            ["provider", "outcome"],
+            registry=registry,
+        )
+
+    def counted(self, provider: str, outcome: DeliveryOutcome) -> None:
+        code = outcome.provider_code
+        shown = "" if code is None else code if self._known(provider, code) else OTHER_CODE
+        category = "" if outcome.category is None else outcome.category.value
+        self.messages.labels(provider, outcome.status, shown, category).inc()
+
+    def callback(self, provider: str, outcome: str) -> None:
+        self.callbacks.labels(provider, outcome).inc()
 
 
 class MetricsEndpoint:

@@ -430,7 +430,7 @@ class DeliveryOutcome:
     message_id: str
     status: str
     stage: DeliveryStage
-    category: Category
+    category: Category | None  # None: no error (delivered, sent)
     at: datetime
     provider_code: str | None = None
     source: str = "callback"

@@ -76,6 +76,7 @@ class Operation:
 _ERROR_HEADERS = {
     "401": {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
     "429": {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 1}}},
+    "503": {"Retry-After": {"required": False, "schema": {"type": "integer", "minimum": 1}}},
 }
 _TOKEN_ERRORS = {
     "400": "Unknown, repeated or invalid query parameter",
@@ -199,6 +200,29 @@ def _operations() -> tuple[Operation, ...]:
             ),
             params=(_ID,),
             errors={"404": _NOT_FOUND, "429": _RATE_LIMITED},
+        ),
+        Operation(
+            "post",
+            "/callbacks/{id}",
+            "providerCallback",
+            "A provider's delivery callback for one integration (Twilio status callbacks,"
+            " SendGrid's signed Event Webhook)",
+            "public",
+            None,
+            ok="Taken: its outcomes are queued for the delivery ledger",
+            description=(
+                "No bearer token: the provider's signature (X-Twilio-Signature, or SendGrid's"
+                " X-Twilio-Email-Event-Webhook-Signature and -Timestamp) is verified instead."
+                " A replay is taken again and counted once."
+            ),
+            params=(_ID,),
+            errors={
+                "400": "Signed, but not a callback healthd can read",
+                "403": "Missing or wrong signature, or a SendGrid timestamp out of tolerance",
+                "404": "No integration takes callbacks at this URL",
+                "413": "The body is larger than a provider sends",
+                "503": "healthd is behind on writing outcomes; send again after Retry-After",
+            },
         ),
         Operation(
             "post",

@@ -130,4 +130,5 @@ class DeliveryLedger:
         windows = self._windows.get(outcome.integration_id)
         if windows is None:
             windows = self._windows[outcome.integration_id] = Windows()
-        windows.add(Key(outcome.status, outcome.provider_code, outcome.category.value), outcome.at)
+        category = None if outcome.category is None else outcome.category.value
+        windows.add(Key(outcome.status, outcome.provider_code, category), outcome.at)

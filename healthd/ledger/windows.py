@@ -29,7 +29,7 @@ class Key:
 
     status: str
     provider_code: str | None
-    category: str
+    category: str | None  # None: no error
 
 
 # Each window is read from a ring of buckets: (bucket width, buckets in the window).

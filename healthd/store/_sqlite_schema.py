@@ -112,7 +112,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             message_id TEXT NOT NULL,
             status TEXT NOT NULL,
             stage TEXT NOT NULL,
-            category TEXT NOT NULL,
+            category TEXT,
             provider_code TEXT,
             source TEXT NOT NULL,
             at TEXT NOT NULL,
