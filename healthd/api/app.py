@@ -161,7 +161,8 @@ class Api:
 
         The body (at most `MAX_BODY`, `CALLBACK_MAX_BODY` for a callback) is read here,
         while the connection's deadline runs (`listener.Connection`); a client still sending
-        it when the deadline passes is cut off. Once the answer is ready the deadline runs again, for the next request.
+        it when the deadline passes is cut off. Once the answer is ready the deadline runs
+        again, for the next request.
         """
         if request.path.startswith(CALLBACKS_PREFIX):
             request = request.clone(client_max_size=CALLBACK_MAX_BODY)
