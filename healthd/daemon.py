@@ -116,6 +116,7 @@ class Daemon:
         self._stack.push_async_callback(self.session.close)
 
         self.catalog = catalog_module.load()
+        await self._start_ledger()
         self.engine: AlertEngine
         self.runner = Runner(
             integrations=cfg.integrations,
@@ -126,11 +127,11 @@ class Daemon:
             instruments=self.instruments,
             concurrency=cfg.defaults.concurrency,
             on_result=lambda change: self.engine.observe(change),
+            deliveries=self.ledger,
         )
         await self.runner.load()
         # Last before the store closes: runs a failing store could not take, written now.
         self._stack.push_async_callback(self.runner.write_unwritten)
-        await self._start_ledger()
         held = Held()  # events decided while the store cannot write, sent from memory
         self.engine = AlertEngine(
             snapshot=self.runner.snapshot,

@@ -35,6 +35,17 @@ if TYPE_CHECKING:
 OptionsT_contra = TypeVar("OptionsT_contra", bound=BaseModel, contravariant=True)
 
 
+class DeliverySink(Protocol):
+    """Where a probe hands the message statuses it read: the delivery ledger.
+
+    `submit` never blocks and never raises; it returns False when the ledger's queue is
+    full (the statuses are read again on the next run: a probe looks back over its
+    window). The ledger counts each message once, however many runs report it.
+    """
+
+    def submit(self, outcomes: Sequence[DeliveryOutcome]) -> bool: ...
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ProbeContext:
     """What a probe may use besides its integration. Replaces a long parameter list.
@@ -49,6 +60,7 @@ class ProbeContext:
     timeout: float
     last_checked: datetime | None = None
     shared: SharedAnswers | None = None
+    deliveries: DeliverySink | None = None
 
 
 @runtime_checkable

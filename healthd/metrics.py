@@ -47,8 +47,9 @@ HELP = {
         "How long the iMessage bridge has been continuously unreachable; 0 when reachable."
     ),
     "healthd_findings_total": (
-        "Problems seen by probes (a finding's message count, or 1), by code and category; "
-        "includes recipient and content errors, which never change health."
+        "Problems seen by probe runs, one per finding per run, by code and category; includes "
+        "recipient and content errors, which never change health. Messages are counted once "
+        "each in healthd_delivery_messages_total."
     ),
     "healthd_alert_events_total": "Alert events handled by the outbox, by rule, action, outcome.",
     "healthd_alert_outbox_pending": "Alert events waiting in the outbox, by channel.",
@@ -390,9 +391,11 @@ class Instruments:
         self.probes.labels(integration.provider, result.status.value).inc()
         for f in result.findings:
             if f.status is not Status.OK or f.provider_code is not None:
+                # One per run, not the finding's message count: every run reads the same
+                # window of messages again (the ledger counts each message once).
                 self.findings.labels(
                     integration.provider, f.code, f.provider_code or "", f.category.value
-                ).inc(f.count or 1)
+                ).inc()
 
     def watch_store(self, healthy: Callable[[], bool]) -> None:
         """`healthd_store_healthy` reads `healthy` at each scrape."""
@@ -418,7 +421,7 @@ DELIVERY_HELP = {
     ),
     "healthd_callbacks_total": (
         "Provider delivery callbacks received, by provider and outcome (accepted, forged,"
-        " unsigned, stale, malformed, unknown, busy)."
+        " unsigned, stale, unverifiable, malformed, busy)."
     ),
 }
 OTHER_CODE = "other"

@@ -13,9 +13,11 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import CollectorRegistry
 
 from healthd.api.openapi import openapi_document
-from healthd.metrics import AlertView, HealthCollector, Instruments, View
+from healthd.metrics import AlertView, DeliveryInstruments, HealthCollector, Instruments, View
 from healthd.model import (
     Category,
+    DeliveryOutcome,
+    DeliveryStage,
     Finding,
     Integration,
     IntegrationState,
@@ -79,6 +81,20 @@ def _sample_registry() -> CollectorRegistry:
         ),
     )
     instruments.alert_event("bridge_unreachable", "trigger", "sent")
+    delivery = DeliveryInstruments(registry, known=lambda provider, code: True)
+    delivery.counted(
+        "twilio",
+        DeliveryOutcome(
+            integration_id="tw",
+            message_id="SM0",
+            status="undelivered",
+            stage=DeliveryStage.FINAL,
+            category=Category.RECIPIENT,
+            provider_code="30003",
+            at=_NOW,
+        ),
+    )
+    delivery.callback("twilio", "accepted")
     return registry
 
 

@@ -298,3 +298,34 @@ def test_rendered_families_refuse_samples_set_from_outside() -> None:
     family = next(f for f in registry.collect() if f.name == "healthd_probe_success")
     with pytest.raises(TypeError):
         family.samples = family.samples[:1]
+
+
+def test_a_finding_seen_in_three_runs_counts_three_not_its_messages_three_times() -> None:
+    reg = CollectorRegistry()
+    instruments = Instruments(reg)
+    result = ProbeResult(
+        integration_id="t1",
+        status=Status.OK,
+        started_at=NOW,
+        duration_seconds=0.3,
+        findings=(
+            Finding(
+                check="delivery",
+                status=Status.OK,
+                code="twilio.delivery_errors",
+                summary="s",
+                category=Category.RECIPIENT,
+                provider_code="21610",
+                count=7,  # the same 7 opt-outs, read again by every run
+            ),
+        ),
+    )
+    for _ in range(3):
+        instruments.observe(integration("t1", "twilio", "acme"), result)
+    labels = {
+        "provider": "twilio",
+        "code": "twilio.delivery_errors",
+        "provider_code": "21610",
+        "category": "recipient",
+    }
+    assert reg.get_sample_value("healthd_findings_total", labels) == 3

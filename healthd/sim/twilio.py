@@ -84,6 +84,7 @@ class TwilioSim(ProviderSim):
             "tollfree_unverified",
             "filtering_spike",
             "optout_trickle",
+            "late_receipts",
             "server_error",
             "rate_limited",
         }
@@ -486,8 +487,20 @@ def _generate_messages(account: str, sc: Scenario, now: datetime) -> list[Json]:
                         21610,
                         "Attempt to send to unsubscribed recipient",
                     )
+        if sc.name == "late_receipts" and i < int(sc.params.get("late", 5)):
+            status, code, text = _late(sc)
         messages.append(_message(account, i, sent, status, code, text))
     return messages
+
+
+def _late(sc: Scenario) -> tuple[str, int | None, str | None]:
+    """The newest `late` messages of `late_receipts`: `sent` (the carrier has not answered)
+    until the scenario's `receipt` param names their final status, with `error_code`
+    (30003 by default: an unreachable handset; 21703 for a Messaging Service failure)."""
+    receipt = str(sc.params.get("receipt", "sent"))
+    if receipt in ("undelivered", "failed"):
+        return receipt, int(sc.params.get("error_code", 30003)), "Delivery receipt"
+    return receipt, None, None
 
 
 def _message(

@@ -44,9 +44,7 @@ class Received:
     catalog: Catalog
 
     def category(self, code: str | None, default: Category | None) -> Category | None:
-        """The catalogue's category for a provider code, else `default`."""
-        entry = None if code is None else self.catalog.get(self.integration.provider, code)
-        return entry.category if entry is not None else default
+        return self.catalog.outcome_category(self.integration.provider, code, default)
 
 
 class Receiver(Protocol):
