@@ -31,6 +31,7 @@ from healthd.alerts.notifiers import build_notifiers
 from healthd.alerts.outbox import Held, Outbox
 from healthd.api.app import Api
 from healthd.api.callbacks import CallbackRoutes
+from healthd.api.examples import example_routes
 from healthd.api.listener import Listener, connection_limit
 from healthd.api.silences import silence_routes
 from healthd.clock import Clock, SystemClock
@@ -179,6 +180,9 @@ class Daemon:
         self.app = app = api.app()
         app.add_routes(silence_routes(self.engine, self.runner.integrations))
         app.add_routes(self._callback_routes())
+        app.add_routes(
+            example_routes(self.store, self.runner.integrations, self.catalog, self.clock)
+        )
         app_runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await app_runner.setup()
         self._stack.push_async_callback(app_runner.cleanup)

@@ -202,6 +202,29 @@ def _operations() -> tuple[Operation, ...]:
             errors={"404": _NOT_FOUND, "429": _RATE_LIMITED},
         ),
         Operation(
+            "get",
+            "/api/v1/integrations/{id}/examples",
+            "deliveryExamples",
+            "Message ids with one provider code, ready for a support request",
+            "token",
+            schemas.DeliveryExamples,
+            description=(
+                "The newest messages counted with the code: from the last 24 hours, or the"
+                " last 7 days for a content code such as Twilio's 30007."
+            ),
+            params=(
+                _ID,
+                Param("code", "query", "the provider's error code, such as 30007"),
+                Param(
+                    "limit",
+                    "query",
+                    "at most this many examples",
+                    {"type": "integer", "minimum": 1, "maximum": 50, "default": 5},
+                ),
+            ),
+            errors={"404": _NOT_FOUND},
+        ),
+        Operation(
             "post",
             "/callbacks/{id}",
             "providerCallback",

@@ -215,6 +215,26 @@ class SilenceRequest(BaseModel):
     providers: tuple[str, ...] = ()
 
 
+class DeliveryExample(Body):
+    """One message, as a provider's support asks for it: its id, when, status and code."""
+
+    message_id: str
+    at: AwareDatetime
+    status: str
+    provider_code: str | None
+
+
+class DeliveryExamples(Body):
+    """`GET /api/v1/integrations/{id}/examples`: the support bundle for one code."""
+
+    integration: str
+    provider_code: str
+    window: str = Field(description="how far back the examples were looked for")
+    fix: str | None = Field(description="the catalogue's fix for the code, if it knows it")
+    examples: list[DeliveryExample]
+    count: int
+
+
 # What the document describes, by direction: answers as serialised, requests as validated.
 RESPONSES: tuple[type[BaseModel], ...] = (
     Integration,
@@ -229,5 +249,6 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     Problem,
     Silence,
     SilenceList,
+    DeliveryExamples,
 )
 REQUESTS: tuple[type[BaseModel], ...] = (SilenceRequest,)

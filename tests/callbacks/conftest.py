@@ -20,7 +20,7 @@ from healthd.clock import FakeClock
 from healthd.daemon import Daemon
 from healthd.ledger import Key, Window
 from healthd.sim.callbacks import CallbackSender, SendGridSigner, Signed
-from tests.conftest import running_daemon
+from tests.conftest import TENANT_TOKENS, running_daemon
 
 T0 = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)
 ACCOUNT_SID = "AC" + "0" * 32
@@ -54,6 +54,15 @@ def callback_config(signer: SendGridSigner, store: str = "memory:") -> dict[str,
     return {
         "listen": "127.0.0.1:0",
         "store": store,
+        "api": {
+            "tokens": [
+                {"name": "ops", "role": "admin", "token": "env:HEALTHD_TEST_ADMIN_TOKEN"},
+                *[
+                    {"name": t, "tenant": t, "token": f"env:HEALTHD_TEST_TOKEN_{t.upper()}"}
+                    for t in TENANT_TOKENS
+                ],
+            ]
+        },
         "integrations": [
             {
                 "id": TWILIO_ID,
@@ -78,7 +87,7 @@ def callback_config(signer: SendGridSigner, store: str = "memory:") -> dict[str,
 
 
 @pytest.fixture
-def twilio_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def twilio_env(monkeypatch: pytest.MonkeyPatch, secrets_env: dict[str, str]) -> None:
     monkeypatch.setenv("HEALTHD_TEST_TWILIO_SID", ACCOUNT_SID)
     monkeypatch.setenv("HEALTHD_TEST_TWILIO_TOKEN", AUTH_TOKEN)
     monkeypatch.setenv("HEALTHD_TEST_SENDGRID_KEY", "SG.callback-tests")
