@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from healthd import catalog as catalog_module
 from healthd.alerts.engine import AlertEngine
+from healthd.alerts.messages_failing import MessagesFailing
 from healthd.alerts.notifiers import build_notifiers
 from healthd.alerts.outbox import Held, Outbox
 from healthd.api.app import Api
@@ -133,6 +134,7 @@ class Daemon:
         await self.runner.load()
         # Last before the store closes: runs a failing store could not take, written now.
         self._stack.push_async_callback(self.runner.write_unwritten)
+        self._start_delivery()
         held = Held()  # events decided while the store cannot write, sent from memory
         self.engine = AlertEngine(
             snapshot=self.runner.snapshot,
@@ -228,9 +230,9 @@ class Daemon:
         )
 
     async def _start_ledger(self) -> None:
-        """The delivery ledger, its windows rebuilt from the store, and its writer. The
-        writer stops after the listener closes (no callback is taken then) and before the
-        store does: what is queued is written first, within FLUSH_SECONDS."""
+        """The delivery ledger, its windows rebuilt from the store. Its writer
+        (`_start_delivery`) stops after the listener closes (no callback is taken then) and
+        before the store does: what is queued is written first, within FLUSH_SECONDS."""
         self.delivery_instruments = DeliveryInstruments(
             self.registry, known=lambda provider, code: self.catalog.get(provider, code) is not None
         )
@@ -241,7 +243,22 @@ class Daemon:
             limit=self.config.callbacks.queue_limit,
         )
         await self.ledger.load()
+
+    def _start_delivery(self) -> None:
+        """The ledger's writer and the `messages_failing` events, once the runner knows the
+        integrations they are about."""
+        self.messages_failing = MessagesFailing(
+            store=self.store,
+            settings=self.config.alerting,
+            integrations=self.runner.integrations,
+            catalog=self.catalog,
+            clock=self.clock,
+        )
         writer = asyncio.create_task(self.ledger.run(self._stop), name="delivery-ledger")
+        failing = asyncio.create_task(
+            self.messages_failing.run(self._stop, self._alert_tick), name="messages-failing"
+        )
+        self._stack.push_async_callback(_cancel, failing)
 
         async def stop_writer() -> None:
             self._stop.set()
@@ -256,6 +273,7 @@ class Daemon:
         integration = self.runner.integrations.get(outcome.integration_id)
         if integration is not None:
             self.delivery_instruments.counted(integration.provider, outcome)
+            self.messages_failing.observe(outcome)
 
     def _callback_routes(self) -> list[web.RouteDef]:
         return CallbackRoutes(
