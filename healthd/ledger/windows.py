@@ -3,12 +3,13 @@
 A window is read as the sum of the buckets it covers, so its memory is one counter per
 bucket (per status, provider code and category seen in it), never one entry per message.
 Buckets are aligned on the epoch: a message counted at 12:00:30 sits in the 12:00 minute
-and leaves the 1-hour window when the 13:00 minute begins; the 24-hour window moves by
-quarter hours. Pure: time comes in as an argument.
+and leaves the 1-hour window when the 13:00 minute begins; the 24-hour window moves by the
+hour. Pure: time comes in as an argument.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,61 +35,80 @@ class Key:
 
 # Each window is read from a ring of buckets: (bucket width, buckets in the window).
 _MINUTE = 60
-_QUARTER = 15 * 60
+_HOUR = 60 * 60
 SPANS: dict[Window, tuple[int, int]] = {
     Window.QUARTER: (_MINUTE, 15),
     Window.HOUR: (_MINUTE, 60),
-    Window.DAY: (_QUARTER, 96),
+    Window.DAY: (_HOUR, 24),
 }
 # The longest window: what the ledger rebuilds from the store after a restart.
 LONGEST = timedelta(days=1)
 
 
 class _Ring:
-    """At most `size` buckets of `width` seconds, the newest ones; older ones are dropped."""
+    """`size` buckets of `width` seconds in fixed arrays: slot `i % size` holds bucket `i`.
 
-    __slots__ = ("_buckets", "_size", "_width")
+    Memory is fixed per counter, whatever the traffic: one array of bucket numbers, and per
+    counter (a `Key` of the integration, by its number) one array of counts. A bucket's
+    slot is cleared when a newer bucket takes it; an outcome older than the bucket its slot
+    holds is outside every window the ring serves and is not kept.
+    """
+
+    __slots__ = ("_counts", "_index", "_size", "_width")
 
     def __init__(self, width: int, size: int) -> None:
         self._width = width
         self._size = size
-        self._buckets: dict[int, Counter[Key]] = {}
+        self._index = array("q", [-1]) * size
+        self._counts: list[array[int]] = []
 
-    def add(self, key: Key, at: datetime) -> None:
+    def add(self, key: int, at: datetime) -> None:
         index = int(at.timestamp()) // self._width
-        bucket = self._buckets.get(index)
-        if bucket is None:
-            bucket = self._buckets[index] = Counter()
-            if len(self._buckets) > self._size:
-                newest = max(self._buckets)
-                for old in [i for i in self._buckets if i <= newest - self._size]:
-                    del self._buckets[old]
-        bucket[key] += 1
+        slot = index % self._size
+        held = self._index[slot]
+        if held != index:
+            if index < held:
+                return
+            self._index[slot] = index
+            for counts in self._counts:
+                counts[slot] = 0
+        while len(self._counts) <= key:
+            self._counts.append(array("I", bytes(4 * self._size)))
+        self._counts[key][slot] += 1
 
-    def total(self, buckets: int, now: datetime) -> Counter[Key]:
+    def total(self, buckets: int, now: datetime) -> Counter[int]:
         newest = int(now.timestamp()) // self._width
-        out: Counter[Key] = Counter()
-        for index, bucket in self._buckets.items():
+        out: Counter[int] = Counter()
+        for slot, index in enumerate(self._index):
             if newest - buckets < index <= newest:
-                out.update(bucket)
+                for key, counts in enumerate(self._counts):
+                    if counts[slot]:
+                        out[key] += counts[slot]
         return out
 
 
 class Windows:
-    """One integration's counts over every `Window`."""
+    """One integration's counts over every `Window`, by `Key`."""
 
-    __slots__ = ("_rings",)
+    __slots__ = ("_keys", "_numbers", "_rings")
 
     def __init__(self) -> None:
         self._rings = {width: _Ring(width, size) for width, size in _ring_sizes().items()}
+        self._keys: list[Key] = []  # each counter's key, by its number
+        self._numbers: dict[Key, int] = {}
 
     def add(self, key: Key, at: datetime) -> None:
+        number = self._numbers.get(key)
+        if number is None:
+            number = self._numbers[key] = len(self._keys)
+            self._keys.append(key)
         for ring in self._rings.values():
-            ring.add(key, at)
+            ring.add(number, at)
 
     def counts(self, window: Window, now: datetime) -> Counter[Key]:
         width, buckets = SPANS[window]
-        return self._rings[width].total(buckets, now)
+        totals = self._rings[width].total(buckets, now)
+        return Counter({self._keys[number]: n for number, n in totals.items()})
 
 
 def _ring_sizes() -> dict[int, int]:
