@@ -110,3 +110,16 @@ def test_chaos_loop_kills_the_daemon_and_counts_what_pagerduty_received() -> Non
     assert int(total.split("|")[2]) >= 1  # outages expected to page: the loop drove one at least
     assert "lost 0, duplicated " in stdout and ", zombie 0, reordered 0," in stdout
     assert "2 SIGKILLs" in stdout
+
+
+def test_callbacks_bench_posts_both_providers_and_counts_every_message() -> None:
+    stdout = run_script(
+        "bench/callbacks.py",
+        "--callbacks", "200",
+        "--concurrency", "5",
+        "--bridges", "5",
+        "--integrations", "100",
+    )  # fmt: skip
+    assert '{"200": 200}' in stdout and '{"200": 2}' in stdout
+    assert "200 in +" in stdout
+    assert "Series added to /metrics" in stdout

@@ -580,6 +580,21 @@ async def test_delivery_looks_back_over_the_whole_window_whatever_the_last_check
     assert finding(result, "twilio.delivery_ok").count == 30  # one a minute, for the window
 
 
+async def test_rates_are_judged_over_the_window_at_100_messages_an_hour(
+    harness: Harness,
+) -> None:
+    # 5 of 100 messages in the hour with a sender error (21703): 5 % is past the 2 % that
+    # degrades. Each run, a minute after the previous one, judges the whole hour again.
+    harness.set("filtering_spike", count=100, spacing=35, rate=0.05, error_code=21703)
+    a_minute_ago = datetime.now(UTC) - timedelta(minutes=1)
+    runs = [await harness.check(last_checked=a_minute_ago) for _ in range(3)]
+    found = [finding(r, "twilio.delivery_errors", "21703") for r in runs]
+    assert [(f.status, f.count, f.category) for f in found] == [
+        (Status.DEGRADED, 5, Category.SENDER_CONFIG)
+    ] * 3
+    assert all("of 100 outbound" in f.summary for f in found)
+
+
 async def test_every_polled_message_is_reported_to_the_ledger_with_its_status(
     harness: Harness,
 ) -> None:
