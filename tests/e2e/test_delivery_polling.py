@@ -30,6 +30,11 @@ def twilio_env(monkeypatch: pytest.MonkeyPatch, secrets_env: dict[str, str]) -> 
     monkeypatch.setenv("TWILIO_TEST_TOKEN", DEFAULT_TOKEN)
 
 
+def T_NOW() -> datetime:  # noqa: N802 - read as a constant: the simulator's clock is real
+    """The simulator's messages are dated by the real clock: healthd's starts there."""
+    return datetime.now(UTC)
+
+
 def _config(sim: SimulatorThread) -> dict[str, object]:
     credentials = {"account_sid": "env:ACME_TWILIO_SID", "auth_token": "env:TWILIO_TEST_TOKEN"}
     entry = integration_entry(
