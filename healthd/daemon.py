@@ -33,6 +33,7 @@ from healthd.alerts.outbox import Held, Outbox
 from healthd.api.app import Api
 from healthd.api.callbacks import CallbackRoutes
 from healthd.api.examples import example_routes
+from healthd.api.history import history_routes
 from healthd.api.listener import Listener, connection_limit
 from healthd.api.silences import silence_routes
 from healthd.clock import Clock, SystemClock
@@ -109,7 +110,9 @@ class Daemon:
         self.instruments = Instruments(self.registry)
         self.store_health = StoreHealth(self.clock, on_error=self.instruments.store_error)
         self.instruments.watch_store(lambda: self.store_health.healthy)
-        self.store = MonitoredStore(self._given_store or open_store(cfg.store), self.store_health)
+        self.store = MonitoredStore(
+            self._given_store or open_store(cfg.store, cfg.history.retention()), self.store_health
+        )
         await self.store.open()
         self._stack.push_async_callback(self.store.close)
         requeued = await self.store.requeue_stale()
@@ -166,7 +169,10 @@ class Daemon:
 
         self.registry.register(
             HealthCollector(
-                self.runner.series, self.engine.alert_view, lambda: self.clock.now().timestamp()
+                self.runner.series,
+                self.engine.alert_view,
+                lambda: self.clock.now().timestamp(),
+                detail_limit=cfg.api.metrics_detail_limit,
             )
         )
         api = Api(
@@ -181,6 +187,7 @@ class Daemon:
             log.warning("api_open", message="api.tokens is empty: every API caller is admin")
         self.app = app = api.app()
         app.add_routes(silence_routes(self.engine, self.runner.integrations))
+        app.add_routes(history_routes(self.store, self.runner.integrations, self.clock))
         app.add_routes(self._callback_routes())
         app.add_routes(
             example_routes(self.store, self.runner.integrations, self.catalog, self.clock)
@@ -210,12 +217,15 @@ class Daemon:
             # store's thread finishes a transaction it began); the next start evaluates again.
             self._stack.push_async_callback(_cancel, engine)
             # Integrations with an incident open from before the restart are probed first,
-            # so a condition that ended while healthd was down is resolved promptly.
+            # so a condition that ended while healthd was down is resolved promptly; the
+            # others one interval after their stored last check, not all at once.
             self.scheduler = Scheduler(
                 cfg.integrations,
                 self._probe,
                 jitter=cfg.defaults.jitter,
                 first=set(_incident_integrations(open_incidents)),
+                last_checked={i: s.last_checked for i, s in self.runner.states.items()},
+                clock=self.clock,
             )
             self.scheduler.start()
             self._stack.push_async_callback(self._stop_probing)
