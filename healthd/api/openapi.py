@@ -20,6 +20,7 @@ from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from healthd.alerts.rules.table import RULES
 from healthd.api import schemas
+from healthd.api.examples import CODE
 from healthd.api.views import INCIDENTS_DEFAULT, INCIDENTS_MAX, STATUSES, TENANT_PATTERN
 from healthd.history import WINDOWS
 from healthd.registry import probes
@@ -45,12 +46,13 @@ class Param:
     where: Literal["path", "query"]
     description: str
     schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
+    required: bool = False  # a path parameter always is
 
     def document(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "in": self.where,
-            "required": self.where == "path",
+            "required": self.required or self.where == "path",
             "description": self.description,
             "schema": dict(self.schema),
         }
@@ -217,7 +219,13 @@ def _operations() -> tuple[Operation, ...]:
             ),
             params=(
                 _ID,
-                Param("code", "query", "the provider's error code, such as 30007"),
+                Param(
+                    "code",
+                    "query",
+                    "the provider's error code, such as 30007",
+                    {"type": "string", "pattern": f"^{CODE.pattern}$"},
+                    required=True,
+                ),
                 Param(
                     "limit",
                     "query",
