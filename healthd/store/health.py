@@ -36,6 +36,7 @@ from healthd.model import (
     IntegrationState,
     OutboxItem,
     ProbeResult,
+    RegistryRecord,
     Transition,
 )
 
@@ -207,3 +208,9 @@ class MonitoredStore:
             self.inner.delivery_examples(integration_id, provider_code, since, limit),
             write=False,
         )
+
+    async def registry_records(self) -> list[RegistryRecord]:
+        return await self._watch("registry_records", self.inner.registry_records(), write=False)
+
+    async def registry_write(self, *, put: Sequence[RegistryRecord], delete: Sequence[str]) -> None:
+        await self._watch("registry_write", self.inner.registry_write(put=put, delete=delete))

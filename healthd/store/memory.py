@@ -29,6 +29,7 @@ from healthd.model import (
     OutboxItem,
     OutboxStatus,
     ProbeResult,
+    RegistryRecord,
     Transition,
 )
 from healthd.store._history import (
@@ -94,6 +95,7 @@ class MemoryStore:
         # was counted; and the messages whose final status has been counted.
         self._deliveries: dict[tuple[str, str, str], tuple[DeliveryOutcome, bool]] = {}
         self._finals: set[tuple[str, str]] = set()
+        self._registry: dict[str, RegistryRecord] = {}
 
     async def open(self) -> None:
         return None
@@ -360,6 +362,15 @@ class MemoryStore:
         for index, row in enumerate(finished):
             if index >= self._retention.finished_outbox or row.created_at < cutoff:
                 del self._outbox[row.id]
+
+    async def registry_records(self) -> list[RegistryRecord]:
+        return [self._registry[k] for k in sorted(self._registry)]
+
+    async def registry_write(self, *, put: Sequence[RegistryRecord], delete: Sequence[str]) -> None:
+        for record in put:
+            self._registry[record.id] = record
+        for record_id in delete:
+            self._registry.pop(record_id, None)
 
 
 def _matches(incident: Incident, number: int, query: IncidentQuery) -> bool:
