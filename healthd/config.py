@@ -9,6 +9,8 @@ the file's shape (pydantic, unknown keys rejected), the provider of each integra
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.serialization import load_der_public_key
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -115,6 +119,41 @@ class ApiConfig(_Model):
     read_timeout: Positive = timedelta(seconds=10)
 
 
+class CallbacksConfig(_Model):
+    """Provider delivery callbacks (`POST /callbacks/{integration id}`)."""
+
+    # The URL the providers reach healthd at, without the path: behind a proxy it is not
+    # the listen address, and Twilio signs the whole URL it requested. None: the listen
+    # address over http.
+    public_url: str | None = None
+    # A SendGrid event batch signed further than this from healthd's clock is refused
+    # (a replayed capture of an old batch).
+    tolerance: Positive = timedelta(minutes=10)
+    # Outcomes waiting for the store at most; above it a callback answers 503.
+    queue_limit: int = Field(100_000, ge=1)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL, not {v!r}")
+        return None if v is None else v.rstrip("/")
+
+
+def _public_key(value: str | None) -> str | None:
+    """A SendGrid Event Webhook verification key: base64 DER of an EC public key."""
+    if value is None:
+        return None
+    try:
+        load_der_public_key(base64.b64decode(value, validate=True))
+    except (ValueError, binascii.Error, UnsupportedAlgorithm):
+        raise ValueError(
+            "not a public key: paste the base64 verification key from SendGrid's"
+            " Mail Settings > Signed Event Webhook"
+        ) from None
+    return value
+
+
 class IntegrationSpec(_Model):
     """An integration's fields besides its id and credentials: what the config file's
     `integrations[]` entries and the registry API's bodies share, validated alike."""
@@ -130,6 +169,7 @@ class IntegrationSpec(_Model):
     success_threshold: int | None = Field(None, ge=1)
     page_after: Duration | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    callback_public_key: Annotated[str | None, AfterValidator(_public_key)] = None
 
     @field_validator("base_url")
     @classmethod
@@ -209,6 +249,7 @@ class FileConfig(_Model):
     api: ApiConfig = ApiConfig()
     history: HistorySettings = HistorySettings()
     registry: RegistryConfig = RegistryConfig()
+    callbacks: CallbacksConfig = CallbacksConfig()
     integrations: tuple[IntegrationConfig, ...] = ()
 
     @field_validator("listen")
@@ -231,6 +272,7 @@ class Config:
     history: HistorySettings = HistorySettings()
     registry: RegistryConfig = RegistryConfig()
     source: str = "<memory>"
+    callbacks: CallbacksConfig = CallbacksConfig()
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -318,6 +360,7 @@ def loads(text: str, *, source: str = "<memory>", listen: str | None = None) -> 
         history=parsed.history,
         registry=_check_keys(parsed.registry),
         source=source,
+        callbacks=parsed.callbacks,
     )
 
 
@@ -413,6 +456,7 @@ def build_integration(
         credentials=dict(credentials),
         options=options,
         traits=cls.traits,
+        callback_public_key=spec.callback_public_key,
     )
 
 

@@ -28,9 +28,12 @@ from prometheus_client import CollectorRegistry
 
 from healthd import catalog as catalog_module
 from healthd.alerts.engine import AlertEngine
+from healthd.alerts.messages_failing import MessagesFailing
 from healthd.alerts.notifiers import build_notifiers
 from healthd.alerts.outbox import Held, Outbox
 from healthd.api.app import Api
+from healthd.api.callbacks import CallbackRoutes
+from healthd.api.examples import example_routes
 from healthd.api.history import history_routes
 from healthd.api.listener import Listener, connection_limit
 from healthd.api.registry import registry_routes
@@ -41,8 +44,9 @@ from healthd.config import Config
 from healthd.fleet import Fleet, Hooks
 from healthd.http import REQUESTS_PER_PROBE, make_session
 from healthd.interfaces import Notifier, Store
-from healthd.metrics import HealthCollector, Instruments, MetricsEndpoint
-from healthd.model import Incident, Integration
+from healthd.ledger import DeliveryLedger
+from healthd.metrics import DeliveryInstruments, HealthCollector, Instruments, MetricsEndpoint
+from healthd.model import DeliveryOutcome, Incident, Integration
 from healthd.reload import Reloader
 from healthd.runner import Runner
 from healthd.scheduler import Scheduler
@@ -127,6 +131,7 @@ class Daemon:
         integrations = [*cfg.integrations, *await self.fleet.load()]
 
         self.catalog = catalog_module.load()
+        await self._start_ledger()
         self.engine: AlertEngine
         self.runner = Runner(
             integrations=integrations,
@@ -137,10 +142,12 @@ class Daemon:
             instruments=self.instruments,
             concurrency=cfg.defaults.concurrency,
             on_result=lambda change: self.engine.observe(change),
+            deliveries=self.ledger,
         )
         await self.runner.load()
         # Last before the store closes: runs a failing store could not take, written now.
         self._stack.push_async_callback(self.runner.write_unwritten)
+        self._start_delivery()
         held = Held()  # events decided while the store cannot write, sent from memory
         self.engine = AlertEngine(
             snapshot=self.runner.snapshot,
@@ -193,6 +200,10 @@ class Daemon:
         app.add_routes(silence_routes(self.engine, self.runner.integrations))
         app.add_routes(history_routes(self.store, self.runner.integrations, self.clock))
         app.add_routes(registry_routes(self.fleet))
+        app.add_routes(self._callback_routes())
+        app.add_routes(
+            example_routes(self.store, self.runner.integrations, self.catalog, self.clock)
+        )
         app_runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await app_runner.setup()
         self._stack.push_async_callback(app_runner.cleanup)
@@ -249,6 +260,62 @@ class Daemon:
             open_incidents=len(open_incidents),
             outbox_requeued=requeued,
         )
+
+    async def _start_ledger(self) -> None:
+        """The delivery ledger, its windows rebuilt from the store. Its writer
+        (`_start_delivery`) stops after the listener closes (no callback is taken then) and
+        before the store does: what is queued is written first, within FLUSH_SECONDS."""
+        self.delivery_instruments = DeliveryInstruments(
+            self.registry, known=lambda provider, code: self.catalog.get(provider, code) is not None
+        )
+        self.ledger = DeliveryLedger(
+            self.store,
+            self.clock,
+            on_counted=self._delivery_counted,
+            limit=self.config.callbacks.queue_limit,
+        )
+        await self.ledger.load()
+
+    def _start_delivery(self) -> None:
+        """The ledger's writer and the `messages_failing` events, once the runner knows the
+        integrations they are about."""
+        self.messages_failing = MessagesFailing(
+            store=self.store,
+            settings=self.config.alerting,
+            integrations=self.runner.integrations,
+            catalog=self.catalog,
+            clock=self.clock,
+        )
+        writer = asyncio.create_task(self.ledger.run(self._stop), name="delivery-ledger")
+        failing = asyncio.create_task(
+            self.messages_failing.run(self._stop, self._alert_tick), name="messages-failing"
+        )
+        self._stack.push_async_callback(_cancel, failing)
+
+        async def stop_writer() -> None:
+            self._stop.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FLUSH_SECONDS):
+                    await asyncio.shield(writer)
+            await _cancel(writer)
+
+        self._stack.push_async_callback(stop_writer)
+
+    def _delivery_counted(self, outcome: DeliveryOutcome) -> None:
+        integration = self.runner.integrations.get(outcome.integration_id)
+        if integration is not None:
+            self.delivery_instruments.counted(integration.provider, outcome)
+            self.messages_failing.observe(outcome)
+
+    def _callback_routes(self) -> list[web.RouteDef]:
+        return CallbackRoutes(
+            integrations=self.runner.integrations,
+            ledger=self.ledger,
+            catalog=self.catalog,
+            clock=self.clock,
+            config=self.config.callbacks,
+            instruments=self.delivery_instruments,
+        ).routes()
 
     async def _stop_outbox(self, task: asyncio.Task[None]) -> None:
         """The outbox's whole shutdown, within one FLUSH_SECONDS budget: let the worker end

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from healthd.model import (
     AlertEvent,
     Bucket,
+    DeliveryOutcome,
     Finding,
     Incident,
     IncidentQuery,
@@ -38,6 +39,17 @@ if TYPE_CHECKING:
 OptionsT_contra = TypeVar("OptionsT_contra", bound=BaseModel, contravariant=True)
 
 
+class DeliverySink(Protocol):
+    """Where a probe hands the message statuses it read: the delivery ledger.
+
+    `submit` never blocks and never raises; it returns False when the ledger's queue is
+    full (the statuses are read again on the next run: a probe looks back over its
+    window). The ledger counts each message once, however many runs report it.
+    """
+
+    def submit(self, outcomes: Sequence[DeliveryOutcome]) -> bool: ...
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ProbeContext:
     """What a probe may use besides its integration. Replaces a long parameter list.
@@ -52,6 +64,7 @@ class ProbeContext:
     timeout: float
     last_checked: datetime | None = None
     shared: SharedAnswers | None = None
+    deliveries: DeliverySink | None = None
 
 
 @runtime_checkable
@@ -200,6 +213,27 @@ class Store(Protocol):
     async def registry_write(
         self, *, put: Sequence[RegistryRecord], delete: Sequence[str]
     ) -> None: ...
+
+    # -- the delivery ledger (issue 12: provider callbacks and polled message statuses) --
+    # - `record_deliveries` keeps each (integration_id, message_id, status) once, the whole
+    #   batch in one transaction, and returns the outcomes it counted, in the batch's order
+    #   (`DeliveryStage` says which count): a replayed status is not counted again, nor a
+    #   message's second final status. Outcomes older than `Retention.deliveries_age`
+    #   before the batch's newest are pruned.
+    # - `counted_deliveries(since)`: every counted outcome at or after `since`, oldest
+    #   first; the ledger's windows are rebuilt from it after a restart.
+    # - `delivery_examples`: one integration's newest counted outcomes with that provider
+    #   code at or after `since`, newest first, at most `limit` (the support bundle).
+
+    async def record_deliveries(
+        self, outcomes: Sequence[DeliveryOutcome]
+    ) -> list[DeliveryOutcome]: ...
+
+    async def counted_deliveries(self, since: datetime) -> list[DeliveryOutcome]: ...
+
+    async def delivery_examples(
+        self, integration_id: str, provider_code: str, since: datetime, limit: int
+    ) -> list[DeliveryOutcome]: ...
 
 
 @runtime_checkable

@@ -39,7 +39,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-from healthd.model import Integration, IntegrationState, ProbeResult, Status
+from healthd.model import DeliveryOutcome, Integration, IntegrationState, ProbeResult, Status
 from healthd.version import __version__
 
 BRIDGE_SECONDS = "healthd_bridge_unreachable_seconds"
@@ -64,8 +64,9 @@ HELP = {
         "How long the iMessage bridge has been continuously unreachable; 0 when reachable."
     ),
     "healthd_findings_total": (
-        "Problems seen by probes (a finding's message count, or 1), by code and category; "
-        "includes recipient and content errors, which never change health."
+        "Problems seen by probe runs, one per finding per run, by code and category; includes "
+        "recipient and content errors, which never change health. Messages are counted once "
+        "each in healthd_delivery_messages_total."
     ),
     "healthd_alert_events_total": "Alert events handled by the outbox, by rule, action, outcome.",
     "healthd_alert_outbox_pending": "Alert events waiting in the outbox, by channel.",
@@ -540,9 +541,11 @@ class Instruments:
         self.probes.labels(integration.provider, result.status.value).inc()
         for f in result.findings:
             if f.status is not Status.OK or f.provider_code is not None:
+                # One per run, not the finding's message count: every run reads the same
+                # window of messages again (the ledger counts each message once).
                 self.findings.labels(
                     integration.provider, f.code, f.provider_code or "", f.category.value
-                ).inc(f.count or 1)
+                ).inc()
 
     def watch_store(self, healthy: Callable[[], bool]) -> None:
         """`healthd_store_healthy` reads `healthy` at each scrape."""
@@ -556,6 +559,61 @@ class Instruments:
 
     def alert_event(self, rule: str, action: str, outcome: str) -> None:
         self.alert_events.labels(rule, action, outcome).inc()
+
+
+# -- delivery signals (issue 12): counted by the ledger and the callback receivers ----------
+
+DELIVERY_HELP = {
+    "healthd_delivery_messages_total": (
+        "Messages counted by the delivery ledger, once each (at their first final status, or a"
+        " recipient's reaction), by provider, status, provider code and category; codes"
+        " outside the catalogue are 'other'."
+    ),
+    "healthd_callbacks_total": (
+        "Provider delivery callbacks received, by provider and outcome (accepted, forged,"
+        " unsigned, stale, unverifiable, malformed, busy)."
+    ),
+}
+DELIVERY_SERIES = {
+    "healthd_delivery_messages_total": (
+        "2 per provider, counted status, catalogue code (or other) and category seen; no"
+        " integration label: at most about 2,000 whatever the fleet (bench/callbacks.py)"
+    ),
+    "healthd_callbacks_total": "2 per provider and outcome seen (at most 16)",
+}
+OTHER_CODE = "other"
+
+
+class DeliveryInstruments:
+    """The ledger's and the callback receivers' counters.
+
+    Labels are bounded: `provider_code` is a catalogue code (`known(provider, code)`) or
+    "other", never a message id or a phone number, and no label names an integration.
+    """
+
+    def __init__(self, registry: CollectorRegistry, known: Callable[[str, str], bool]) -> None:
+        self._known = known
+        self.messages = Counter(
+            "healthd_delivery_messages",
+            DELIVERY_HELP["healthd_delivery_messages_total"],
+            ["provider", "status", "provider_code", "category"],
+            registry=registry,
+        )
+        self.callbacks = Counter(
+            "healthd_callbacks",
+            DELIVERY_HELP["healthd_callbacks_total"],
+            ["provider", "outcome"],
+            registry=registry,
+        )
+
+    def counted(self, provider: str, outcome: DeliveryOutcome) -> None:
+        code = outcome.provider_code
+        shown = "" if code is None else code if self._known(provider, code) else OTHER_CODE
+        category = "" if outcome.category is None else outcome.category.value
+        self.messages.labels(provider, outcome.status, shown, category).inc()
+
+    def callback(self, provider: str, outcome: str) -> None:
+        self.callbacks.labels(provider, outcome).inc()
 
 
 class MetricsEndpoint:

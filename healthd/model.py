@@ -220,6 +220,10 @@ class Integration:
     options: Any = None
     name: str = ""
     traits: ProviderTraits | None = None
+    # The key the provider signs its delivery callbacks with, where it uses a public key
+    # (SendGrid's signed Event Webhook: base64 DER, not a secret). Twilio signs with the
+    # auth token instead.
+    callback_public_key: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -491,6 +495,41 @@ class IncidentRecord:
     id: int
     incident: Incident
     events: tuple[IncidentEventRecord, ...] = ()
+
+
+class DeliveryStage(StrEnum):
+    """Where a message's status stands, which decides whether the ledger counts it.
+
+    A message is counted once, at its first FINAL status (delivered, undelivered, failed,
+    bounce, dropped): a second final status of the same message is kept as its latest
+    outcome but not counted again. A REACTION (a spam report, an unsubscribe) is the
+    recipient's answer to a delivered message: counted once each. PENDING statuses
+    (queued, sent, deferred) are kept and never counted: a late receipt is what counts.
+    """
+
+    PENDING = "pending"
+    FINAL = "final"
+    REACTION = "reaction"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeliveryOutcome:
+    """One status of one message, from a provider callback or from polling.
+
+    `message_id` is the provider's id (a Twilio SM… SID, a SendGrid sg_message_id), never a
+    phone number or an address; `(integration_id, message_id, status)` is what a replay
+    repeats, and what the ledger deduplicates by. `at` is when healthd learnt it (its own
+    clock: the windows age by it).
+    """
+
+    integration_id: str
+    message_id: str
+    status: str
+    stage: DeliveryStage
+    category: Category | None  # None: no error (delivered, sent)
+    at: datetime
+    provider_code: str | None = None
+    source: str = "callback"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -13,9 +13,19 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import CollectorRegistry
 
 from healthd.api.openapi import openapi_document
-from healthd.metrics import SERIES, AlertView, HealthCollector, Instruments, View
+from healthd.metrics import (
+    DELIVERY_SERIES,
+    SERIES,
+    AlertView,
+    DeliveryInstruments,
+    HealthCollector,
+    Instruments,
+    View,
+)
 from healthd.model import (
     Category,
+    DeliveryOutcome,
+    DeliveryStage,
     Finding,
     Integration,
     IntegrationState,
@@ -85,6 +95,20 @@ def _sample_registry() -> CollectorRegistry:
         ),
     )
     instruments.alert_event("bridge_unreachable", "trigger", "sent")
+    delivery = DeliveryInstruments(registry, known=lambda provider, code: True)
+    delivery.counted(
+        "twilio",
+        DeliveryOutcome(
+            integration_id="tw",
+            message_id="SM0",
+            status="undelivered",
+            stage=DeliveryStage.FINAL,
+            category=Category.RECIPIENT,
+            provider_code="30003",
+            at=_NOW,
+        ),
+    )
+    delivery.callback("twilio", "accepted")
     return registry
 
 
@@ -95,7 +119,7 @@ def metrics_markdown() -> str:
         labels = sorted({k for s in family.samples for k in s.labels if k != "le"})
         rows.append(
             f"| `{name}` | {family.type} | {', '.join(f'`{label}`' for label in labels) or '—'} "
-            f"| {SERIES[name]} | {family.documentation} |"
+            f"| {(SERIES | DELIVERY_SERIES)[name]} | {family.documentation} |"
         )
     return "\n".join(rows)
 

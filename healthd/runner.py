@@ -39,7 +39,7 @@ from healthd.catalog import Catalog
 from healthd.clock import Clock
 from healthd.errors import IntegrationNotFound, StoreError
 from healthd.http import SharedAnswers
-from healthd.interfaces import Probe, ProbeContext, Store
+from healthd.interfaces import DeliverySink, Probe, ProbeContext, Store
 from healthd.metrics import Instruments, IntegrationSeries, View
 from healthd.model import (
     Category,
@@ -97,7 +97,9 @@ class Runner:
         instruments: Instruments,
         concurrency: int,
         on_result: Callable[[RunChange], None] = lambda _change: None,
+        deliveries: DeliverySink | None = None,
     ) -> None:
+        self._deliveries = deliveries  # the delivery ledger, which probes report messages to
         self.integrations: dict[str, Integration] = {i.id: i for i in integrations}
         self._probes: dict[str, Probe[Any]] = {
             p: probe_class(p)() for p in {i.provider for i in integrations}
@@ -290,6 +292,7 @@ class Runner:
             timeout=deadline,
             last_checked=self._last_checked(integration.id),
             shared=self._shared,
+            deliveries=self._deliveries,
         )
         started = self._clock.now()
         t0 = time.perf_counter()

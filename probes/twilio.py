@@ -28,13 +28,25 @@ from twilio.rest import Client
 
 from healthd.catalog import CatalogEntry
 from healthd.interfaces import ProbeContext
-from healthd.model import Category, Finding, Integration, ProviderTraits, Status
+from healthd.model import (
+    Category,
+    DeliveryOutcome,
+    DeliveryStage,
+    Finding,
+    Integration,
+    ProviderTraits,
+    Status,
+)
 from probes._http import TransportFailure, catalog_finding, transport_finding
 from probes._statuspage import statuspage_finding
 from probes._twilio_http import SessionHttpClient
 
 PROVIDER = "twilio"
 T = TypeVar("T")
+
+# The message statuses that end a message (specs/twilio, message_enum_status); the ledger
+# counts a message once, at the first of them it sees.
+FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed", "read", "canceled"})
 
 # US/Canada toll-free area codes (NANP): such senders need toll-free verification, not A2P.
 TOLLFREE_PREFIXES = ("+1800", "+1888", "+1877", "+1866", "+1855", "+1844", "+1833")
@@ -71,7 +83,8 @@ class TwilioOptions(BaseModel):
         default_factory=lambda: list(TWILIO_CORE_COMPONENTS), min_length=1
     )
     delivery_window: timedelta = timedelta(hours=1)
-    max_pages: int = Field(default=3, ge=1)
+    # Every run reads the whole window: pages enough for a busy hour (10 x 200 messages).
+    max_pages: int = Field(default=10, ge=1)
     page_size: int = Field(default=200, ge=1, le=1000)
     # Share of outbound messages with sender_config/account/provider errors (per category).
     error_rate_degraded: float = 0.02
@@ -161,6 +174,7 @@ class _Run:
         self.ctx = ctx
         self.opts = opts
         self.catalog = ctx.catalog
+        self.integration_id = integration.id
         self.account_sid = _reveal(integration.credentials.get("account_sid"))
         deadline = asyncio.get_running_loop().time() + ctx.timeout
         self.client = Client(
@@ -544,10 +558,14 @@ class _Run:
     # -- step 5: delivery
 
     async def delivery(self) -> list[Finding]:
+        """The whole window's outbound messages, every run: a receipt or a late failure
+        (a 30XXX, a 21703 from a Messaging Service) changes a message already read, so
+        reading only what was sent since the previous run would never see it. Twilio's
+        `DateSent>` filter is to the second (the SDK drops the fraction, rounding the
+        boundary down); the rest of that second is dropped here. Each message's status goes
+        to the delivery ledger, which counts it once, when its final status appears."""
         now = self.ctx.clock.now()
         since = now - self.opts.delivery_window
-        if self.ctx.last_checked is not None and self.ctx.last_checked > since:
-            since = self.ctx.last_checked
         messages = self.client.api.v2010.accounts(self.account_sid).messages
         outbound: list[Any] = []
         truncated = False
@@ -571,7 +589,26 @@ class _Run:
                 page = next_page
         except (_ApiError, TransportFailure) as exc:
             return [self._failure(exc, check="delivery")]
+        if self.ctx.deliveries is not None:
+            self.ctx.deliveries.submit([self._outcome(m, now) for m in outbound])
         return self._judge_delivery(outbound, now, since, truncated)
+
+    def _outcome(self, message: Any, now: datetime) -> DeliveryOutcome:
+        status = str(message.status)
+        code = None if message.error_code in (None, 0) else str(message.error_code)
+        failed = status in ("failed", "undelivered")
+        return DeliveryOutcome(
+            integration_id=self.integration_id,
+            message_id=str(message.sid),
+            status=status,
+            stage=DeliveryStage.FINAL if status in FINAL_STATUSES else DeliveryStage.PENDING,
+            category=self.catalog.outcome_category(
+                PROVIDER, code, Category.UNKNOWN if failed or code else None
+            ),
+            provider_code=code,
+            at=now,
+            source="poll",
+        )
 
     def _judge_delivery(
         self, outbound: list[Any], now: datetime, since: datetime, truncated: bool

@@ -314,6 +314,37 @@ def test_rendered_families_refuse_samples_set_from_outside() -> None:
         family.samples = family.samples[:1]
 
 
+def test_a_finding_seen_in_three_runs_counts_three_not_its_messages_three_times() -> None:
+    reg = CollectorRegistry()
+    instruments = Instruments(reg)
+    result = ProbeResult(
+        integration_id="t1",
+        status=Status.OK,
+        started_at=NOW,
+        duration_seconds=0.3,
+        findings=(
+            Finding(
+                check="delivery",
+                status=Status.OK,
+                code="twilio.delivery_errors",
+                summary="s",
+                category=Category.RECIPIENT,
+                provider_code="21610",
+                count=7,  # the same 7 opt-outs, read again by every run
+            ),
+        ),
+    )
+    for _ in range(3):
+        instruments.observe(integration("t1", "twilio", "acme"), result)
+    labels = {
+        "provider": "twilio",
+        "code": "twilio.delivery_errors",
+        "provider_code": "21610",
+        "category": "recipient",
+    }
+    assert reg.get_sample_value("healthd_findings_total", labels) == 3
+
+
 async def test_metrics_endpoint_serves_what_exposition_writes() -> None:
     registry, _ = awkward_registry()
     assert await MetricsEndpoint(registry, max_age=0).render() == exposition(registry)

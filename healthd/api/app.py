@@ -22,6 +22,7 @@ from aiohttp import web
 
 from healthd.api import schemas
 from healthd.api.auth import PRINCIPAL
+from healthd.api.callbacks import PREFIX as CALLBACKS_PREFIX
 from healthd.api.listener import Connection
 from healthd.api.openapi import openapi_document
 from healthd.api.page import StatusPage
@@ -57,8 +58,9 @@ log = structlog.get_logger("healthd.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Paths anyone may fetch: the page shell, its assets and the API description hold no data.
+# Provider callbacks carry the provider's signature instead of a token (`callbacks`).
 PUBLIC_PATHS = frozenset({"/", "/openapi.json"})
-PUBLIC_PREFIXES = ("/static/",)
+PUBLIC_PREFIXES = ("/static/", CALLBACKS_PREFIX)
 # A tenant token's incident list is filtered after reading; read this many to fill it.
 INCIDENT_SCAN = 2000
 # An integration's answer carries this many of its latest transitions.
@@ -67,6 +69,8 @@ HISTORY = 20
 LIVE_SLACK_SECONDS = 1.0
 # The largest request body read (a silence is a few hundred bytes); more answers 413.
 MAX_BODY = 64 * 1024
+# A provider callback may be larger: SendGrid posts its events in batches of up to 768 KB.
+CALLBACK_MAX_BODY = 1024 * 1024
 
 
 class RateLimiter:
@@ -177,10 +181,13 @@ class Api:
     async def _deadline(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """The whole request is read within the listener's read timeout, then handled.
 
-        The body (at most `MAX_BODY`) is read here, while the connection's deadline runs
-        (`listener.Connection`); a client still sending it when the deadline passes is cut
-        off. Once the answer is ready the deadline runs again, for the next request.
+        The body (at most `MAX_BODY`, `CALLBACK_MAX_BODY` for a callback) is read here,
+        while the connection's deadline runs (`listener.Connection`); a client still sending
+        it when the deadline passes is cut off. Once the answer is ready the deadline runs
+        again, for the next request.
         """
+        if request.path.startswith(CALLBACKS_PREFIX):
+            request = request.clone(client_max_size=CALLBACK_MAX_BODY)
         connection = request.protocol
         if not isinstance(connection, Connection):  # a test's server without the listener
             return await handler(request)

@@ -20,6 +20,7 @@ from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from healthd.alerts.rules.table import RULES
 from healthd.api import schemas
+from healthd.api.examples import CODE
 from healthd.api.pages import DEFAULT_LIMIT, MAX_LIMIT
 from healthd.api.views import INCIDENTS_DEFAULT, INCIDENTS_MAX, STATUSES, TENANT_PATTERN
 from healthd.config import IntegrationRequest
@@ -47,12 +48,13 @@ class Param:
     where: Literal["path", "query"]
     description: str
     schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
+    required: bool = False  # a path parameter always is
 
     def document(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "in": self.where,
-            "required": self.where == "path",
+            "required": self.required or self.where == "path",
             "description": self.description,
             "schema": dict(self.schema),
         }
@@ -80,6 +82,7 @@ class Operation:
 _ERROR_HEADERS = {
     "401": {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
     "429": {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 1}}},
+    "503": {"Retry-After": {"required": False, "schema": {"type": "integer", "minimum": 1}}},
 }
 _TOKEN_ERRORS = {
     "400": "Unknown, repeated or invalid query parameter",
@@ -219,6 +222,58 @@ def _operations() -> tuple[Operation, ...]:
             ),
             params=(_ID,),
             errors={"404": _NOT_FOUND, "429": _RATE_LIMITED},
+        ),
+        Operation(
+            "get",
+            "/api/v1/integrations/{id}/examples",
+            "deliveryExamples",
+            "Message ids with one provider code, ready for a support request",
+            "token",
+            schemas.DeliveryExamples,
+            description=(
+                "The newest messages counted with the code: from the last 24 hours, or the"
+                " last 7 days for a content code such as Twilio's 30007."
+            ),
+            params=(
+                _ID,
+                Param(
+                    "code",
+                    "query",
+                    "the provider's error code, such as 30007",
+                    {"type": "string", "pattern": f"^{CODE.pattern}$"},
+                    required=True,
+                ),
+                Param(
+                    "limit",
+                    "query",
+                    "at most this many examples",
+                    {"type": "integer", "minimum": 1, "maximum": 50, "default": 5},
+                ),
+            ),
+            errors={"404": _NOT_FOUND},
+        ),
+        Operation(
+            "post",
+            "/callbacks/{id}",
+            "providerCallback",
+            "A provider's delivery callback for one integration (Twilio status callbacks,"
+            " SendGrid's signed Event Webhook)",
+            "public",
+            None,
+            ok="Taken: its outcomes are queued for the delivery ledger",
+            description=(
+                "No bearer token: the provider's signature (X-Twilio-Signature, or SendGrid's"
+                " X-Twilio-Email-Event-Webhook-Signature and -Timestamp) is verified instead."
+                " A replay is taken again and counted once."
+            ),
+            params=(_ID,),
+            errors={
+                "400": "Signed, but not a callback healthd can read",
+                "403": "Missing or wrong signature, or a SendGrid timestamp out of tolerance",
+                "404": "No integration takes callbacks at this URL",
+                "413": "The body is larger than a provider sends",
+                "503": "healthd is behind on writing outcomes; send again after Retry-After",
+            },
         ),
         Operation(
             "post",

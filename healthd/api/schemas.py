@@ -309,6 +309,26 @@ class HistorySummary(Body):
     count: Count
 
 
+class DeliveryExample(Body):
+    """One message, as a provider's support asks for it: its id, when, status and code."""
+
+    message_id: str
+    at: AwareDatetime
+    status: str
+    provider_code: str | None
+
+
+class DeliveryExamples(Body):
+    """`GET /api/v1/integrations/{id}/examples`: the support bundle for one code."""
+
+    integration: str
+    provider_code: str
+    window: str = Field(description="how far back the examples were looked for")
+    fix: str | None = Field(description="the catalogue's fix for the code, if it knows it")
+    examples: list[DeliveryExample]
+    count: int
+
+
 # What the document describes, by direction: answers as serialised, requests as validated.
 class Credential(Body):
     """A write-only credential: whether it is set, and a short keyed fingerprint."""
@@ -367,5 +387,6 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     IntegrationHistory,
     IncidentHistory,
     HistorySummary,
+    DeliveryExamples,
 )
 REQUESTS: tuple[type[BaseModel], ...] = (SilenceRequest, IntegrationRequest, TenantSetRequest)

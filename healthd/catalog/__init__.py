@@ -60,6 +60,15 @@ class Catalog:
     def providers(self) -> list[str]:
         return sorted({p for p, _ in self._entries})
 
+    def outcome_category(
+        self, provider: str, code: str | None, default: Category | None
+    ) -> Category | None:
+        """Whose problem a message's outcome is: the code's category, else `default` (a
+        failure without a code, or with one the catalogue does not know: UNKNOWN; a
+        success: None). Callbacks and polling classify a message alike through this."""
+        entry = None if code is None else self.get(provider, code)
+        return entry.category if entry is not None else default
+
     def __iter__(self) -> Iterator[CatalogEntry]:
         return iter(self._entries.values())
 

@@ -12,6 +12,7 @@ import urllib.request
 from typing import Any
 
 from healthd.sim.base import ANY
+from healthd.sim.twilio import CALLBACKS_PATH
 
 
 class SimClientError(RuntimeError):
@@ -27,10 +28,10 @@ class SimClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
+    def _call(self, method: str, path: str, body: Any = None, prefix: str = "/_sim") -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
-            f"{self.base_url}/_sim{path}",
+            f"{self.base_url}{prefix}{path}",
             data=data,
             method=method,
             headers={"Content-Type": "application/json"} if data is not None else {},
@@ -56,6 +57,14 @@ class SimClient:
     ) -> dict[str, Any]:
         body = {"scenario": scenario, "target": target, "params": params}
         result: dict[str, Any] = self._call("POST", f"/{provider}/scenario", body)
+        return result
+
+    def send_twilio_callbacks(
+        self, target: str, url: str, *, replays: int = 0, forged: int = 0
+    ) -> dict[str, Any]:
+        """Has the Twilio simulator post status callbacks for `target`'s messages to `url`."""
+        body = {"target": target, "url": url, "replays": replays, "forged": forged}
+        result: dict[str, Any] = self._call("POST", CALLBACKS_PATH, body, prefix="")
         return result
 
     def reset(self) -> None:

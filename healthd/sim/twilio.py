@@ -40,12 +40,16 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from yarl import URL
 
 from healthd.sim.base import ProviderSim, Scenario
+from healthd.sim.callbacks import CallbackSender, twilio_fields, twilio_status
 
 DEFAULT_TOKEN = "sim-twilio-token"
+# Where a test asks the simulator to post its messages' status callbacks (not a Twilio API).
+CALLBACKS_PATH = "/twilio-sim/callbacks"
 LOCAL_NUMBER = "+14155550100"
 TOLLFREE_NUMBER = "+18445550100"
 SERVICE_FRIENDLY_NAME = "healthd sim service"
@@ -84,6 +88,7 @@ class TwilioSim(ProviderSim):
             "tollfree_unverified",
             "filtering_spike",
             "optout_trickle",
+            "late_receipts",
             "server_error",
             "rate_limited",
         }
@@ -103,7 +108,38 @@ class TwilioSim(ProviderSim):
             web.get(m + "/Compliance/Usa2p", self._guarded(self.campaigns)),
             web.get("/v1/a2p/BrandRegistrations/{brand}", self._guarded(self.brand)),
             web.get("/v1/Tollfree/Verifications", self._guarded(self.tollfree)),
+            web.post(CALLBACKS_PATH, self.send_callbacks),
         ]
+
+    # -- status callbacks: the simulator posts them for the messages it makes
+
+    async def send_callbacks(self, request: web.Request) -> web.Response:
+        """`POST /twilio-sim/callbacks {"target", "url", "replays", "forged"}`: posts,
+        signed as Twilio signs them, a `sent` then a final status callback for every
+        message of `target`'s scenario (late receipts included), then the first `replays`
+        again and `forged` more with a wrong signature; answers the statuses healthd gave."""
+        body = await request.json()
+        account, url = str(body["target"]), str(body["url"])
+        sc = self.scenario_for(account)
+        token = str(sc.params.get("auth_token", DEFAULT_TOKEN))
+        signed = []
+        for m in reversed(_generate_messages(account, sc, datetime.now(UTC))):
+            code = None if m["error_code"] is None else str(m["error_code"])
+            signed.append(twilio_status(url, token, twilio_fields(account, m["sid"], "sent")))
+            if m["status"] != "sent":
+                fields = twilio_fields(account, m["sid"], m["status"], code)
+                signed.append(twilio_status(url, token, fields))
+        signed += signed[-int(body.get("replays", 0)) :] if body.get("replays") else []
+        for n in range(int(body.get("forged", 0))):
+            fields = twilio_fields(account, f"SMforged{n}", "undelivered", "30003")
+            signed.append(twilio_status(url, token, fields, forged=True))
+        answers: dict[str, int] = {}
+        async with aiohttp.ClientSession() as session:
+            sender = CallbackSender(session)
+            for one in signed:
+                status = str(await sender.post(url, one))
+                answers[status] = answers.get(status, 0) + 1
+        return web.json_response({"sent": len(signed), "answers": answers})
 
     # -- auth, scenarios and errors common to every route
 
@@ -486,8 +522,20 @@ def _generate_messages(account: str, sc: Scenario, now: datetime) -> list[Json]:
                         21610,
                         "Attempt to send to unsubscribed recipient",
                     )
+        if sc.name == "late_receipts" and i < int(sc.params.get("late", 5)):
+            status, code, text = _late(sc)
         messages.append(_message(account, i, sent, status, code, text))
     return messages
+
+
+def _late(sc: Scenario) -> tuple[str, int | None, str | None]:
+    """The newest `late` messages of `late_receipts`: `sent` (the carrier has not answered)
+    until the scenario's `receipt` param names their final status, with `error_code`
+    (30003 by default: an unreachable handset; 21703 for a Messaging Service failure)."""
+    receipt = str(sc.params.get("receipt", "sent"))
+    if receipt in ("undelivered", "failed"):
+        return receipt, int(sc.params.get("error_code", 30003)), "Delivery receipt"
+    return receipt, None, None
 
 
 def _message(

@@ -26,6 +26,7 @@ class Retention:
     - `recent_history`: how long each integration's hour buckets of run outcomes are
       kept, and `history` its day buckets (`healthd.store._history`); a bucket is dropped
       once it started that long before the day of the integration's latest run.
+    - `deliveries_age`: how long a message outcome is kept (pruned on `record_deliveries`).
     """
 
     transitions: int = 200
@@ -34,3 +35,6 @@ class Retention:
     resolved_incidents: int = 1_000
     recent_history: timedelta = timedelta(days=7)
     history: timedelta = timedelta(days=90)
+    # Message outcomes (the delivery ledger), kept as long as the longest window that reads
+    # them: 7 days of 30007 examples for a carrier-filtering support request.
+    deliveries_age: timedelta = timedelta(days=7)

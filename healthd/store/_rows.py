@@ -25,6 +25,9 @@ from typing import Any
 
 from healthd.model import (
     AlertEvent,
+    Category,
+    DeliveryOutcome,
+    DeliveryStage,
     Incident,
     IntegrationState,
     OutboxItem,
@@ -254,3 +257,45 @@ def meta_text(value: Any) -> str:
 
 def meta_value(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+# -- the delivery ledger -----------------------------------------------------------------------
+
+DELIVERY_COLUMNS = (
+    "integration_id",
+    "message_id",
+    "status",
+    "stage",
+    "category",
+    "provider_code",
+    "source",
+    "at",
+    "counted",
+)
+
+
+def delivery_row(outcome: DeliveryOutcome, counted: bool) -> tuple[Any, ...]:
+    return (
+        outcome.integration_id,
+        outcome.message_id,
+        outcome.status,
+        outcome.stage.value,
+        None if outcome.category is None else outcome.category.value,
+        outcome.provider_code,
+        outcome.source,
+        iso(outcome.at),
+        int(counted),
+    )
+
+
+def delivery_from_row(row: Sequence[Any]) -> DeliveryOutcome:
+    return DeliveryOutcome(
+        integration_id=row[0],
+        message_id=row[1],
+        status=row[2],
+        stage=DeliveryStage(row[3]),
+        category=None if row[4] is None else Category(row[4]),
+        provider_code=row[5],
+        source=row[6],
+        at=parse(row[7]),
+    )

@@ -143,6 +143,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             updated_at TEXT NOT NULL
         )""",
     ),
+    (
+        # The delivery ledger (issue 12): each status of each message once (a replayed
+        # callback hits the primary key), `counted` where the ledger counted it.
+        """CREATE TABLE delivery_events (
+            integration_id TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            stage TEXT NOT NULL,
+            category TEXT,
+            provider_code TEXT,
+            source TEXT NOT NULL,
+            at TEXT NOT NULL,
+            counted INTEGER NOT NULL,
+            PRIMARY KEY (integration_id, message_id, status)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX delivery_events_by_time ON delivery_events (at)",
+        "CREATE INDEX delivery_examples ON delivery_events (integration_id, provider_code, at)"
+        " WHERE counted = 1",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -29,6 +29,7 @@ from healthd.interfaces import Store
 from healthd.model import (
     AlertEvent,
     Bucket,
+    DeliveryOutcome,
     Incident,
     IncidentQuery,
     IncidentRecord,
@@ -187,6 +188,25 @@ class MonitoredStore:
     async def incident_history(self, query: IncidentQuery) -> list[IncidentRecord]:
         return await self._watch(
             "incident_history", self.inner.incident_history(query), write=False
+        )
+
+    # -- the delivery ledger -----------------------------------------------------------
+
+    async def record_deliveries(self, outcomes: Sequence[DeliveryOutcome]) -> list[DeliveryOutcome]:
+        return await self._watch("record_deliveries", self.inner.record_deliveries(outcomes))
+
+    async def counted_deliveries(self, since: datetime) -> list[DeliveryOutcome]:
+        return await self._watch(
+            "counted_deliveries", self.inner.counted_deliveries(since), write=False
+        )
+
+    async def delivery_examples(
+        self, integration_id: str, provider_code: str, since: datetime, limit: int
+    ) -> list[DeliveryOutcome]:
+        return await self._watch(
+            "delivery_examples",
+            self.inner.delivery_examples(integration_id, provider_code, since, limit),
+            write=False,
         )
 
     async def registry_records(self) -> list[RegistryRecord]:

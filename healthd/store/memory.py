@@ -19,6 +19,8 @@ from healthd.errors import StoreError
 from healthd.model import (
     AlertEvent,
     Bucket,
+    DeliveryOutcome,
+    DeliveryStage,
     Incident,
     IncidentEventRecord,
     IncidentQuery,
@@ -89,6 +91,10 @@ class MemoryStore:
         # Each outbox row's event, as part of the occurrence it was queued for: row id ->
         # (occurrence number, the event as kept).
         self._events: dict[int, tuple[int, IncidentEventRecord]] = {}
+        # The delivery ledger: each (integration, message, status) once, with whether it
+        # was counted; and the messages whose final status has been counted.
+        self._deliveries: dict[tuple[str, str, str], tuple[DeliveryOutcome, bool]] = {}
+        self._finals: set[tuple[str, str]] = set()
         self._registry: dict[str, RegistryRecord] = {}
 
     async def open(self) -> None:
@@ -267,6 +273,51 @@ class MemoryStore:
     async def set_meta(self, key: str, value: Any) -> None:
         # Kept as the backends' JSON text, so callers get the same copies and the same errors.
         self._meta[key] = meta_text(value)
+
+    async def record_deliveries(self, outcomes: Sequence[DeliveryOutcome]) -> list[DeliveryOutcome]:
+        counted = []
+        for outcome in outcomes:
+            key = (outcome.integration_id, outcome.message_id, outcome.status)
+            if key in self._deliveries:
+                continue
+            message = key[:2]
+            counts = outcome.stage is DeliveryStage.REACTION or (
+                outcome.stage is DeliveryStage.FINAL and message not in self._finals
+            )
+            self._deliveries[key] = (outcome, counts)
+            if counts:
+                counted.append(outcome)
+                if outcome.stage is DeliveryStage.FINAL:
+                    self._finals.add(message)
+        if outcomes:
+            self._prune_deliveries(max(o.at for o in outcomes) - self._retention.deliveries_age)
+        return counted
+
+    async def counted_deliveries(self, since: datetime) -> list[DeliveryOutcome]:
+        return sorted(
+            (o for o, counts in self._deliveries.values() if counts and o.at >= since),
+            key=lambda o: o.at,
+        )
+
+    async def delivery_examples(
+        self, integration_id: str, provider_code: str, since: datetime, limit: int
+    ) -> list[DeliveryOutcome]:
+        found = [
+            o
+            for o, counts in self._deliveries.values()
+            if counts
+            and o.integration_id == integration_id
+            and o.provider_code == provider_code
+            and o.at >= since
+        ]
+        return sorted(found, key=lambda o: o.at, reverse=True)[:limit]
+
+    def _prune_deliveries(self, before: datetime) -> None:
+        old = [key for key, (o, _) in self._deliveries.items() if o.at < before]
+        for key in old:
+            outcome, counted = self._deliveries.pop(key)
+            if counted and outcome.stage is DeliveryStage.FINAL:
+                self._finals.discard(key[:2])
 
     def _open_incident(self, incident: Incident) -> None:
         """Opening what is already open updates it and keeps the original start of the

@@ -42,6 +42,8 @@ from healthd.errors import StoreError
 from healthd.model import (
     AlertEvent,
     Bucket,
+    DeliveryOutcome,
+    DeliveryStage,
     EventAction,
     Incident,
     IncidentEventRecord,
@@ -179,6 +181,24 @@ _PRUNE_FINISHED = (
     f"DELETE FROM outbox WHERE status IN {_FINISHED} AND (created_at < ?"
     f" OR id <= (SELECT id FROM outbox WHERE status IN {_FINISHED}"
     "   ORDER BY id DESC LIMIT 1 OFFSET ?))"
+)
+_ADD_DELIVERY = (
+    f"INSERT OR IGNORE INTO delivery_events ({_columns(_rows.DELIVERY_COLUMNS)})"
+    f" VALUES ({_marks(_rows.DELIVERY_COLUMNS)})"
+)
+_FINAL_COUNTED = (
+    "SELECT 1 FROM delivery_events WHERE integration_id = ? AND message_id = ?"
+    f" AND stage = '{DeliveryStage.FINAL.value}' AND counted = 1 LIMIT 1"
+)
+_PRUNE_DELIVERIES = "DELETE FROM delivery_events WHERE at < ?"
+_SELECT_COUNTED = (
+    f"SELECT {_columns(_rows.DELIVERY_COLUMNS)} FROM delivery_events"
+    " WHERE counted = 1 AND at >= ? ORDER BY at"
+)
+_SELECT_EXAMPLES = (
+    f"SELECT {_columns(_rows.DELIVERY_COLUMNS)} FROM delivery_events"
+    " WHERE integration_id = ? AND provider_code = ? AND counted = 1 AND at >= ?"
+    " ORDER BY at DESC LIMIT ?"
 )
 
 
@@ -554,6 +574,49 @@ class SQLiteStore:
                 conn.execute(PUT_META, (key, text))
 
         await self._thread.run("set_meta", work)
+
+    # -- the delivery ledger -----------------------------------------------------------
+
+    async def record_deliveries(self, outcomes: Sequence[DeliveryOutcome]) -> list[DeliveryOutcome]:
+        if not outcomes:
+            return []
+        cutoff = _rows.iso(max(o.at for o in outcomes) - self._retention.deliveries_age)
+
+        def work(conn: sqlite3.Connection) -> list[DeliveryOutcome]:
+            counted = []
+            with transaction(conn):
+                for outcome in outcomes:
+                    counts = outcome.stage is DeliveryStage.REACTION or (
+                        outcome.stage is DeliveryStage.FINAL
+                        and conn.execute(
+                            _FINAL_COUNTED, (outcome.integration_id, outcome.message_id)
+                        ).fetchone()
+                        is None
+                    )
+                    added = conn.execute(_ADD_DELIVERY, _rows.delivery_row(outcome, counts))
+                    if added.rowcount == 1 and counts:
+                        counted.append(outcome)
+                conn.execute(_PRUNE_DELIVERIES, (cutoff,))
+            return counted
+
+        return await self._thread.run("record_deliveries", work)
+
+    async def counted_deliveries(self, since: datetime) -> list[DeliveryOutcome]:
+        def work(conn: sqlite3.Connection) -> list[DeliveryOutcome]:
+            rows = conn.execute(_SELECT_COUNTED, (_rows.iso(since),))
+            return [_rows.delivery_from_row(row) for row in rows]
+
+        return await self._thread.run("counted_deliveries", work)
+
+    async def delivery_examples(
+        self, integration_id: str, provider_code: str, since: datetime, limit: int
+    ) -> list[DeliveryOutcome]:
+        params = (integration_id, provider_code, _rows.iso(since), limit)
+
+        def work(conn: sqlite3.Connection) -> list[DeliveryOutcome]:
+            return [_rows.delivery_from_row(row) for row in conn.execute(_SELECT_EXAMPLES, params)]
+
+        return await self._thread.run("delivery_examples", work)
 
     # -- the registry ------------------------------------------------------------------
 

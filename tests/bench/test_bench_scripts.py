@@ -149,6 +149,19 @@ def test_history_bench_prints_the_store_and_api_figures_beside_their_floors() ->
         assert line in stdout
 
 
+def test_callbacks_bench_posts_both_providers_and_counts_every_message() -> None:
+    stdout = run_script(
+        "bench/callbacks.py",
+        "--callbacks", "200",
+        "--concurrency", "5",
+        "--bridges", "5",
+        "--integrations", "100",
+    )  # fmt: skip
+    assert '{"200": 200}' in stdout and '{"200": 2}' in stdout
+    assert "200 in +" in stdout
+    assert "Series added to /metrics" in stdout
+
+
 def test_registry_bench_prints_every_figure() -> None:
     stdout = run_script(
         "bench/registry.py", "--integrations", "20", "--tenants", "2", "--samples", "5"

@@ -16,6 +16,8 @@ from healthd.model import (
     AlertEvent,
     Bucket,
     Category,
+    DeliveryOutcome,
+    DeliveryStage,
     EventAction,
     Finding,
     Incident,
@@ -730,6 +732,127 @@ async def test_events_go_when_their_occurrence_is_pruned(make_store: MakeStore) 
         await store.apply_alerts(opened=[], resolved=[(f"k{n}", opened)], events=[], now=opened)
     [kept] = await store.incident_history(IncidentQuery())
     assert kept.incident.dedup_key == "k1" and len(kept.events) == 1
+
+
+# -- the delivery ledger -------------------------------------------------------------------
+
+
+def _outcome(
+    message_id: str,
+    status: str = "undelivered",
+    stage: DeliveryStage = DeliveryStage.FINAL,
+    *,
+    at: datetime = T0,
+    code: str | None = "30003",
+    integration_id: str = "tw-1",
+) -> DeliveryOutcome:
+    return DeliveryOutcome(
+        integration_id=integration_id,
+        message_id=message_id,
+        status=status,
+        stage=stage,
+        category=Category.RECIPIENT,
+        provider_code=code,
+        at=at,
+    )
+
+
+async def test_record_deliveries_counts_a_replayed_status_once(make_store: MakeStore) -> None:
+    store = await make_store()
+    first = await store.record_deliveries([_outcome("SM1"), _outcome("SM1")])
+    again = await store.record_deliveries([_outcome("SM1", at=T0 + timedelta(minutes=5))])
+    assert [o.message_id for o in first] == ["SM1"]
+    assert again == []
+
+
+async def test_record_deliveries_counts_a_late_final_status_after_pending_ones(
+    make_store: MakeStore,
+) -> None:
+    store = await make_store()
+    sent = await store.record_deliveries(
+        [_outcome("SM1", "sent", DeliveryStage.PENDING, code=None)]
+    )
+    receipt = await store.record_deliveries([_outcome("SM1", at=T0 + timedelta(hours=2))])
+    assert sent == []
+    assert [(o.status, o.at) for o in receipt] == [("undelivered", T0 + timedelta(hours=2))]
+
+
+async def test_record_deliveries_counts_one_final_status_per_message(
+    make_store: MakeStore,
+) -> None:
+    store = await make_store()
+    counted = await store.record_deliveries(
+        [_outcome("SM1", "delivered", code=None), _outcome("SM1", "undelivered")]
+    )
+    assert [o.status for o in counted] == ["delivered"]
+
+
+async def test_record_deliveries_counts_each_reaction_once(make_store: MakeStore) -> None:
+    store = await make_store()
+    counted = await store.record_deliveries(
+        [
+            _outcome("m1", "delivered", code=None),
+            _outcome("m1", "spamreport", DeliveryStage.REACTION, code=None),
+            _outcome("m1", "spamreport", DeliveryStage.REACTION, code=None),
+        ]
+    )
+    assert [o.status for o in counted] == ["delivered", "spamreport"]
+
+
+async def test_counted_deliveries_survive_a_reopen_oldest_first(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    store = SQLiteStore(path)
+    await store.open()
+    await store.record_deliveries(
+        [_outcome("SM2", at=T0 + timedelta(minutes=1)), _outcome("SM1", at=T0)]
+    )
+    await store.close()
+    reopened = SQLiteStore(path)
+    await reopened.open()
+    try:
+        kept = await reopened.counted_deliveries(T0)
+        replay = await reopened.record_deliveries([_outcome("SM1")])
+    finally:
+        await reopened.close()
+    assert [o.message_id for o in kept] == ["SM1", "SM2"]
+    assert kept[0] == _outcome("SM1", at=T0)
+    assert replay == []
+
+
+async def test_counted_deliveries_leave_out_pending_and_older_ones(make_store: MakeStore) -> None:
+    store = await make_store()
+    await store.record_deliveries(
+        [
+            _outcome("old", at=T0 - timedelta(hours=1)),
+            _outcome("sent", "sent", DeliveryStage.PENDING, code=None),
+            _outcome("new"),
+        ]
+    )
+    assert [o.message_id for o in await store.counted_deliveries(T0)] == ["new"]
+
+
+async def test_record_deliveries_prunes_outcomes_older_than_the_retention(
+    make_store: MakeStore,
+) -> None:
+    store = await make_store(Retention(deliveries_age=timedelta(days=7)))
+    await store.record_deliveries([_outcome("SM1", at=T0)])
+    await store.record_deliveries([_outcome("SM2", at=T0 + timedelta(days=7, seconds=1))])
+    assert [o.message_id for o in await store.counted_deliveries(T0 - timedelta(days=1))] == ["SM2"]
+
+
+async def test_delivery_examples_are_one_integrations_newest_with_the_code(
+    make_store: MakeStore,
+) -> None:
+    store = await make_store()
+    await store.record_deliveries(
+        [
+            *(_outcome(f"SM{n}", at=T0 + timedelta(minutes=n)) for n in range(5)),
+            _outcome("SMother", code="30007", at=T0 + timedelta(minutes=9)),
+            _outcome("SMelse", integration_id="tw-2", at=T0 + timedelta(minutes=9)),
+        ]
+    )
+    examples = await store.delivery_examples("tw-1", "30003", T0 + timedelta(minutes=1), 3)
+    assert [o.message_id for o in examples] == ["SM4", "SM3", "SM2"]
 
 
 # -- the registry ----------------------------------------------------------------------------

@@ -33,6 +33,8 @@ METRICS: dict[str, MetricType] = {
     "healthd_alert_outbox_oldest_pending_age_seconds": "gauge",
     "healthd_open_incidents": "gauge",
     "healthd_build_info": "gauge",
+    "healthd_delivery_messages_total": "counter",
+    "healthd_callbacks_total": "counter",
 }
 
 _HISTOGRAM_SERIES = ("_bucket", "_sum", "_count")

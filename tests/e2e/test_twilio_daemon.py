@@ -141,7 +141,7 @@ async def test_recipient_errors_alone_however_many_never_make_it_unhealthy(
     optouts = [f for f in view["findings"] if f["provider_code"] == "21610"]
     assert view["status"] == "ok" and view["problems"] == []
     assert optouts and optouts[0]["category"] == "recipient" and optouts[0]["count"] > 50
-    assert counted == optouts[0]["count"]
+    assert counted == 1  # one finding in one run; its messages are counted by the ledger
     assert 1 <= len(optouts[0]["examples"]) <= 3
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,8 +21,16 @@ from healthd import probing
 from healthd.catalog import Catalog, parse
 from healthd.clock import FakeClock, SystemClock
 from healthd.http import SharedAnswers
-from healthd.interfaces import ProbeContext
-from healthd.model import Category, Integration, ProbeResult, Status, Thresholds
+from healthd.interfaces import DeliverySink, ProbeContext
+from healthd.model import (
+    Category,
+    DeliveryOutcome,
+    DeliveryStage,
+    Integration,
+    ProbeResult,
+    Status,
+    Thresholds,
+)
 from healthd.sim.statuspage import StatusPageSim, component_id
 from healthd.sim.twilio import LOCAL_NUMBER, TOLLFREE_NUMBER, TwilioSim, service_sid
 from probes.twilio import TwilioOptions, TwilioProbe
@@ -47,6 +55,17 @@ class FakeSecret:
     __str__ = __repr__
 
 
+class Sink:
+    """The delivery ledger's side of `DeliverySink`: keeps what the probe reported."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[DeliveryOutcome] = []
+
+    def submit(self, outcomes: Sequence[DeliveryOutcome]) -> bool:
+        self.outcomes.extend(outcomes)
+        return True
+
+
 @dataclass
 class Harness:
     twilio: TwilioSim
@@ -67,6 +86,7 @@ class Harness:
         last_checked: datetime | None = None,
         base_url: str | None = None,
         shared: SharedAnswers | None = None,
+        deliveries: DeliverySink | None = None,
         **options: Any,
     ) -> ProbeResult:
         opts = {
@@ -95,6 +115,7 @@ class Harness:
             timeout=deadline,
             last_checked=last_checked,
             shared=shared,
+            deliveries=deliveries,
         )
         async with asyncio.timeout(deadline + 5):
             return await probing.check(TwilioProbe(), integration, ctx)
@@ -550,11 +571,48 @@ async def test_each_code_keeps_at_most_three_example_sids(harness: Harness) -> N
     assert all(sid.startswith("SM") and len(sid) == 34 for sid in found.examples)
 
 
-async def test_delivery_looks_back_only_to_the_last_check(harness: Harness) -> None:
+async def test_delivery_looks_back_over_the_whole_window_whatever_the_last_check(
+    harness: Harness,
+) -> None:
     harness.set("ok", count=100, spacing=60)
     since = datetime.now(UTC) - timedelta(minutes=10, seconds=30)
-    found = finding(await harness.check(last_checked=since), "twilio.delivery_ok")
-    assert found.count == 10
+    result = await harness.check(last_checked=since, delivery_window=timedelta(minutes=30.5))
+    assert finding(result, "twilio.delivery_ok").count == 30  # one a minute, for the window
+
+
+async def test_rates_are_judged_over_the_window_at_100_messages_an_hour(
+    harness: Harness,
+) -> None:
+    # 5 of 100 messages in the hour with a sender error (21703): 5 % is past the 2 % that
+    # degrades. Each run, a minute after the previous one, judges the whole hour again.
+    harness.set("filtering_spike", count=100, spacing=35, rate=0.05, error_code=21703)
+    a_minute_ago = datetime.now(UTC) - timedelta(minutes=1)
+    runs = [await harness.check(last_checked=a_minute_ago) for _ in range(3)]
+    found = [finding(r, "twilio.delivery_errors", "21703") for r in runs]
+    assert [(f.status, f.count, f.category) for f in found] == [
+        (Status.DEGRADED, 5, Category.SENDER_CONFIG)
+    ] * 3
+    assert all("of 100 outbound" in f.summary for f in found)
+
+
+async def test_every_polled_message_is_reported_to_the_ledger_with_its_status(
+    harness: Harness,
+) -> None:
+    harness.set("late_receipts", count=10, spacing=60, late=2)
+    sink = Sink()
+    await harness.check(deliveries=sink)
+    assert len(sink.outcomes) == 10
+    assert {(o.status, o.stage) for o in sink.outcomes[:2]} == {("sent", DeliveryStage.PENDING)}
+    assert {(o.status, o.stage) for o in sink.outcomes[2:]} == {("delivered", DeliveryStage.FINAL)}
+    assert all(o.source == "poll" and o.message_id.startswith("SM") for o in sink.outcomes)
+
+
+async def test_a_late_21703_is_reported_as_a_sender_config_failure(harness: Harness) -> None:
+    harness.set("late_receipts", count=3, late=1, receipt="failed", error_code=21703)
+    sink = Sink()
+    await harness.check(deliveries=sink)
+    failed = [o for o in sink.outcomes if o.status == "failed"]
+    assert [(o.provider_code, o.category) for o in failed] == [("21703", Category.SENDER_CONFIG)]
 
 
 async def test_delivery_window_bounds_the_look_back(harness: Harness) -> None:

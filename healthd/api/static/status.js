@@ -219,7 +219,29 @@
 
   // -- rendering ----------------------------------------------------------------------------
 
-  function problemItem(finding) {
+  // A message-count finding with a provider code: the message ids a provider's support asks
+  // for, from the support bundle (the last 24 hours; 7 days for carrier filtering).
+  function supportExamples(id, finding) {
+    const box = el("div", { class: "examples" });
+    const path = `/api/v1/integrations/${encodeURIComponent(id)}/examples?code=${encodeURIComponent(finding.provider_code)}`;
+    api("GET", path)
+      .then((bundle) => {
+        if (!bundle.count) return;
+        const span = bundle.window === "7d" ? "7 days" : "24 hours";
+        box.append(
+          el("p", {}, el("strong", {}, "For a support request: "), `messages with code ${bundle.provider_code} in the last ${span}`),
+          el(
+            "ul",
+            { class: "example-list" },
+            bundle.examples.map((e) => el("li", {}, el("code", {}, e.message_id), ` ${e.status}, `, when(e.at))),
+          ),
+        );
+      })
+      .catch(() => {}); // the finding stands without its examples
+    return box;
+  }
+
+  function problemItem(finding, id) {
     const codes = [el("code", {}, finding.code)];
     if (finding.provider_code) codes.push(" (provider code ", el("code", {}, finding.provider_code), ")");
     return el(
@@ -228,6 +250,7 @@
       el("p", { class: "problem-summary" }, el("strong", {}, `${(STATUS[finding.status] || {}).text || finding.status}: `), finding.summary),
       finding.remediation ? el("p", { class: "fix" }, el("strong", {}, "Fix: "), finding.remediation) : null,
       el("p", { class: "code" }, "Code ", codes),
+      finding.provider_code && finding.count !== null ? supportExamples(id, finding) : null,
     );
   }
 
@@ -250,7 +273,7 @@
 
     const problems = view.problems || [];
     const body = problems.length
-      ? [el("h5", { class: "problems-title" }, "What is failing"), el("ul", { class: "problems" }, problems.map(problemItem))]
+      ? [el("h5", { class: "problems-title" }, "What is failing"), el("ul", { class: "problems" }, problems.map((f) => problemItem(f, view.id)))]
       : [el("p", { class: "all-good" }, view.status === "unknown" ? "No result yet." : "Nothing is failing.")];
 
     return el(

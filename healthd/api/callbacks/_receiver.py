@@ -1,0 +1,56 @@
+"""What every provider's callback receiver is: verify the request, then read its outcomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar, Protocol
+
+from aiohttp import web
+
+from healthd.catalog import Catalog
+from healthd.model import Category, DeliveryOutcome, Integration
+
+
+class Rejected(Exception):
+    """The request is not taken: nothing of it is recorded. `outcome` labels the metric."""
+
+    def __init__(self, status: int, outcome: str, detail: str) -> None:
+        self.status = status
+        self.outcome = outcome
+        self.detail = detail
+        super().__init__(detail)
+
+
+def forged(detail: str = "the request's signature does not verify") -> Rejected:
+    return Rejected(403, "forged", detail)
+
+
+def unsigned(header: str) -> Rejected:
+    return Rejected(403, "unsigned", f"the request carries no {header} header")
+
+
+def malformed(detail: str) -> Rejected:
+    return Rejected(400, "malformed", detail)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Received:
+    """A verified request's context, for the receiver to build outcomes with."""
+
+    integration: Integration
+    url: str  # the URL the provider requested, as it signed it
+    now: datetime
+    catalog: Catalog
+
+    def category(self, code: str | None, default: Category | None) -> Category | None:
+        return self.catalog.outcome_category(self.integration.provider, code, default)
+
+
+class Receiver(Protocol):
+    """One provider's callbacks. Verification comes first: a request that does not verify
+    raises `Rejected` before anything of its body is used (a 403, recorded nowhere)."""
+
+    provider: ClassVar[str]
+
+    async def outcomes(self, request: web.Request, at: Received) -> list[DeliveryOutcome]: ...

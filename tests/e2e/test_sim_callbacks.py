@@ -1,0 +1,41 @@
+"""The simulator speaks callbacks: its own messages' status callbacks, signed, replayed and
+forged, posted to a running daemon, are counted once each and the forged ones refused."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from healthd.clock import FakeClock
+from healthd.ledger import Key, Window
+from healthd.sim.app import SimulatorThread
+from healthd.sim.client import SimClient
+from tests.conftest import running_daemon
+from tests.e2e.test_delivery_polling import ACCOUNT_SID, ID, T_NOW, _config, twilio_env  # noqa: F401
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.usefixtures("twilio_env")
+async def test_the_simulators_callbacks_are_counted_once_and_forged_ones_refused(
+    sim: SimulatorThread, sim_client: SimClient
+) -> None:
+    sim_client.set_scenario("twilio", "filtering_spike", target=ACCOUNT_SID, count=20, rate=0.25)
+    async with running_daemon(_config(sim), clock=FakeClock(T_NOW())) as daemon:
+        sent = await asyncio.to_thread(
+            sim_client.send_twilio_callbacks,
+            ACCOUNT_SID,
+            f"{daemon.url}/callbacks/{ID}",
+            replays=6,
+            forged=3,
+        )
+        async with asyncio.timeout(10):
+            await daemon.ledger.drained()
+        counts = dict(daemon.ledger.counts(ID, Window.HOUR, daemon.clock.now()))
+
+    assert sent["answers"] == {"200": 40 + 6, "403": 3}
+    assert counts == {
+        Key("delivered", None, None): 15,
+        Key("undelivered", "30007", "content"): 5,
+    }
