@@ -4,7 +4,9 @@
 
 - `memory:` keeps everything in the process (tests, `healthd check`);
 - `sqlite:///var/lib/healthd/state.db` (everything after `sqlite://` is the file path, so
-  three slashes make it absolute) or a bare path ending in `.db` uses one SQLite file.
+  three slashes make it absolute) or a bare path ending in `.db` uses one SQLite file;
+- `postgresql://user@host:5432/db?password=env:NAME` (or `password=file:/path`) uses
+  PostgreSQL, which several replicas share (`postgresql.py`).
 
 A backend is its dialect put together from the parts every backend shares: `_rows` (the
 row codecs: one encoding), `_writer` (group commit of `record_run`) and `_retention` (how
@@ -19,11 +21,13 @@ from healthd.errors import ConfigError
 from healthd.interfaces import Store
 from healthd.store._retention import Retention
 from healthd.store.memory import MemoryStore
+from healthd.store.postgresql import PostgresStore, parse_url
 from healthd.store.sqlite import SQLiteStore
 
-__all__ = ["MemoryStore", "Retention", "SQLiteStore", "Store", "open_store"]
+__all__ = ["MemoryStore", "PostgresStore", "Retention", "SQLiteStore", "Store", "open_store"]
 
 _SQLITE_PREFIX = "sqlite://"
+_POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 
 
 def open_store(url: str) -> Store:
@@ -38,8 +42,11 @@ def open_store(url: str) -> Store:
         return SQLiteStore(path)
     if "://" not in url and url.endswith(".db"):
         return SQLiteStore(url)
+    if url.startswith(_POSTGRES_PREFIXES):
+        dsn, password = parse_url(url)
+        return PostgresStore(dsn, password=password)
     raise ConfigError(
         "store",
-        f"unsupported store {url!r}; use 'memory:', 'sqlite:///path/to/file.db'"
-        " or a path ending in .db",
+        f"unsupported store {url!r}; use 'memory:', 'sqlite:///path/to/file.db',"
+        " a path ending in .db or 'postgresql://user@host/database'",
     )

@@ -1,0 +1,511 @@
+"""The Store on PostgreSQL, for several replicas sharing one database (asyncpg, one pool).
+
+This module is the PostgreSQL dialect, put together from the parts every backend shares:
+`_rows` encodes and decodes every row, `_writer` group-commits `record_run` (a batch is
+one transaction with one `executemany` per table, awaited on the pool, no thread), and
+`_pg_schema` holds the schema and migrates it under an advisory lock. Why asyncpg and not
+psycopg 3: bench/RESULTS.md, "Issue 13".
+
+Several replicas, one database. What this store adds for them, all in the database:
+
+- **Members.** Each open store is a member: a row in `members` whose heartbeat the store
+  renews every `member_lease / 3` seconds (database clock). A member whose heartbeat is
+  older than `member_lease` is dead: SIGKILLed, or paused (SIGSTOP), or cut off.
+- **The outbox, any replica delivers.** `claim_due` takes rows with `FOR UPDATE SKIP
+  LOCKED` (two replicas never take one row, and neither waits for the other), marks each
+  with its sender, and first returns to pending the rows whose sender is dead. A row still
+  waits while an older row of its channel and dedup key is in flight: a resolve never
+  overtakes its trigger. `requeue_stale` returns this member's own rows and dead members'
+  rows, never those a live replica is sending.
+- **The alert lease, with fencing** (`acquire_lease`, `fence`). A lease row holds the
+  holder, an expiry (database clock) and a token that grows whenever the holder changes.
+  While `fence` names a lease and token, `apply_alerts` checks, in its own transaction and
+  holding the lease row (`FOR SHARE`, so a takeover waits for it), that this member still
+  holds the lease with that token and that it has not expired; otherwise it writes nothing
+  and raises `LeaseLost`. A replica paused past its lease wakes up with a stale plan and
+  writes none of it.
+
+Every driver error becomes a `StoreError` that names the server and database and the
+operation (never the password). The pool replaces a connection the server dropped, so the
+store reconnects by itself once PostgreSQL is back; each call meanwhile fails fast
+(`CONNECT_TIMEOUT`, `COMMAND_TIMEOUT`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any, TypeAlias
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import structlog
+
+from healthd.errors import ConfigError, LeaseLost, StoreError
+from healthd.model import (
+    AlertEvent,
+    Incident,
+    IntegrationState,
+    OutboxItem,
+    OutboxStatus,
+    ProbeResult,
+    Transition,
+)
+from healthd.secrets import Secret
+from healthd.store import _rows
+from healthd.store._pg_schema import PUT_META, migrate
+from healthd.store._retention import Retention
+from healthd.store._writer import GroupCommit, RowsRefused
+
+__all__ = ["PostgresStore", "parse_url"]
+
+log = structlog.get_logger("healthd.store")
+
+CONNECT_TIMEOUT = 5.0  # seconds to open one connection
+COMMAND_TIMEOUT = 10.0  # seconds one statement may take
+MEMBER_LEASE = 15.0  # seconds without a heartbeat after which a member is dead
+POOL_SIZE = 10
+
+_Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# What the database refuses in a row (not the connection's or the server's fault).
+_REFUSED = (asyncpg.IntegrityConstraintViolationError, asyncpg.DataError)
+
+
+def _columns(names: Sequence[str]) -> str:
+    return ", ".join(names)
+
+
+def _params(count: int, start: int = 1) -> str:
+    return ", ".join(f"${n}" for n in range(start, start + count))
+
+
+def _upsert(table: str, columns: Sequence[str], extra: str = "") -> str:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+    return (
+        f"INSERT INTO {table} ({_columns(columns)}) VALUES ({_params(len(columns))})"
+        f" ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}{extra}"
+    )
+
+
+def _statuses(statuses: Sequence[OutboxStatus]) -> str:
+    return "(" + ", ".join(f"'{s.value}'" for s in statuses) + ")"
+
+
+_IN_FLIGHT = _statuses(_rows.IN_FLIGHT)
+_FINISHED = _statuses(_rows.FINISHED)
+_LIVE = "heartbeat_at > now() - make_interval(secs => {lease})"
+
+_SELECT_STATES = f"SELECT {_columns(_rows.STATE_COLUMNS)} FROM integration_state"
+_PUT_STATE = _upsert(
+    "integration_state", _rows.STATE_COLUMNS, ", version = integration_state.version + 1"
+)
+_SELECT_RESULTS = f"SELECT {_columns(_rows.RESULT_COLUMNS)} FROM latest_result"
+_PUT_RESULT = _upsert("latest_result", _rows.RESULT_COLUMNS)
+_ADD_TRANSITION = (
+    f"INSERT INTO transitions ({_columns(_rows.TRANSITION_COLUMNS)})"
+    f" VALUES ({_params(len(_rows.TRANSITION_COLUMNS))})"
+)
+_PRUNE_TRANSITIONS = (
+    "DELETE FROM transitions WHERE integration_id = $1 AND id <= ("
+    " SELECT id FROM transitions WHERE integration_id = $1"
+    " ORDER BY id DESC LIMIT 1 OFFSET $2)"
+)
+_SELECT_TRANSITIONS = (
+    f"SELECT {_columns(_rows.TRANSITION_COLUMNS)} FROM transitions"
+    " WHERE integration_id = $1 ORDER BY id DESC LIMIT $2"
+)
+_SELECT_INCIDENTS = f"SELECT {_columns(_rows.INCIDENT_COLUMNS)} FROM incidents"
+# Opening a key that is open keeps its start (the partial unique index incidents_open_once).
+_OPEN_INCIDENT = (
+    f"INSERT INTO incidents ({_columns(_rows.INCIDENT_COLUMNS)})"
+    f" VALUES ({_params(len(_rows.INCIDENT_COLUMNS))})"
+    " ON CONFLICT (dedup_key) WHERE resolved_at IS NULL DO UPDATE SET rule = excluded.rule,"
+    " summary = excluded.summary, details = excluded.details"
+)
+_RESOLVE_INCIDENT = (
+    "UPDATE incidents SET resolved_at = $1 WHERE dedup_key = $2 AND resolved_at IS NULL"
+)
+_PRUNE_RESOLVED_INCIDENTS = (
+    "DELETE FROM incidents WHERE resolved_at IS NOT NULL AND id <= ("
+    " SELECT id FROM incidents WHERE resolved_at IS NOT NULL"
+    " ORDER BY id DESC LIMIT 1 OFFSET $1)"
+)
+_ADD_OUTBOX_ROW = (
+    f"INSERT INTO outbox ({_columns(_rows.NEW_OUTBOX_COLUMNS)})"
+    f" VALUES ({_params(len(_rows.NEW_OUTBOX_COLUMNS))})"
+)
+# Rows whose sender ($1 is this member) is no longer alive go back to pending.
+_RECLAIM_DEAD = (
+    "UPDATE outbox SET status = 'pending', claimed_by = NULL WHERE status = 'sending'"
+    " AND claimed_by IS DISTINCT FROM $1 AND NOT EXISTS (SELECT 1 FROM members AS m"
+    f" WHERE m.id = outbox.claimed_by AND m.{_LIVE.format(lease='$2')})"
+)
+_CLAIM_DUE = (
+    "UPDATE outbox SET status = 'sending', claimed_by = $3 WHERE id IN ("
+    " SELECT id FROM outbox AS o WHERE status = 'pending' AND next_attempt_at <= $1"
+    "  AND NOT EXISTS (SELECT 1 FROM outbox AS older"
+    "   WHERE older.channel = o.channel AND older.dedup_key = o.dedup_key"
+    f"   AND older.id < o.id AND older.status IN {_IN_FLIGHT})"
+    "  ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)"
+    f" RETURNING {_columns(_rows.OUTBOX_ITEM_COLUMNS)}"
+)
+_REQUEUE_STALE = (
+    "UPDATE outbox SET status = 'pending', claimed_by = NULL WHERE status = 'sending'"
+    " AND (claimed_by IS NULL OR claimed_by = $1 OR NOT EXISTS (SELECT 1 FROM members AS m"
+    f" WHERE m.id = outbox.claimed_by AND m.{_LIVE.format(lease='$2')}))"
+)
+_PRUNE_FINISHED = (
+    f"DELETE FROM outbox WHERE status IN {_FINISHED} AND (created_at < $1"
+    f" OR id <= (SELECT id FROM outbox WHERE status IN {_FINISHED}"
+    "   ORDER BY id DESC LIMIT 1 OFFSET $2))"
+)
+# Taken when free or expired; renewed by its holder. The token grows on a change of holder.
+_ACQUIRE_LEASE = (
+    "INSERT INTO leases AS l (name, holder, token, expires_at)"
+    " VALUES ($1, $2, 1, now() + make_interval(secs => $3))"
+    " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+    "  token = CASE WHEN l.holder = excluded.holder THEN l.token ELSE l.token + 1 END,"
+    "  expires_at = excluded.expires_at"
+    " WHERE l.holder = excluded.holder OR l.expires_at <= now()"
+    " RETURNING token"
+)
+_RELEASE_LEASE = (
+    "UPDATE leases SET expires_at = now() WHERE name = $1 AND holder = $2 AND token = $3"
+)
+_CHECK_FENCE = (
+    "SELECT 1 FROM leases WHERE name = $1 AND holder = $2 AND token = $3"
+    " AND expires_at > now() FOR SHARE"
+)
+
+
+def parse_url(url: str) -> tuple[str, Secret | None]:
+    """The DSN asyncpg is given and the password, from `store: postgresql://...`.
+
+    The password is a secret reference in the query (`?password=env:NAME` or
+    `?password=file:/path`), never a literal in the URL: a literal is refused (ConfigError
+    at `store`), naming the form to use and not the value.
+    """
+    parts = urlsplit(url)
+    if parts.password is not None:
+        raise ConfigError(
+            "store",
+            "a password written in the store URL is a literal secret; give it as"
+            " ?password=env:NAME or ?password=file:/path",
+        )
+    if not parts.hostname and not parts.path.strip("/"):
+        raise ConfigError("store", "a postgresql:// URL names a host and a database")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    password: Secret | None = None
+    rest: list[tuple[str, str]] = []
+    for key, value in query:
+        if key != "password":
+            rest.append((key, value))
+            continue
+        try:
+            password = Secret.resolve(value)
+        except ValueError as exc:
+            raise ConfigError("store", f"password: {exc}") from None
+    return urlunsplit(parts._replace(query=urlencode(rest))), password
+
+
+class PostgresStore:
+    """See `healthd.interfaces.Store` for the contract, and the module for what replicas add.
+
+    `fence`, when set, is `(lease name, token)`: `apply_alerts` writes only while this
+    member holds that lease with that token (`LeaseLost` otherwise).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        password: Secret | None = None,
+        retention: Retention | None = None,
+        pool_size: int = POOL_SIZE,
+        member_lease: float = MEMBER_LEASE,
+        member_name: str | None = None,
+    ) -> None:
+        parts = urlsplit(dsn)
+        self._dsn = dsn
+        self._password = password
+        self.label = f"postgresql store {parts.hostname or 'localhost'}:{parts.port or 5432}"
+        self.label += parts.path or "/"
+        self._retention = retention or Retention()
+        self._pool_size = pool_size
+        self.member_lease = member_lease
+        self.member_name = member_name or socket.gethostname()
+        self.member_id: int | None = None
+        self.fence: tuple[str, int] | None = None
+        self._pool: asyncpg.Pool | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._runs = GroupCommit[_rows.RunRows](
+            self._write_runs, label=self.label, task_name="healthd-store-runs"
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connects, migrates (under the advisory lock) and joins as a member."""
+        try:
+            self._pool = await asyncpg.create_pool(
+                self._dsn,
+                password=self._password.reveal() if self._password else None,
+                min_size=1,
+                max_size=self._pool_size,
+                timeout=CONNECT_TIMEOUT,
+                command_timeout=COMMAND_TIMEOUT,
+            )
+        except _DRIVER_ERRORS as exc:
+            raise StoreError(f"{self.label}: cannot connect: {_describe(exc)}") from exc
+        try:
+            async with self._connection("open") as conn:
+                await migrate(conn, self.label)
+                self.member_id = await conn.fetchval(
+                    "INSERT INTO members (name) VALUES ($1) RETURNING id", self.member_name
+                )
+        except BaseException:
+            await self._pool.close()
+            self._pool = None
+            raise
+        self._heartbeat = asyncio.create_task(self._beat(), name="healthd-store-heartbeat")
+
+    async def close(self) -> None:
+        pool = self._pool
+        if pool is None:
+            return
+        try:
+            await self._runs.flush()
+        finally:
+            if self._heartbeat is not None:
+                self._heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._heartbeat
+            with contextlib.suppress(StoreError):
+                async with self._connection("close") as conn:
+                    # Leaving: its rows in sending are picked up by the others at once.
+                    await conn.execute("DELETE FROM members WHERE id = $1", self.member_id)
+            self._pool = None
+            await pool.close()
+
+    async def _beat(self) -> None:
+        """Renews this member's heartbeat; a database away is logged, and tried again."""
+        while True:
+            await asyncio.sleep(self.member_lease / 3)
+            try:
+                await self.heartbeat()
+            except StoreError as exc:
+                log.warning("store_heartbeat_failed", store=self.label, error=str(exc))
+
+    async def heartbeat(self) -> None:
+        async with self._connection("heartbeat") as conn:
+            await conn.execute(
+                "INSERT INTO members AS m (id, name) OVERRIDING SYSTEM VALUE VALUES ($1, $2)"
+                " ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
+                self.member_id,
+                self.member_name,
+            )
+
+    @contextlib.asynccontextmanager
+    async def _connection(self, operation: str) -> AsyncIterator[_Connection]:
+        """A pooled connection; every driver error inside becomes a StoreError."""
+        if self._pool is None:
+            raise StoreError(f"{self.label}: {operation}: the store is not open")
+        try:
+            async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
+                yield conn
+        except _REFUSED as exc:
+            raise RowsRefused(f"{self.label}: {operation} failed: {_describe(exc)}") from exc
+        except _DRIVER_ERRORS as exc:
+            raise StoreError(f"{self.label}: {operation} failed: {_describe(exc)}") from exc
+
+    async def _fetch(self, operation: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+        async with self._connection(operation) as conn:
+            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+            return rows
+
+    # -- state and results -------------------------------------------------------------
+
+    async def load_states(self) -> dict[str, IntegrationState]:
+        rows = await self._fetch("load_states", _SELECT_STATES)
+        return {row[0]: _rows.state_from_row(row) for row in rows}
+
+    async def record_run(
+        self, state: IntegrationState, result: ProbeResult, transitions: Sequence[Transition]
+    ) -> None:
+        if self._pool is None:
+            raise StoreError(f"{self.label}: record_run: the store is not open")
+        await self._runs.submit(_rows.run_rows(state, result, transitions))
+
+    async def _write_runs(self, runs: list[_rows.RunRows]) -> None:
+        """The group commit's batch: one transaction, one `executemany` per table, in queue
+        order (a later run of the same integration wins)."""
+        async with self._connection("record_run") as conn, conn.transaction():
+            await conn.executemany(_PUT_STATE, [run.state for run in runs])
+            await conn.executemany(_PUT_RESULT, [run.result for run in runs])
+            transitions = [row for run in runs for row in run.transitions]
+            if transitions:
+                await conn.executemany(_ADD_TRANSITION, transitions)
+                keep = self._retention.transitions
+                await conn.executemany(
+                    _PRUNE_TRANSITIONS, [(i, keep) for i in {row[0] for row in transitions}]
+                )
+
+    async def latest_results(self) -> dict[str, ProbeResult]:
+        rows = await self._fetch("latest_results", _SELECT_RESULTS)
+        return {row[0]: _rows.result_from_row(row) for row in rows}
+
+    async def transitions(self, integration_id: str, limit: int = 20) -> list[Transition]:
+        rows = await self._fetch("transitions", _SELECT_TRANSITIONS, integration_id, limit)
+        return [_rows.transition_from_row(row) for row in rows]
+
+    # -- incidents and the outbox ------------------------------------------------------
+
+    async def open_incidents(self) -> list[Incident]:
+        rows = await self._fetch(
+            "open_incidents",
+            f"{_SELECT_INCIDENTS} WHERE resolved_at IS NULL ORDER BY opened_at, dedup_key",
+        )
+        return [_rows.incident_from_row(row) for row in rows]
+
+    async def recent_incidents(self, limit: int = 50) -> list[Incident]:
+        # Open first (newest opened first), then resolved (most recently resolved first).
+        rows = await self._fetch(
+            "recent_incidents",
+            f"{_SELECT_INCIDENTS} ORDER BY resolved_at IS NOT NULL,"
+            " COALESCE(resolved_at, opened_at) DESC, opened_at DESC, dedup_key, id DESC"
+            " LIMIT $1",
+            limit,
+        )
+        return [_rows.incident_from_row(row) for row in rows]
+
+    async def apply_alerts(
+        self,
+        *,
+        opened: Sequence[Incident],
+        resolved: Sequence[tuple[str, datetime]],
+        events: Sequence[tuple[str, AlertEvent]],
+        now: datetime,
+    ) -> None:
+        incident_rows = [_rows.incident_row(i) for i in opened]
+        resolve_rows = [(_rows.iso(at), key) for key, at in resolved]
+        outbox_rows = [_rows.outbox_row(channel, event, now) for channel, event in events]
+        fence = self.fence
+        async with self._connection("apply_alerts") as conn, conn.transaction():
+            if fence is not None:
+                name, token = fence
+                if await conn.fetchval(_CHECK_FENCE, name, self.member_id, token) is None:
+                    raise LeaseLost(
+                        f"{self.label}: apply_alerts: lease {name!r} (token {token}) is no"
+                        " longer held by this replica; its plan is not written"
+                    )
+            await conn.executemany(_OPEN_INCIDENT, incident_rows)
+            await conn.executemany(_RESOLVE_INCIDENT, resolve_rows)
+            await conn.executemany(_ADD_OUTBOX_ROW, outbox_rows)
+            if resolve_rows:
+                await conn.execute(_PRUNE_RESOLVED_INCIDENTS, self._retention.resolved_incidents)
+
+    async def claim_due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        async with self._connection("claim_due") as conn, conn.transaction():
+            await conn.execute(_RECLAIM_DEAD, self.member_id, self.member_lease)
+            rows = await conn.fetch(_CLAIM_DUE, _rows.iso(now), limit, self.member_id)
+        items = [_rows.outbox_item(row, OutboxStatus.SENDING) for row in rows]
+        return sorted(items, key=lambda item: item.id)  # RETURNING keeps no order
+
+    async def mark_sent(self, item_id: int, now: datetime) -> None:
+        cutoff = _rows.iso(now - self._retention.finished_outbox_age)
+        async with self._connection("mark_sent") as conn, conn.transaction():
+            await self._update_outbox_row(
+                conn,
+                "mark_sent",
+                "status = 'sent', attempts = attempts + 1, sent_at = $2",
+                item_id,
+                _rows.iso(now),
+            )
+            await conn.execute(_PRUNE_FINISHED, cutoff, self._retention.finished_outbox)
+
+    async def mark_retry(self, item_id: int, next_attempt_at: datetime, error: str) -> None:
+        async with self._connection("mark_retry") as conn:
+            await self._update_outbox_row(
+                conn,
+                "mark_retry",
+                "status = 'pending', attempts = attempts + 1, next_attempt_at = $2,"
+                " last_error = $3, claimed_by = NULL",
+                item_id,
+                _rows.iso(next_attempt_at),
+                error,
+            )
+
+    async def mark_rejected(self, item_id: int, error: str) -> None:
+        async with self._connection("mark_rejected") as conn:
+            await self._update_outbox_row(
+                conn,
+                "mark_rejected",
+                "status = 'rejected', attempts = attempts + 1, last_error = $2",
+                item_id,
+                error,
+            )
+
+    @staticmethod
+    async def _update_outbox_row(
+        conn: _Connection, operation: str, assignments: str, item_id: int, *args: Any
+    ) -> None:
+        """Updates one outbox row by id; an unknown id is a caller bug."""
+        status = await conn.execute(
+            f"UPDATE outbox SET {assignments} WHERE id = $1", item_id, *args
+        )
+        if status != "UPDATE 1":
+            raise StoreError(f"{operation}: no outbox row with id {item_id}")
+
+    async def requeue_stale(self) -> int:
+        async with self._connection("requeue_stale") as conn:
+            status = await conn.execute(_REQUEUE_STALE, self.member_id, self.member_lease)
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def outbox_pending(self) -> dict[str, int]:
+        rows = await self._fetch(
+            "outbox_pending",
+            f"SELECT channel, COUNT(*) FROM outbox WHERE status IN {_IN_FLIGHT} GROUP BY channel",
+        )
+        return {row[0]: row[1] for row in rows}
+
+    async def outbox_oldest_pending(self, now: datetime) -> float | None:
+        rows = await self._fetch(
+            "outbox_oldest_pending",
+            f"SELECT MIN(created_at) FROM outbox WHERE status IN {_IN_FLIGHT}",
+        )
+        oldest = rows[0][0] if rows else None
+        return None if oldest is None else (now - _rows.parse(oldest)).total_seconds()
+
+    # -- meta --------------------------------------------------------------------------
+
+    async def get_meta(self, key: str) -> Any:
+        rows = await self._fetch("get_meta", "SELECT value FROM meta WHERE key = $1", key)
+        return _rows.meta_value(rows[0][0] if rows else None)
+
+    async def set_meta(self, key: str, value: Any) -> None:
+        text = _rows.meta_text(value)
+        async with self._connection("set_meta") as conn:
+            await conn.execute(PUT_META, key, text)
+
+    # -- leases ------------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, seconds: float) -> int | None:
+        """Takes or renews lease `name` for `seconds` (database clock): its fencing token,
+        or None while another live replica holds it."""
+        async with self._connection("acquire_lease") as conn:
+            token: int | None = await conn.fetchval(_ACQUIRE_LEASE, name, self.member_id, seconds)
+            return token
+
+    async def release_lease(self, name: str, token: int) -> None:
+        """Ends the lease at once (a clean shutdown): the next replica need not wait it out."""
+        async with self._connection("release_lease") as conn:
+            await conn.execute(_RELEASE_LEASE, name, self.member_id, token)
+
+
+def _describe(exc: BaseException) -> str:
+    """The driver's message: asyncpg's name the server and the SQL state, never a password."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
