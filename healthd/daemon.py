@@ -33,14 +33,16 @@ from healthd.api.app import Api
 from healthd.api.listener import Listener, connection_limit
 from healthd.api.silences import silence_routes
 from healthd.clock import Clock, SystemClock
+from healthd.cluster.lease import AlertLease
 from healthd.config import Config
+from healthd.errors import StoreError
 from healthd.http import REQUESTS_PER_PROBE, make_session
 from healthd.interfaces import Notifier, Store
 from healthd.metrics import HealthCollector, Instruments, MetricsEndpoint
 from healthd.model import Incident
 from healthd.runner import Runner
 from healthd.scheduler import Scheduler
-from healthd.store import open_store
+from healthd.store import PostgresStore, open_store
 from healthd.store.health import MonitoredStore, StoreHealth
 
 log = structlog.get_logger("healthd.daemon")
@@ -105,9 +107,12 @@ class Daemon:
         self.instruments = Instruments(self.registry)
         self.store_health = StoreHealth(self.clock, on_error=self.instruments.store_error)
         self.instruments.watch_store(lambda: self.store_health.healthy)
-        self.store = MonitoredStore(self._given_store or open_store(cfg.store), self.store_health)
+        inner = self._given_store or open_store(cfg.store)
+        self.store = MonitoredStore(inner, self.store_health)
         await self.store.open()
         self._stack.push_async_callback(self.store.close)
+        # Replicas on one PostgreSQL: one evaluates the rules at a time (healthd.cluster).
+        self.lease = AlertLease(inner) if isinstance(inner, PostgresStore) else None
         requeued = await self.store.requeue_stale()
 
         self.session = make_session(cfg.defaults.concurrency)
@@ -137,8 +142,11 @@ class Daemon:
             tick=self._alert_tick,
             held=held,
             health=self.store_health,
+            lease=self.lease,
         )
         open_incidents = await self.engine.load()
+        if self.lease is not None:
+            self._stack.push_async_callback(self._release_lease, self.lease)
 
         notifiers = (
             self._notifiers
@@ -217,6 +225,12 @@ class Daemon:
             open_incidents=len(open_incidents),
             outbox_requeued=requeued,
         )
+
+    @staticmethod
+    async def _release_lease(lease: AlertLease) -> None:
+        """A clean stop hands the alert lease on at once; a store away leaves it to expire."""
+        with contextlib.suppress(StoreError):
+            await lease.release()
 
     async def _stop_outbox(self, task: asyncio.Task[None]) -> None:
         """The outbox's whole shutdown, within one FLUSH_SECONDS budget: let the worker end

@@ -21,6 +21,13 @@ store failing long enough pages of its own (`store_failing`).
 
 Run-time silences (`self.silences`, set through the admin API) are loaded with the open
 incidents and passed to every evaluation beside the configured maintenance windows.
+
+Several replicas (`lease`, an `AlertLease` over the PostgreSQL store): only the replica
+holding the alert lease evaluates; one that takes the lease over reads the open incidents
+and silences again first. Its plans are fenced by the lease's token: a plan refused with
+`LeaseLost` (this replica was paused past its lease) is dropped, not held, since another
+replica pages now. With a lease, a store that cannot be reached is a lease not held: no
+replica pages from memory, where two could page the same incident.
 """
 
 from __future__ import annotations
@@ -39,7 +46,8 @@ from healthd.alerts.rules import AlertPlan, evaluate, rule_inputs
 from healthd.alerts.settings import AlertingSettings
 from healthd.alerts.silences import Silences
 from healthd.clock import Clock
-from healthd.errors import StoreError
+from healthd.cluster.lease import AlertLease, Holding
+from healthd.errors import LeaseLost, StoreError
 from healthd.interfaces import Store
 from healthd.metrics import AlertView
 from healthd.model import Incident, Integration, IntegrationState, ProbeResult, RunChange
@@ -66,8 +74,10 @@ class AlertEngine:
         min_gap: float = 0.2,
         held: Held | None = None,
         health: StoreHealth | None = None,
+        lease: AlertLease | None = None,
     ) -> None:
         self._snapshot = snapshot
+        self._lease = lease
         self._store = store
         self._settings = settings
         self._clock = clock
@@ -110,6 +120,8 @@ class AlertEngine:
     async def evaluate(self) -> AlertPlan:
         """Evaluate the rules now and record the plan; returns it (tests read it)."""
         async with self._lock:
+            if not await self._holds_lease():
+                return AlertPlan()
             integrations, states, results = self._snapshot()
             now = self._clock.now()
             if self._behind:
@@ -127,8 +139,10 @@ class AlertEngine:
                 store_problem=health.reason if health else None,
             )
             if not plan.empty:
-                self._open = _applied(self._open, plan)
-                await self._write(plan, now)
+                before, self._open = self._open, _applied(self._open, plan)
+                if not await self._write(plan, now):
+                    self._open = before
+                    return AlertPlan()
                 for incident in plan.opened:
                     log.warning(
                         "incident_opened",
@@ -141,18 +155,36 @@ class AlertEngine:
             await self.refresh_view()
             return plan
 
-    async def _write(self, plan: AlertPlan, now: datetime) -> None:
-        """Writes the plan, or holds its events for the outbox and falls behind."""
+    async def _holds_lease(self) -> bool:
+        """Whether this replica may evaluate: always without a lease (one process)."""
+        if self._lease is None:
+            return True
+        try:
+            holding = await self._lease.hold()
+            if holding is Holding.TAKEN:
+                await self.load()
+        except StoreError:
+            return False
+        return holding is not Holding.NOT_HELD
+
+    async def _write(self, plan: AlertPlan, now: datetime) -> bool:
+        """Writes the plan, or holds its events for the outbox and falls behind; False when
+        the plan was dropped because this replica lost the alert lease."""
         if not self._behind:
             try:
                 await self._store.apply_alerts(
                     opened=plan.opened, resolved=plan.resolved, events=plan.events, now=now
                 )
-                return
+                return True
+            except LeaseLost:
+                assert self._lease is not None  # only a fenced store raises it
+                self._lease.lost()
+                return False
             except StoreError:
                 self._behind = True  # the store's health logs and counts it
         self._held.hold(plan.events)
         self._resolved_at.update(plan.resolved)
+        return True
 
     async def _catch_up(self, now: datetime) -> None:
         """Brings the store to the incidents open in memory, with the held events unsent."""
