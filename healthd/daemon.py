@@ -34,6 +34,7 @@ from healthd.api.listener import Listener, connection_limit
 from healthd.api.silences import silence_routes
 from healthd.clock import Clock, SystemClock
 from healthd.cluster.lease import AlertLease
+from healthd.cluster.shares import Shares
 from healthd.config import Config
 from healthd.errors import StoreError
 from healthd.http import REQUESTS_PER_PROBE, make_session
@@ -111,8 +112,10 @@ class Daemon:
         self.store = MonitoredStore(inner, self.store_health)
         await self.store.open()
         self._stack.push_async_callback(self.store.close)
-        # Replicas on one PostgreSQL: one evaluates the rules at a time (healthd.cluster).
-        self.lease = AlertLease(inner) if isinstance(inner, PostgresStore) else None
+        # Replicas on one PostgreSQL: one evaluates the rules at a time, and each probes its
+        # share of the fleet (healthd.cluster).
+        cluster = inner if isinstance(inner, PostgresStore) else None
+        self.lease = AlertLease(cluster, seconds=cluster.member_lease) if cluster else None
         requeued = await self.store.requeue_stale()
 
         self.session = make_session(cfg.defaults.concurrency)
@@ -131,6 +134,10 @@ class Daemon:
             on_result=lambda change: self.engine.observe(change),
         )
         await self.runner.load()
+        self.shares: Shares | None = None
+        if cluster is not None:
+            self.shares = Shares(cluster, list(self.runner.integrations), self.runner.load)
+            await self.shares.refresh()
         # Last before the store closes: runs a failing store could not take, written now.
         self._stack.push_async_callback(self.runner.write_unwritten)
         held = Held()  # events decided while the store cannot write, sent from memory
@@ -200,6 +207,9 @@ class Daemon:
 
         outbox = asyncio.create_task(self.outbox.run(self._stop, self._outbox_poll), name="outbox")
         self._stack.push_async_callback(self._stop_outbox, outbox)
+        if self.shares is not None:
+            shares = asyncio.create_task(self.shares.run(self._stop), name="cluster-shares")
+            self._stack.push_async_callback(_cancel, shares)
         if self._schedule:
             engine = asyncio.create_task(self.engine.run(self._stop), name="alert-engine")
             # The engine waits a tick between evaluations: cancelled, not waited for. An
@@ -255,6 +265,8 @@ class Daemon:
         task = asyncio.current_task()
         assert task is not None
         self._probing.add(task)
+        if self.shares is not None:  # another replica probes the rest
+            integration_ids = self.shares.mine(integration_ids)
         try:
             return await self.runner.run_many(integration_ids)
         except asyncio.CancelledError:

@@ -5,8 +5,8 @@
 - `memory:` keeps everything in the process (tests, `healthd check`);
 - `sqlite:///var/lib/healthd/state.db` (everything after `sqlite://` is the file path, so
   three slashes make it absolute) or a bare path ending in `.db` uses one SQLite file;
-- `postgresql://user@host:5432/db?password=env:NAME` (or `password=file:/path`) uses
-  PostgreSQL, which several replicas share (`postgresql.py`).
+- `postgresql://user@host:5432/db?password=env:NAME` (or `password=file:/path`, and
+  `lease=15s`) uses PostgreSQL, which several replicas share (`postgresql.py`).
 
 A backend is its dialect put together from the parts every backend shares: `_rows` (the
 row codecs: one encoding), `_writer` (group commit of `record_run`) and `_retention` (how
@@ -43,8 +43,8 @@ def open_store(url: str) -> Store:
     if "://" not in url and url.endswith(".db"):
         return SQLiteStore(url)
     if url.startswith(_POSTGRES_PREFIXES):
-        dsn, password = parse_url(url)
-        return PostgresStore(dsn, password=password)
+        dsn, password, lease = parse_url(url)
+        return PostgresStore(dsn, password=password, member_lease=lease)
     raise ConfigError(
         "store",
         f"unsupported store {url!r}; use 'memory:', 'sqlite:///path/to/file.db',"

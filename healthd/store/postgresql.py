@@ -44,6 +44,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import structlog
 
+from healthd.durations import parse_duration
 from healthd.errors import ConfigError, LeaseLost, StoreError
 from healthd.model import (
     AlertEvent,
@@ -182,12 +183,15 @@ _CHECK_FENCE = (
 )
 
 
-def parse_url(url: str) -> tuple[str, Secret | None]:
-    """The DSN asyncpg is given and the password, from `store: postgresql://...`.
+def parse_url(url: str) -> tuple[str, Secret | None, float]:
+    """The DSN asyncpg is given, the password and the member lease in seconds, from
+    `store: postgresql://...`.
 
     The password is a secret reference in the query (`?password=env:NAME` or
     `?password=file:/path`), never a literal in the URL: a literal is refused (ConfigError
-    at `store`), naming the form to use and not the value.
+    at `store`), naming the form to use and not the value. `?lease=15s` is the member and
+    alert lease (MEMBER_LEASE by default): how long a dead replica's share and the alert
+    lease wait before the survivors take them.
     """
     parts = urlsplit(url)
     if parts.password is not None:
@@ -200,16 +204,19 @@ def parse_url(url: str) -> tuple[str, Secret | None]:
         raise ConfigError("store", "a postgresql:// URL names a host and a database")
     query = parse_qsl(parts.query, keep_blank_values=True)
     password: Secret | None = None
+    lease = MEMBER_LEASE
     rest: list[tuple[str, str]] = []
     for key, value in query:
-        if key != "password":
-            rest.append((key, value))
-            continue
         try:
-            password = Secret.resolve(value)
+            if key == "password":
+                password = Secret.resolve(value)
+            elif key == "lease":
+                lease = parse_duration(value).total_seconds()
+            else:
+                rest.append((key, value))
         except ValueError as exc:
-            raise ConfigError("store", f"password: {exc}") from None
-    return urlunsplit(parts._replace(query=urlencode(rest))), password
+            raise ConfigError("store", f"{key}: {exc}") from None
+    return urlunsplit(parts._replace(query=urlencode(rest))), password, lease
 
 
 class PostgresStore:
@@ -491,7 +498,16 @@ class PostgresStore:
         async with self._connection("set_meta") as conn:
             await conn.execute(PUT_META, key, text)
 
-    # -- leases ------------------------------------------------------------------------
+    # -- members and leases ------------------------------------------------------------
+
+    async def live_members(self) -> list[int]:
+        """The ids of the members whose heartbeat is younger than the member lease."""
+        rows = await self._fetch(
+            "live_members",
+            f"SELECT id FROM members WHERE {_LIVE.format(lease='$1')} ORDER BY id",
+            self.member_lease,
+        )
+        return [row[0] for row in rows]
 
     async def acquire_lease(self, name: str, seconds: float) -> int | None:
         """Takes or renews lease `name` for `seconds` (database clock): its fencing token,
