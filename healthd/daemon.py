@@ -33,6 +33,7 @@ from healthd.api.app import Api
 from healthd.api.listener import Listener, connection_limit
 from healthd.api.silences import silence_routes
 from healthd.clock import Clock, SystemClock
+from healthd.cluster import metrics as cluster_metrics
 from healthd.cluster.lease import AlertLease
 from healthd.cluster.shares import Shares
 from healthd.config import Config
@@ -112,10 +113,6 @@ class Daemon:
         self.store = MonitoredStore(inner, self.store_health)
         await self.store.open()
         self._stack.push_async_callback(self.store.close)
-        # Replicas on one PostgreSQL: one evaluates the rules at a time, and each probes its
-        # share of the fleet (healthd.cluster).
-        cluster = inner if isinstance(inner, PostgresStore) else None
-        self.lease = AlertLease(cluster, seconds=cluster.member_lease) if cluster else None
         requeued = await self.store.requeue_stale()
 
         self.session = make_session(cfg.defaults.concurrency)
@@ -134,10 +131,15 @@ class Daemon:
             on_result=lambda change: self.engine.observe(change),
         )
         await self.runner.load()
+        # Replicas on one PostgreSQL: one evaluates the rules at a time, and each probes its
+        # share of the fleet (healthd.cluster).
+        self.lease: AlertLease | None = None
         self.shares: Shares | None = None
-        if cluster is not None:
+        if isinstance(cluster := inner, PostgresStore):
+            self.lease = AlertLease(cluster, seconds=cluster.member_lease)
             self.shares = Shares(cluster, list(self.runner.integrations), self.runner.load)
             await self.shares.refresh()
+            cluster_metrics.register(self.registry, self.lease, self.shares)
         # Last before the store closes: runs a failing store could not take, written now.
         self._stack.push_async_callback(self.runner.write_unwritten)
         held = Held()  # events decided while the store cannot write, sent from memory
@@ -300,6 +302,8 @@ class Daemon:
             return "healthd is starting or stopping"
         if not self.store_health.healthy:
             return f"the store is failing: {self.store_health.reason}"
+        if self.shares is not None and self.shares.problem is not None:
+            return f"the store is failing: {self.shares.problem}"
         return None
 
     def stop(self) -> None:

@@ -18,7 +18,8 @@ the stored `unreachable_since`); at every refresh the others' integrations are h
 database has it, at most `member_lease / 3` old.
 
 While the database cannot be read, the last member list is kept: the replicas go on
-probing the shares they had.
+probing the shares they had, and `problem` says why (the daemon's `/readyz` is not ready
+meanwhile, even on a replica whose share is empty and so writes nothing).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Shares:
         self._load = load
         self.members: list[int] = []
         self._mine: frozenset[str] = frozenset()
+        self.problem: str | None = None  # why the last refresh failed; None once one works
 
     @property
     def me(self) -> int:
@@ -99,4 +101,8 @@ class Shares:
                 await self.refresh()
                 await self._load(self.others())
             except StoreError as exc:
-                log.warning("shares_refresh_failed", error=str(exc))
+                if self.problem is None:
+                    log.warning("shares_refresh_failed", error=str(exc))
+                self.problem = str(exc)
+            else:
+                self.problem = None
