@@ -29,6 +29,7 @@ from healthd import catalog as catalog_module
 from healthd.alerts.engine import AlertEngine
 from healthd.alerts.notifiers import build_notifiers
 from healthd.alerts.outbox import Held, Outbox
+from healthd.alerts.silences import META_KEY as SILENCES_KEY
 from healthd.api.app import Api
 from healthd.api.listener import Listener, connection_limit
 from healthd.api.silences import silence_routes
@@ -82,6 +83,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._ready = False
         self._probing: set[asyncio.Task[Any]] = set()
+        self._reloads: set[asyncio.Task[None]] = set()  # silences set by another replica
         self.registry = CollectorRegistry()
         self.url = ""
 
@@ -156,6 +158,8 @@ class Daemon:
         open_incidents = await self.engine.load()
         if self.lease is not None:
             self._stack.push_async_callback(self._release_lease, self.lease)
+        if isinstance(inner, PostgresStore):
+            inner.watch_meta(self._meta_changed)
 
         notifiers = (
             self._notifiers
@@ -237,6 +241,21 @@ class Daemon:
             open_incidents=len(open_incidents),
             outbox_requeued=requeued,
         )
+
+    def _meta_changed(self, key: str | None) -> None:
+        """A replica set a silence (or the database is back): read the silences again, so
+        a silence set through any replica's API holds on the one evaluating the rules."""
+        if key not in (None, SILENCES_KEY):
+            return
+        task = asyncio.create_task(self._reload_silences(), name="reload-silences")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _reload_silences(self) -> None:
+        try:
+            await self.engine.silences.load()
+        except StoreError as exc:
+            log.warning("silences_reload_failed", error=str(exc))
 
     @staticmethod
     async def _release_lease(lease: AlertLease) -> None:

@@ -17,6 +17,9 @@ Several replicas, one database. What this store adds for them, all in the databa
   waits while an older row of its channel and dedup key is in flight: a resolve never
   overtakes its trigger. `requeue_stale` returns this member's own rows and dead members'
   rows, never those a live replica is sending.
+- **Run-time changes reach every replica.** `set_meta` (silences are meta) notifies
+  the others in its own transaction (`NOTIFY healthd_meta`); `watch_meta` listens on a
+  connection of its own, outside the pool, made again whenever the database comes back.
 - **The alert lease, with fencing** (`acquire_lease`, `fence`). A lease row holds the
   holder, an expiry (database clock) and a token that grows whenever the holder changes.
   While `fence` names a lease and token, `apply_alerts` checks, in its own transaction and
@@ -36,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -57,7 +60,7 @@ from healthd.model import (
 )
 from healthd.secrets import Secret
 from healthd.store import _rows
-from healthd.store._pg_schema import PUT_META, migrate
+from healthd.store._pg_schema import migrate
 from healthd.store._retention import Retention
 from healthd.store._writer import GroupCommit, RowsRefused
 
@@ -69,6 +72,7 @@ CONNECT_TIMEOUT = 5.0  # seconds to open one connection
 COMMAND_TIMEOUT = 10.0  # seconds one statement may take
 MEMBER_LEASE = 15.0  # seconds without a heartbeat after which a member is dead
 POOL_SIZE = 10
+META_CHANNEL = "healthd_meta"  # NOTIFY channel: the meta key a replica has just set
 
 _Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
@@ -177,6 +181,12 @@ _ACQUIRE_LEASE = (
 _RELEASE_LEASE = (
     "UPDATE leases SET expires_at = now() WHERE name = $1 AND holder = $2 AND token = $3"
 )
+_PUT_META_AND_NOTIFY = (
+    "WITH put AS (INSERT INTO meta AS m (key, value) VALUES ($1, $2)"
+    "  ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+    "  WHERE m.value IS DISTINCT FROM excluded.value RETURNING key)"
+    " SELECT pg_notify($3, key) FROM put"
+)
 _CHECK_FENCE = (
     "SELECT 1 FROM leases WHERE name = $1 AND holder = $2 AND token = $3"
     " AND expires_at > now() FOR SHARE"
@@ -249,6 +259,7 @@ class PostgresStore:
         self.fence: tuple[str, int] | None = None
         self._pool: asyncpg.Pool | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._runs = GroupCommit[_rows.RunRows](
             self._write_runs, label=self.label, task_name="healthd-store-runs"
         )
@@ -287,10 +298,11 @@ class PostgresStore:
         try:
             await self._runs.flush()
         finally:
-            if self._heartbeat is not None:
-                self._heartbeat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._heartbeat
+            for task in (self._heartbeat, self._watch):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             with contextlib.suppress(StoreError):
                 async with self._connection("close") as conn:
                     # Leaving: its rows in sending are picked up by the others at once.
@@ -494,9 +506,49 @@ class PostgresStore:
         return _rows.meta_value(rows[0][0] if rows else None)
 
     async def set_meta(self, key: str, value: Any) -> None:
+        """Also tells every replica watching (`watch_meta`) which key changed, on commit;
+        writing the value a key already holds tells no one (a replica that reads the
+        silences again writes them back unchanged: no echo between replicas)."""
         text = _rows.meta_text(value)
         async with self._connection("set_meta") as conn:
-            await conn.execute(PUT_META, key, text)
+            await conn.execute(_PUT_META_AND_NOTIFY, key, text, META_CHANNEL)
+
+    def watch_meta(self, changed: Callable[[str | None], None]) -> None:
+        """Calls `changed(key)` whenever any replica sets a meta key (LISTEN/NOTIFY, within
+        a round trip of the commit), and `changed(None)` each time the listening connection
+        is made, first or again after the database was away: whatever changed meanwhile was
+        not heard, so the caller reads again. Runs until the store closes."""
+        self._watch = asyncio.create_task(self._listen(changed), name="healthd-store-listen")
+
+    async def _listen(self, changed: Callable[[str | None], None]) -> None:
+        def heard(_conn: object, _pid: int, _channel: str, key: object) -> None:
+            changed(str(key))
+
+        while True:
+            lost = asyncio.Event()
+
+            def cut(_conn: object, lost: asyncio.Event = lost) -> None:
+                lost.set()
+
+            try:
+                conn = await asyncpg.connect(
+                    self._dsn,
+                    password=self._password.reveal() if self._password else None,
+                    timeout=CONNECT_TIMEOUT,
+                )
+            except _DRIVER_ERRORS as exc:
+                log.warning("store_listen_failed", store=self.label, error=_describe(exc))
+                await asyncio.sleep(self.member_lease / 3)
+                continue
+            try:
+                conn.add_termination_listener(cut)
+                await conn.add_listener(META_CHANNEL, heard)
+                changed(None)
+                await lost.wait()
+            except _DRIVER_ERRORS as exc:
+                log.warning("store_listen_failed", store=self.label, error=_describe(exc))
+            finally:
+                conn.terminate()
 
     # -- members and leases ------------------------------------------------------------
 

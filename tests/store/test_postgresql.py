@@ -253,3 +253,66 @@ async def test_the_store_fails_while_the_server_is_down_and_reconnects_when_it_i
         postgres_server.start()
 
     assert await store.get_meta("before") == 1
+
+
+# -- run-time changes reach every replica ------------------------------------------------------
+
+
+class Heard:
+    """What a replica's `watch_meta` has heard, with a bounded wait for the next key."""
+
+    def __init__(self) -> None:
+        self.keys: list[str | None] = []
+        self._arrived = asyncio.Event()
+
+    def __call__(self, key: str | None) -> None:
+        self.keys.append(key)
+        self._arrived.set()
+
+    async def until(self, key: str | None, count: int = 1) -> None:
+        async with asyncio.timeout(10):
+            while self.keys.count(key) < count:
+                self._arrived.clear()
+                await self._arrived.wait()
+
+
+async def test_a_meta_key_set_by_one_replica_is_heard_by_another(replica: Replica) -> None:
+    setter, watcher = await replica(), await replica()
+    heard = Heard()
+    watcher.watch_meta(heard)
+    await heard.until(None)  # listening
+
+    await setter.set_meta("silences", [{"name": "deploy"}])
+
+    await heard.until("silences")
+    assert await watcher.get_meta("silences") == [{"name": "deploy"}]
+
+
+async def test_writing_the_value_a_key_holds_tells_no_one(replica: Replica) -> None:
+    setter, watcher = await replica(), await replica()
+    await setter.set_meta("silences", [])
+    heard = Heard()
+    watcher.watch_meta(heard)
+    await heard.until(None)
+
+    await setter.set_meta("silences", [])
+    await setter.set_meta("marker", 1)  # notifications arrive in commit order
+
+    await heard.until("marker")
+    assert heard.keys == [None, "marker"]
+
+
+async def test_the_watch_listens_again_after_the_server_restarts(
+    replica: Replica, postgres_server: PostgresServer
+) -> None:
+    setter, watcher = await replica(), await replica()
+    heard = Heard()
+    watcher.watch_meta(heard)
+    await heard.until(None)
+
+    postgres_server.stop()
+    postgres_server.start()
+
+    await heard.until(None, count=2)  # told to read again: it may have missed something
+    await setter.set_meta("silences", [{"name": "after"}])
+    await heard.until("silences")
