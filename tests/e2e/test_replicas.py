@@ -8,7 +8,9 @@ database on the way.
 
 from __future__ import annotations
 
+import json
 import signal
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -20,23 +22,37 @@ import pytest
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
 from tests._postgres import PostgresServer
-from tests.conftest import DaemonProcess, base_config, bridge, wait_until, write_config
+from tests.conftest import (
+    ADMIN_TOKEN,
+    DaemonProcess,
+    base_config,
+    bridge,
+    wait_until,
+    write_config,
+)
 
 pytestmark = pytest.mark.e2e
 
 LEASE_HELD = "healthd_cluster_alert_lease_held 1.0"
 
 
+BRIDGES = 6  # in the probe-count test
+
+
 @pytest.fixture
 def replicas(
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     sim: SimulatorThread,
     secrets_env: dict[str, str],
     postgres_url: str,
 ) -> Iterator[list[DaemonProcess]]:
+    """Three replicas on this test's database; `@pytest.mark.parametrize("replicas", [N],
+    indirect=True)` gives them N bridges (one by default: dc1)."""
+    count = getattr(request, "param", 1)
     doc = base_config(
         sim,
-        [bridge(sim)],
+        [bridge(sim, f"dc{n + 1}") for n in range(count)],
         store=f"{postgres_url}?lease=2s",
         defaults={"interval": "1s", "timeout": "0.5s", "jitter": "0s", "failure_threshold": 2},
     )
@@ -156,3 +172,46 @@ def test_replicas_are_not_ready_while_postgresql_is_away_and_page_once_it_is_bac
     sim_client.set_scenario("imessage_bridge", "ok", target="dc1")
     wait_until(lambda: pages(sim_client)["resolve"] == 1, timeout=30, what="the resolve")
     assert pages(sim_client) == Counter(trigger=1, resolve=1)
+
+
+def bridge_requests(sim_client: SimClient) -> int:
+    requests: int = sim_client.describe()["providers"]["imessage_bridge"]["requests"]
+    return requests
+
+
+def last_checks(daemon: DaemonProcess) -> dict[str, str | None]:
+    request = urllib.request.Request(
+        f"{daemon.url}/api/v1/integrations", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        items = json.load(answer)["integrations"]
+    return {i["id"]: i["last_checked"] for i in items}
+
+
+@pytest.mark.parametrize("replicas", [BRIDGES], indirect=True)
+def test_each_integration_is_probed_by_one_replica_per_interval(
+    replicas: list[DaemonProcess], sim_client: SimClient
+) -> None:
+    # A healthy bridge costs one request per probe (server info; the backlog checks come
+    # every 2 minutes), whichever replica sends it.
+    shares = [wait_until(lambda d=d: share_size(d), timeout=20, what="a share") for d in replicas]
+    assert sum(shares) == BRIDGES
+
+    start, began = bridge_requests(sim_client), time.monotonic()
+    wait_until(
+        lambda: bridge_requests(sim_client) - start >= 5 * BRIDGES, timeout=30, what="probes"
+    )
+    probes, elapsed = bridge_requests(sim_client) - start, time.monotonic() - began
+
+    # At 1 s intervals one prober each makes BRIDGES probes a second; three would make
+    # three times that. A slow machine makes fewer, never more.
+    assert probes / elapsed < 1.5 * BRIDGES
+    assert all(last_checks(replicas[0]).values())  # any replica sees every integration
+
+
+def share_size(daemon: DaemonProcess) -> int | None:
+    """The replica's share once it sees all three replicas; None before."""
+    lines = dict(line.split(" ", 1) for line in metrics(daemon).splitlines() if " " in line)
+    if float(lines.get("healthd_cluster_members", "0")) != 3:
+        return None
+    return int(float(lines["healthd_cluster_share_size"]))
