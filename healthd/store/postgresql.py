@@ -105,8 +105,18 @@ _FINISHED = _statuses(_rows.FINISHED)
 _LIVE = "heartbeat_at > now() - make_interval(secs => {lease})"
 
 _SELECT_STATES = f"SELECT {_columns(_rows.STATE_COLUMNS)} FROM integration_state"
-_PUT_STATE = _upsert(
-    "integration_state", _rows.STATE_COLUMNS, ", version = integration_state.version + 1"
+_STATE_TYPES = ("text", "text", "text", "int", "int", "text", "text", "text", "text", "int", "int")
+_SELECT_VERSIONS = "SELECT integration_id, version FROM integration_state"
+# Compare-and-set: each row carries the version it expects to replace plus one; a row whose
+# stored version moved on (another replica wrote it) is left alone and not returned.
+_CAS_STATES = (
+    f"INSERT INTO integration_state AS s ({_columns(_rows.STATE_COLUMNS)}, version)"
+    " SELECT * FROM unnest("
+    + ", ".join(f"${n}::{t}[]" for n, t in enumerate((*_STATE_TYPES, "bigint"), start=1))
+    + ") ON CONFLICT (integration_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _rows.STATE_COLUMNS[1:])
+    + ", version = excluded.version WHERE s.version = excluded.version - 1"
+    " RETURNING integration_id, version"
 )
 _SELECT_RESULTS = f"SELECT {_columns(_rows.RESULT_COLUMNS)} FROM latest_result"
 _PUT_RESULT = _upsert("latest_result", _rows.RESULT_COLUMNS)
@@ -257,6 +267,8 @@ class PostgresStore:
         self.member_name = member_name or socket.gethostname()
         self.member_id: int | None = None
         self.fence: tuple[str, int] | None = None
+        self._versions: dict[str, int] = {}  # each state's version as this replica knows it
+        self.state_conflicts = 0  # runs dropped by the compare-and-set
         self._pool: asyncpg.Pool | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -349,7 +361,12 @@ class PostgresStore:
     # -- state and results -------------------------------------------------------------
 
     async def load_states(self) -> dict[str, IntegrationState]:
-        rows = await self._fetch("load_states", _SELECT_STATES)
+        """Also learns each state's version: this replica's next write of it is a
+        compare-and-set against what it read (`_write_runs`)."""
+        async with self._connection("load_states") as conn, conn.transaction():
+            rows = await conn.fetch(_SELECT_STATES)
+            versions = await conn.fetch(_SELECT_VERSIONS)
+        self._versions.update((row[0], row[1]) for row in versions)
         return {row[0]: _rows.state_from_row(row) for row in rows}
 
     async def record_run(
@@ -360,10 +377,24 @@ class PostgresStore:
         await self._runs.submit(_rows.run_rows(state, result, transitions))
 
     async def _write_runs(self, runs: list[_rows.RunRows]) -> None:
-        """The group commit's batch: one transaction, one `executemany` per table, in queue
-        order (a later run of the same integration wins)."""
+        """The group commit's batch: one transaction, one statement per table, in queue
+        order (a later run of the same integration wins).
+
+        The states are a compare-and-set on their version: a state another replica has
+        written since this one read or wrote it is not overwritten, and that run (its
+        result and transitions too) is dropped with a warning. Only a replica that lost
+        the integration writes so (paused past its lease, its share moved on): the owner's
+        state stands, and the next refresh of the shares stops this replica probing it.
+        """
+        latest = {run.state[0]: run.state for run in runs}  # one row per integration
+        expected = {iid: self._versions.get(iid, 0) for iid in latest}
+        columns = [list(column) for column in zip(*latest.values(), strict=True)]
+        columns.append([expected[iid] + 1 for iid in latest])
         async with self._connection("record_run") as conn, conn.transaction():
-            await conn.executemany(_PUT_STATE, [run.state for run in runs])
+            written: dict[str, int] = {
+                row[0]: row[1] for row in await conn.fetch(_CAS_STATES, *columns)
+            }
+            runs = [run for run in runs if run.state[0] in written]
             await conn.executemany(_PUT_RESULT, [run.result for run in runs])
             transitions = [row for run in runs for row in run.transitions]
             if transitions:
@@ -372,6 +403,17 @@ class PostgresStore:
                 await conn.executemany(
                     _PRUNE_TRANSITIONS, [(i, keep) for i in {row[0] for row in transitions}]
                 )
+        self._versions.update(written)
+        if refused := sorted(set(latest) - set(written)):
+            self.state_conflicts += len(refused)
+            log.warning(
+                "store_state_conflict",
+                store=self.label,
+                integrations=refused[:10],
+                count=len(refused),
+                message="another replica wrote these states since this one read them;"
+                " this replica's runs of them are dropped",
+            )
 
     async def latest_results(self) -> dict[str, ProbeResult]:
         rows = await self._fetch("latest_results", _SELECT_RESULTS)

@@ -9,7 +9,16 @@ from datetime import UTC, datetime
 import pytest
 
 from healthd.errors import LeaseLost, StoreError
-from healthd.model import AlertEvent, EventAction, Incident
+from healthd.model import (
+    AlertEvent,
+    EventAction,
+    Incident,
+    IntegrationState,
+    ProbeResult,
+    Status,
+    Transition,
+    TransitionKind,
+)
 from healthd.store import PostgresStore
 from healthd.store._pg_schema import SCHEMA_VERSION
 from tests._postgres import PostgresServer
@@ -316,3 +325,65 @@ async def test_the_watch_listens_again_after_the_server_restarts(
     await heard.until(None, count=2)  # told to read again: it may have missed something
     await setter.set_meta("silences", [{"name": "after"}])
     await heard.until("silences")
+
+
+# -- one integration's state, two writers ----------------------------------------------------
+
+
+def _run(iid: str, failures: int) -> tuple[IntegrationState, ProbeResult]:
+    state = IntegrationState(
+        integration_id=iid, status=Status.OK, consecutive_failures=failures, last_checked=T0
+    )
+    result = ProbeResult.from_findings(
+        integration_id=iid, started_at=T0, duration_seconds=0.1, findings=[]
+    )
+    return state, result
+
+
+async def test_a_replica_writing_a_state_another_has_written_since_it_read_it_is_refused(
+    replica: Replica,
+) -> None:
+    owner, stale = await replica(), await replica()
+    await owner.record_run(*_run("bridge-dc1", 1), [])
+    await stale.load_states()  # the stale replica read version 1 ...
+    await owner.record_run(*_run("bridge-dc1", 2), [])  # ... the owner wrote version 2
+
+    await stale.record_run(*_run("bridge-dc1", 99), [])
+
+    assert (await owner.load_states())["bridge-dc1"].consecutive_failures == 2
+    assert stale.state_conflicts == 1
+
+
+async def test_a_replica_that_read_the_latest_state_writes_over_it(replica: Replica) -> None:
+    first, second = await replica(), await replica()
+    await first.record_run(*_run("bridge-dc1", 1), [])
+    await second.load_states()  # a takeover reads the state before its first probe
+
+    await second.record_run(*_run("bridge-dc1", 2), [])
+
+    assert (await first.load_states())["bridge-dc1"].consecutive_failures == 2
+    assert second.state_conflicts == 0
+
+
+async def test_a_refused_run_writes_none_of_its_rows_and_the_others_of_its_batch_land(
+    replica: Replica,
+) -> None:
+    owner, stale = await replica(), await replica()
+    await owner.record_run(*_run("bridge-dc1", 1), [])
+    await stale.load_states()
+    await owner.record_run(*_run("bridge-dc1", 2), [])
+    transition = Transition(
+        integration_id="bridge-dc1",
+        kind=TransitionKind.FAILED,
+        at=T0,
+        from_status=Status.OK,
+        to_status=Status.FAILING,
+    )
+
+    await asyncio.gather(
+        stale.record_run(*_run("bridge-dc1", 99), [transition]),
+        stale.record_run(*_run("acme-twilio", 1), []),
+    )
+
+    assert await owner.transitions("bridge-dc1") == []
+    assert set(await owner.load_states()) == {"bridge-dc1", "acme-twilio"}
