@@ -198,6 +198,11 @@ class AlertEngine:
         events = self._held.take()
         try:
             await self._store.apply_alerts(opened=opened, resolved=resolved, events=events, now=now)
+        except LeaseLost:
+            # Another replica holds the lease now and pages from the stored incidents.
+            assert self._lease is not None
+            self._lease.lost()
+            return
         except StoreError:
             self._held.give_back(events)
             return

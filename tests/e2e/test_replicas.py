@@ -1,6 +1,6 @@
 """Three `healthd run` processes on one real PostgreSQL, against the simulator, in real time.
 
-Short everything: probes every second, a 2 s lease (`?lease=2s`: members and the alert
+Short everything: probes every second, a 3 s lease (`?lease=3s`: members and the alert
 lease), the bridge paged after 3 s. What the PagerDuty simulator receives is the proof:
 one trigger and one resolve per outage, whichever replica dies, pauses or loses its
 database on the way.
@@ -53,7 +53,7 @@ def replicas(
     doc = base_config(
         sim,
         [bridge(sim, f"dc{n + 1}") for n in range(count)],
-        store=f"{postgres_url}?lease=2s",
+        store=f"{postgres_url}?lease=3s",
         defaults={"interval": "1s", "timeout": "0.5s", "jitter": "0s", "failure_threshold": 2},
     )
     doc["alerting"]["rules"] = {"bridge_unreachable": {"page_after": "3s"}}
