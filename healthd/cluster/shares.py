@@ -13,9 +13,11 @@ at most `member_lease` seconds, and the next refresh of each survivor moves its 
 its integrations are probed again within one interval plus `member_lease * 4/3`. The
 integrations that became this replica's are handed to `load` at once, which reads their
 state from the database before their first probe here (the ten-minute timer goes on from
-the stored `unreachable_since`); at every refresh the others' integrations are handed to
-`load` too, so the alert lease holder and the status API see the whole fleet as the
-database has it, at most `member_lease / 3` old.
+the stored `unreachable_since`); every third refresh (once per member lease) the others'
+integrations are handed to `load` too, so the alert lease holder and the status API see
+the whole fleet as the database has it, at most `member_lease` old. That read is the
+cluster's largest cost (every state and result: about 2.3 s of CPU at 100,000
+integrations, bench/RESULTS.md "Issue 13"), hence once per lease and not per refresh.
 
 While the database cannot be read, the last member list is kept: the replicas go on
 probing the shares they had, and `problem` says why (the daemon's `/readyz` is not ready
@@ -93,13 +95,16 @@ class Shares:
             await self._load(gained)
 
     async def run(self, stop: asyncio.Event) -> None:
+        refreshes = 0
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._store.member_lease / 3):
                     await stop.wait()
+            refreshes += 1
             try:
                 await self.refresh()
-                await self._load(self.others())
+                if refreshes % 3 == 0:
+                    await self._load(self.others())
             except StoreError as exc:
                 if self.problem is None:
                     log.warning("shares_refresh_failed", error=str(exc))
