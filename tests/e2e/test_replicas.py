@@ -9,6 +9,7 @@ database on the way.
 from __future__ import annotations
 
 import json
+import random
 import signal
 import time
 import urllib.error
@@ -59,7 +60,7 @@ def replicas(
     doc["alerting"]["rules"] = {"bridge_unreachable": {"page_after": "3s"}}
     path = write_config(tmp_path / "healthd.yaml", doc)
     started = [DaemonProcess(path, secrets_env).start() for _ in range(3)]
-    yield started
+    yield started  # a test may append replacements; every one is stopped below
     for daemon in started:
         if daemon.proc is not None and daemon.proc.poll() is None:
             daemon.proc.send_signal(signal.SIGCONT)  # one a test paused
@@ -215,3 +216,32 @@ def share_size(daemon: DaemonProcess) -> int | None:
     if float(lines.get("healthd_cluster_members", "0")) != 3:
         return None
     return int(float(lines["healthd_cluster_share_size"]))
+
+
+ROUNDS = 2  # outages in the kill loop: bounded, each one a few seconds
+
+
+def test_killing_replicas_at_random_points_over_several_outages_pages_each_once(
+    replicas: list[DaemonProcess], sim_client: SimClient
+) -> None:
+    chance = random.Random(13)  # the same points every run
+    for round_ in range(1, ROUNDS + 1):
+        sim_client.set_scenario("imessage_bridge", "offline", target="dc1")
+        kill_at = chance.choice(["before the trigger", "after the trigger"])
+        if kill_at == "before the trigger":
+            replace_one(replicas, chance)
+        wait_until(lambda r=round_: pages(sim_client)["trigger"] == r, timeout=40, what="trigger")
+        if kill_at == "after the trigger":
+            replace_one(replicas, chance)
+        sim_client.set_scenario("imessage_bridge", "ok", target="dc1")
+        wait_until(lambda r=round_: pages(sim_client)["resolve"] == r, timeout=40, what="resolve")
+
+    assert pages(sim_client) == Counter(trigger=ROUNDS, resolve=ROUNDS)
+
+
+def replace_one(replicas: list[DaemonProcess], chance: random.Random) -> None:
+    """SIGKILL a live replica (the lease holder or not, by chance) and start another."""
+    live = [d for d in replicas if d.proc is not None and d.proc.poll() is None]
+    victim = chance.choice(live)
+    victim.kill()
+    replicas.append(DaemonProcess(victim.config_path, victim.env).start())
