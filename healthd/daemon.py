@@ -31,6 +31,7 @@ from healthd.alerts.notifiers import build_notifiers
 from healthd.alerts.outbox import Held, Outbox
 from healthd.alerts.silences import META_KEY as SILENCES_KEY
 from healthd.api.app import Api
+from healthd.api.history import history_routes
 from healthd.api.listener import Listener, connection_limit
 from healthd.api.silences import silence_routes
 from healthd.clock import Clock, SystemClock
@@ -111,7 +112,7 @@ class Daemon:
         self.instruments = Instruments(self.registry)
         self.store_health = StoreHealth(self.clock, on_error=self.instruments.store_error)
         self.instruments.watch_store(lambda: self.store_health.healthy)
-        inner = self._given_store or open_store(cfg.store)
+        inner = self._given_store or open_store(cfg.store, cfg.history.retention())
         self.store = MonitoredStore(inner, self.store_health)
         await self.store.open()
         self._stack.push_async_callback(self.store.close)
@@ -135,13 +136,8 @@ class Daemon:
         await self.runner.load()
         # Replicas on one PostgreSQL: one evaluates the rules at a time, and each probes its
         # share of the fleet (healthd.cluster).
-        self.lease: AlertLease | None = None
-        self.shares: Shares | None = None
-        if isinstance(cluster := inner, PostgresStore):
-            self.lease = AlertLease(cluster, seconds=cluster.member_lease)
-            self.shares = Shares(cluster, list(self.runner.integrations), self.runner.load)
-            await self.shares.refresh()
-            cluster_metrics.register(self.registry, self.lease, self.shares)
+        cluster = inner if isinstance(inner, PostgresStore) else None
+        self.lease = AlertLease(cluster, seconds=cluster.member_lease) if cluster else None
         # Last before the store closes: runs a failing store could not take, written now.
         self._stack.push_async_callback(self.runner.write_unwritten)
         held = Held()  # events decided while the store cannot write, sent from memory
@@ -156,10 +152,13 @@ class Daemon:
             lease=self.lease,
         )
         open_incidents = await self.engine.load()
-        if self.lease is not None:
+        self.shares: Shares | None = None
+        if cluster is not None and self.lease is not None:
+            self.shares = Shares(cluster, list(self.runner.integrations), self._read_back)
+            await self.shares.refresh()  # before the first probe: this replica's share
+            cluster_metrics.register(self.registry, self.lease, self.shares)
             self._stack.push_async_callback(self._release_lease, self.lease)
-        if isinstance(inner, PostgresStore):
-            inner.watch_meta(self._meta_changed)
+            cluster.watch_meta(self._meta_changed)
 
         notifiers = (
             self._notifiers
@@ -180,7 +179,10 @@ class Daemon:
 
         self.registry.register(
             HealthCollector(
-                self.runner.series, self.engine.alert_view, lambda: self.clock.now().timestamp()
+                self.runner.series,
+                self.engine.alert_view,
+                lambda: self.clock.now().timestamp(),
+                detail_limit=cfg.api.metrics_detail_limit,
             )
         )
         api = Api(
@@ -195,6 +197,7 @@ class Daemon:
             log.warning("api_open", message="api.tokens is empty: every API caller is admin")
         self.app = app = api.app()
         app.add_routes(silence_routes(self.engine, self.runner.integrations))
+        app.add_routes(history_routes(self.store, self.runner.integrations, self.clock))
         app_runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await app_runner.setup()
         self._stack.push_async_callback(app_runner.cleanup)
@@ -223,12 +226,15 @@ class Daemon:
             # store's thread finishes a transaction it began); the next start evaluates again.
             self._stack.push_async_callback(_cancel, engine)
             # Integrations with an incident open from before the restart are probed first,
-            # so a condition that ended while healthd was down is resolved promptly.
+            # so a condition that ended while healthd was down is resolved promptly; the
+            # others one interval after their stored last check, not all at once.
             self.scheduler = Scheduler(
                 cfg.integrations,
                 self._probe,
                 jitter=cfg.defaults.jitter,
                 first=set(_incident_integrations(open_incidents)),
+                last_checked={i: s.last_checked for i, s in self.runner.states.items()},
+                clock=self.clock,
             )
             self.scheduler.start()
             self._stack.push_async_callback(self._stop_probing)
@@ -241,6 +247,12 @@ class Daemon:
             open_incidents=len(open_incidents),
             outbox_requeued=requeued,
         )
+
+    async def _read_back(self, integration_ids: list[str]) -> None:
+        """Other replicas' runs, read from the database (healthd.cluster.shares): into the
+        runner, and the alert engine's fleet is rebuilt from it."""
+        await self.runner.load(only=integration_ids)
+        self.engine.reread()
 
     def _meta_changed(self, key: str | None) -> None:
         """A replica set a silence (or the database is back): read the silences again, so

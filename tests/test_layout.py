@@ -88,6 +88,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "healthd.scheduler",
                 "healthd.store",
                 "healthd.cluster",
+                "healthd.history",
                 "healthd.metrics",
                 "probes",
             }
@@ -100,7 +101,14 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     (
         "entry points",
         frozenset(
-            {"healthd.cli", "healthd.__main__", "healthd.demo", "healthd.reference", "healthd"}
+            {
+                "healthd.cli",
+                "healthd.__main__",
+                "healthd.demo",
+                "healthd.reference",
+                "healthd.history_report",
+                "healthd",
+            }
         ),
     ),
 )

@@ -36,6 +36,7 @@ from healthd.api.views import (
     incident_view,
     incident_visible,
     integration_view,
+    visible_integration,
 )
 from healthd.catalog import Catalog
 from healthd.config import ApiConfig
@@ -249,11 +250,9 @@ class Api:
 
     def _one(self, request: web.Request) -> Integration:
         """The integration named in the path, if this token may see it; else 404."""
-        integration_id = request.match_info["id"]
-        integration = self.runner.integrations.get(integration_id)
-        if integration is None or not request[PRINCIPAL].may_see(integration.tenant):
-            raise NotFoundError(f"no integration by the id of {shown(integration_id)}")
-        return integration
+        return visible_integration(
+            self.runner.integrations, request[PRINCIPAL], request.match_info["id"]
+        )
 
     async def list_integrations(self, request: web.Request) -> web.Response:
         q = Query(request.query, ("tenant", "provider", "status"))

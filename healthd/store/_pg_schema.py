@@ -108,6 +108,31 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             expires_at TIMESTAMPTZ NOT NULL
         )""",
     ),
+    (
+        # History (issue 15): each integration's run outcomes counted per hour and per day
+        # (`healthd.store._history`), span first in the key as in SQLite.
+        """CREATE TABLE history_buckets (
+            span INTEGER NOT NULL,
+            integration_id TEXT NOT NULL,
+            start BIGINT NOT NULL,
+            ok INTEGER NOT NULL,
+            degraded INTEGER NOT NULL,
+            bad INTEGER NOT NULL,
+            latency_total DOUBLE PRECISION NOT NULL,
+            latency_max DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (span, integration_id, start)
+        )""",
+        # Each event queued for an incident occurrence, by the outbox row that carried it.
+        """CREATE TABLE incident_events (
+            outbox_id BIGINT PRIMARY KEY,
+            incident_id BIGINT NOT NULL,
+            channel TEXT NOT NULL,
+            action TEXT NOT NULL,
+            queued_at TEXT NOT NULL,
+            sent_at TEXT
+        )""",
+        "CREATE INDEX incident_events_by_incident ON incident_events (incident_id, outbox_id)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

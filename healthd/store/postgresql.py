@@ -51,7 +51,12 @@ from healthd.durations import parse_duration
 from healthd.errors import ConfigError, LeaseLost, StoreError
 from healthd.model import (
     AlertEvent,
+    Bucket,
+    EventAction,
     Incident,
+    IncidentEventRecord,
+    IncidentQuery,
+    IncidentRecord,
     IntegrationState,
     OutboxItem,
     OutboxStatus,
@@ -59,7 +64,7 @@ from healthd.model import (
     Transition,
 )
 from healthd.secrets import Secret
-from healthd.store import _rows
+from healthd.store import _history, _rows
 from healthd.store._pg_schema import migrate
 from healthd.store._retention import Retention
 from healthd.store._writer import GroupCommit, RowsRefused
@@ -133,6 +138,44 @@ _SELECT_TRANSITIONS = (
     f"SELECT {_columns(_rows.TRANSITION_COLUMNS)} FROM transitions"
     " WHERE integration_id = $1 ORDER BY id DESC LIMIT $2"
 )
+_ADD_TO_BUCKET = (
+    f"INSERT INTO history_buckets AS b ({_columns(_history.BUCKET_COLUMNS)})"
+    f" VALUES ({_params(len(_history.BUCKET_COLUMNS))})"
+    " ON CONFLICT (span, integration_id, start) DO UPDATE SET ok = b.ok + excluded.ok,"
+    " degraded = b.degraded + excluded.degraded, bad = b.bad + excluded.bad,"
+    " latency_total = b.latency_total + excluded.latency_total,"
+    " latency_max = GREATEST(b.latency_max, excluded.latency_max)"
+)
+_PRUNE_BUCKETS = (
+    "DELETE FROM history_buckets WHERE span = $1 AND integration_id = $2 AND start <= $3"
+)
+_SELECT_BUCKETS = (
+    f"SELECT {_columns(_history.BUCKET_COLUMNS)} FROM history_buckets"
+    " WHERE span = $1 AND integration_id = $2 AND start >= $3 ORDER BY start"
+)
+_SELECT_FLEET_BUCKETS = (
+    f"SELECT {_columns(_history.BUCKET_COLUMNS)} FROM history_buckets"
+    " WHERE span = $1 AND start >= $2 ORDER BY integration_id, start"
+)
+_SUM_FLEET_BUCKETS = (
+    "SELECT span, integration_id, MIN(start), SUM(ok)::int, SUM(degraded)::int, SUM(bad)::int,"
+    " SUM(latency_total), MAX(latency_max) FROM history_buckets"
+    " WHERE span = $1 AND start >= $2 GROUP BY span, integration_id"
+)
+# Each event queued for an incident is kept with its key's latest occurrence (the one just
+# opened or resolved), by the outbox row whose send marks it sent.
+_ADD_INCIDENT_EVENT = (
+    "INSERT INTO incident_events (outbox_id, incident_id, channel, action, queued_at)"
+    " SELECT $1, id, $2, $3, $4 FROM incidents WHERE dedup_key = $5 ORDER BY id DESC LIMIT 1"
+)
+_MARK_EVENT_SENT = "UPDATE incident_events SET sent_at = $1 WHERE outbox_id = $2"
+_PRUNE_INCIDENT_EVENTS = (
+    "DELETE FROM incident_events WHERE incident_id NOT IN (SELECT id FROM incidents)"
+)
+_SELECT_EVENTS = (
+    "SELECT incident_id, action, channel, queued_at, sent_at FROM incident_events"
+    " WHERE incident_id = ANY($1::bigint[]) ORDER BY outbox_id"
+)
 _SELECT_INCIDENTS = f"SELECT {_columns(_rows.INCIDENT_COLUMNS)} FROM incidents"
 # Opening a key that is open keeps its start (the partial unique index incidents_open_once).
 _OPEN_INCIDENT = (
@@ -151,7 +194,7 @@ _PRUNE_RESOLVED_INCIDENTS = (
 )
 _ADD_OUTBOX_ROW = (
     f"INSERT INTO outbox ({_columns(_rows.NEW_OUTBOX_COLUMNS)})"
-    f" VALUES ({_params(len(_rows.NEW_OUTBOX_COLUMNS))})"
+    f" VALUES ({_params(len(_rows.NEW_OUTBOX_COLUMNS))}) RETURNING id"
 )
 # Rows whose sender ($1 is this member) is no longer alive go back to pending.
 _RECLAIM_DEAD = (
@@ -272,6 +315,7 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._pruning = _history.Pruning(self._retention)
         self._runs = GroupCommit[_rows.RunRows](
             self._write_runs, label=self.label, task_name="healthd-store-runs"
         )
@@ -396,6 +440,9 @@ class PostgresStore:
             }
             runs = [run for run in runs if run.state[0] in written]
             await conn.executemany(_PUT_RESULT, [run.result for run in runs])
+            buckets = _history.merged(row for run in runs for row in run.buckets)
+            await conn.executemany(_ADD_TO_BUCKET, buckets)
+            await conn.executemany(_PRUNE_BUCKETS, self._pruning.due(buckets))
             transitions = [row for run in runs for row in run.transitions]
             if transitions:
                 await conn.executemany(_ADD_TRANSITION, transitions)
@@ -422,6 +469,60 @@ class PostgresStore:
     async def transitions(self, integration_id: str, limit: int = 20) -> list[Transition]:
         rows = await self._fetch("transitions", _SELECT_TRANSITIONS, integration_id, limit)
         return [_rows.transition_from_row(row) for row in rows]
+
+    # -- history -----------------------------------------------------------------------
+
+    async def buckets(
+        self, integration_id: str, span_seconds: int, since: datetime
+    ) -> list[Bucket]:
+        rows = await self._fetch(
+            "buckets", _SELECT_BUCKETS, span_seconds, integration_id, _history.epoch(since)
+        )
+        return [_history.bucket(_bucket_row(row)) for row in rows]
+
+    async def fleet_buckets(self, span_seconds: int, since: datetime) -> dict[str, list[Bucket]]:
+        rows = await self._fetch(
+            "fleet_buckets", _SELECT_FLEET_BUCKETS, span_seconds, _history.epoch(since)
+        )
+        found: dict[str, list[Bucket]] = {}
+        for row in rows:
+            found.setdefault(row[1], []).append(_history.bucket(_bucket_row(row)))
+        return found
+
+    async def fleet_totals(self, span_seconds: int, since: datetime) -> dict[str, Bucket]:
+        rows = await self._fetch(
+            "fleet_totals", _SUM_FLEET_BUCKETS, span_seconds, _history.epoch(since)
+        )
+        return {row[1]: _history.total(span_seconds, since, [_bucket_row(row)]) for row in rows}
+
+    async def incident_history(self, query: IncidentQuery) -> list[IncidentRecord]:
+        where, params = _incident_filter(query)
+        async with self._connection("incident_history") as conn:
+            rows = await conn.fetch(
+                f"SELECT id, {_columns(_rows.INCIDENT_COLUMNS)} FROM incidents"
+                f" {where} ORDER BY id DESC LIMIT ${len(params) + 1}",
+                *params,
+                query.limit,
+            )
+            events = await conn.fetch(_SELECT_EVENTS, [row[0] for row in rows])
+        found: dict[int, list[IncidentEventRecord]] = {}
+        for event in events:
+            found.setdefault(event[0], []).append(
+                IncidentEventRecord(
+                    action=EventAction(event[1]),
+                    channel=event[2],
+                    queued_at=_rows.parse(event[3]),
+                    sent_at=_rows.parse_optional(event[4]),
+                )
+            )
+        return [
+            IncidentRecord(
+                id=row[0],
+                incident=_rows.incident_from_row(tuple(row)[1:]),
+                events=tuple(found.get(row[0], ())),
+            )
+            for row in rows
+        ]
 
     # -- incidents and the outbox ------------------------------------------------------
 
@@ -454,6 +555,7 @@ class PostgresStore:
         incident_rows = [_rows.incident_row(i) for i in opened]
         resolve_rows = [(_rows.iso(at), key) for key, at in resolved]
         outbox_rows = [_rows.outbox_row(channel, event, now) for channel, event in events]
+        stamp = _rows.iso(now)
         fence = self.fence
         async with self._connection("apply_alerts") as conn, conn.transaction():
             if fence is not None:
@@ -465,9 +567,16 @@ class PostgresStore:
                     )
             await conn.executemany(_OPEN_INCIDENT, incident_rows)
             await conn.executemany(_RESOLVE_INCIDENT, resolve_rows)
-            await conn.executemany(_ADD_OUTBOX_ROW, outbox_rows)
+            # One by one: each event kept with its incident names its outbox row.
+            for row, (channel, event) in zip(outbox_rows, events, strict=True):
+                outbox_id = await conn.fetchval(_ADD_OUTBOX_ROW, *row)
+                await conn.execute(
+                    _ADD_INCIDENT_EVENT, outbox_id, channel, event.action.value, stamp,
+                    event.dedup_key,
+                )  # fmt: skip
             if resolve_rows:
                 await conn.execute(_PRUNE_RESOLVED_INCIDENTS, self._retention.resolved_incidents)
+                await conn.execute(_PRUNE_INCIDENT_EVENTS)
 
     async def claim_due(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
         async with self._connection("claim_due") as conn, conn.transaction():
@@ -486,6 +595,7 @@ class PostgresStore:
                 item_id,
                 _rows.iso(now),
             )
+            await conn.execute(_MARK_EVENT_SENT, _rows.iso(now), item_id)
             await conn.execute(_PRUNE_FINISHED, cutoff, self._retention.finished_outbox)
 
     async def mark_retry(self, item_id: int, next_attempt_at: datetime, error: str) -> None:
@@ -614,6 +724,37 @@ class PostgresStore:
         """Ends the lease at once (a clean shutdown): the next replica need not wait it out."""
         async with self._connection("release_lease") as conn:
             await conn.execute(_RELEASE_LEASE, name, self.member_id, token)
+
+
+def _bucket_row(row: asyncpg.Record) -> _history.BucketRow:
+    return (row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7])
+
+
+def _incident_filter(query: IncidentQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause of `query`'s filters (the semantics of `MemoryStore`'s `_matches`);
+    the tenant as `Incident.tenants` reads it from the details (JSON text, read as jsonb)."""
+    conditions: list[str] = []
+    params: list[Any] = []
+
+    def param(value: Any) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    if query.before is not None:
+        conditions.append(f"id < {param(query.before)}")
+    if query.rule is not None:
+        conditions.append(f"rule = {param(query.rule)}")
+    if query.open is not None:
+        conditions.append("resolved_at IS NULL" if query.open else "resolved_at IS NOT NULL")
+    if query.integration is not None:
+        conditions.append(f"details::jsonb ->> 'integration' = {param(query.integration)}")
+    if query.tenant is not None:
+        tenant = param(query.tenant)
+        conditions.append(
+            f"(details::jsonb ->> 'tenant' = {tenant}"
+            f" OR COALESCE(details::jsonb -> 'tenants', '[]'::jsonb) ? {tenant})"
+        )
+    return ("WHERE " + " AND ".join(conditions) if conditions else ""), params
 
 
 def _describe(exc: BaseException) -> str:

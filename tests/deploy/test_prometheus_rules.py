@@ -24,6 +24,7 @@ EXPECTED_ALERTS = {
     "HealthdAlertsRejected",
     "HealthdBridgeUnreachable",
     "HealthdIntegrationFailingLong",
+    "HealthdMetricsDetailOmitted",
 }
 
 
