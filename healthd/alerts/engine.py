@@ -225,14 +225,17 @@ class AlertEngine:
         return plan
 
     async def _holds_lease(self) -> bool:
-        """Whether this replica may evaluate: always without a lease (one process)."""
+        """Whether this replica may evaluate: always without a lease (one process). A
+        replica that does not hold it still follows the stored incidents, so its gauges
+        (healthd_open_incidents) show what the holder decided."""
         if self._lease is None:
             return True
         try:
             holding = await self._lease.hold()
             if holding is Holding.TAKEN:
-                await self.load()
                 self._fleet = None  # as the database has it now, not as last seen
+            if holding is not Holding.HELD:
+                await self.load()
         except StoreError:
             return False
         return holding is not Holding.NOT_HELD

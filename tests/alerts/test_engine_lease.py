@@ -100,3 +100,17 @@ async def test_after_a_fenced_off_plan_the_new_holder_pages_once(replica: Replic
     assert sent(await current.evaluate()) == [("trigger", BRIDGE_KEY)]
     assert (await stale.evaluate()).empty  # the lease is held by the other now
     assert await store.outbox_pending() == {"pagerduty": 1}
+
+
+async def test_a_replica_without_the_lease_shows_the_incidents_the_holder_opened(
+    replica: Replica,
+) -> None:
+    world = bridge_world()
+    bridge_down(world)
+    holder, _, _ = await replica(world, 30)
+    other, _, _ = await replica(world, 30)  # loaded before anything was open
+    assert (await holder.evaluate()).opened
+
+    assert (await other.evaluate()).empty
+
+    assert other.alert_view().open_incidents == {"bridge_unreachable": 1}
