@@ -78,7 +78,7 @@ async def measure(server: PostgresServer, fleet: int, replicas: int) -> list[lis
         async def no_load(_ids: list[str]) -> None:
             return None
 
-        shares = [Shares(store, ids, no_load) for store in stores]
+        shares = [Shares(store, lambda: ids, no_load) for store in stores]
         cpu = time.process_time()
         for share in shares:
             await share.refresh()

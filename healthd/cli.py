@@ -1,4 +1,4 @@
-"""Command line: run | check | validate | explain | history | demo.
+"""Command line: run | check | validate | explain | history | rekey | newkey | demo.
 
 Exit codes are part of the contract: 0 all well, 1 something failing (or an unknown
 code for `explain`), 2 a bad config or bad arguments, 3 `run` cannot start on this host
@@ -22,6 +22,7 @@ from healthd import config, loop
 from healthd.catalog import load as load_catalog
 from healthd.errors import CodeNotFound, ConfigError, StoreError
 from healthd.model import Finding, ProbeResult, Status
+from healthd.vault import new_key
 from healthd.version import __version__
 
 EXIT_OK, EXIT_FAILING, EXIT_CONFIG, EXIT_CANNOT_START = 0, 1, 2, 3
@@ -81,6 +82,14 @@ def _parser() -> argparse.ArgumentParser:
         "--url", metavar="URL", help="the daemon's address (default: the config's listen)"
     )
     history.set_defaults(func=_history)
+    rekey = sub.add_parser(
+        "rekey", help="seal every registry credential again under registry.keys[0]"
+    )
+    rekey.add_argument("--config", required=True, metavar="FILE")
+    rekey.set_defaults(func=_rekey)
+
+    newkey = sub.add_parser("newkey", help="print a fresh registry key (base64, 32 bytes)")
+    newkey.set_defaults(func=_newkey)
 
     demo = sub.add_parser("demo", help="the daemon against the built-in provider simulator")
     demo.add_argument("--listen", metavar="HOST:PORT", default=config.DEFAULT_LISTEN)
@@ -105,6 +114,25 @@ def _validate(args: argparse.Namespace) -> int:
         f"{args.config}: ok: {len(cfg.integrations)} integrations"
         + (f" ({', '.join(providers)})" if providers else "")
     )
+    return EXIT_OK
+
+
+def _rekey(args: argparse.Namespace) -> int:
+    """With the daemon stopped (the store's lock says so otherwise): every credential the
+    registry holds under an older key is sealed under the first; then the old key may go."""
+    from healthd.fleet import rekey_store
+
+    cfg = config.load(args.config)
+    try:
+        changed, total = loop.run(rekey_store(cfg))
+    except StoreError as exc:
+        raise CannotStart(str(exc)) from None
+    print(f"{args.config}: {changed} of {total} registered integrations sealed again")
+    return EXIT_OK
+
+
+def _newkey(args: argparse.Namespace) -> int:
+    print(new_key())
     return EXIT_OK
 
 

@@ -10,13 +10,25 @@ the file's shape (pydantic, unknown keys rejected), the provider of each integra
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from healthd.alerts.settings import AlertingSettings
 from healthd.durations import Duration
@@ -24,8 +36,9 @@ from healthd.errors import ConfigError, UnknownProviderError
 from healthd.metrics import DETAIL_LIMIT
 from healthd.model import Integration, Thresholds
 from healthd.registry import probe_class
-from healthd.secrets import Secret
+from healthd.secrets import MASK, Secret
 from healthd.store import Retention, open_store
+from healthd.vault import KeyRing, VaultError
 
 DEFAULT_LISTEN = "127.0.0.1:9477"
 _T = TypeVar("_T")
@@ -69,12 +82,29 @@ class Defaults(_Model):
 class TokenConfig(_Model):
     name: str
     token: Secret
-    role: Literal["admin", "tenant"] = "tenant"
+    # `registry`: may write the registry (`healthd.api.registry`) and nothing else.
+    role: Literal["admin", "tenant", "registry"] = "tenant"
     tenant: str | None = None
+
+
+class JwtConfig(_Model):
+    """Workspace tokens the CRM signs for its settings page (`healthd.api.workspace_tokens`).
+
+    `key` is the HS256 shared secret, or the PEM public key for EdDSA and RS256 (a
+    `file:` reference, usually). Every token must carry `exp`, this `audience` as `aud`,
+    and a `tenant` claim naming the workspace it may read.
+    """
+
+    algorithm: Literal["HS256", "EdDSA", "RS256"]
+    key: Secret
+    audience: str = Field(min_length=1)
+    issuer: str | None = None
+    leeway: Duration = timedelta(seconds=30)
 
 
 class ApiConfig(_Model):
     tokens: tuple[TokenConfig, ...] = ()
+    jwt: JwtConfig | None = None
     metrics_require_token: bool = False
     # Integrations with per-integration series on /metrics at most (healthd.metrics).
     metrics_detail_limit: int = Field(DETAIL_LIMIT, ge=0, le=1_000_000)
@@ -85,8 +115,10 @@ class ApiConfig(_Model):
     read_timeout: Positive = timedelta(seconds=10)
 
 
-class IntegrationConfig(_Model):
-    id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+class IntegrationSpec(_Model):
+    """An integration's fields besides its id and credentials: what the config file's
+    `integrations[]` entries and the registry API's bodies share, validated alike."""
+
     provider: str
     tenant: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     name: str = ""
@@ -97,7 +129,6 @@ class IntegrationConfig(_Model):
     failure_threshold: int | None = Field(None, ge=1)
     success_threshold: int | None = Field(None, ge=1)
     page_after: Duration | None = None
-    credentials: dict[str, Secret] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("base_url")
@@ -121,6 +152,55 @@ class HistorySettings(_Model):
         return Retention(recent_history=self.hours, history=self.days)
 
 
+IntegrationId = Annotated[
+    str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+]
+
+
+class IntegrationConfig(IntegrationSpec):
+    """One `integrations[]` entry of the file: credentials as `env:`/`file:` references."""
+
+    id: IntegrationId
+    credentials: dict[str, Secret] = Field(default_factory=dict)
+
+
+def _literal_secret(value: object) -> Secret:
+    # Never echo the value: it is a credential.
+    if not isinstance(value, str) or not value or len(value) > MAX_CREDENTIAL:
+        raise PydanticCustomError(
+            "credential", f"must be a string of 1 to {MAX_CREDENTIAL} characters"
+        )
+    return Secret(value)
+
+
+MAX_CREDENTIAL = 8192
+LiteralSecret = Annotated[
+    Secret,
+    PlainValidator(_literal_secret),
+    PlainSerializer(lambda _s: MASK, return_type=str),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": MAX_CREDENTIAL, "writeOnly": True}
+    ),
+]
+
+
+class IntegrationRequest(IntegrationSpec):
+    """A registry API body (`PUT /api/v1/integrations/{id}`): the file's fields, with the
+    credentials themselves, since the CRM holds them. No `credentials` keeps the ones set."""
+
+    id: IntegrationId | None = None
+    credentials: dict[str, LiteralSecret] | None = None
+
+
+class RegistryConfig(_Model):
+    """The registry API's key ring: `keys[0]` encrypts, every key decrypts (`healthd.vault`).
+
+    Each key is a reference (`env:NAME`, `file:/path`) to 32 random bytes in base64.
+    """
+
+    keys: tuple[Secret, ...] = ()
+
+
 class FileConfig(_Model):
     listen: str = DEFAULT_LISTEN
     store: str = "sqlite:///healthd.db"
@@ -128,6 +208,7 @@ class FileConfig(_Model):
     alerting: AlertingSettings = AlertingSettings()
     api: ApiConfig = ApiConfig()
     history: HistorySettings = HistorySettings()
+    registry: RegistryConfig = RegistryConfig()
     integrations: tuple[IntegrationConfig, ...] = ()
 
     @field_validator("listen")
@@ -148,6 +229,7 @@ class Config:
     api: ApiConfig
     integrations: tuple[Integration, ...]
     history: HistorySettings = HistorySettings()
+    registry: RegistryConfig = RegistryConfig()
     source: str = "<memory>"
 
 
@@ -222,7 +304,7 @@ def loads(text: str, *, source: str = "<memory>", listen: str | None = None) -> 
     try:
         parsed = FileConfig.model_validate(raw)
     except ValidationError as exc:
-        raise _config_error(exc) from None
+        raise config_error(exc) from None
     # The store is only built here, not opened: `validate` refuses the URL `run` would
     # refuse, and leaves the file (which may be another host's path) alone.
     open_store(parsed.store)
@@ -234,6 +316,7 @@ def loads(text: str, *, source: str = "<memory>", listen: str | None = None) -> 
         api=_check_tokens(parsed.api),
         integrations=_integrations(parsed),
         history=parsed.history,
+        registry=_check_keys(parsed.registry),
         source=source,
     )
 
@@ -243,68 +326,94 @@ def _integrations(parsed: FileConfig) -> tuple[Integration, ...]:
     # Each probe's default options, validated once: most integrations set none, and
     # validating {} 100,000 times took a fifth of a large config's load. Options models
     # are frozen, so the integrations can share one.
-    defaults: dict[type[BaseModel], BaseModel] = {}
+    shared_options: dict[type[BaseModel], BaseModel] = {}
     out = []
-    d = parsed.defaults
     for i, ic in enumerate(parsed.integrations):
         at = f"integrations[{i}]"
         if ic.id in seen:
             raise ConfigError(f"{at}.id", f"duplicate integration id {ic.id!r}")
         seen.add(ic.id)
-        try:
-            cls = probe_class(ic.provider)
-        except UnknownProviderError as exc:
-            raise ConfigError(f"{at}.provider", str(exc)) from None
-        try:
-            options = None if ic.options else defaults.get(cls.Options)
-            if options is None:
-                options = cls.Options.model_validate(ic.options)
-                if not ic.options:
-                    defaults[cls.Options] = options
-        except ValidationError as exc:
-            raise _config_error(exc, prefix=f"{at}.options") from None
-        for name in cls.credentials:
-            if name not in ic.credentials:
-                raise ConfigError(
-                    f"{at}.credentials.{name}", f"required by provider {ic.provider!r}"
-                )
-        for name in ic.credentials:
-            if name not in cls.credentials:
-                known = ", ".join(cls.credentials) or "none"
-                raise ConfigError(
-                    f"{at}.credentials.{name}",
-                    f"not used by provider {ic.provider!r} (it takes: {known})",
-                )
-        timeout = _given(ic.timeout, d.timeout)
-        interval = _given(ic.interval, d.interval)
-        if timeout >= interval:
-            raise ConfigError(
-                f"{at}.timeout",
-                f"must be shorter than the interval ({interval.total_seconds():g}s)",
-            )
         out.append(
-            Integration(
-                id=ic.id,
-                provider=ic.provider,
-                tenant=ic.tenant,
-                name=ic.name or ic.id,
-                base_url=_given(ic.base_url, cls.default_base_url).rstrip("/"),
-                page=ic.page,
-                interval=interval,
-                timeout=timeout,
-                thresholds=Thresholds(
-                    failure_threshold=_given(ic.failure_threshold, d.failure_threshold),
-                    success_threshold=_given(ic.success_threshold, d.success_threshold),
-                    page_after=_given(
-                        ic.page_after, parsed.alerting.rules.bridge_unreachable.page_after
-                    ),
-                ),
-                credentials=dict(ic.credentials),
-                options=options,
-                traits=cls.traits,
+            build_integration(
+                ic,
+                ic.id,
+                ic.credentials,
+                defaults=parsed.defaults,
+                alerting=parsed.alerting,
+                at=at,
+                shared_options=shared_options,
             )
         )
     return tuple(out)
+
+
+def build_integration(
+    spec: IntegrationSpec,
+    integration_id: str,
+    credentials: Mapping[str, Secret],
+    *,
+    defaults: Defaults,
+    alerting: AlertingSettings,
+    at: str = "",
+    shared_options: dict[type[BaseModel], BaseModel] | None = None,
+) -> Integration:
+    """An Integration from its validated shape, checked against its provider (the probe's
+    options and credential names, a timeout below the interval). The config file and the
+    registry API both build through here: the same rules, the same key paths (`at` is the
+    entry's own: `integrations[2]` in the file, nothing for one API body).
+    `shared_options` keeps each probe's default options once validated, for a spec that
+    sets none (see `_integrations`)."""
+
+    def key(name: str) -> str:
+        return f"{at}.{name}" if at else name
+
+    try:
+        cls = probe_class(spec.provider)
+    except UnknownProviderError as exc:
+        raise ConfigError(key("provider"), str(exc)) from None
+    try:
+        cache = shared_options if not spec.options else None
+        options = cache.get(cls.Options) if cache is not None else None
+        if options is None:
+            options = cls.Options.model_validate(spec.options)
+            if cache is not None:
+                cache[cls.Options] = options
+    except ValidationError as exc:
+        raise config_error(exc, prefix=key("options")) from None
+    for name in cls.credentials:
+        if name not in credentials:
+            raise ConfigError(key(f"credentials.{name}"), f"required by provider {spec.provider!r}")
+    for name in credentials:
+        if name not in cls.credentials:
+            known = ", ".join(cls.credentials) or "none"
+            raise ConfigError(
+                key(f"credentials.{name}"),
+                f"not used by provider {spec.provider!r} (it takes: {known})",
+            )
+    timeout = _given(spec.timeout, defaults.timeout)
+    interval = _given(spec.interval, defaults.interval)
+    if timeout >= interval:
+        raise ConfigError(
+            key("timeout"), f"must be shorter than the interval ({interval.total_seconds():g}s)"
+        )
+    return Integration(
+        id=integration_id,
+        provider=spec.provider,
+        tenant=spec.tenant,
+        name=spec.name or integration_id,
+        base_url=_given(spec.base_url, cls.default_base_url).rstrip("/"),
+        page=spec.page,
+        interval=interval,
+        timeout=timeout,
+        thresholds=Thresholds(
+            failure_threshold=_given(spec.failure_threshold, defaults.failure_threshold),
+            success_threshold=_given(spec.success_threshold, defaults.success_threshold),
+            page_after=_given(spec.page_after, alerting.rules.bridge_unreachable.page_after),
+        ),
+        credentials=dict(credentials),
+        options=options,
+        traits=cls.traits,
+    )
 
 
 def _given(value: _T | None, default: _T) -> _T:
@@ -313,6 +422,11 @@ def _given(value: _T | None, default: _T) -> _T:
 
 
 def _check_tokens(api: ApiConfig) -> ApiConfig:
+    if api.jwt is not None:
+        try:
+            verifying_key(api.jwt)
+        except ValueError as exc:
+            raise ConfigError("api.jwt.key", str(exc)) from None
     seen: dict[str, str] = {}
     for i, t in enumerate(api.tokens):
         at = f"api.tokens[{i}]"
@@ -320,6 +434,10 @@ def _check_tokens(api: ApiConfig) -> ApiConfig:
             raise ConfigError(f"{at}.tenant", "a tenant token must name its tenant")
         if t.role == "admin" and t.tenant:
             raise ConfigError(f"{at}.tenant", "an admin token sees every tenant; remove 'tenant'")
+        if t.role == "registry" and t.tenant:
+            raise ConfigError(
+                f"{at}.tenant", "a registry token writes every tenant; remove 'tenant'"
+            )
         value = t.token.reveal()
         if len(value) < 16:
             raise ConfigError(f"{at}.token", "too short: use at least 16 characters")
@@ -329,7 +447,37 @@ def _check_tokens(api: ApiConfig) -> ApiConfig:
     return api
 
 
-def _config_error(exc: ValidationError, prefix: str = "") -> ConfigError:
+def verifying_key(jwt: JwtConfig) -> Any:
+    """The key PyJWT verifies with: the shared secret's bytes (at least 32, as RFC 7518
+    asks of HS256), or the PEM public key of the algorithm's type. Raises ValueError."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    text = jwt.key.reveal()
+    if jwt.algorithm == "HS256":
+        if len(text.encode()) < 32:
+            raise ValueError("an HS256 secret must be at least 32 bytes")
+        return text.encode()
+    try:
+        key = load_pem_public_key(text.encode())
+    except ValueError:
+        raise ValueError(f"not a PEM public key for {jwt.algorithm}") from None
+    wanted = Ed25519PublicKey if jwt.algorithm == "EdDSA" else RSAPublicKey
+    if not isinstance(key, wanted):
+        raise ValueError(f"the public key is not of the type {jwt.algorithm} needs")
+    return key
+
+
+def _check_keys(registry: RegistryConfig) -> RegistryConfig:
+    try:
+        KeyRing(registry.keys)
+    except VaultError as exc:
+        raise ConfigError("", str(exc)) from None
+    return registry
+
+
+def config_error(exc: ValidationError, prefix: str = "") -> ConfigError:
     """The first problem as the error's path; all of them in the message, each with its path."""
     lines = []
     first_path = prefix
@@ -358,4 +506,16 @@ def _path(loc: tuple[int | str, ...], prefix: str) -> str:
     return out
 
 
-__all__ = ["Config", "ConfigError", "DEFAULT_LISTEN", "Secret", "load", "loads", "parse_listen"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DEFAULT_LISTEN",
+    "IntegrationRequest",
+    "IntegrationSpec",
+    "Secret",
+    "build_integration",
+    "config_error",
+    "load",
+    "loads",
+    "parse_listen",
+]

@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -33,17 +34,21 @@ from healthd.alerts.silences import META_KEY as SILENCES_KEY
 from healthd.api.app import Api
 from healthd.api.history import history_routes
 from healthd.api.listener import Listener, connection_limit
+from healthd.api.registry import registry_routes
 from healthd.api.silences import silence_routes
+from healthd.api.workspace_tokens import token_table
 from healthd.clock import Clock, SystemClock
 from healthd.cluster import metrics as cluster_metrics
 from healthd.cluster.lease import AlertLease
 from healthd.cluster.shares import Shares
 from healthd.config import Config
 from healthd.errors import StoreError
+from healthd.fleet import Fleet, Hooks
 from healthd.http import REQUESTS_PER_PROBE, make_session
 from healthd.interfaces import Notifier, Store
 from healthd.metrics import HealthCollector, Instruments, MetricsEndpoint
-from healthd.model import Incident
+from healthd.model import Incident, Integration
+from healthd.reload import Reloader
 from healthd.runner import Runner
 from healthd.scheduler import Scheduler
 from healthd.store import PostgresStore, open_store
@@ -121,10 +126,15 @@ class Daemon:
         self.session = make_session(cfg.defaults.concurrency)
         self._stack.push_async_callback(self.session.close)
 
+        # The registry API's integrations, stored with their credentials sealed; a key
+        # that cannot open them stops the start here (ConfigError, exit 2), store untouched.
+        self.fleet = Fleet(config=cfg, store=self.store, clock=self.clock)
+        integrations = [*cfg.integrations, *await self.fleet.load()]
+
         self.catalog = catalog_module.load()
         self.engine: AlertEngine
         self.runner = Runner(
-            integrations=cfg.integrations,
+            integrations=integrations,
             store=self.store,
             session=self.session,
             catalog=self.catalog,
@@ -154,7 +164,7 @@ class Daemon:
         open_incidents = await self.engine.load()
         self.shares: Shares | None = None
         if cluster is not None and self.lease is not None:
-            self.shares = Shares(cluster, list(self.runner.integrations), self._read_back)
+            self.shares = Shares(cluster, lambda: list(self.runner.integrations), self._read_back)
             await self.shares.refresh()  # before the first probe: this replica's share
             cluster_metrics.register(self.registry, self.lease, self.shares)
             self._stack.push_async_callback(self._release_lease, self.lease)
@@ -195,14 +205,16 @@ class Daemon:
         )
         if api.tokens.open:
             log.warning("api_open", message="api.tokens is empty: every API caller is admin")
+        self.api = api
         self.app = app = api.app()
         app.add_routes(silence_routes(self.engine, self.runner.integrations))
         app.add_routes(history_routes(self.store, self.runner.integrations, self.clock))
+        app.add_routes(registry_routes(self.fleet))
         app_runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await app_runner.setup()
         self._stack.push_async_callback(app_runner.cleanup)
         host, port = cfg.listen
-        probe_sockets = min(cfg.defaults.concurrency, len(cfg.integrations)) * REQUESTS_PER_PROBE
+        probe_sockets = min(cfg.defaults.concurrency, len(integrations)) * REQUESTS_PER_PROBE
         self.listener = listener = Listener(
             app_runner,
             host,
@@ -229,7 +241,7 @@ class Daemon:
             # so a condition that ended while healthd was down is resolved promptly; the
             # others one interval after their stored last check, not all at once.
             self.scheduler = Scheduler(
-                cfg.integrations,
+                integrations,
                 self._probe,
                 jitter=cfg.defaults.jitter,
                 first=set(_incident_integrations(open_incidents)),
@@ -238,12 +250,22 @@ class Daemon:
             )
             self.scheduler.start()
             self._stack.push_async_callback(self._stop_probing)
+        hooks = Hooks(added=self._added, removed=self._removed)
+        self.fleet.attach(hooks)
+        self.reloader = Reloader(
+            running=cfg,
+            fleet=self.fleet,
+            hooks=hooks,
+            tokens=self._new_tokens,
+            clock=self.clock,
+            registry=self.registry,
+        )
         self._handle_signals()
         self._ready = True
         log.info(
             "started",
             listen=self.url,
-            integrations=len(cfg.integrations),
+            integrations=len(integrations),
             open_incidents=len(open_incidents),
             outbox_requeued=requeued,
         )
@@ -309,6 +331,23 @@ class Daemon:
         finally:
             self._probing.discard(task)
 
+    def _added(self, integration: Integration) -> None:
+        """A registry change, stored: the runner, the API's index and the scheduler take
+        it, and it is probed now rather than at its first slot."""
+        self.runner.add(integration)
+        self.api.indexed(integration)
+        self.engine.fleet_changed()
+        if self._schedule and not self._stop.is_set():
+            self.scheduler.add(integration)
+            asyncio.create_task(self._probe([integration.id]), name=f"probe-now:{integration.id}")
+
+    def _removed(self, integration: Integration) -> None:
+        if self._schedule:
+            self.scheduler.remove(integration.id)
+        self.runner.remove(integration.id)
+        self.api.unindexed(integration.id)
+        self.engine.fleet_changed()
+
     async def _stop_probing(self) -> None:
         """No new runs, and the ones going are cancelled (a cut-off run records nothing;
         the next start probes again) before the session and the store they use close."""
@@ -318,13 +357,23 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*runs, return_exceptions=True)
 
+    def _new_tokens(self, new: Config) -> None:
+        self.api.tokens = token_table(new.api)
+
     def _handle_signals(self) -> None:
         """SIGINT/SIGTERM stop the daemon from the moment it is started (a supervisor may
-        signal right after the `started` line); the handlers go when the daemon does."""
+        signal right after the `started` line), SIGHUP reads the config file again
+        (`healthd.reload`; not a config given as text); the handlers go with the daemon."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        handlers: dict[signal.Signals, Callable[[], object]] = {
+            signal.SIGINT: self._stop.set,
+            signal.SIGTERM: self._stop.set,
+        }
+        if Path(self.config.source).is_file():
+            handlers[signal.SIGHUP] = self.reloader.reload
+        for sig, handler in handlers.items():
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._stop.set)
+                loop.add_signal_handler(sig, handler)
                 self._stack.callback(loop.remove_signal_handler, sig)
 
     def not_ready(self) -> str | None:

@@ -24,6 +24,7 @@ from healthd.model import (
     OutboxItem,
     ProbeResult,
     ProviderTraits,
+    RegistryRecord,
     Transition,
 )
 
@@ -184,6 +185,21 @@ class Store(Protocol):
     async def incident_history(self, query: IncidentQuery) -> list[IncidentRecord]:
         """Incident occurrences newest first (by id), filtered and paged by `query`."""
         ...
+
+    # -- the registry: integrations added through the API (healthd.fleet) -------------
+    #
+    # - `registry_records` lists every record, in id order;
+    # - `registry_write` puts (insert or replace by id) and deletes records in one
+    #   transaction: a tenant's whole set is replaced all or nothing;
+    # - a record's `spec` is stored as given (sealed credentials); the store never opens it.
+    # Removing a record removes nothing else: the integration's state, transitions and
+    # incidents stay for their retention.
+
+    async def registry_records(self) -> list[RegistryRecord]: ...
+
+    async def registry_write(
+        self, *, put: Sequence[RegistryRecord], delete: Sequence[str]
+    ) -> None: ...
 
 
 @runtime_checkable

@@ -186,13 +186,18 @@ class ProviderTraits:
       `bridge_unreachable` after `page_after`, and `/metrics` exports
       `healthd_bridge_unreachable_seconds` for it;
     - `sms_fallback`: a connected, healthy integration of it gives its tenant an SMS
-      fallback while the bridge is down.
+      fallback while the bridge is down;
+    - `shared_impact`: a platform integration of it is a shared dependency of every
+      workspace, shown on each workspace's page, and this is what it means for them while
+      it is not ok (`shared_impact_without_fallback` for a workspace with no SMS fallback).
     """
 
     display_name: str
     code_prefix: str
     tracks_unreachable: bool = False
     sms_fallback: bool = False
+    shared_impact: str = ""
+    shared_impact_without_fallback: str = ""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -486,3 +491,19 @@ class IncidentRecord:
     id: int
     incident: Incident
     events: tuple[IncidentEventRecord, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RegistryRecord:
+    """One integration registered through the API, as the store keeps it.
+
+    `spec` is the JSON of the request's validated body with every credential sealed
+    (`healthd.vault`): the store never holds a credential in clear. `revision` counts the
+    changes of this id (the API's ETag).
+    """
+
+    id: str
+    tenant: str
+    revision: int
+    spec: str
+    updated_at: datetime

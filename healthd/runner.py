@@ -134,6 +134,32 @@ class Runner:
                 self._evidence[iid] = results[iid]
             self._refresh_view(iid)
 
+    # -- the fleet at run time (healthd.fleet, the registry API) ----------------------
+
+    def add(self, integration: Integration) -> None:
+        """Adds an integration, or replaces the one with its id: its state, results and
+        series stay (a new config of the same account continues its history). A run of
+        the replaced config still under way is not joined by later callers, and what it
+        finds is dropped: it checked credentials or options no longer in force."""
+        iid = integration.id
+        if integration.provider not in self._probes:
+            self._probes[integration.provider] = probe_class(integration.provider)()
+        self.integrations[iid] = integration
+        self._inflight.pop(iid, None)
+        self.states.setdefault(iid, IntegrationState(integration_id=iid))
+        self._refresh_view(iid)
+
+    def remove(self, integration_id: str) -> None:
+        """Takes an integration out: no more runs, no series, nothing for the rules (its
+        open incidents resolve on the engine's next evaluation). What the store holds of
+        it (state, transitions, incidents) stays for its retention."""
+        self.get(integration_id)
+        del self.integrations[integration_id]
+        self._inflight.pop(integration_id, None)
+        for table in (self.states, self.results, self._evidence, self._unwritten):
+            table.pop(integration_id, None)
+        self.series.remove(integration_id)
+
     def get(self, integration_id: str) -> Integration:
         try:
             return self.integrations[integration_id]
@@ -196,8 +222,9 @@ class Runner:
                 task.add_done_callback(place.give_back)
         return task
 
-    def _finished(self, integration_id: str, _task: asyncio.Task[ProbeResult]) -> None:
-        del self._inflight[integration_id]
+    def _finished(self, integration_id: str, task: asyncio.Task[ProbeResult]) -> None:
+        if self._inflight.get(integration_id) is task:  # not a replaced config's run
+            del self._inflight[integration_id]
 
     async def _run(self, integration: Integration, place: _Place | None) -> ProbeResult:
         if place is None:
@@ -208,6 +235,8 @@ class Runner:
                 result = await self._probe(integration)
             finally:
                 place.give_back()
+        if self.integrations.get(integration.id) is not integration:
+            return result  # removed or replaced while it ran (`add`, `remove`)
         prev = self.states.get(integration.id) or IntegrationState(integration_id=integration.id)
         prev_evidence = self._evidence.get(integration.id)
         now = self._clock.now()

@@ -17,6 +17,10 @@ What each integration still gets:
   still going when another caller asks for it is joined (`Runner.run_many`);
 - `coalesce=True`: missed turns (a suspended laptop, a stalled loop) collapse into one run
   instead of a burst; and jitter, applied to the slot's turns.
+
+The fleet may change while it runs (the registry API): `add` puts an integration in a
+random slot of its interval (its first run is the caller's, at once), `remove` takes it out
+of its slot, and a slot left empty loses its job. A slot job reads its list when it fires.
 """
 
 from __future__ import annotations
@@ -85,6 +89,8 @@ class Scheduler:
         self._last_checked = last_checked or {}
         self._clock = clock or SystemClock()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._slots: dict[tuple[timedelta, int], list[str]] = {}
+        self._slot_of: dict[str, tuple[timedelta, int]] = {}
 
     @property
     def running(self) -> bool:
@@ -101,27 +107,62 @@ class Scheduler:
             now=self._clock.now(),
         )
         now = datetime.now(UTC)
-        for (interval, slot), ids in sorted(grouped.items()):
-            seconds = interval.total_seconds()
-            first_run = now + slot * SLOT
-            self._scheduler.add_job(
-                self._run_many,
-                IntervalTrigger(
-                    seconds=seconds,
-                    jitter=min(self._jitter.total_seconds(), seconds / 4),
-                    start_date=first_run,
-                    timezone=UTC,
-                ),
-                args=[ids],
-                id=f"{seconds:g}s/{slot}",
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=max(1, int(seconds)),
-                next_run_time=first_run,
-            )
+        for key, ids in sorted(grouped.items()):
+            self._slots[key] = ids
+            self._slot_of.update(dict.fromkeys(ids, key))
+            self._add_job(key, now + key[1] * SLOT)
         self._scheduler.start()
         log.info("scheduler_started", integrations=len(self._integrations), jobs=len(grouped))
+
+    def add(self, integration: Integration) -> None:
+        """Schedules an integration added (or changed) at run time; its next scheduled run
+        is one interval away at most, the caller runs it now."""
+        self.remove(integration.id)
+        count = max(1, int(integration.interval / SLOT))
+        key = (integration.interval, self._rng.randrange(count))
+        self._slot_of[integration.id] = key
+        ids = self._slots.get(key)
+        if ids is not None:
+            ids.append(integration.id)
+            return
+        self._slots[key] = [integration.id]
+        self._add_job(key, datetime.now(UTC) + integration.interval)
+
+    def remove(self, integration_id: str) -> None:
+        key = self._slot_of.pop(integration_id, None)
+        if key is None:
+            return
+        ids = self._slots[key]
+        ids.remove(integration_id)
+        if not ids:
+            del self._slots[key]
+            self._scheduler.remove_job(_job_id(key))
+
+    def _add_job(self, key: tuple[timedelta, int], first_run: datetime) -> None:
+        seconds = key[0].total_seconds()
+        self._scheduler.add_job(
+            self._run_slot,
+            IntervalTrigger(
+                seconds=seconds,
+                jitter=min(self._jitter.total_seconds(), seconds / 4),
+                start_date=first_run,
+                timezone=UTC,
+            ),
+            args=[key],
+            id=_job_id(key),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(seconds)),
+            next_run_time=first_run,
+        )
+
+    async def _run_slot(self, key: tuple[timedelta, int]) -> object:
+        return await self._run_many(list(self._slots.get(key, ())))
 
     def shutdown(self) -> None:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+
+
+def _job_id(key: tuple[timedelta, int]) -> str:
+    return f"{key[0].total_seconds():g}s/{key[1]}"

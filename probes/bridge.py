@@ -73,8 +73,18 @@ class BridgeProbe:
     """See `healthd.interfaces.Probe`."""
 
     provider: ClassVar[str] = PROVIDER
+    # Seed 000: the bridge is every workspace's way to iMessage; messages are re-pushed
+    # every two minutes, and fall back to SMS only through a connected Twilio.
     traits: ClassVar[ProviderTraits] = ProviderTraits(
-        display_name="iMessage bridge", code_prefix="bridge", tracks_unreachable=True
+        display_name="iMessage bridge",
+        code_prefix="bridge",
+        tracks_unreachable=True,
+        shared_impact="iMessage messages wait and are re-pushed every two minutes; they"
+        " deliver as soon as the bridge is back. Recipients without iMessage get SMS"
+        " through your Twilio.",
+        shared_impact_without_fallback="iMessage messages wait and are re-pushed every two"
+        " minutes; they deliver as soon as the bridge is back. With no Twilio connected,"
+        " messages to recipients without iMessage just sit.",
     )
     Options: ClassVar[type[BaseModel]] = BridgeOptions
     credentials: ClassVar[tuple[str, ...]] = ("password",)

@@ -75,7 +75,14 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     (
         "foundations",
         frozenset(
-            {"healthd.interfaces", "healthd.catalog", "healthd.http", "healthd.log", "healthd.sim"}
+            {
+                "healthd.interfaces",
+                "healthd.catalog",
+                "healthd.http",
+                "healthd.log",
+                "healthd.sim",
+                "healthd.vault",
+            }
         ),
     ),
     (
@@ -96,7 +103,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ),
     ("alerts", frozenset({"healthd.alerts"})),
     ("runner and config", frozenset({"healthd.runner", "healthd.config"})),
-    ("services", frozenset({"healthd.api", "healthd.sweep"})),
+    ("services", frozenset({"healthd.api", "healthd.sweep", "healthd.fleet", "healthd.reload"})),
     ("daemon", frozenset({"healthd.daemon"})),
     (
         "entry points",

@@ -132,3 +132,40 @@ def test_integrations_never_checked_or_overdue_are_spread_and_open_incidents_go_
     assert slot_of["i1"] == 0
     assert sorted({slot for _, slot in grouped}) == list(range(60))
     assert max(len(ids) for ids in grouped.values()) < 200  # about 100 each, none all at once
+
+
+async def calls_after_change(change: Any) -> list[str]:
+    """A scheduler over an hourly fleet (nothing due soon), changed by `change(scheduler)`
+    once started: the ids of the first call made after the change (bounded)."""
+    calls: list[list[str]] = []
+    ran = asyncio.Event()
+
+    async def run(ids: Sequence[str]) -> None:
+        calls.append(list(ids))
+        ran.set()
+
+    scheduler = Scheduler([integration("hourly")], run, jitter=timedelta(0), rng=random.Random(7))
+    scheduler.start()
+    try:
+        change(scheduler)
+        async with asyncio.timeout(5):
+            await ran.wait()
+    finally:
+        scheduler.shutdown()
+    return calls[0]
+
+
+async def test_an_integration_added_at_run_time_gets_a_slot_of_its_interval() -> None:
+    def add(scheduler: Scheduler) -> None:
+        scheduler.add(integration("new", interval=1))
+
+    assert await calls_after_change(add) == ["new"]
+
+
+async def test_an_integration_removed_at_run_time_leaves_its_slot() -> None:
+    def add_two_remove_one(scheduler: Scheduler) -> None:
+        scheduler.add(integration("stays", interval=1))
+        scheduler.add(integration("goes", interval=1))  # a 1 s interval has one slot
+        scheduler.remove("goes")
+
+    assert await calls_after_change(add_two_remove_one) == ["stays"]

@@ -134,6 +134,11 @@ class AlertEngine:
         self._fleet = None
         self._dirty.set()
 
+    def fleet_changed(self) -> None:
+        """An integration was added or removed at run time: evaluate soon (a removed one's
+        open incidents resolve, once, as any condition that no longer holds)."""
+        self._dirty.set()
+
     def alert_view(self) -> AlertView:
         """The outbox and incident gauges as last refreshed (on load and after each evaluation)."""
         return self._view

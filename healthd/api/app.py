@@ -12,6 +12,7 @@ tenant's id answers exactly as an id that does not exist.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
@@ -20,11 +21,14 @@ import structlog
 from aiohttp import web
 
 from healthd.api import schemas
-from healthd.api.auth import PRINCIPAL, TokenTable
+from healthd.api.auth import PRINCIPAL
 from healthd.api.listener import Connection
 from healthd.api.openapi import openapi_document
 from healthd.api.page import StatusPage
+from healthd.api.pages import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, page
 from healthd.api.problems import ApiProblem, problem, shown
+from healthd.api.registry import registry_request
+from healthd.api.shared import shared_dependencies
 from healthd.api.views import (
     INCIDENTS_DEFAULT,
     INCIDENTS_MAX,
@@ -38,12 +42,13 @@ from healthd.api.views import (
     integration_view,
     visible_integration,
 )
+from healthd.api.workspace_tokens import token_table
 from healthd.catalog import Catalog
 from healthd.config import ApiConfig
 from healthd.errors import NotFoundError
 from healthd.interfaces import Store
 from healthd.metrics import MetricsEndpoint
-from healthd.model import Integration, ProbeResult
+from healthd.model import PLATFORM_TENANT, Integration, ProbeResult
 from healthd.registry import probes
 from healthd.runner import Runner, probe_deadline
 
@@ -99,7 +104,7 @@ class Api:
         self.store = store
         self.catalog = catalog
         self.metrics = metrics
-        self.tokens = TokenTable(config.tokens)
+        self.tokens = token_table(config)
         self.ready = ready
         self.rate_limit = config.check_rate_limit
         self.limiter = RateLimiter(config.check_rate_limit)
@@ -107,10 +112,26 @@ class Api:
         self.health_require_token = config.health_require_token
         self.page = StatusPage()
         self.views = ViewCache(runner.states, runner.results)
-        # Integrations are fixed for the daemon's life: index them by tenant once.
-        self._by_tenant: dict[str, list[Integration]] = defaultdict(list)
+        # By tenant, kept as the registry API adds and removes (`indexed`, `unindexed`).
+        self._by_tenant: dict[str, dict[str, Integration]] = defaultdict(dict)
+        self._tenant_of: dict[str, str] = {}
+        self._sorted_ids: list[str] | None = None  # every id, sorted: the admin list's order
         for integration in runner.integrations.values():
-            self._by_tenant[integration.tenant].append(integration)
+            self.indexed(integration)
+
+    def indexed(self, integration: Integration) -> None:
+        """An integration added or replaced at run time (`healthd.fleet`)."""
+        self.unindexed(integration.id)
+        self._sorted_ids = None
+        self._by_tenant[integration.tenant][integration.id] = integration
+        self._tenant_of[integration.id] = integration.tenant
+
+    def unindexed(self, integration_id: str) -> None:
+        tenant = self._tenant_of.pop(integration_id, None)
+        if tenant is not None:
+            del self._by_tenant[tenant][integration_id]
+            self._sorted_ids = None
+        self.views.forget(integration_id)
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -184,6 +205,8 @@ class Api:
                 "a valid bearer token is required (Authorization: Bearer <token>)",
                 headers={"WWW-Authenticate": 'Bearer realm="healthd"'},
             )
+        if principal.registry_only and not registry_request(request):
+            raise web.HTTPNotFound()  # a registry token reads nothing (healthd.api.registry)
         request[PRINCIPAL] = principal
         response = await handler(request)
         response.headers.setdefault("Cache-Control", "no-store")  # a token's data: never cached
@@ -246,7 +269,18 @@ class Api:
             tenant = own
         if tenant is None:
             return list(self.runner.integrations.values())
-        return self._by_tenant.get(tenant, [])
+        return list(self._by_tenant.get(tenant, {}).values())
+
+    def _shared(self, request: web.Request) -> list[schemas.SharedDependency]:
+        """A workspace token's view of the platform's shared integrations (healthd.api.shared)."""
+        own = request[PRINCIPAL].tenant
+        if own is None or own == PLATFORM_TENANT:
+            return []
+        return shared_dependencies(
+            self._by_tenant.get(PLATFORM_TENANT, {}).values(),
+            self._by_tenant.get(own, {}).values(),
+            self.runner.states,
+        )
 
     def _one(self, request: web.Request) -> Integration:
         """The integration named in the path, if this token may see it; else 404."""
@@ -255,18 +289,38 @@ class Api:
         )
 
     async def list_integrations(self, request: web.Request) -> web.Response:
-        q = Query(request.query, ("tenant", "provider", "status"))
+        q = Query(request.query, ("tenant", "provider", "status", "limit", "cursor"))
         tenant = q.tenant()
         provider = q.choice("provider", sorted(probes()))
         status = q.choice("status", STATUSES)
-        texts = [
-            self.views.text(i)
-            for i in self._visible(request, tenant)
-            if provider in (None, i.provider) and status in (None, self.views.status(i))
-        ]
+        limit = q.integer("limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+        after = decode_cursor(q.get("cursor"))
+        integrations = self.runner.integrations
+
+        def text(iid: str) -> str | None:
+            i = integrations[iid]
+            if provider in (None, i.provider) and status in (None, self.views.status(i)):
+                return self.views.text(i)
+            return None
+
+        texts, cursor = page(self._visible_ids(request, tenant), text, after=after, limit=limit)
+        shared = ", ".join(d.model_dump_json() for d in self._shared(request))
         # `schemas.IntegrationList`, joined from each view's cached text (see `ViewCache`).
-        body = f'{{"integrations": [{", ".join(texts)}], "count": {len(texts)}}}'
+        body = (
+            f'{{"integrations": [{", ".join(texts)}], "count": {len(texts)},'
+            f' "next_cursor": {json.dumps(cursor)}, "shared_dependencies": [{shared}]}}'
+        )
         return web.Response(text=body, content_type="application/json")
+
+    def _visible_ids(self, request: web.Request, tenant: str | None) -> list[str]:
+        """The ids `_visible` gives, sorted (the list's order): the fleet's kept sorted
+        between changes, a tenant's sorted when asked."""
+        own = request[PRINCIPAL].tenant
+        if own is None and tenant is None:
+            if self._sorted_ids is None:
+                self._sorted_ids = sorted(self.runner.integrations)
+            return self._sorted_ids
+        return sorted(i.id for i in self._visible(request, tenant))
 
     async def get_integration(self, request: web.Request) -> web.Response:
         Query(request.query, ())

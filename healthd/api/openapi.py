@@ -20,7 +20,9 @@ from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from healthd.alerts.rules.table import RULES
 from healthd.api import schemas
+from healthd.api.pages import DEFAULT_LIMIT, MAX_LIMIT
 from healthd.api.views import INCIDENTS_DEFAULT, INCIDENTS_MAX, STATUSES, TENANT_PATTERN
+from healthd.config import IntegrationRequest
 from healthd.history import WINDOWS
 from healthd.registry import probes
 from healthd.version import __version__
@@ -177,7 +179,22 @@ def _operations() -> tuple[Operation, ...]:
                     {"type": "string", "enum": sorted(probes())},
                 ),
                 Param("status", "query", "only this status", {"type": "string", "enum": STATUSES}),
+                Param(
+                    "limit",
+                    "query",
+                    "at most this many (in id order)",
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_LIMIT,
+                        "default": DEFAULT_LIMIT,
+                    },
+                ),
+                Param("cursor", "query", "the previous answer's next_cursor"),
             ),
+            errors={
+                "400": "Unknown, repeated or invalid query parameter, or a cursor not given out"
+            },
         ),
         Operation(
             "get",
@@ -351,6 +368,84 @@ def _operations() -> tuple[Operation, ...]:
             "For each integration: 90 days of uptime, 24 h / 7 d / 30 d shares, latency",
             "token",
             schemas.HistorySummary,
+        ),
+        *_registry_operations(),
+    )
+
+
+_REGISTRY_ONLY = "Not an admin or registry token, or no such registered integration"
+_REGISTRY_ERRORS = {
+    "404": _REGISTRY_ONLY,
+    "409": "A config-file integration (read-only here), or another tenant's id",
+    "412": "If-Match names another version (ETag) than the current one",
+    "422": "The body is not a valid integration; the detail names the key path",
+}
+_TENANT_PATH = Param(
+    "tenant",
+    "path",
+    "the tenant (workspace)",
+    {"type": "string", "pattern": f"^{TENANT_PATTERN.pattern}$"},
+)
+
+
+def _registry_operations() -> tuple[Operation, ...]:
+    """The registry API (healthd.api.registry): admin and registry tokens."""
+    return (
+        Operation(
+            "put",
+            "/api/v1/integrations/{id}",
+            "putIntegration",
+            "Create or replace a registered integration; probed at once",
+            "token",
+            schemas.Registration,
+            description="If-Match: the ETag of the version replaced; If-None-Match: * to"
+            " create only. Without `credentials`, the ones set are kept.",
+            params=(_ID,),
+            request=IntegrationRequest,
+            errors=_REGISTRY_ERRORS,
+        ),
+        Operation(
+            "delete",
+            "/api/v1/integrations/{id}",
+            "deleteIntegration",
+            "Remove a registered integration; its open incidents resolve",
+            "token",
+            None,
+            ok="Deleted",
+            status="204",
+            params=(_ID,),
+            errors=_REGISTRY_ERRORS,
+        ),
+        Operation(
+            "get",
+            "/api/v1/integrations/{id}/registration",
+            "getRegistration",
+            "A registered integration as stored (credentials: set and fingerprint)",
+            "token",
+            schemas.Registration,
+            params=(_ID,),
+            errors={"404": _REGISTRY_ONLY},
+        ),
+        Operation(
+            "put",
+            "/api/v1/tenants/{tenant}/integrations",
+            "putTenantIntegrations",
+            "Make this the tenant's whole registered set (idempotent)",
+            "token",
+            schemas.TenantSet,
+            params=(_TENANT_PATH,),
+            request=schemas.TenantSetRequest,
+            errors=_REGISTRY_ERRORS,
+        ),
+        Operation(
+            "get",
+            "/api/v1/tenants/{tenant}/integrations",
+            "getTenantIntegrations",
+            "The tenant's registered set, with its ETag",
+            "token",
+            schemas.TenantSet,
+            params=(_TENANT_PATH,),
+            errors={"404": _REGISTRY_ONLY, "422": "Not a tenant name"},
         ),
     )
 

@@ -13,7 +13,7 @@ mark every field required. Times are RFC 3339 with their offset (`+00:00`), as
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from healthd.alerts.settings import MaintenanceWindow, RuleName
+from healthd.config import IntegrationRequest
 from healthd.durations import Duration
 from healthd.model import Category, Status, TransitionKind
 
@@ -121,9 +122,25 @@ class LiveIntegration(Integration):
     )
 
 
+class SharedDependency(Body):
+    """Shared infrastructure a workspace's messages go through (the iMessage bridge), as a
+    workspace sees it: no id, host, address, findings or other workspaces."""
+
+    name: str = Field(examples=["iMessage bridge"])
+    provider: str
+    status: Status
+    since: Timestamp | None
+    unreachable_since: Timestamp | None
+    impact: str = Field(description="what it means for this workspace; empty while ok")
+
+
 class IntegrationList(Body):
     integrations: list[Integration]
     count: Count
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
+    shared_dependencies: list[SharedDependency] = Field(
+        description="for a workspace token: the platform's integrations its messages use"
+    )
 
 
 class LiveCheck(Body):
@@ -293,7 +310,48 @@ class HistorySummary(Body):
 
 
 # What the document describes, by direction: answers as serialised, requests as validated.
+class Credential(Body):
+    """A write-only credential: whether it is set, and a short keyed fingerprint."""
+
+    set: bool
+    fingerprint: str
+
+
+class Registration(Body):
+    """One registered integration: its body as stored, credentials as set/fingerprint."""
+
+    id: str
+    tenant: str
+    revision: int
+    updated_at: Timestamp
+    etag: str
+    spec: dict[str, Any] = Field(description="the body as registered, without credentials")
+    credentials: dict[str, Credential]
+
+
+class TenantSet(Body):
+    """A tenant's registered set and, after a PUT, what the call changed."""
+
+    tenant: str
+    etag: str
+    integrations: list[Registration]
+    created: list[str]
+    changed: list[str]
+    removed: list[str]
+    unchanged: list[str]
+
+
+class TenantSetRequest(BaseModel):
+    """`PUT /api/v1/tenants/{tenant}/integrations`: the tenant's whole set, each with its id."""
+
+    model_config = ConfigDict(extra="forbid")
+    integrations: list[IntegrationRequest]
+
+
 RESPONSES: tuple[type[BaseModel], ...] = (
+    SharedDependency,
+    Registration,
+    TenantSet,
     Integration,
     IntegrationDetail,
     IntegrationList,
@@ -310,4 +368,4 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     IncidentHistory,
     HistorySummary,
 )
-REQUESTS: tuple[type[BaseModel], ...] = (SilenceRequest,)
+REQUESTS: tuple[type[BaseModel], ...] = (SilenceRequest, IntegrationRequest, TenantSetRequest)

@@ -16,7 +16,6 @@ POST body (JSON object):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,7 +30,7 @@ from healthd.api import schemas
 from healthd.api.auth import PRINCIPAL, Principal
 from healthd.api.problems import ApiProblem, shown
 from healthd.api.schemas import SilenceRequest
-from healthd.api.views import answer
+from healthd.api.views import answer, json_object
 from healthd.model import Integration
 
 MAX_LENGTH = schemas.LONGEST_SILENCE
@@ -66,7 +65,7 @@ class _Handlers:
 
     async def create(self, request: web.Request) -> web.Response:
         principal = _admin_only(request)
-        window = self._window(await _json_object(request))
+        window = self._window(await json_object(request))
         try:
             silence = await self._silences.add(window, created_by=principal.name)
         except SilenceExists:
@@ -142,20 +141,6 @@ def _admin_only(request: web.Request) -> Principal:
         # ("no such path"): a tenant cannot tell that silences exist.
         raise web.HTTPNotFound()
     return principal
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object; anything else (not UTF-8, not JSON, nested past what the
-    parser recurses into, another JSON value) is the caller's mistake, a 400."""
-    try:
-        # Decoded here, not by `request.json()`: a `charset` in the Content-Type that Python
-        # does not know would raise LookupError there.
-        body = json.loads((await request.read()).decode("utf-8"))
-    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
-        raise _bad("the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise _bad("the body must be a JSON object")
-    return body
 
 
 def _describe(exc: ValidationError) -> str:

@@ -8,8 +8,10 @@ each rejection naming the parameter and what it accepts.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 from aiohttp import web
 from multidict import MultiMapping
@@ -96,17 +98,23 @@ class ViewCache:
     ) -> None:
         self._states = states
         self._results = results
-        self._cache: dict[str, tuple[IntegrationState | None, ProbeResult | None, str]] = {}
+        self._cache: dict[
+            str, tuple[Integration, IntegrationState | None, ProbeResult | None, str]
+        ] = {}
 
     def text(self, integration: Integration) -> str:
         state = self._states.get(integration.id)
         result = self._results.get(integration.id)
         hit = self._cache.get(integration.id)
-        if hit is not None and hit[0] is state and hit[1] is result:
-            return hit[2]
+        if hit is not None and hit[0] is integration and hit[1] is state and hit[2] is result:
+            return hit[3]
         text = integration_view(integration, state, result).model_dump_json()
-        self._cache[integration.id] = (state, result, text)
+        self._cache[integration.id] = (integration, state, result, text)
         return text
+
+    def forget(self, integration_id: str) -> None:
+        """An integration removed at run time: its text goes with it."""
+        self._cache.pop(integration_id, None)
 
     def status(self, integration: Integration) -> Status:
         return status_of(self._states.get(integration.id))
@@ -189,6 +197,20 @@ class Query:
     def boolean(self, key: str) -> bool | None:
         value = self.choice(key, ("true", "false"))
         return None if value is None else value == "true"
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object; anything else (not UTF-8, not JSON, nested past what the
+    parser recurses into, another JSON value) is the caller's mistake, a 400."""
+    try:
+        # Decoded here, not by `request.json()`: a `charset` in the Content-Type that Python
+        # does not know would raise LookupError there.
+        body = json.loads((await request.read()).decode("utf-8"))
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
+        raise ApiProblem(400, "the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise ApiProblem(400, "the body must be a JSON object")
+    return body
 
 
 def _str_or_none(value: object) -> str | None:

@@ -55,14 +55,17 @@ class Shares:
     def __init__(
         self,
         store: PostgresStore,
-        integration_ids: Collection[str],
+        integration_ids: Callable[[], Collection[str]],
         load: Callable[[list[str]], Awaitable[None]],
     ) -> None:
+        """`integration_ids` gives the fleet as it is now (the registry adds and removes
+        integrations at run time)."""
         self._store = store
-        self._ids = sorted(integration_ids)
+        self._fleet = integration_ids
         self._load = load
         self.members: list[int] = []
         self._mine: frozenset[str] = frozenset()
+        self._weighed: frozenset[str] = frozenset()  # the fleet as of the last change
         self.problem: str | None = None  # why the last refresh failed; None once one works
 
     @property
@@ -75,10 +78,18 @@ class Shares:
         return len(self._mine)
 
     def mine(self, integration_ids: Sequence[str]) -> list[str]:
-        return [i for i in integration_ids if i in self._mine]
+        """Those of `integration_ids` this replica probes; one added since the last refresh
+        is weighed at once, as every replica weighs it."""
+        if not self.members:
+            return []
+        return [
+            i
+            for i in integration_ids
+            if i in self._mine or (i not in self._weighed and owner(i, self.members) == self.me)
+        ]
 
     def others(self) -> list[str]:
-        return [i for i in self._ids if i not in self._mine]
+        return [i for i in self._fleet() if i not in self._mine]
 
     async def refresh(self) -> None:
         members = await self._store.live_members()
@@ -87,7 +98,9 @@ class Shares:
         if members == self.members:
             return
         self.members = members
-        mine = frozenset(i for i in self._ids if owner(i, members) == self.me)
+        ids = sorted(self._fleet())
+        self._weighed = frozenset(ids)
+        mine = frozenset(i for i in ids if owner(i, members) == self.me)
         gained = sorted(mine - self._mine)
         self._mine = mine
         log.info("shares_changed", members=members, share=len(mine), gained=len(gained))

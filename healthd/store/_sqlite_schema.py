@@ -132,6 +132,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX incident_events_by_incident ON incident_events (incident_id, outbox_id)",
     ),
+    (
+        # Integrations registered through the API (healthd.fleet); `spec` holds their
+        # credentials sealed (healthd.vault), never in clear.
+        """CREATE TABLE registry (
+            id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            revision INTEGER NOT NULL,
+            spec TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -35,6 +35,7 @@ from healthd.model import (
     IntegrationState,
     OutboxItem,
     ProbeResult,
+    RegistryRecord,
     Transition,
 )
 
@@ -187,3 +188,9 @@ class MonitoredStore:
         return await self._watch(
             "incident_history", self.inner.incident_history(query), write=False
         )
+
+    async def registry_records(self) -> list[RegistryRecord]:
+        return await self._watch("registry_records", self.inner.registry_records(), write=False)
+
+    async def registry_write(self, *, put: Sequence[RegistryRecord], delete: Sequence[str]) -> None:
+        await self._watch("registry_write", self.inner.registry_write(put=put, delete=delete))

@@ -27,6 +27,7 @@ from healthd.model import (
     OutboxItem,
     OutboxStatus,
     ProbeResult,
+    RegistryRecord,
     Transition,
 )
 from healthd.store._history import (
@@ -88,6 +89,7 @@ class MemoryStore:
         # Each outbox row's event, as part of the occurrence it was queued for: row id ->
         # (occurrence number, the event as kept).
         self._events: dict[int, tuple[int, IncidentEventRecord]] = {}
+        self._registry: dict[str, RegistryRecord] = {}
 
     async def open(self) -> None:
         return None
@@ -309,6 +311,15 @@ class MemoryStore:
         for index, row in enumerate(finished):
             if index >= self._retention.finished_outbox or row.created_at < cutoff:
                 del self._outbox[row.id]
+
+    async def registry_records(self) -> list[RegistryRecord]:
+        return [self._registry[k] for k in sorted(self._registry)]
+
+    async def registry_write(self, *, put: Sequence[RegistryRecord], delete: Sequence[str]) -> None:
+        for record in put:
+            self._registry[record.id] = record
+        for record_id in delete:
+            self._registry.pop(record_id, None)
 
 
 def _matches(incident: Incident, number: int, query: IncidentQuery) -> bool:

@@ -61,6 +61,7 @@ from healthd.model import (
     OutboxItem,
     OutboxStatus,
     ProbeResult,
+    RegistryRecord,
     Transition,
 )
 from healthd.secrets import Secret
@@ -240,6 +241,7 @@ _PUT_META_AND_NOTIFY = (
     "  WHERE m.value IS DISTINCT FROM excluded.value RETURNING key)"
     " SELECT pg_notify($3, key) FROM put"
 )
+_PUT_REGISTRY = _upsert("registry", ("id", "tenant", "revision", "spec", "updated_at"))
 _CHECK_FENCE = (
     "SELECT 1 FROM leases WHERE name = $1 AND holder = $2 AND token = $3"
     " AND expires_at > now() FOR SHARE"
@@ -701,6 +703,28 @@ class PostgresStore:
                 log.warning("store_listen_failed", store=self.label, error=_describe(exc))
             finally:
                 conn.terminate()
+
+    # -- the registry ------------------------------------------------------------------
+
+    async def registry_records(self) -> list[RegistryRecord]:
+        rows = await self._fetch(
+            "registry_records",
+            "SELECT id, tenant, revision, spec, updated_at FROM registry ORDER BY id",
+        )
+        return [
+            RegistryRecord(
+                id=r[0], tenant=r[1], revision=r[2], spec=r[3], updated_at=_rows.parse(r[4])
+            )
+            for r in rows
+        ]
+
+    async def registry_write(self, *, put: Sequence[RegistryRecord], delete: Sequence[str]) -> None:
+        rows = [(r.id, r.tenant, r.revision, r.spec, _rows.iso(r.updated_at)) for r in put]
+        async with self._connection("registry_write") as conn, conn.transaction():
+            await conn.executemany(_PUT_REGISTRY, rows)
+            await conn.executemany(
+                "DELETE FROM registry WHERE id = $1", [(record_id,) for record_id in delete]
+            )
 
     # -- members and leases ------------------------------------------------------------
 

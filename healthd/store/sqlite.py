@@ -51,6 +51,7 @@ from healthd.model import (
     OutboxItem,
     OutboxStatus,
     ProbeResult,
+    RegistryRecord,
     Transition,
 )
 from healthd.store import _history, _rows
@@ -553,6 +554,37 @@ class SQLiteStore:
                 conn.execute(PUT_META, (key, text))
 
         await self._thread.run("set_meta", work)
+
+    # -- the registry ------------------------------------------------------------------
+
+    async def registry_records(self) -> list[RegistryRecord]:
+        def work(conn: sqlite3.Connection) -> list[RegistryRecord]:
+            rows = conn.execute(
+                "SELECT id, tenant, revision, spec, updated_at FROM registry ORDER BY id"
+            )
+            return [
+                RegistryRecord(
+                    id=r[0], tenant=r[1], revision=r[2], spec=r[3], updated_at=_rows.parse(r[4])
+                )
+                for r in rows
+            ]
+
+        return await self._thread.run("registry_records", work)
+
+    async def registry_write(self, *, put: Sequence[RegistryRecord], delete: Sequence[str]) -> None:
+        rows = [(r.id, r.tenant, r.revision, r.spec, _rows.iso(r.updated_at)) for r in put]
+        gone = [(record_id,) for record_id in delete]
+
+        def work(conn: sqlite3.Connection) -> None:
+            with transaction(conn):
+                conn.executemany(
+                    "INSERT OR REPLACE INTO registry (id, tenant, revision, spec, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+                conn.executemany("DELETE FROM registry WHERE id = ?", gone)
+
+        await self._thread.run("registry_write", work)
 
 
 def _incident_filter(query: IncidentQuery) -> tuple[str, tuple[Any, ...]]:

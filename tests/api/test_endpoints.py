@@ -221,7 +221,7 @@ async def test_unknown_path_is_a_404_problem(sim: SimulatorThread) -> None:
 
 async def test_wrong_method_is_a_405_problem_with_allow(sim: SimulatorThread) -> None:
     async with running_daemon(fleet_config(sim)) as d:
-        answer = await call(d.url, "DELETE", "/api/v1/integrations/bridge-acme1")
+        answer = await call(d.url, "PATCH", "/api/v1/integrations/bridge-acme1")
 
     assert "GET" in assert_problem(answer, 405)["detail"]
     assert "GET" in answer.headers["Allow"]

@@ -58,7 +58,15 @@ def test_the_live_document_has_exactly_the_operations_tested_here(live_schema: A
     assert operations(live_schema.raw_schema) == OPERATIONS
 
 
-SEMANTIC_VALIDATION = {("/api/v1/silences", "post")}
+SEMANTIC_VALIDATION = {
+    ("/api/v1/silences", "post"),
+    # A schema cannot say what each provider's options and credentials are (the probe's
+    # own model), nor that a registry key is configured: a valid-looking body may get 422.
+    ("/api/v1/integrations/{id}", "put"),
+    ("/api/v1/tenants/{tenant}/integrations", "put"),
+    # A cursor is one the API handed out (`next_cursor`), which no schema can say.
+    ("/api/v1/integrations", "get"),
+}
 
 
 def cases(document: dict[str, Any]) -> list[tuple[str, str, GenerationMode]]:

@@ -91,7 +91,7 @@ def test_scrape_bench_measures_probing_with_and_without_scrapes() -> None:
 
 def test_api_bench_runs_every_scenario() -> None:
     stdout = run_script("bench/api.py", "--integrations", "50", "--tenants", "5")
-    for scenario in ("list all", "list one tenant", "live tenant check"):
+    for scenario in ("list first page", "list one tenant", "live tenant check"):
         assert scenario in stdout
 
 
@@ -117,6 +117,13 @@ def test_daemon_bench_counts_probes_of_a_running_healthd() -> None:
     assert float(row.split("|")[3].replace(",", "")) > 0  # probes ran in the window
 
 
+def test_engine_bench_times_a_full_evaluation_a_change_and_an_idle_wake_up() -> None:
+    stdout = run_script("bench/engine.py", "--integrations", "300", "--repeat", "1")
+    row = next(line for line in stdout.splitlines() if line.startswith("| 300 "))
+    full, change, idle = (float(cell) for cell in row.split("|")[3:6])
+    assert full > 0 and change > 0 and idle >= 0
+
+
 def test_chaos_loop_kills_the_daemon_and_counts_what_pagerduty_received() -> None:
     # Exit 0 is the script's own verdict: nothing lost, left open or reordered.
     stdout = run_script("bench/chaos.py", "--kills", "2", "--seconds-between", "1", "3")
@@ -140,3 +147,17 @@ def test_history_bench_prints_the_store_and_api_figures_beside_their_floors() ->
     assert "without (floor)" in stdout
     for line in ("floor: GET /api/v1/me", "history window=90d", "incident history (admin)"):
         assert line in stdout
+
+
+def test_registry_bench_prints_every_figure() -> None:
+    stdout = run_script(
+        "bench/registry.py", "--integrations", "20", "--tenants", "2", "--samples", "5"
+    )  # fmt: skip
+    for figure in (
+        "registered 20 integrations",
+        "PUT to first probe",
+        "list page of 100",
+        "one workspace's page",
+        "start-up with",
+    ):
+        assert figure in stdout

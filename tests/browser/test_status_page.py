@@ -14,7 +14,7 @@ from healthd.catalog import load
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
 from tests.api.conftest import ACME_TOKEN, fleet_config
-from tests.conftest import ADMIN_TOKEN, running_daemon
+from tests.conftest import ADMIN_TOKEN, base_config, bridge, running_daemon
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.usefixtures("secrets_env")]
 
@@ -128,7 +128,8 @@ async def test_admin_narrows_to_one_workspace_and_checks_only_that_one(
     async with asyncio.timeout(120), running_daemon(page_config(sim)) as d:
         await d.runner.run_many(list(d.runner.integrations))
         page = await sign_in(browser, d.url, ADMIN_TOKEN)
-        await page.get_by_label("Workspace").select_option("globex")
+        await page.get_by_label("Workspace").fill("globex")
+        await page.get_by_role("button", name="Apply filters").click()
         await expect(page.locator("li.integration")).to_have_count(1)
 
         sim_client.set_scenario("imessage_bridge", "auth_fail", target="globex1")
@@ -138,4 +139,50 @@ async def test_admin_narrows_to_one_workspace_and_checks_only_that_one(
 
         await expect(card(page, "bridge-globex1").locator(".badge")).to_contain_text("Failing")
         assert d.runner.states["bridge-acme1"].status.value == "ok"  # not checked
+        await page.context.close()
+
+
+async def test_a_workspace_sees_the_down_bridge_as_a_shared_service_with_its_meaning(
+    sim: SimulatorThread, sim_client: SimClient, browser: Any, artifacts: Path
+) -> None:
+    sim_client.set_scenario("imessage_bridge", "offline", target="dc1")
+    async with asyncio.timeout(120), running_daemon(page_config(sim)) as d:
+        await d.runner.run_many(list(d.runner.integrations))
+        page = await sign_in(browser, d.url, ACME_TOKEN)
+
+        shared = page.get_by_role("region", name="Shared services your messages use")
+        bridge = shared.locator('li.shared[data-shared="imessage_bridge"]')
+        await expect(bridge.locator(".badge")).to_have_text("⚠Status: Unreachable")
+        await bridge.get_by_text("re-pushed every two minutes").wait_for()
+        await page.screenshot(path=str(artifacts / "status-page-shared.png"), full_page=True)
+        assert await card(page, "bridge-dc1").count() == 0  # the platform's own card is not shown
+        await page.context.close()
+
+
+async def test_at_ten_thousand_integrations_the_page_shows_a_page_and_filters_on_the_server(
+    sim: SimulatorThread, browser: Any, artifacts: Path
+) -> None:
+    fleet = [
+        bridge(sim, f"w{n // 100:03d}-{n:05d}", tenant=f"w{n // 100:03d}") for n in range(10_000)
+    ]
+    async with asyncio.timeout(180), running_daemon(base_config(sim, fleet)) as d:
+        await d.runner.run_many([i for i in d.runner.integrations if i.startswith("bridge-w042")])
+        page = await sign_in(browser, d.url, ADMIN_TOKEN)
+
+        cards = page.locator("li.integration")
+        await expect(cards).to_have_count(100)
+        first = await cards.first.get_attribute("data-id")
+        await page.get_by_role("button", name="Next page").click()
+        await expect(page.get_by_text("Page 2", exact=True)).to_be_visible()
+        await expect(cards).to_have_count(100)
+        assert await cards.first.get_attribute("data-id") != first
+
+        await page.get_by_label("Workspace").fill("w042")
+        await page.get_by_label("Status").select_option("ok")
+        await page.get_by_role("button", name="Apply filters").click()
+        await expect(page.get_by_text("Page 1", exact=True)).to_be_hidden()
+        await expect(cards).to_have_count(100)
+        tenants = await cards.evaluate_all("nodes => nodes.map(n => n.dataset.id.slice(7, 11))")
+        assert set(tenants) == {"w042"}
+        await page.screenshot(path=str(artifacts / "status-page-10k.png"))
         await page.context.close()

@@ -50,11 +50,11 @@ async def test_two_replicas_split_the_fleet_and_the_survivor_takes_all_of_it(
     async def load(ids: list[str]) -> None:
         loaded.append(ids)
 
-    first = Shares(stores[0], IDS[:100], load)
-    second = Shares(stores[1], IDS[:100], load)
+    first = Shares(stores[0], lambda: IDS[:100], load)
+    second = Shares(stores[1], lambda: IDS[:100], load)
     await first.refresh()
     await second.refresh()
-    assert sorted(first.mine(IDS) + second.mine(IDS)) == sorted(IDS[:100])
+    assert sorted(first.mine(IDS[:100]) + second.mine(IDS[:100])) == sorted(IDS[:100])
     assert 0 < first.size < 100
 
     await stores[1].close()
@@ -62,4 +62,22 @@ async def test_two_replicas_split_the_fleet_and_the_survivor_takes_all_of_it(
     await first.refresh()
 
     assert first.size == 100
-    assert sorted(loaded[0]) == sorted(second.mine(IDS))  # read from the database first
+    assert sorted(loaded[0]) == sorted(second.mine(IDS[:100]))  # read from the database first
+
+
+async def test_an_integration_added_at_run_time_has_one_prober_before_any_refresh(
+    stores: list[PostgresStore],
+) -> None:
+    fleet = IDS[:10]
+
+    async def load(ids: list[str]) -> None:
+        return None
+
+    shares = [Shares(store, lambda: fleet, load) for store in stores]
+    for share in shares:
+        await share.refresh()
+    fleet = [*fleet, "added-by-the-registry"]
+
+    probers = [s for s in shares if s.mine(["added-by-the-registry"])]
+
+    assert len(probers) == 1

@@ -19,6 +19,13 @@
   let views = new Map(); // integration id -> the API's integration view
   let histories = new Map(); // integration id -> its history summary (GET /api/v1/history)
   let admin = false;
+  let shared = []; // the shared services a workspace token is shown (shared_dependencies)
+  // The list is read a page at a time (`limit`, `cursor`), filtered by the server: at ten
+  // thousand integrations the page renders a hundred cards, never all of them.
+  const PAGE_SIZE = 100;
+  let cursors = [null]; // the cursor of each page seen so far; the last one is this page's
+  let nextCursor = null;
+  const tenantsSeen = new Set();
 
   const byId = (id) => document.getElementById(id);
 
@@ -249,22 +256,64 @@
     );
   }
 
+  // The platform's shared services this workspace's messages go through (the iMessage
+  // bridge): read-only, with what their state means for this workspace.
+  function sharedCard(dep) {
+    const details = el("dl", { class: "facts" }, el("dt", {}, "Since"), el("dd", {}, when(dep.since) || "not yet known"));
+    return el(
+      "li",
+      { class: `integration shared status-${dep.status}`, "data-shared": dep.provider, "data-status": dep.status },
+      el(
+        "article",
+        {},
+        el("div", { class: "integration-head" }, el("h4", {}, dep.name), badge(dep.status)),
+        details,
+        el("p", { class: dep.impact ? "impact" : "all-good" }, dep.impact || "Working normally."),
+      ),
+    );
+  }
+
   function cssSafe(text) {
     return Array.from(text, (c) => (/[A-Za-z0-9_-]/.test(c) ? c : `_${c.codePointAt(0).toString(16)}_`)).join("");
   }
 
   function shown() {
-    const tenant = byId("tenant-filter").value;
-    return Array.from(views.values()).filter((v) => !tenant || v.tenant === tenant);
+    return Array.from(views.values());
   }
 
-  function fillTenantFilter() {
-    const select = byId("tenant-filter");
-    const tenants = Array.from(new Set(Array.from(views.values(), (v) => v.tenant))).sort();
+  function listPath() {
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    const status = byId("status-filter").value;
+    const provider = byId("provider-filter").value;
+    const tenant = admin ? byId("tenant-filter").value.trim() : "";
+    if (status) query.set("status", status);
+    if (provider) query.set("provider", provider);
+    if (tenant) query.set("tenant", tenant);
+    const cursor = cursors[cursors.length - 1];
+    if (cursor) query.set("cursor", cursor);
+    return `/api/v1/integrations?${query}`;
+  }
+
+  function fillFilters(providers) {
+    const select = byId("provider-filter");
     const chosen = select.value;
-    select.replaceChildren(el("option", { value: "" }, "All workspaces"), ...tenants.map((t) => el("option", { value: t }, t)));
-    select.value = tenants.includes(chosen) ? chosen : "";
-    byId("filters").hidden = !(admin && tenants.length > 1);
+    for (const provider of providers) {
+      if (!Array.from(select.options).some((option) => option.value === provider)) {
+        select.append(el("option", { value: provider }, provider));
+      }
+    }
+    select.value = chosen;
+    for (const view of views.values()) tenantsSeen.add(view.tenant);
+    byId("tenant-names").replaceChildren(...Array.from(tenantsSeen).sort().map((t) => el("option", { value: t })));
+    byId("tenant-field").hidden = !admin;
+  }
+
+  function showPager() {
+    const many = cursors.length > 1 || nextCursor !== null;
+    byId("pager").hidden = !many;
+    byId("prev-page").disabled = cursors.length <= 1;
+    byId("next-page").disabled = nextCursor === null;
+    byId("page-info").textContent = `Page ${cursors.length}`;
   }
 
   function render() {
@@ -296,8 +345,19 @@
       );
     }
     if (!sections.length) sections.push(el("p", { class: "empty" }, "No integrations are connected for this token."));
+    if (shared.length) {
+      sections.unshift(
+        el(
+          "section",
+          { class: "provider shared-services", "aria-labelledby": "shared-title" },
+          el("h3", { id: "shared-title", class: "provider-title" }, "Shared services your messages use"),
+          el("ul", { class: "integrations" }, shared.map(sharedCard)),
+        ),
+      );
+    }
     groups.replaceChildren(...sections);
-    byId("summary").textContent = all.length ? `${all.length} integration${all.length === 1 ? "" : "s"}: ${counted(all)}.` : "";
+    const where = cursors.length > 1 || nextCursor !== null ? ` on page ${cursors.length}` : "";
+    byId("summary").textContent = all.length ? `${all.length} integration${all.length === 1 ? "" : "s"}${where}: ${counted(all)}.` : "";
   }
 
   function counted(items) {
@@ -340,8 +400,10 @@
     sessionStorage.removeItem(TOKEN_KEY);
     views = new Map();
     histories = new Map();
+    shared = [];
     admin = false;
-    fillTenantFilter();
+    cursors = [null];
+    nextCursor = null;
     byId("groups").replaceChildren();
     byId("summary").textContent = "";
     announce("");
@@ -352,20 +414,24 @@
     const groups = byId("groups");
     groups.setAttribute("aria-busy", "true");
     try {
-      const [list, me, summary] = await Promise.all([
-        api("GET", "/api/v1/integrations"),
+      const [me, summary] = await Promise.all([
         api("GET", "/api/v1/me"),
         api("GET", "/api/v1/history"),
       ]);
       admin = me.role === "admin";
+      const list = await api("GET", listPath());
       views = new Map(list.integrations.map((v) => [v.id, v]));
       histories = new Map(summary.integrations.map((h) => [h.id, h]));
-      fillTenantFilter();
+      shared = list.shared_dependencies || [];
+      nextCursor = list.next_cursor;
+      fillFilters(await providerNames());
+      showPager();
       showStatus();
       render();
       if (fromForm) byId("status-title").focus(); // the form is gone: keep the reader's place
     } catch (err) {
       if (err.status === 401) forget("That token was not accepted. Check it and try again.");
+      else if (err.status === 400 && !byId("status").hidden) announce(err.message); // a filter
       else showSignin(err.message);
     } finally {
       groups.setAttribute("aria-busy", "false");
@@ -424,7 +490,36 @@
     }
   }
 
+  let providers = null;
+  async function providerNames() {
+    // The provider filter's choices, from the API description (public, fetched once).
+    if (providers === null) {
+      try {
+        const doc = await (await fetch("/openapi.json")).json();
+        const params = doc.paths["/api/v1/integrations"].get.parameters;
+        providers = params.find((p) => p.name === "provider").schema.enum;
+      } catch {
+        providers = [];
+      }
+    }
+    return providers;
+  }
+
   function start() {
+    byId("filters").addEventListener("submit", (event) => {
+      event.preventDefault();
+      cursors = [null];
+      load(false);
+    });
+    byId("next-page").addEventListener("click", () => {
+      if (nextCursor === null) return;
+      cursors.push(nextCursor);
+      load(false);
+    });
+    byId("prev-page").addEventListener("click", () => {
+      if (cursors.length > 1) cursors.pop();
+      load(false);
+    });
     byId("token-form").addEventListener("submit", (event) => {
       event.preventDefault(); // the token must not leave in a form post or a URL
       const input = byId("token");
@@ -439,7 +534,6 @@
     });
     byId("forget").addEventListener("click", () => forget(""));
     byId("run-check").addEventListener("click", runCheck);
-    byId("tenant-filter").addEventListener("change", render);
     if (sessionStorage.getItem(TOKEN_KEY)) load(false);
     else showSignin("");
   }
