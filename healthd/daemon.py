@@ -31,6 +31,7 @@ from healthd.alerts.engine import AlertEngine
 from healthd.alerts.messages_failing import MessagesFailing
 from healthd.alerts.notifiers import build_notifiers
 from healthd.alerts.outbox import Held, Outbox
+from healthd.alerts.silences import META_KEY as SILENCES_KEY
 from healthd.api.app import Api
 from healthd.api.callbacks import CallbackRoutes
 from healthd.api.examples import example_routes
@@ -40,7 +41,11 @@ from healthd.api.registry import registry_routes
 from healthd.api.silences import silence_routes
 from healthd.api.workspace_tokens import token_table
 from healthd.clock import Clock, SystemClock
+from healthd.cluster import metrics as cluster_metrics
+from healthd.cluster.lease import AlertLease
+from healthd.cluster.shares import Shares
 from healthd.config import Config
+from healthd.errors import StoreError
 from healthd.fleet import Fleet, Hooks
 from healthd.http import REQUESTS_PER_PROBE, make_session
 from healthd.interfaces import Notifier, Store
@@ -50,7 +55,7 @@ from healthd.model import DeliveryOutcome, Incident, Integration
 from healthd.reload import Reloader
 from healthd.runner import Runner
 from healthd.scheduler import Scheduler
-from healthd.store import open_store
+from healthd.store import PostgresStore, open_store
 from healthd.store.health import MonitoredStore, StoreHealth
 
 log = structlog.get_logger("healthd.daemon")
@@ -88,6 +93,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._ready = False
         self._probing: set[asyncio.Task[Any]] = set()
+        self._reloads: set[asyncio.Task[None]] = set()  # silences set by another replica
         self.registry = CollectorRegistry()
         self.url = ""
 
@@ -115,9 +121,8 @@ class Daemon:
         self.instruments = Instruments(self.registry)
         self.store_health = StoreHealth(self.clock, on_error=self.instruments.store_error)
         self.instruments.watch_store(lambda: self.store_health.healthy)
-        self.store = MonitoredStore(
-            self._given_store or open_store(cfg.store, cfg.history.retention()), self.store_health
-        )
+        inner = self._given_store or open_store(cfg.store, cfg.history.retention())
+        self.store = MonitoredStore(inner, self.store_health)
         await self.store.open()
         self._stack.push_async_callback(self.store.close)
         requeued = await self.store.requeue_stale()
@@ -145,6 +150,10 @@ class Daemon:
             deliveries=self.ledger,
         )
         await self.runner.load()
+        # Replicas on one PostgreSQL: one evaluates the rules at a time, and each probes its
+        # share of the fleet (healthd.cluster).
+        cluster = inner if isinstance(inner, PostgresStore) else None
+        self.lease = AlertLease(cluster, seconds=cluster.member_lease) if cluster else None
         # Last before the store closes: runs a failing store could not take, written now.
         self._stack.push_async_callback(self.runner.write_unwritten)
         self._start_delivery()
@@ -157,8 +166,16 @@ class Daemon:
             tick=self._alert_tick,
             held=held,
             health=self.store_health,
+            lease=self.lease,
         )
         open_incidents = await self.engine.load()
+        self.shares: Shares | None = None
+        if cluster is not None and self.lease is not None:
+            self.shares = Shares(cluster, lambda: list(self.runner.integrations), self._read_back)
+            await self.shares.refresh()  # before the first probe: this replica's share
+            cluster_metrics.register(self.registry, self.lease, self.shares)
+            self._stack.push_async_callback(self._release_lease, self.lease)
+            cluster.watch_meta(self._meta_changed)
 
         notifiers = (
             self._notifiers
@@ -222,6 +239,9 @@ class Daemon:
 
         outbox = asyncio.create_task(self.outbox.run(self._stop, self._outbox_poll), name="outbox")
         self._stack.push_async_callback(self._stop_outbox, outbox)
+        if self.shares is not None:
+            shares = asyncio.create_task(self.shares.run(self._stop), name="cluster-shares")
+            self._stack.push_async_callback(_cancel, shares)
         if self._schedule:
             engine = asyncio.create_task(self.engine.run(self._stop), name="alert-engine")
             # The engine waits a tick between evaluations: cancelled, not waited for. An
@@ -316,6 +336,32 @@ class Daemon:
             config=self.config.callbacks,
             instruments=self.delivery_instruments,
         ).routes()
+    async def _read_back(self, integration_ids: list[str]) -> None:
+        """Other replicas' runs, read from the database (healthd.cluster.shares): into the
+        runner, and the alert engine's fleet is rebuilt from it."""
+        await self.runner.load(only=integration_ids)
+        self.engine.reread()
+
+    def _meta_changed(self, key: str | None) -> None:
+        """A replica set a silence (or the database is back): read the silences again, so
+        a silence set through any replica's API holds on the one evaluating the rules."""
+        if key not in (None, SILENCES_KEY):
+            return
+        task = asyncio.create_task(self._reload_silences(), name="reload-silences")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _reload_silences(self) -> None:
+        try:
+            await self.engine.silences.load()
+        except StoreError as exc:
+            log.warning("silences_reload_failed", error=str(exc))
+
+    @staticmethod
+    async def _release_lease(lease: AlertLease) -> None:
+        """A clean stop hands the alert lease on at once; a store away leaves it to expire."""
+        with contextlib.suppress(StoreError):
+            await lease.release()
 
     async def _stop_outbox(self, task: asyncio.Task[None]) -> None:
         """The outbox's whole shutdown, within one FLUSH_SECONDS budget: let the worker end
@@ -340,6 +386,8 @@ class Daemon:
         task = asyncio.current_task()
         assert task is not None
         self._probing.add(task)
+        if self.shares is not None:  # another replica probes the rest
+            integration_ids = self.shares.mine(integration_ids)
         try:
             return await self.runner.run_many(integration_ids)
         except asyncio.CancelledError:
@@ -400,6 +448,8 @@ class Daemon:
             return "healthd is starting or stopping"
         if not self.store_health.healthy:
             return f"the store is failing: {self.store_health.reason}"
+        if self.shares is not None and self.shares.problem is not None:
+            return f"the store is failing: {self.shares.problem}"
         return None
 
     def stop(self) -> None:

@@ -7,6 +7,8 @@
     │   ├── IntegrationNotFound    (api/, runner) -> HTTP 404
     │   └── CodeNotFound           (catalog) -> HTTP 404, `healthd explain` exit 1
     ├── StoreError                 the store could not read or write (store/)
+    ├── LeaseLost                  this replica no longer holds the lease a write was
+    │                              fenced by: the write is dropped, never held (store/)
     └── DeliveryError(permanent)   a notifier could not deliver an event (alerts/);
                                    permanent ones are recorded, transient ones retried
 
@@ -56,6 +58,12 @@ class CodeNotFound(NotFoundError):
 
 class StoreError(HealthdError):
     """The store failed to read or write."""
+
+
+class LeaseLost(HealthdError):
+    """A write fenced by a lease (the alert plan) was refused: another replica holds the
+    lease now. Not a StoreError on purpose: a store that cannot write has its plan's events
+    held and sent from memory, a replica that lost the lease must send nothing."""
 
 
 class DeliveryError(HealthdError):

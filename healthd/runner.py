@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -121,11 +121,15 @@ class Runner:
         # Each integration's metrics text, rendered after each of its runs (healthd.metrics).
         self.series = IntegrationSeries()
 
-    async def load(self) -> None:
-        """Pick up state and results from the store, so a restart continues where it stopped."""
+    async def load(self, only: Collection[str] | None = None) -> None:
+        """Pick up state and results from the store, so a restart continues where it stopped.
+
+        `only` limits it to some integrations: those another replica probes, or has just
+        handed over (healthd.cluster.shares), never one this replica is running.
+        """
         stored = await self._store.load_states()
         results = await self._store.latest_results()
-        for iid in self.integrations:
+        for iid in self.integrations if only is None else only:
             self.states[iid] = stored.get(iid) or IntegrationState(integration_id=iid)
             if iid in results:
                 self.results[iid] = results[iid]

@@ -30,6 +30,7 @@ from healthd.sim.app import SimulatorThread
 from healthd.sim.bridge import DEFAULT_PASSWORD as BRIDGE_PASSWORD
 from healthd.sim.client import SimClient
 from healthd.sim.fixtures import integration_entry
+from tests._postgres import PostgresServer, start_server
 
 ROUTING_KEY = "R0SIMULATEDROUTINGKEY0000000TEST"  # 32 chars, the shape PagerDuty requires
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
@@ -229,3 +230,20 @@ def _json_line(line: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL cluster for the session (`tests._postgres`); skips without it,
+    fails under CI."""
+    server = start_server()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A `postgresql://` URL of a new empty database of this test's own."""
+    return postgres_server.dsn(postgres_server.create_database())

@@ -213,7 +213,7 @@ def test_validate_answers_any_bytes_with_exit_0_or_2(data: bytes) -> None:
     "text",
     [
         "store: sqlite://\n",
-        "store: postgres://db/healthd\n",
+        "store: postgres://healthd:hunter2@db/healthd\n",
         "store: healthd.sqlite\n",
     ],
 )

@@ -13,8 +13,8 @@ within a layer, the cycle rule alone applies:
 1. foundations: interfaces (the Probe, Store and Notifier protocols), catalog, http, log,
    and the simulators (healthd.sim, which stand alone beside healthd's own code);
 2. parts that each do one job over the foundations: registry, probing (the frame of every
-   probe run), state, scheduler, store, the delivery ledger, metrics, and the probes.
-   metrics sits this low
+   probe run), state, scheduler, store, the delivery ledger, cluster (the replicas' lease and
+   shares, over the PostgreSQL store), metrics, and the probes. metrics sits this low
    because it reads no other part: the runner and the outbox write into its instruments
    and series, the alert engine hands it an `AlertView`, and the daemon wires the
    collector;
@@ -94,6 +94,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "healthd.state",
                 "healthd.scheduler",
                 "healthd.store",
+                "healthd.cluster",
                 "healthd.history",
                 "healthd.metrics",
                 "healthd.ledger",

@@ -28,6 +28,13 @@ store failing long enough pages of its own (`store_failing`).
 
 Run-time silences (`self.silences`, set through the admin API) are loaded with the open
 incidents and passed to every evaluation beside the configured maintenance windows.
+
+Several replicas (`lease`, an `AlertLease` over the PostgreSQL store): only the replica
+holding the alert lease evaluates; one that takes the lease over reads the open incidents
+and silences again first. Its plans are fenced by the lease's token: a plan refused with
+`LeaseLost` (this replica was paused past its lease) is dropped, not held, since another
+replica pages now. With a lease, a store that cannot be reached is a lease not held: no
+replica pages from memory, where two could page the same incident.
 """
 
 from __future__ import annotations
@@ -46,7 +53,8 @@ from healthd.alerts.rules import AlertPlan, Fleet, evaluate_fleet, next_edge, ru
 from healthd.alerts.settings import AlertingSettings, MaintenanceWindow
 from healthd.alerts.silences import Silences
 from healthd.clock import Clock
-from healthd.errors import StoreError
+from healthd.cluster.lease import AlertLease, Holding
+from healthd.errors import LeaseLost, StoreError
 from healthd.interfaces import Store
 from healthd.metrics import AlertView
 from healthd.model import Incident, Integration, IntegrationState, ProbeResult, RunChange
@@ -73,8 +81,10 @@ class AlertEngine:
         min_gap: float = 0.2,
         held: Held | None = None,
         health: StoreHealth | None = None,
+        lease: AlertLease | None = None,
     ) -> None:
         self._snapshot = snapshot
+        self._lease = lease
         self._store = store
         self._settings = settings
         self._clock = clock
@@ -118,6 +128,12 @@ class AlertEngine:
                 self._fleet.update(change.after.integration_id, after)
             self._dirty.set()
 
+    def reread(self) -> None:
+        """The fleet changed behind `observe`'s back (other replicas' runs, read from the
+        database): rebuild it from the snapshot at the next wake-up."""
+        self._fleet = None
+        self._dirty.set()
+
     def fleet_changed(self) -> None:
         """An integration was added or removed at run time: evaluate soon (a removed one's
         open incidents resolve, once, as any condition that no longer holds)."""
@@ -133,6 +149,8 @@ class AlertEngine:
         Tests call it after changing the world behind the engine's back; the run loop
         uses `step`, which follows the changes `observe` was told of."""
         async with self._lock:
+            if not await self._holds_lease():
+                return AlertPlan()
             self._fleet = Fleet.of(*self._snapshot())
             return await self._evaluate(self._fleet)
 
@@ -142,6 +160,8 @@ class AlertEngine:
         health or the silences in force changed, or the store is behind; else None, for
         then an evaluation would find nothing to do (tests/alerts/test_incremental.py)."""
         async with self._lock:
+            if not await self._holds_lease():  # renewed at every wake-up, idle or not
+                return None
             if self._fleet is None:
                 self._fleet = Fleet.of(*self._snapshot())
             elif not (self._dirty.is_set() or self._due(self._clock.now())):
@@ -193,8 +213,10 @@ class AlertEngine:
             store_failing_since=failing_since,
         )
         if not plan.empty:
-            self._open = _applied(self._open, plan)
-            await self._write(plan, now)
+            before, self._open = self._open, _applied(self._open, plan)
+            if not await self._write(plan, now):
+                self._open = before
+                return AlertPlan()
             for incident in plan.opened:
                 log.warning(
                     "incident_opened",
@@ -207,18 +229,40 @@ class AlertEngine:
         await self.refresh_view()
         return plan
 
-    async def _write(self, plan: AlertPlan, now: datetime) -> None:
-        """Writes the plan, or holds its events for the outbox and falls behind."""
+    async def _holds_lease(self) -> bool:
+        """Whether this replica may evaluate: always without a lease (one process). A
+        replica that does not hold it still follows the stored incidents, so its gauges
+        (healthd_open_incidents) show what the holder decided."""
+        if self._lease is None:
+            return True
+        try:
+            holding = await self._lease.hold()
+            if holding is Holding.TAKEN:
+                self._fleet = None  # as the database has it now, not as last seen
+            if holding is not Holding.HELD:
+                await self.load()
+        except StoreError:
+            return False
+        return holding is not Holding.NOT_HELD
+
+    async def _write(self, plan: AlertPlan, now: datetime) -> bool:
+        """Writes the plan, or holds its events for the outbox and falls behind; False when
+        the plan was dropped because this replica lost the alert lease."""
         if not self._behind:
             try:
                 await self._store.apply_alerts(
                     opened=plan.opened, resolved=plan.resolved, events=plan.events, now=now
                 )
-                return
+                return True
+            except LeaseLost:
+                assert self._lease is not None  # only a fenced store raises it
+                self._lease.lost()
+                return False
             except StoreError:
                 self._behind = True  # the store's health logs and counts it
         self._held.hold(plan.events)
         self._resolved_at.update(plan.resolved)
+        return True
 
     async def _catch_up(self, now: datetime) -> None:
         """Brings the store to the incidents open in memory, with the held events unsent."""
@@ -232,6 +276,11 @@ class AlertEngine:
         events = self._held.take()
         try:
             await self._store.apply_alerts(opened=opened, resolved=resolved, events=events, now=now)
+        except LeaseLost:
+            # Another replica holds the lease now and pages from the stored incidents.
+            assert self._lease is not None
+            self._lease.lost()
+            return
         except StoreError:
             self._held.give_back(events)
             return

@@ -4,7 +4,9 @@
 
 - `memory:` keeps everything in the process (tests, `healthd check`);
 - `sqlite:///var/lib/healthd/state.db` (everything after `sqlite://` is the file path, so
-  three slashes make it absolute) or a bare path ending in `.db` uses one SQLite file.
+  three slashes make it absolute) or a bare path ending in `.db` uses one SQLite file;
+- `postgresql://user@host:5432/db?password=env:NAME` (or `password=file:/path`, and
+  `lease=15s`) uses PostgreSQL, which several replicas share (`postgresql.py`).
 
 A backend is its dialect put together from the parts every backend shares: `_rows` (the
 row codecs: one encoding), `_writer` (group commit of `record_run`) and `_retention` (how
@@ -20,12 +22,14 @@ from healthd.interfaces import Store
 from healthd.store._history import DAY_SPAN, HOUR_SPAN
 from healthd.store._retention import Retention
 from healthd.store.memory import MemoryStore
+from healthd.store.postgresql import PostgresStore, parse_url
 from healthd.store.sqlite import SQLiteStore
 
 __all__ = [
     "DAY_SPAN",
     "HOUR_SPAN",
     "MemoryStore",
+    "PostgresStore",
     "Retention",
     "SQLiteStore",
     "Store",
@@ -33,6 +37,7 @@ __all__ = [
 ]
 
 _SQLITE_PREFIX = "sqlite://"
+_POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 
 
 def open_store(url: str, retention: Retention | None = None) -> Store:
@@ -48,8 +53,11 @@ def open_store(url: str, retention: Retention | None = None) -> Store:
         return SQLiteStore(path, retention=retention)
     if "://" not in url and url.endswith(".db"):
         return SQLiteStore(url, retention=retention)
+    if url.startswith(_POSTGRES_PREFIXES):
+        dsn, password, lease = parse_url(url)
+        return PostgresStore(dsn, password=password, member_lease=lease, retention=retention)
     raise ConfigError(
         "store",
-        f"unsupported store {url!r}; use 'memory:', 'sqlite:///path/to/file.db'"
-        " or a path ending in .db",
+        f"unsupported store {url!r}; use 'memory:', 'sqlite:///path/to/file.db',"
+        " a path ending in .db or 'postgresql://user@host/database'",
     )

@@ -21,7 +21,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from healthd.model import (
     AlertEvent,
@@ -80,6 +80,14 @@ OUTBOX_ITEM_COLUMNS = (
     "created_at",
     "last_error",
 )
+
+
+class Row(Protocol):
+    """What the decoders read: a row by column position (a tuple, sqlite3's row, an
+    asyncpg Record)."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
 
 StateRow = tuple[str, str, str | None, int, int, str | None, str | None, str | None, str, int, int]
 ResultRow = tuple[str, str]
@@ -149,7 +157,7 @@ def state_row(state: IntegrationState) -> StateRow:
     )
 
 
-def state_from_row(row: Sequence[Any]) -> IntegrationState:
+def state_from_row(row: Row) -> IntegrationState:
     return IntegrationState(
         integration_id=row[0],
         status=Status(row[1]),
@@ -169,7 +177,7 @@ def result_row(result: ProbeResult) -> ResultRow:
     return (result.integration_id, json.dumps(result.to_dict()))
 
 
-def result_from_row(row: Sequence[Any]) -> ProbeResult:
+def result_from_row(row: Row) -> ProbeResult:
     return ProbeResult.from_dict(json.loads(row[1]))
 
 
@@ -183,7 +191,7 @@ def transition_row(transition: Transition) -> TransitionRow:
     )
 
 
-def transition_from_row(row: Sequence[Any]) -> Transition:
+def transition_from_row(row: Row) -> Transition:
     return Transition(
         integration_id=row[0],
         kind=TransitionKind(row[1]),
@@ -207,7 +215,7 @@ def incident_row(incident: Incident) -> IncidentRow:
     )
 
 
-def incident_from_row(row: Sequence[Any]) -> Incident:
+def incident_from_row(row: Row) -> Incident:
     return Incident(
         dedup_key=row[0],
         rule=row[1],
@@ -232,7 +240,7 @@ def outbox_row(channel: str, event: AlertEvent, now: datetime) -> OutboxRow:
     )
 
 
-def outbox_item(row: Sequence[Any], status: OutboxStatus) -> OutboxItem:
+def outbox_item(row: Row, status: OutboxStatus) -> OutboxItem:
     """The item an `OUTBOX_ITEM_COLUMNS` row holds, as it is once `status` is set."""
     return OutboxItem(
         id=row[0],

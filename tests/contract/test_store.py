@@ -1,4 +1,5 @@
-"""One suite, every Store implementation: MemoryStore defines the semantics, SQLite keeps them."""
+"""One suite, every Store implementation: MemoryStore defines the semantics, SQLite and
+PostgreSQL (a real server, `tests._postgres`) keep them."""
 
 from __future__ import annotations
 
@@ -31,21 +32,28 @@ from healthd.model import (
     Transition,
     TransitionKind,
 )
-from healthd.store import DAY_SPAN, HOUR_SPAN, MemoryStore, Retention, SQLiteStore
+from healthd.store import DAY_SPAN, HOUR_SPAN, MemoryStore, PostgresStore, Retention, SQLiteStore
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PLUS_TWO = timezone(timedelta(hours=2))
 
 MakeStore = Callable[..., Awaitable[Store]]
-# Builds a fresh, empty store (not opened); `place` is a path no other store in the test uses.
-Backend = Callable[[Path, Retention | None], Store]
+# Builds a store (not opened); `place` is a path no other store in the test uses, and
+# `database` names a database no other test uses (PostgreSQL's stores in one test share it).
+Backend = Callable[[Path, Callable[[], str], Retention | None], Store]
 
 # Every Store implementation, one row each: a new backend is one more row here.
 BACKENDS = [
-    pytest.param(lambda place, retention: MemoryStore(retention=retention), id="memory"),
+    pytest.param(lambda place, database, retention: MemoryStore(retention=retention), id="memory"),
     pytest.param(
-        lambda place, retention: SQLiteStore(place.with_suffix(".db"), retention=retention),
+        lambda place, database, retention: SQLiteStore(
+            place.with_suffix(".db"), retention=retention
+        ),
         id="sqlite",
+    ),
+    pytest.param(
+        lambda place, database, retention: PostgresStore(database(), retention=retention),
+        id="postgresql",
     ),
 ]
 
@@ -54,9 +62,16 @@ BACKENDS = [
 async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeStore]:
     backend: Backend = request.param
     opened: list[Store] = []
+    databases: list[str] = []
+
+    def database() -> str:
+        """This test's own PostgreSQL database, made on first use (only by that backend)."""
+        if not databases:
+            databases.append(request.getfixturevalue("postgres_url"))
+        return databases[0]
 
     async def make(retention: Retention | None = None) -> Store:
-        store = backend(tmp_path / f"healthd-{len(opened)}", retention)
+        store = backend(tmp_path / f"healthd-{len(opened)}", database, retention)
         await store.open()
         opened.append(store)
         return store

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 SECRET_REF = re.compile(r"^(?:env:[A-Z_][A-Z0-9_]*|file:/[^\s]+)$")
 
@@ -59,7 +60,11 @@ def secret_problems(document: Any) -> list[str]:
 
 
 def secret_refs(document: Any) -> set[str]:
-    """Every env:/file: reference in a parsed config."""
-    return {
-        value for _, value in walk(document) if isinstance(value, str) and SECRET_REF.match(value)
-    }
+    """Every env:/file: reference in a parsed config, the store URL's `?password=` too."""
+    refs = set()
+    for _, value in walk(document):
+        if isinstance(value, str) and SECRET_REF.match(value):
+            refs.add(value)
+        elif isinstance(value, str) and value.startswith(("postgresql://", "postgres://")):
+            refs.update(parse_qs(urlsplit(value).query).get("password", []))
+    return refs

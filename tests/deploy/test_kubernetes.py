@@ -1,5 +1,6 @@
 """The Kubernetes manifests: strict schema validation by kubernetes-validate, plus the
-promises the schemas cannot check (one replica, probes, non-root, secrets by reference).
+promises the schemas cannot check (three replicas on PostgreSQL, probes, non-root, secrets
+by reference).
 
 The ServiceMonitor is a Prometheus Operator CRD, which kubernetes-validate has no schema
 for; its shape is checked structurally instead.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
@@ -52,7 +54,6 @@ def test_every_required_kind_is_there() -> None:
         "Secret",
         "ServiceMonitor",
         "PodDisruptionBudget",
-        "PersistentVolumeClaim",
     }
 
 
@@ -95,15 +96,29 @@ def test_service_selects_the_deployments_pods() -> None:
     )
 
 
-def test_one_replica_replaced_not_rolled_because_sqlite_has_one_owner() -> None:
+def test_three_replicas_rolled_one_at_a_time_on_a_shared_postgresql() -> None:
     spec = _all()["Deployment"]["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"]["type"] == "Recreate"
-    assert _config()["store"].startswith("sqlite:///var/lib/healthd/")
+    assert spec["replicas"] == 3
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 1
+    assert _config()["store"].startswith("postgresql://")
 
 
-def test_pod_budget_does_not_block_node_drains_for_a_single_replica() -> None:
-    assert "minAvailable" not in _all()["PodDisruptionBudget"]["spec"]
+def test_pod_budget_keeps_two_replicas_through_a_drain() -> None:
+    assert _all()["PodDisruptionBudget"]["spec"] == {
+        "minAvailable": 2,
+        "selector": _all()["Deployment"]["spec"]["selector"],
+    }
+
+
+def test_the_database_password_comes_from_the_secret_by_reference() -> None:
+    store = urlsplit(_config()["store"])
+    assert store.password is None
+    [reference] = parse_qs(store.query)["password"]
+    kind, _, name = reference.partition(":")
+    env = {var["name"]: var for var in _container()["env"]}
+    assert kind == "env"
+    assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "healthd-secrets"
 
 
 def test_probes_use_readyz_for_readiness_and_healthz_for_liveness() -> None:
@@ -112,7 +127,7 @@ def test_probes_use_readyz_for_readiness_and_healthz_for_liveness() -> None:
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
-def test_container_runs_non_root_on_a_read_only_root_with_writable_volumes() -> None:
+def test_container_runs_non_root_on_a_read_only_root_with_a_scratch_volume() -> None:
     pod = _all()["Deployment"]["spec"]["template"]["spec"]
     container = _container()
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -122,11 +137,8 @@ def test_container_runs_non_root_on_a_read_only_root_with_writable_volumes() -> 
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
     mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
     volumes = {volume["name"]: volume for volume in pod["volumes"]}
-    data = volumes[mounts["/var/lib/healthd"]]
-    assert (
-        data["persistentVolumeClaim"]["claimName"]
-        == _all()["PersistentVolumeClaim"]["metadata"]["name"]
-    )
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    assert not any("persistentVolumeClaim" in volume for volume in pod["volumes"])
 
 
 def test_container_sets_requests_and_a_memory_limit() -> None:

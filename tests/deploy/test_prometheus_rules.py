@@ -18,6 +18,7 @@ RULE_TESTS = PROMETHEUS / "rules" / "tests" / "healthd.rules.test.yml"
 #: The alerts the README and the runbooks name; each must exist and be unit-tested.
 EXPECTED_ALERTS = {
     "HealthdDown",
+    "HealthdReplicaDown",
     "HealthdProbesStale",
     "HealthdAlertOutboxStuck",
     "HealthdAlertsRejected",
