@@ -75,12 +75,17 @@ def integration(
     )
 
 
-def sim_integration(i: int, provider: str, sim_url: str, tenant: str) -> Integration:
+def sim_integration(
+    i: int, provider: str, sim_url: str, tenant: str, bridge_options: dict[str, object]
+) -> Integration:
     """Integration `i` of `provider`, healthy, with its own simulator target, configured as
-    the e2e tests configure it (`healthd.sim.fixtures`) but with literal credentials."""
+    the e2e tests configure it (`healthd.sim.fixtures`) but with literal credentials;
+    a bridge's options updated with `bridge_options`."""
     entry = integration_entry(
         provider, sim_url, _target(provider, i), id=f"{provider}-{i:06d}", tenant=tenant
     )
+    if provider == BRIDGE_PROVIDER and bridge_options:
+        entry["options"] = {**entry.get("options", {}), **bridge_options}
     return integration(
         i,
         provider=provider,
@@ -101,7 +106,9 @@ def _target(provider: str, i: int) -> str:
     }[provider]
 
 
-def population(provider: str, n: int, sim_url: str) -> list[Integration]:
+def population(
+    provider: str, n: int, sim_url: str, bridge_options: dict[str, object] | None = None
+) -> list[Integration]:
     """N integrations of `provider`, or of `SWEEP_MIX` for `mixed`, each a distinct target.
 
     The mix is interleaved (not 4,000 Twilio accounts, then 2,500 SendGrid ...), as a CRM's
@@ -110,7 +117,7 @@ def population(provider: str, n: int, sim_url: str) -> list[Integration]:
     providers = spread(n, SWEEP_MIX) if provider == MIXED else [provider] * n
     tenants = max(1, n // 3)
     return [
-        sim_integration(i, p, sim_url, tenant=f"tenant{i % tenants}")
+        sim_integration(i, p, sim_url, f"tenant{i % tenants}", bridge_options or {})
         for i, p in enumerate(providers)
     ]
 

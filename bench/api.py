@@ -14,6 +14,9 @@ scenario sends a bounded number of requests (and stops early at its time limit):
 - `POST /api/v1/tenants/{tenant}/check`: a live check of every integration of one tenant,
   one request at a time, so each answer is a fresh run, not a shared one.
 
+healthd runs as `healthd run` runs it: on `healthd.loop` (uvloop where installed), with
+the start-up heap frozen (`healthd.gctune`) once the daemon has started.
+
 Prints one table: requests, p50, p99, requests per second. Figures depend on the machine;
 the simulator answers at once (no injected latency), so the live check measures healthd
 and the loopback, not a provider's round trip.
@@ -38,8 +41,9 @@ from typing import Any
 import aiohttp
 import yaml
 
-from healthd import config, log
+from healthd import config, log, loop
 from healthd.daemon import Daemon
+from healthd.gctune import settle_startup_heap
 from healthd.sim.bridge import DEFAULT_PASSWORD as SIM_PASSWORD
 from healthd.sim.fixtures import integration_entry
 
@@ -230,6 +234,7 @@ async def bench(args: argparse.Namespace, sim_url: str, workdir: Path) -> None:
         ),
     ]
     async with Daemon(cfg, schedule=False) as daemon:
+        settle_startup_heap()  # as `healthd run` does once started
         t0 = time.perf_counter()
         await daemon.runner.run_many(list(daemon.runner.integrations))
         sweep = time.perf_counter() - t0
@@ -276,7 +281,7 @@ def main() -> None:
             workdir = Path(tmp)
             with (workdir / "healthd.log").open("w") as logfile:
                 log.configure(level="warning", stream=logfile)
-                asyncio.run(bench(args, sim_url, workdir))
+                loop.run(bench(args, sim_url, workdir))
     finally:
         sim.terminate()
         try:

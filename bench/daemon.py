@@ -7,9 +7,12 @@ sweep leaves out: APScheduler's slot jobs, the alert engine's evaluations (after
 change what a rule reads, and on its tick), the bridge backlog re-read every
 `backlog_every`, the outbox's polling and the HTTP listener. This starts `healthd run` as
 a subprocess with N bridges against the simulator (its own process, 50 ms per request),
-waits three intervals so the start-up runs (and their queue) are done, then reads the
-daemon process's CPU time and `healthd_probes_total` from its `/metrics` before and after
-`--seconds`.
+waits until every integration has been probed once and one interval more (the start-up
+transient), then reads the daemon process's CPU time and `healthd_probes_total` from its
+`/metrics` before and after `--seconds`. It also prints the time to ready, the first
+round, RSS per integration at ready and after the window, the shutdown, and a restart on
+the store the run filled: time to ready with N stored and how many probes run in the
+first tenth of an interval (a restart must not probe everything at once).
 """
 
 from __future__ import annotations
@@ -26,13 +29,20 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-from _machine import print_header, print_table, process_cpu_seconds
+from _machine import print_header, print_table, process_cpu_seconds, rss_bytes
 from sweep import simulator
 
 from healthd.sim.fixtures import integration_entry, sim_credentials
 
 PASSWORD_ENV = "HEALTHD_BENCH_BRIDGE_PASSWORD"
+WARM_UP_BOUND = 600.0  # seconds: the first round must end within this (or 10 intervals)
+
+
+def concurrency(n: int) -> int:
+    """Probes in flight: the default 100 up to 20,000 bridges, then enough for N a minute
+    (a bridge run is 1-3 round trips of 50 ms; 100 in flight make at most 1,000 a second,
+    and 100,000 at 60 s need 1,667): 500 at 100,000, as the issue's figures were taken."""
+    return max(100, n // 200)
 
 
 def config(sim_url: str, n: int, interval: int, store: Path) -> dict[str, object]:
@@ -43,6 +53,7 @@ def config(sim_url: str, n: int, interval: int, store: Path) -> dict[str, object
             "interval": f"{interval}s",
             "timeout": f"{min(5.0, interval / 2):g}s",
             "jitter": "1s",
+            "concurrency": concurrency(n),
         },
         "integrations": [
             integration_entry(
@@ -59,7 +70,7 @@ def config(sim_url: str, n: int, interval: int, store: Path) -> dict[str, object
 
 
 def probes_done(url: str) -> float:
-    with urllib.request.urlopen(url + "/metrics", timeout=30) as answer:
+    with urllib.request.urlopen(url + "/metrics", timeout=60) as answer:
         text = answer.read().decode()
     return sum(
         float(line.rsplit(" ", 1)[1])
@@ -68,36 +79,97 @@ def probes_done(url: str) -> float:
     )
 
 
-def measure(sim_url: str, n: int, interval: int, seconds: float) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="healthd-bench-") as tmp:
-        path = Path(tmp) / "healthd.yaml"
-        path.write_text(yaml.safe_dump(config(sim_url, n, interval, Path(tmp) / "h.db")))
-        password = sim_credentials("imessage_bridge", "b0")["password"]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "healthd", "run", "--config", str(path)],
+class Running:
+    """One `healthd run` subprocess: started, timed to its `started` line (ready), and
+    timed from SIGTERM to its exit."""
+
+    def __init__(self, config_path: Path, password: str) -> None:
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "healthd", "run", "--config", str(config_path)],
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, PASSWORD_ENV: password},
         )
+        assert self.proc.stderr is not None
+        self.url = ""
+        for line in self.proc.stderr:
+            if '"listen"' in line:
+                self.url = json.loads(line)["listen"]
+                break
+        if not self.url:
+            raise RuntimeError(f"healthd run exited with {self.proc.wait()} before listening")
+        self.ready_seconds = time.perf_counter() - t0
+        self.rss_ready = rss_bytes(self.proc.pid)
+        # Keep reading its log so the pipe never fills and stalls the daemon.
+        threading.Thread(target=self.proc.stderr.read, daemon=True).start()
+
+    def stop(self) -> float:
+        t0 = time.perf_counter()
+        self.proc.terminate()
+        self.proc.wait(timeout=120)
+        return time.perf_counter() - t0
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def warm_up(daemon: Running, n: int, interval: int) -> float:
+    """Waits until every integration has been probed once (the start-up transient: every
+    first run a transition and a new row), bounded, then one interval more; returns how
+    long the first round took. A fixed three intervals ended inside the transient at
+    100,000, where the first round alone outlasted them."""
+    t0 = time.perf_counter()
+    deadline = t0 + max(WARM_UP_BOUND, 10 * interval)
+    while probes_done(daemon.url) < n:
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"not every integration was probed within {deadline - t0:.0f} s")
+        time.sleep(min(5.0, interval / 4))
+    first_round = time.perf_counter() - t0
+    time.sleep(interval)
+    return first_round
+
+
+def measure(sim_url: str, n: int, interval: int, seconds: float) -> dict[str, float]:
+    """The run on an empty store (start-up, first round, the measured window, RSS, shutdown),
+    then a restart on the store it filled: start-up with N stored, the probes in the first
+    tenth of an interval (all at once would be N; spread from `last_checked` about N/10),
+    shutdown."""
+    with tempfile.TemporaryDirectory(prefix="healthd-bench-") as tmp:
+        # JSON, which is YAML too: a generated fleet's file, parsed in a fraction of the time
+        # (healthd.config; a YAML file of 100,000 adds about 13 s of libyaml at start-up).
+        path = Path(tmp) / "healthd.json"
+        path.write_text(json.dumps(config(sim_url, n, interval, Path(tmp) / "h.db")))
+        password = sim_credentials("imessage_bridge", "b0")["password"]
+        daemon = Running(path, password)
         try:
-            assert proc.stderr is not None
-            url = ""
-            for line in proc.stderr:
-                if '"listen"' in line:
-                    url = json.loads(line)["listen"]
-                    break
-            if not url:
-                raise RuntimeError(f"healthd run exited with {proc.wait()} before listening")
-            # Keep reading its log so the pipe never fills and stalls the daemon.
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
-            time.sleep(3 * interval)
-            cpu0, done0 = process_cpu_seconds(proc.pid), probes_done(url)
+            first_round = warm_up(daemon, n, interval)
+            cpu0, done0 = process_cpu_seconds(daemon.proc.pid), probes_done(daemon.url)
             time.sleep(seconds)
-            cpu1, done1 = process_cpu_seconds(proc.pid), probes_done(url)
+            cpu1, done1 = process_cpu_seconds(daemon.proc.pid), probes_done(daemon.url)
+            rss_after = rss_bytes(daemon.proc.pid)
+            out = {
+                "probes": done1 - done0,
+                "cpu": cpu1 - cpu0,
+                "ready": daemon.ready_seconds,
+                "first_round": first_round,
+                "rss_ready": daemon.rss_ready,
+                "rss_after": rss_after,
+                "stop": daemon.stop(),
+            }
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-    return {"probes": done1 - done0, "cpu": cpu1 - cpu0}
+            daemon.kill()
+        restarted = Running(path, password)
+        try:
+            time.sleep(interval / 10)
+            out["restart_ready"] = restarted.ready_seconds
+            out["restart_burst"] = probes_done(restarted.url)
+            out["restart_stop"] = restarted.stop()
+        finally:
+            restarted.kill()
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -113,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "healthd run, CPU per probe",
         f"simulator: separate process, {args.latency * 1000:g} ms latency per request",
     )
-    rows = []
+    rows, starts = [], []
     with simulator(args.latency) as (sim_url, _pid):
         for n in args.integrations:
             for interval in args.interval:
@@ -126,11 +198,45 @@ def main(argv: Sequence[str] | None = None) -> None:
                         f"{r['probes'] / args.seconds:,.0f}",
                         f"{r['cpu'] / args.seconds * 100:.0f}%",
                         f"{r['cpu'] / max(r['probes'], 1) * 1000:.3f}",
+                        f"{r['rss_ready'] / n / 1024:.1f}; {r['rss_after'] / n / 1024:.1f}",
+                    ]
+                )
+                starts.append(
+                    [
+                        f"{n:,}",
+                        f"{interval} s",
+                        f"{r['ready']:.1f} s",
+                        f"{r['first_round']:.0f} s",
+                        f"{r['stop']:.1f} s",
+                        f"{r['restart_ready']:.1f} s",
+                        f"{r['restart_burst']:,.0f}",
+                        f"{r['restart_stop']:.1f} s",
                     ]
                 )
     print_table(
         rows,
-        ["N", "interval", "probes in window", "probes/s", "daemon CPU (of a core)", "CPU ms/probe"],
+        [
+            "N",
+            "interval",
+            "probes in window",
+            "probes/s",
+            "daemon CPU (of a core)",
+            "CPU ms/probe",
+            "RSS KB/integration (ready; after)",
+        ],
+    )
+    print_table(
+        starts,
+        [
+            "N",
+            "interval",
+            "ready (empty store)",
+            "first round",
+            "shutdown",
+            "ready (N stored)",
+            "probes in the first interval/10 after restart",
+            "shutdown",
+        ],
     )
 
 

@@ -1,4 +1,4 @@
-"""Command line: run | check | validate | explain | rekey | newkey | demo.
+"""Command line: run | check | validate | explain | history | rekey | newkey | demo.
 
 Exit codes are part of the contract: 0 all well, 1 something failing (or an unknown
 code for `explain`), 2 a bad config or bad arguments, 3 `run` cannot start on this host
@@ -6,6 +6,8 @@ code for `explain`), 2 a bad config or bad arguments, 3 `run` cannot start on th
 missing, the listen address is taken). Each of 2 and 3 comes with one line naming the key
 or the file, never a traceback; neither is fixed by trying again, so systemd does not
 restart on them (`RestartPreventExitStatus=2 3`). A bad config never starts anything.
+`history` reads the running daemon's API: 1 for an id it does not know, 3 when no daemon
+answers.
 """
 
 from __future__ import annotations
@@ -80,6 +82,16 @@ def _parser() -> argparse.ArgumentParser:
     newkey = sub.add_parser("newkey", help="print a fresh registry key (base64, 32 bytes)")
     newkey.set_defaults(func=_newkey)
 
+    history = sub.add_parser(
+        "history", help="one integration's uptime, incidents and changes, from the daemon"
+    )
+    history.add_argument("id", metavar="ID", help="the integration's id")
+    history.add_argument("--config", required=True, metavar="FILE")
+    history.add_argument(
+        "--url", metavar="URL", help="the daemon's address (default: the config's listen)"
+    )
+    history.set_defaults(func=_history)
+
     demo = sub.add_parser("demo", help="the daemon against the built-in provider simulator")
     demo.add_argument("--listen", metavar="HOST:PORT", default=config.DEFAULT_LISTEN)
     demo.add_argument(
@@ -138,6 +150,24 @@ def _explain(args: argparse.Namespace) -> int:
     )
     print(f"  meaning:   {entry.meaning}")
     print(f"  fix:       {entry.fix}")
+    return EXIT_OK
+
+
+def _history(args: argparse.Namespace) -> int:
+    """Exit 0 printed, 1 no such integration, 3 no daemon answered (see history_report)."""
+    from healthd import history_report as report
+
+    cfg = config.load(args.config)
+    url = (args.url or report.daemon_url(cfg)).rstrip("/")
+    try:
+        found = report.fetch(url, report.admin_token(cfg), args.id)
+    except report.NotFound as exc:
+        print(f"healthd: {exc}", file=sys.stderr)
+        return EXIT_FAILING
+    except report.Unreachable as exc:
+        print(f"healthd: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_START
+    report.render(found, sys.stdout)
     return EXIT_OK
 
 

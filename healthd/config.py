@@ -9,6 +9,7 @@ the file's shape (pydantic, unknown keys rejected), the provider of each integra
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,10 +33,11 @@ from pydantic_core import PydanticCustomError
 from healthd.alerts.settings import AlertingSettings
 from healthd.durations import Duration
 from healthd.errors import ConfigError, UnknownProviderError
+from healthd.metrics import DETAIL_LIMIT
 from healthd.model import Integration, Thresholds
 from healthd.registry import probe_class
 from healthd.secrets import MASK, Secret
-from healthd.store import open_store
+from healthd.store import Retention, open_store
 from healthd.vault import KeyRing, VaultError
 
 DEFAULT_LISTEN = "127.0.0.1:9477"
@@ -53,6 +55,15 @@ def _longer_than_zero(value: timedelta) -> timedelta:
 # default. A zero `page_after` is honoured (page as soon as the bridge is seen unreachable)
 # and so is a zero `jitter` (slots start on time).
 Positive = Annotated[Duration, AfterValidator(_longer_than_zero)]
+
+
+def _at_least_a_day(value: timedelta) -> timedelta:
+    if value < timedelta(days=1):
+        raise ValueError("must be at least 1d (history is kept in hours and days)")
+    return value
+
+
+KeptFor = Annotated[Duration, AfterValidator(_at_least_a_day)]
 
 
 class _Model(BaseModel):
@@ -95,6 +106,8 @@ class ApiConfig(_Model):
     tokens: tuple[TokenConfig, ...] = ()
     jwt: JwtConfig | None = None
     metrics_require_token: bool = False
+    # Integrations with per-integration series on /metrics at most (healthd.metrics).
+    metrics_detail_limit: int = Field(DETAIL_LIMIT, ge=0, le=1_000_000)
     health_require_token: bool = False
     check_rate_limit: int = Field(10, ge=1, description="live checks per token per minute")
     # None: what RLIMIT_NOFILE leaves after the probes' sockets (healthd/api/listener.py).
@@ -175,6 +188,19 @@ class RegistryConfig(_Model):
     keys: tuple[Secret, ...] = ()
 
 
+class HistorySettings(_Model):
+    """How long each integration's run outcomes are kept (`healthd.store._history`): `hours`
+    feeds the 24-hour and 7-day views and the latency trend, `days` the 30- and 90-day
+    views and the status page's bar. Shorter than 7d and 90d leaves those views' older
+    cells empty; longer keeps more than they show (about 40 bytes per bucket)."""
+
+    hours: KeptFor = timedelta(days=7)
+    days: KeptFor = timedelta(days=90)
+
+    def retention(self) -> Retention:
+        return Retention(recent_history=self.hours, history=self.days)
+
+
 class FileConfig(_Model):
     listen: str = DEFAULT_LISTEN
     store: str = "sqlite:///healthd.db"
@@ -182,6 +208,7 @@ class FileConfig(_Model):
     alerting: AlertingSettings = AlertingSettings()
     api: ApiConfig = ApiConfig()
     registry: RegistryConfig = RegistryConfig()
+    history: HistorySettings = HistorySettings()
     integrations: tuple[IntegrationConfig, ...] = ()
 
     @field_validator("listen")
@@ -202,6 +229,7 @@ class Config:
     api: ApiConfig
     integrations: tuple[Integration, ...]
     registry: RegistryConfig = RegistryConfig()
+    history: HistorySettings = HistorySettings()
     source: str = "<memory>"
 
 
@@ -210,6 +238,36 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"listen address must be HOST:PORT, not {value!r}")
     return host.strip("[]"), int(port)
+
+
+# The safe loader on libyaml (C) where PyYAML was built with it: the pure-Python parser
+# took 88% of a 10,000-integration config's load (bench/RESULTS.md, issue 17).
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse(text: str) -> Any:
+    """The document: a JSON one (JSON is YAML too) through `json`, the rest through YAML.
+
+    A fleet of 100,000 integrations is a generated file, and JSON parses in a fraction of
+    a second where even libyaml takes over ten (bench/RESULTS.md, issue 17). A document
+    that only looks like JSON (a YAML flow mapping, `NaN`) falls through to YAML, which
+    then reads it as it always did."""
+    if text.lstrip().startswith("{"):
+        try:
+            return json.loads(text, parse_constant=_not_json)
+        except ValueError:
+            pass
+    try:
+        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader, libyaml's
+    except yaml.YAMLError:
+        # libyaml words its errors its own way and stops at 1,000 levels of nesting: the
+        # pure-Python parser says what healthd always said (or reads what it can).
+        return yaml.safe_load(text)
+
+
+def _not_json(name: str) -> Any:
+    """`NaN` and `Infinity` are not JSON; YAML reads them as strings, so must we."""
+    raise ValueError(name)
 
 
 def load(path: str | Path, *, listen: str | None = None) -> Config:
@@ -227,7 +285,7 @@ def load(path: str | Path, *, listen: str | None = None) -> Config:
 
 def loads(text: str, *, source: str = "<memory>", listen: str | None = None) -> Config:
     try:
-        raw = yaml.safe_load(text)
+        raw = _parse(text)
     except RecursionError:
         raise ConfigError("", f"{source} is nested too deeply to be a healthd config") from None
     except yaml.YAMLError as exc:
@@ -258,12 +316,17 @@ def loads(text: str, *, source: str = "<memory>", listen: str | None = None) -> 
         api=_check_tokens(parsed.api),
         integrations=_integrations(parsed),
         registry=_check_keys(parsed.registry),
+        history=parsed.history,
         source=source,
     )
 
 
 def _integrations(parsed: FileConfig) -> tuple[Integration, ...]:
     seen: set[str] = set()
+    # Each probe's default options, validated once: most integrations set none, and
+    # validating {} 100,000 times took a fifth of a large config's load. Options models
+    # are frozen, so the integrations can share one.
+    defaults: dict[type[BaseModel], BaseModel] = {}
     out = []
     for i, ic in enumerate(parsed.integrations):
         at = f"integrations[{i}]"
@@ -272,7 +335,13 @@ def _integrations(parsed: FileConfig) -> tuple[Integration, ...]:
         seen.add(ic.id)
         out.append(
             build_integration(
-                ic, ic.id, ic.credentials, defaults=parsed.defaults, alerting=parsed.alerting, at=at
+                ic,
+                ic.id,
+                ic.credentials,
+                defaults=parsed.defaults,
+                alerting=parsed.alerting,
+                at=at,
+                shared_options=defaults,
             )
         )
     return tuple(out)
@@ -286,11 +355,14 @@ def build_integration(
     defaults: Defaults,
     alerting: AlertingSettings,
     at: str = "",
+    shared_options: dict[type[BaseModel], BaseModel] | None = None,
 ) -> Integration:
     """An Integration from its validated shape, checked against its provider (the probe's
     options and credential names, a timeout below the interval). The config file and the
     registry API both build through here: the same rules, the same key paths (`at` is the
-    entry's own: `integrations[2]` in the file, nothing for one API body)."""
+    entry's own: `integrations[2]` in the file, nothing for one API body). `shared_options`
+    holds each probe's default options, validated once and shared by the integrations that
+    set none (frozen models): validating {} 100,000 times took a fifth of a large load."""
 
     def key(name: str) -> str:
         return f"{at}.{name}" if at else name
@@ -300,7 +372,13 @@ def build_integration(
     except UnknownProviderError as exc:
         raise ConfigError(key("provider"), str(exc)) from None
     try:
-        options = cls.Options.model_validate(spec.options)
+        options = (
+            None if spec.options or shared_options is None else shared_options.get(cls.Options)
+        )
+        if options is None:
+            options = cls.Options.model_validate(spec.options)
+            if not spec.options and shared_options is not None:
+                shared_options[cls.Options] = options
     except ValidationError as exc:
         raise config_error(exc, prefix=key("options")) from None
     for name in cls.credentials:

@@ -31,6 +31,7 @@ from healthd.alerts.engine import AlertEngine
 from healthd.alerts.notifiers import build_notifiers
 from healthd.alerts.outbox import Held, Outbox
 from healthd.api.app import Api
+from healthd.api.history import history_routes
 from healthd.api.listener import Listener, connection_limit
 from healthd.api.registry import registry_routes
 from healthd.api.silences import silence_routes
@@ -110,7 +111,9 @@ class Daemon:
         self.instruments = Instruments(self.registry)
         self.store_health = StoreHealth(self.clock, on_error=self.instruments.store_error)
         self.instruments.watch_store(lambda: self.store_health.healthy)
-        self.store = MonitoredStore(self._given_store or open_store(cfg.store), self.store_health)
+        self.store = MonitoredStore(
+            self._given_store or open_store(cfg.store, cfg.history.retention()), self.store_health
+        )
         await self.store.open()
         self._stack.push_async_callback(self.store.close)
         requeued = await self.store.requeue_stale()
@@ -169,7 +172,10 @@ class Daemon:
 
         self.registry.register(
             HealthCollector(
-                self.runner.series, self.engine.alert_view, lambda: self.clock.now().timestamp()
+                self.runner.series,
+                self.engine.alert_view,
+                lambda: self.clock.now().timestamp(),
+                detail_limit=cfg.api.metrics_detail_limit,
             )
         )
         api = Api(
@@ -186,6 +192,7 @@ class Daemon:
         self.app = app = api.app()
         app.add_routes(silence_routes(self.engine, self.runner.integrations))
         app.add_routes(registry_routes(self.fleet))
+        app.add_routes(history_routes(self.store, self.runner.integrations, self.clock))
         app_runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await app_runner.setup()
         self._stack.push_async_callback(app_runner.cleanup)
@@ -211,12 +218,15 @@ class Daemon:
             # store's thread finishes a transaction it began); the next start evaluates again.
             self._stack.push_async_callback(_cancel, engine)
             # Integrations with an incident open from before the restart are probed first,
-            # so a condition that ended while healthd was down is resolved promptly.
+            # so a condition that ended while healthd was down is resolved promptly; the
+            # others one interval after their stored last check, not all at once.
             self.scheduler = Scheduler(
                 integrations,
                 self._probe,
                 jitter=cfg.defaults.jitter,
                 first=set(_incident_integrations(open_incidents)),
+                last_checked={i: s.last_checked for i, s in self.runner.states.items()},
+                clock=self.clock,
             )
             self.scheduler.start()
             self._stack.push_async_callback(self._stop_probing)

@@ -201,7 +201,7 @@ healthd demo: the daemon against the built-in provider simulator (no real provid
   config and log   {workdir}/healthd.yaml, {workdir}/healthd.log
 
   try:  curl -s -H 'Authorization: Bearer {admin}' {daemon.url}/api/v1/integrations
-        curl -s {daemon.url}/metrics | grep healthd_integration_status
+        curl -s {daemon.url}/metrics | grep -E '^healthd_integration(s|_status)[{{]'
 
 Globex's SendGrid sender is unverified: a tenant's own mistake, shown on its status and in
 the metrics, never paged. Script: the iMessage bridge goes offline after {starts:g}s; healthd

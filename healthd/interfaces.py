@@ -14,8 +14,11 @@ from pydantic import BaseModel
 
 from healthd.model import (
     AlertEvent,
+    Bucket,
     Finding,
     Incident,
+    IncidentQuery,
+    IncidentRecord,
     Integration,
     IntegrationState,
     OutboxItem,
@@ -155,6 +158,33 @@ class Store(Protocol):
     async def get_meta(self, key: str) -> Any: ...
 
     async def set_meta(self, key: str, value: Any) -> None: ...
+
+    # -- history (issue 15) -------------------------------------------------------------
+    # `record_run` also counts each run that proved something (status not unknown) into
+    # its integration's buckets, an hour and a day (`healthd.store._history`), in
+    # the run's own transaction; buckets older than `Retention.recent_history` (hours)
+    # or `Retention.history` (days) before the integration's latest day are dropped.
+    # Every incident occurrence is kept as its own record (see `apply_alerts`).
+
+    async def buckets(
+        self, integration_id: str, span_seconds: int, since: datetime
+    ) -> list[Bucket]:
+        """One integration's buckets of that span starting at or after `since`, oldest first."""
+        ...
+
+    async def fleet_buckets(self, span_seconds: int, since: datetime) -> dict[str, list[Bucket]]:
+        """Every integration's buckets of that span since `since` (oldest first), in one
+        read: the status page's bars. Integrations with none are left out."""
+        ...
+
+    async def fleet_totals(self, span_seconds: int, since: datetime) -> dict[str, Bucket]:
+        """Every integration's buckets of that span since `since` added up into one (its
+        `start` is `since`): a window's share for the whole fleet without its rows."""
+        ...
+
+    async def incident_history(self, query: IncidentQuery) -> list[IncidentRecord]:
+        """Incident occurrences newest first (by id), filtered and paged by `query`."""
+        ...
 
     # -- the registry: integrations added through the API (healthd.fleet) -------------
     #

@@ -1,17 +1,27 @@
-"""Prometheus metrics: the per-integration series kept rendered, plus the runner's instruments.
+"""Prometheus metrics: fleet aggregates always, per-integration detail for the integrations
+that need attention, and the runner's instruments.
 
-Per-integration series come from `IntegrationSeries`, which the runner updates after every
-probe run: the integration's lines are formatted then (about 15 µs), not at scrape time.
-prometheus_client formats about 7 µs per series while holding the interpreter, which at
-10,000 integrations (90,000 series) is a second with probes stalled; `exposition` instead
-joins the kept text and formats only the few other series, byte for byte what
-`generate_latest` writes (tests/test_metrics.py compares the two). `HealthCollector`
-yields the same families to the registry, so `get_sample_value` and `generate_latest`
-keep working on it. `healthd_bridge_unreachable_seconds` depends on "now": its value is
-computed at scrape time, after label text kept rendered. Counters and the per-provider
-histogram are updated by the runner and the outbox only (`Instruments`). `MetricsEndpoint`
-renders on the event loop (10-25 ms at 10,000 integrations, bench/RESULTS.md) at most
-once a second.
+The series budget (README, "Series budget"): an integration that is ok has no series of
+its own. It is counted in `healthd_integrations{provider,status}` and its next due probe
+feeds `healthd_probe_overdue_seconds{provider}`, a few series per provider whatever the
+fleet's size. An integration that needs attention (`needs_detail`: its effective status or
+its latest run is not ok, or its unreachable timer runs) also has its detail: the five
+families in FAMILIES plus, for a bridge, `healthd_bridge_unreachable_seconds`, at most 10
+series. At most `detail_limit` integrations have detail (`api.metrics_detail_limit`):
+bridges first, then in the order they came to need attention, so a provider outage that
+breaks 30,000 accounts keeps the ones already broken and the page-worthy ones, and
+`healthd_integration_detail_omitted` says how many were left out. So one target serves at
+most 10 x `detail_limit` per-integration series plus the bounded rest.
+
+`IntegrationSeries` keeps that state as the runner records runs (`update`, after every
+probe run): the counts are adjusted, and a detailed integration's lines are formatted then,
+not at scrape time. `exposition` joins the kept text and formats only the few other series
+with prometheus_client, byte for byte what `generate_latest` writes (tests/test_metrics.py
+compares the two). `HealthCollector` yields the same families to the registry, so
+`get_sample_value` and `generate_latest` keep working on it. Values that depend on "now"
+(the bridges' unreachable time, the overdue seconds) are computed at scrape time from kept
+timestamps. `MetricsEndpoint` renders on the event loop at most once a second; the cost
+follows the detailed integrations, not the fleet (bench/RESULTS.md, "Issue 17").
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import platform
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain, islice
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -29,6 +40,11 @@ from prometheus_client.utils import floatToGoString
 
 from healthd.model import Integration, IntegrationState, ProbeResult, Status
 from healthd.version import __version__
+
+BRIDGE_SECONDS = "healthd_bridge_unreachable_seconds"
+# Integrations with per-integration series at most, unless api.metrics_detail_limit says
+# otherwise: 5,000 x at most 10 series keeps one target within 50,000 series (README).
+DETAIL_LIMIT = 5_000
 
 # Help texts are constants so the README's metrics reference can be generated from them.
 HELP = {
@@ -59,9 +75,43 @@ HELP = {
         "1 while healthd's store takes writes, 0 while they fail (state and pages kept in memory)."
     ),
     "healthd_store_errors_total": "Store calls that failed, by operation.",
+    "healthd_integrations": (
+        "Integrations by provider and effective status, the whole fleet (never probed: unknown)."
+    ),
+    "healthd_probe_overdue_seconds": (
+        "How far the provider's most overdue integration is past its next probe "
+        "(latest check plus interval); 0 when none is."
+    ),
+    "healthd_integration_detail_omitted": (
+        "Integrations needing attention left without per-integration series by "
+        "api.metrics_detail_limit."
+    ),
 }
 
-BRIDGE_SECONDS = "healthd_bridge_unreachable_seconds"
+# How many series each family has: the budget the README states (healthd.reference).
+SERIES = {
+    "healthd_probe_success": "1 per detailed integration (probed)",
+    "healthd_probe_duration_seconds": "15 per provider (12 buckets, sum, count, created)",
+    "healthd_probe_last_duration_seconds": "1 per detailed integration",
+    "healthd_probes_total": "2 (total, created) per provider and raw status seen",
+    "healthd_probe_errors_total": "2 per provider and reason seen",
+    "healthd_integration_status": "5 per detailed integration",
+    "healthd_integration_last_success_timestamp_seconds": "1 per detailed integration",
+    "healthd_integration_last_check_timestamp_seconds": "1 per detailed integration (probed)",
+    BRIDGE_SECONDS: "1 per detailed bridge",
+    "healthd_findings_total": "2 per provider, code and category seen (the catalog bounds them)",
+    "healthd_alert_events_total": "2 per rule, action and outcome seen",
+    "healthd_alert_outbox_pending": "1 per channel",
+    "healthd_alert_outbox_oldest_pending_age_seconds": "1",
+    "healthd_open_incidents": "1 per rule with incidents",
+    "healthd_build_info": "1",
+    "healthd_store_healthy": "1",
+    "healthd_store_errors_total": "2 per store operation that failed",
+    "healthd_integrations": "5 per provider",
+    "healthd_probe_overdue_seconds": "1 per provider",
+    "healthd_integration_detail_omitted": "1",
+}
+
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -147,19 +197,64 @@ def _render(view: View) -> tuple[bytes, ...]:
     return tuple("".join(chunk).encode() for chunk in chunks)
 
 
-class IntegrationSeries:
-    """Each integration's per-integration series, rendered as text when its view changes.
+def needs_detail(state: IntegrationState) -> bool:
+    """Whether an integration gets per-integration series: the one statement of the rule.
 
-    The runner calls `update` after every probe run, so a scrape joins text that is
-    already made. The views are kept beside their text, so the registry path
-    (`get_sample_value`, `generate_latest`) reads the same snapshot as the fast path.
-    Written on the event loop; the copies taken by `entries`/`bridges` are safe to make
-    from another thread.
+    Its effective status or its latest run is not ok, or it has been unreachable since
+    some time (a bridge's timer, which the backup page reads). An integration never probed
+    has nothing to show beyond its count in `healthd_integrations{status="unknown"}`.
+    """
+    if state.unreachable_since is not None:
+        return True
+    if state.last_checked is None:
+        return False
+    return state.status is not Status.OK or state.last_result_status is not Status.OK
+
+
+@dataclass(frozen=True, slots=True)
+class _Detail:
+    """A detailed integration's kept text: one chunk per family, and a bridge's line head."""
+
+    view: View
+    chunks: tuple[bytes, ...]
+    bridge_head: bytes | None
+
+
+def _detail(view: View) -> _Detail:
+    i = view.integration
+    head = None
+    if i.tracks_unreachable:
+        # The value depends on "now": only the text before it is kept.
+        labels = f'integration="{_escape(i.id)}",tenant="{_escape(i.tenant)}"'
+        head = f"{BRIDGE_SECONDS}{{{labels}}} ".encode()
+    return _Detail(view, _render(view), head)
+
+
+@dataclass(frozen=True, slots=True)
+class FleetView:
+    """One scrape's aggregates: counts by (provider, status), each provider's earliest due
+    probe (epoch seconds; absent while none of its integrations has been probed)."""
+
+    counts: dict[tuple[str, Status], int]
+    earliest_due: dict[str, float]
+
+
+class IntegrationSeries:
+    """The state `/metrics` renders, kept up to date as the runner records each run.
+
+    `update` adjusts the fleet counts and due times and keeps a detailed integration's
+    text rendered, or drops it when the integration no longer needs detail. Detailed
+    integrations are kept in two insertion-ordered tiers (bridges, then the rest), the
+    order `detail` hands them out under a limit. Written on the event loop; what `detail`
+    and `fleet` return are copies.
     """
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[View, tuple[bytes, ...]]] = {}
-        self._bridges: dict[str, tuple[View, bytes]] = {}
+        self._known: dict[str, tuple[str, Status]] = {}
+        self._counts: dict[tuple[str, Status], int] = {}
+        self._due: dict[str, dict[str, float]] = {}
+        self._bridges: dict[str, _Detail] = {}
+        self._others: dict[str, _Detail] = {}
 
     @classmethod
     def of(cls, views: Iterable[View]) -> IntegrationSeries:
@@ -169,41 +264,58 @@ class IntegrationSeries:
         return series
 
     def update(self, view: View) -> None:
-        iid = view.integration.id
-        self._entries[iid] = (view, _render(view))
-        if view.integration.tracks_unreachable:
-            # The value depends on "now": only the text before it is kept.
-            i = view.integration
-            labels = f'integration="{_escape(i.id)}",tenant="{_escape(i.tenant)}"'
-            self._bridges[iid] = (view, f"{BRIDGE_SECONDS}{{{labels}}} ".encode())
+        i, st = view.integration, view.state
+        previous = self._known.get(i.id)
+        if previous is not None:
+            self._counts[previous] -= 1
+            self._due[previous[0]].pop(i.id, None)
+        key = (i.provider, st.status)
+        self._known[i.id] = key
+        self._counts[key] = self._counts.get(key, 0) + 1
+        due = self._due.setdefault(i.provider, {})
+        if st.last_checked is not None:
+            due[i.id] = st.last_checked.timestamp() + i.interval.total_seconds()
+        tier, other = (
+            (self._bridges, self._others) if i.tracks_unreachable else (self._others, self._bridges)
+        )
+        other.pop(i.id, None)
+        if needs_detail(st):
+            tier[i.id] = _detail(view)
+        else:
+            tier.pop(i.id, None)
 
     def remove(self, integration_id: str) -> None:
-        """An integration taken out of the fleet (the registry API): its series go at once."""
-        self._entries.pop(integration_id, None)
+        """An integration taken out of the fleet (the registry API, a reload): its counts,
+        due time and series go at once."""
+        previous = self._known.pop(integration_id, None)
+        if previous is not None:
+            self._counts[previous] -= 1
+            self._due[previous[0]].pop(integration_id, None)
         self._bridges.pop(integration_id, None)
+        self._others.pop(integration_id, None)
 
-    def entries(self) -> list[tuple[View, tuple[bytes, ...]]]:
-        return list(self._entries.values())
+    def detail(self, limit: int) -> tuple[list[_Detail], int]:
+        """At most `limit` detailed integrations, bridges first; and how many were left out."""
+        chosen = list(islice(chain(self._bridges.values(), self._others.values()), limit))
+        return chosen, len(self._bridges) + len(self._others) - len(chosen)
 
-    def bridges(self) -> list[tuple[View, bytes]]:
-        return list(self._bridges.values())
+    def fleet(self) -> FleetView:
+        providers = sorted(self._due)
+        return FleetView(
+            counts={(p, s): self._counts.get((p, s), 0) for p in providers for s in Status},
+            earliest_due={p: min(self._due[p].values()) for p in providers if self._due[p]},
+        )
 
 
 class _Snapshot:
-    """One scrape's entries, shared by its rendered families.
+    """One scrape's detailed integrations, shared by its rendered families.
 
     Samples (the registry path) are built on first read only: a scrape through
     `exposition` never builds them.
     """
 
-    def __init__(
-        self,
-        entries: list[tuple[View, tuple[bytes, ...]]],
-        bridges: list[tuple[View, bytes]],
-        now: float,
-    ) -> None:
-        self.entries = entries
-        self.bridges = bridges
+    def __init__(self, details: list[_Detail], now: float) -> None:
+        self.details = details
         self.now = now
         self._samples: list[list[Sample]] | None = None
 
@@ -215,27 +327,28 @@ class _Snapshot:
     def samples(self, index: int) -> list[Sample]:
         if self._samples is None:
             families = [GaugeMetricFamily(n, HELP[n], labels=labels) for n, labels in FAMILIES]
-            for view, _ in self.entries:
-                i = view.integration
-                lv = [i.id, i.provider, i.tenant]
-                for k, status, value in _samples(view):
-                    families[k].add_metric(lv if status is None else [*lv, status], value)
             bridge = GaugeMetricFamily(
                 BRIDGE_SECONDS, HELP[BRIDGE_SECONDS], labels=["integration", "tenant"]
             )
-            for view, _ in self.bridges:
-                i = view.integration
-                bridge.add_metric([i.id, i.tenant], _unreachable_seconds(view, self.now))
+            for d in self.details:
+                i = d.view.integration
+                lv = [i.id, i.provider, i.tenant]
+                for k, status, value in _samples(d.view):
+                    families[k].add_metric(lv if status is None else [*lv, status], value)
+                if d.bridge_head is not None:
+                    bridge.add_metric([i.id, i.tenant], _unreachable_seconds(d.view, self.now))
             self._samples = [f.samples for f in (*families, bridge)]
         return self._samples[index]
 
     def text(self, index: int) -> bytes:
         if index < len(FAMILIES):
-            return b"".join([chunks[index] for _, chunks in self.entries])
+            return b"".join([d.chunks[index] for d in self.details])
         lines = []
-        for view, head in self.bridges:
-            seconds = _unreachable_seconds(view, self.now)
-            lines.append(head + (_float_text(seconds) if seconds else "0.0").encode() + b"\n")
+        for d in self.details:
+            if d.bridge_head is not None:
+                seconds = _unreachable_seconds(d.view, self.now)
+                text = _float_text(seconds) if seconds else "0.0"
+                lines.append(d.bridge_head + text.encode() + b"\n")
         return b"".join(lines)
 
 
@@ -294,12 +407,32 @@ def exposition(registry: Collector) -> bytes:
     return b"".join(parts)
 
 
-class HealthCollector(Collector):
-    """Yields the per-integration series, the bridges' unreachable time and the alert gauges.
+def _fleet_metrics(fleet: FleetView, omitted: int, now: float) -> Iterable[Metric]:
+    integrations = GaugeMetricFamily(
+        "healthd_integrations", HELP["healthd_integrations"], labels=["provider", "status"]
+    )
+    for (provider, status), count in fleet.counts.items():
+        integrations.add_metric([provider, status.value], count)
+    overdue = GaugeMetricFamily(
+        "healthd_probe_overdue_seconds", HELP["healthd_probe_overdue_seconds"], labels=["provider"]
+    )
+    for provider, due in fleet.earliest_due.items():
+        overdue.add_metric([provider], max(0.0, now - due))
+    left_out = GaugeMetricFamily(
+        "healthd_integration_detail_omitted",
+        HELP["healthd_integration_detail_omitted"],
+        value=omitted,
+    )
+    return (integrations, overdue, left_out)
 
-    `views` is the runner's `IntegrationSeries` (the daemon: text rendered on each run), or
-    a function returning views, rendered at every collect (tests and the README's
-    reference table: a handful of integrations).
+
+class HealthCollector(Collector):
+    """Yields the detailed integrations' series, the fleet aggregates and the alert gauges.
+
+    `views` is the runner's `IntegrationSeries` (the daemon: kept up to date on each run),
+    or a function returning views, gathered at every collect (tests and the README's
+    reference table: a handful of integrations). `detail_limit` bounds the integrations
+    with per-integration series (module docstring).
     """
 
     def __init__(
@@ -307,15 +440,20 @@ class HealthCollector(Collector):
         views: IntegrationSeries | Callable[[], Sequence[View]],
         alerts: Callable[[], AlertView],
         now: Callable[[], float],
+        detail_limit: int = DETAIL_LIMIT,
     ) -> None:
         self._views = views
         self._alerts = alerts
         self._now = now
+        self._detail_limit = detail_limit
 
     def collect(self) -> Iterator[Metric]:
         views = self._views
         series = views if isinstance(views, IntegrationSeries) else IntegrationSeries.of(views())
-        yield from _Snapshot(series.entries(), series.bridges(), self._now()).families()
+        now = self._now()
+        details, omitted = series.detail(self._detail_limit)
+        yield from _Snapshot(details, now).families()
+        yield from _fleet_metrics(series.fleet(), omitted, now)
         yield from self._alert_metrics()
 
     def _alert_metrics(self) -> Iterable[Metric]:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import CollectorRegistry
 
 from healthd.api.openapi import openapi_document
-from healthd.metrics import AlertView, HealthCollector, Instruments, View
+from healthd.metrics import SERIES, AlertView, HealthCollector, Instruments, View
 from healthd.model import (
     Category,
     Finding,
@@ -44,8 +44,14 @@ def _sample_registry() -> CollectorRegistry:
             display_name="iMessage bridge", code_prefix="bridge", tracks_unreachable=True
         ),
     )
+    # Unreachable, so it has its per-integration series (only those that need attention do).
     state = IntegrationState(
-        integration_id=bridge.id, status=Status.OK, last_checked=_NOW, last_success=_NOW
+        integration_id=bridge.id,
+        status=Status.UNREACHABLE,
+        last_checked=_NOW,
+        last_success=_NOW - timedelta(minutes=15),
+        unreachable_since=_NOW - timedelta(minutes=12),
+        last_result_status=Status.UNREACHABLE,
     )
     registry.register(
         HealthCollector(
@@ -83,13 +89,13 @@ def _sample_registry() -> CollectorRegistry:
 
 
 def metrics_markdown() -> str:
-    rows = ["| metric | type | labels | meaning |", "| --- | --- | --- | --- |"]
+    rows = ["| metric | type | labels | series | meaning |", "| --- | --- | --- | --- | --- |"]
     for family in sorted(_sample_registry().collect(), key=lambda f: f.name):
         name = family.name + ("_total" if family.type == "counter" else "")
         labels = sorted({k for s in family.samples for k in s.labels if k != "le"})
         rows.append(
             f"| `{name}` | {family.type} | {', '.join(f'`{label}`' for label in labels) or '—'} "
-            f"| {family.documentation} |"
+            f"| {SERIES[name]} | {family.documentation} |"
         )
     return "\n".join(rows)
 

@@ -7,9 +7,12 @@ it runs (its job store, trigger and executor bookkeeping: bench/RESULTS.md), as 
 third of what a whole probe costs; per slot it is paid once for a hundred or more probes.
 
 What each integration still gets:
-- its own turn every interval, its first one spread over the interval (a random slot),
-  so ten thousand integrations do not all fire in the same second after a restart; the
-  ones named in `first` (those with an open incident) are in slot 0, which runs at once;
+- its own turn every interval. After a restart its first turn comes one interval after
+  its stored `last_checked`, so the fleet keeps the cadence it had and a restart does not
+  probe everything at once; one never checked, or checked longer than an interval ago
+  (healthd was down), gets a random slot of the interval instead, so ten thousand of them
+  do not all fire in the same second either. The ones named in `first` (those with an
+  open incident) are in slot 0, which runs at once;
 - no second run while one is going: a slot job is `max_instances=1`, and a run that is
   still going when another caller asks for it is joined (`Runner.run_many`);
 - `coalesce=True`: missed turns (a suspended laptop, a stalled loop) collapse into one run
@@ -24,13 +27,14 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from healthd.clock import Clock, SystemClock
 from healthd.model import Integration
 
 log = structlog.get_logger("healthd.scheduler")
@@ -39,13 +43,28 @@ SLOT = timedelta(seconds=1)
 
 
 def slots(
-    integrations: Sequence[Integration], first: set[str], rng: random.Random
+    integrations: Sequence[Integration],
+    first: set[str],
+    rng: random.Random,
+    *,
+    last_checked: Mapping[str, datetime | None] | None = None,
+    now: datetime | None = None,
 ) -> dict[tuple[timedelta, int], list[str]]:
-    """Integration ids by (interval, slot number): a random slot each, slot 0 for `first`."""
+    """Integration ids by (interval, slot number): slot 0 for `first`; for one checked
+    within its interval before `now`, the slot in which that interval ends; a random slot
+    for the rest (`last_checked` None, or older than the interval)."""
+    checked = last_checked or {}
     out: dict[tuple[timedelta, int], list[str]] = defaultdict(list)
     for integration in integrations:
         count = max(1, int(integration.interval / SLOT))
-        slot = 0 if integration.id in first else rng.randrange(count)
+        last = checked.get(integration.id)
+        due = None if last is None or now is None else last + integration.interval - now
+        if integration.id in first:
+            slot = 0
+        elif due is not None and timedelta(0) <= due <= integration.interval:
+            slot = min(count - 1, int(due / SLOT))
+        else:
+            slot = rng.randrange(count)
         out[(integration.interval, slot)].append(integration.id)
     return out
 
@@ -59,12 +78,16 @@ class Scheduler:
         jitter: timedelta,
         first: set[str] | None = None,
         rng: random.Random | None = None,
+        last_checked: Mapping[str, datetime | None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._integrations = integrations
         self._run_many = run_many
         self._jitter = jitter
         self._first = first or set()
         self._rng = rng or random.Random()
+        self._last_checked = last_checked or {}
+        self._clock = clock or SystemClock()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._slots: dict[tuple[timedelta, int], list[str]] = {}
         self._slot_of: dict[str, tuple[timedelta, int]] = {}
@@ -74,8 +97,16 @@ class Scheduler:
         return bool(self._scheduler.running)
 
     def start(self) -> None:
+        # Placed by the injected clock (the stored `last_checked` is its time); the jobs
+        # run on APScheduler's, the wall clock, from now.
+        grouped = slots(
+            self._integrations,
+            self._first,
+            self._rng,
+            last_checked=self._last_checked,
+            now=self._clock.now(),
+        )
         now = datetime.now(UTC)
-        grouped = slots(self._integrations, self._first, self._rng)
         for key, ids in sorted(grouped.items()):
             self._slots[key] = ids
             self._slot_of.update(dict.fromkeys(ids, key))

@@ -25,6 +25,9 @@ from pydantic_core import PydanticCustomError, core_schema
 
 MASK = "********"
 
+#: The largest secret file read: a PEM key or a service-account JSON is a few KiB.
+MAX_SECRET_FILE_BYTES = 64 * 1024
+
 
 class Secret:
     """A resolved secret value. Equal by value (compared in constant time), masked in print."""
@@ -70,11 +73,22 @@ class Secret:
                 raise ValueError(f"environment variable {name!r} is empty")
             return cls(value)
         if sep and kind == "file" and name:
+            # Read a bounded amount: `file:/dev/zero` or a log file named by mistake must
+            # get an error, not a process that reads until memory runs out.
             try:
-                text = Path(name).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-                raise ValueError(f"cannot read secret file {name!r}: {reason}") from None
+                with Path(name).open("rb") as file:
+                    data = file.read(MAX_SECRET_FILE_BYTES + 1)
+            except OSError as exc:
+                raise ValueError(f"cannot read secret file {name!r}: {exc.strerror}") from None
+            if len(data) > MAX_SECRET_FILE_BYTES:
+                raise ValueError(
+                    f"secret file {name!r} is larger than {MAX_SECRET_FILE_BYTES // 1024} KiB;"
+                    " a credential is never that long (is it the right file?)"
+                )
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"cannot read secret file {name!r}: not UTF-8 text") from None
             value = text.rstrip("\r\n")
             if not value:
                 raise ValueError(f"secret file {name!r} is empty")

@@ -107,7 +107,7 @@ async def request_json(
             raise TransportFailure("healthd_files", "healthd: too many open files") from exc
         raise TransportFailure("connect", _connect_detail(exc)) from exc
     except (aiohttp.ClientError, asyncio.IncompleteReadError, ConnectionError) as exc:
-        raise TransportFailure("connect", type(exc).__name__) from exc
+        raise TransportFailure("connect", network_words(exc)) from exc
     parsed: Any = None
     if text:
         try:
@@ -147,6 +147,33 @@ def _decode(body: bytes, resp: aiohttp.ClientResponse) -> str:
 
 def _size(n: int) -> str:
     return f"{n / (1 << 20):g} MiB" if n >= 1 << 20 else f"{n / 1024:g} KiB"
+
+
+# What went wrong on the wire, said as a person would: a finding is read by people, and an
+# exception's class name (`ServerDisconnectedError`) is not a sentence. The first row whose
+# class the exception is an instance of says it (order matters: subclasses first). Timeouts
+# and failed connects (TLS included) are said before, with what they know (the address).
+NETWORK_WORDS: tuple[tuple[type[BaseException], str], ...] = (
+    (aiohttp.ServerDisconnectedError, "the connection was dropped before an answer came"),
+    (aiohttp.ClientPayloadError, "the answer was cut off part-way"),
+    (asyncio.IncompleteReadError, "the answer was cut off part-way"),
+    (aiohttp.ServerFingerprintMismatch, "the server's certificate is not the one expected"),
+    (aiohttp.ClientResponseError, "the answer was not valid HTTP"),
+    (aiohttp.InvalidURL, "the address is not a valid URL"),
+    (ConnectionResetError, "the connection was reset"),
+    (ConnectionRefusedError, "the connection was refused"),
+    (aiohttp.ClientOSError, "the connection failed"),
+    (ConnectionError, "the connection failed"),
+)
+NETWORK_FALLBACK = "the request failed on the network"
+
+
+def network_words(exc: BaseException) -> str:
+    """A network failure in plain words (`NETWORK_WORDS`), never the exception's name."""
+    for kind, words in NETWORK_WORDS:
+        if isinstance(exc, kind):
+            return words
+    return NETWORK_FALLBACK
 
 
 def _connect_detail(exc: aiohttp.ClientConnectorError) -> str:

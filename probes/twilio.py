@@ -670,9 +670,11 @@ class _Run:
             raise _ApiError(int(exc.status), _int(exc.code), str(exc.title)) from None
         except TwilioException as exc:
             raise _page_error(exc) from None
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError):
             # The SDK could not parse a 2xx answer (JSON of the wrong shape).
-            raise TransportFailure("bad_response", type(exc).__name__) from None
+            raise TransportFailure(
+                "bad_response", "the answer did not have the shape Twilio documents"
+            ) from None
 
     def _failure(self, exc: _ApiError | TransportFailure, *, check: str) -> Finding:
         """A step that got no answer, or an error answer, as one finding.

@@ -6,6 +6,7 @@ error must contain (`# expect: <text>`).
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -59,6 +60,21 @@ def test_valid_config_resolves_defaults_and_overrides() -> None:
     assert dc2.base_url == "http://10.1.2.3:1234"
     assert isinstance(dc1.credentials["password"], Secret)
     assert cfg.listen == ("127.0.0.1", 9477)
+
+
+@pytest.mark.usefixtures("secrets_env")
+def test_a_config_written_as_json_is_the_config_its_yaml_is() -> None:
+    as_json = json.dumps(yaml.safe_load(VALID), indent=1)
+    assert config.loads(as_json) == config.loads(VALID)
+
+
+@pytest.mark.usefixtures("secrets_env")
+def test_a_document_that_is_not_quite_json_is_read_as_yaml() -> None:
+    # A YAML flow mapping (unquoted keys), and NaN, which YAML reads as a string.
+    flow = "{defaults: {interval: 30s}, integrations: []}"
+    assert config.loads(flow).defaults.interval == timedelta(seconds=30)
+    with pytest.raises(ConfigError, match="defaults.interval: invalid duration 'NaN'"):
+        config.loads('{"defaults": {"interval": NaN}}')
 
 
 @pytest.mark.usefixtures("secrets_env")

@@ -30,7 +30,13 @@ KNOWN_KEYS: dict[str, list[str]] = {
     "alerting": ["pagerduty", "outbox", "rules", "webhooks", "maintenance"],
     "alerting.pagerduty": ["routing_key", "events_url", "ca_bundle", "timeout", "source"],
     "alerting.outbox": ["backoff_initial", "backoff_max", "max_attempts_400", "send_timeout"],
-    "api": ["tokens", "metrics_require_token", "health_require_token", "check_rate_limit"],
+    "api": [
+        "tokens",
+        "metrics_require_token",
+        "metrics_detail_limit",
+        "health_require_token",
+        "check_rate_limit",
+    ],
     "integration": [
         "id",
         "provider",

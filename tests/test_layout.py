@@ -93,6 +93,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "healthd.state",
                 "healthd.scheduler",
                 "healthd.store",
+                "healthd.history",
                 "healthd.metrics",
                 "probes",
             }
@@ -105,7 +106,14 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     (
         "entry points",
         frozenset(
-            {"healthd.cli", "healthd.__main__", "healthd.demo", "healthd.reference", "healthd"}
+            {
+                "healthd.cli",
+                "healthd.__main__",
+                "healthd.demo",
+                "healthd.reference",
+                "healthd.history_report",
+                "healthd",
+            }
         ),
     ),
 )

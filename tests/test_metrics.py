@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -30,6 +31,12 @@ from healthd.model import (
 from healthd.registry import probe_class
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+# A state that needs per-integration series: probed, and failing.
+FAILED: dict[str, Any] = {
+    "status": Status.FAILING,
+    "last_result_status": Status.FAILING,
+    "last_checked": NOW,
+}
 
 
 def integration(
@@ -186,7 +193,8 @@ async def test_metrics_endpoint_serves_one_rendering_per_max_age() -> None:
     reg = registry_with(views)
     endpoint = MetricsEndpoint(reg, max_age=3600)
     first = await endpoint.render()
-    views.append(View(integration("b2"), IntegrationState(integration_id="b2"), None))
+    failing = IntegrationState(integration_id="b2", status=Status.FAILING, last_checked=NOW)
+    views.append(View(integration("b2"), failing, None))
     assert await endpoint.render() == first
     assert b'integration="b2"' in await MetricsEndpoint(reg, max_age=0).render()
 
@@ -197,7 +205,8 @@ AWKWARD = ('quote"d', "back\\slash", "new\nline", "ünïcødé-☃", 'all"\\\n{x
 
 
 def awkward_registry() -> tuple[CollectorRegistry, IntegrationSeries]:
-    """The daemon's registry shape (instruments, then the collector) over awkward names."""
+    """The daemon's registry shape (instruments, then the collector) over awkward names,
+    every integration needing attention so all of them have their detail series."""
     registry = CollectorRegistry()
     instruments = Instruments(registry)
     series = IntegrationSeries()
@@ -210,7 +219,8 @@ def awkward_registry() -> tuple[CollectorRegistry, IntegrationSeries]:
                 last_checked=NOW - timedelta(seconds=n, microseconds=123_457 * n),
                 last_success=NOW - timedelta(hours=n) if n % 2 else None,
                 unreachable_since=NOW - timedelta(minutes=n) if n % 3 == 0 else None,
-                last_result_status=status,
+                # An ok one whose latest run failed (debounced): every one needs detail.
+                last_result_status=Status.FAILING if status is Status.OK else status,
             )
             view = View(
                 integration(f"{provider}:{name}", provider, tenant=f"tenant {name}"),
@@ -284,7 +294,7 @@ def test_get_sample_value_reads_the_rendered_families() -> None:
 
 def test_series_text_escapes_label_values_as_the_text_format_requires() -> None:
     series = IntegrationSeries.of(
-        [View(integration('a"b\\c\nd'), IntegrationState(integration_id="x"), None)]
+        [View(integration('a"b\\c\nd'), IntegrationState(integration_id="x", **FAILED), None)]
     )
     registry = CollectorRegistry()
     registry.register(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from healthd.secrets import Secret
+from healthd.secrets import MAX_SECRET_FILE_BYTES, Secret
 
 MARKER = "s3cr3t-marker-value"
 
@@ -58,6 +58,19 @@ def test_missing_file_error_names_the_file(tmp_path):
     path = tmp_path / "absent"
     with pytest.raises(ValueError, match=f"cannot read secret file '{path}'"):
         Secret.resolve(f"file:{path}")
+
+
+def test_an_oversized_secret_file_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "token"
+    path.write_text("x" * (MAX_SECRET_FILE_BYTES + 1))
+    with pytest.raises(ValueError, match=f"secret file '{path}' is larger than"):
+        Secret.resolve(f"file:{path}")
+
+
+def test_a_secret_file_that_never_ends_is_refused_not_read_forever():
+    """`file:/dev/zero` once made `healthd validate` read until memory ran out."""
+    with pytest.raises(ValueError, match="secret file '/dev/zero' is larger than"):
+        Secret.resolve("file:/dev/zero")
 
 
 def test_literal_value_is_rejected_without_echoing_it():

@@ -1,11 +1,18 @@
 """Runs the alert rules against the fleet's latest view and records what they decide.
 
 Probe results arrive one at a time, thousands per sweep; evaluating every rule over every
-integration after each one would cost O(n²) per sweep. So `observe` marks the view dirty
-after a run, and only if the run changed what a rule reads (`rules.rule_inputs`). One task
-evaluates at most every `min_gap` seconds, and at least every `tick` seconds, because the
-bridge rule becomes true with time alone. Evaluations are serialised, so two can never
-both open the same incident.
+integration after each one would cost O(n²) per sweep, and even one evaluation over
+100,000 integrations costs most of a second. So the engine keeps a `Fleet`
+(`healthd.alerts.rules._fleet`): the views of the notable integrations (failing,
+degraded, unreachable timer running) and counts for the quiet rest, which `observe`
+updates in O(1) after a run that changed what a rule reads (`rules.rule_inputs`), and
+marks the engine dirty. One task evaluates at most every `min_gap` seconds, over the
+notable views only. Time alone changes a plan only at an edge (`rules.next_edge`: a
+bridge's `unreachable_since + page_after`, the store's `failing_since + after`, a window
+or silence starting or ending), so the task sleeps until the earliest edge, or at most
+`tick` seconds, and on waking evaluates only if something is due (`step`): an idle fleet
+costs a few comparisons per tick. Evaluations are serialised, so two can never both open
+the same incident.
 
 The engine reads the fleet through a `snapshot` callable (the runner's), not the runner
 itself: alerts sit below the runner, which calls `observe` after each run.
@@ -35,8 +42,8 @@ from datetime import datetime
 import structlog
 
 from healthd.alerts.outbox import Held
-from healthd.alerts.rules import AlertPlan, evaluate, rule_inputs
-from healthd.alerts.settings import AlertingSettings
+from healthd.alerts.rules import AlertPlan, Fleet, evaluate_fleet, next_edge, rule_inputs
+from healthd.alerts.settings import AlertingSettings, MaintenanceWindow
 from healthd.alerts.silences import Silences
 from healthd.clock import Clock
 from healthd.errors import StoreError
@@ -83,6 +90,12 @@ class AlertEngine:
         self._resolved_at: dict[str, datetime] = {}  # resolves the store has not taken yet
         self.silences = Silences(store, clock)
         self._view = AlertView(pending={}, oldest_pending_age=None, open_incidents={})
+        # Kept up to date by `observe`; built from the snapshot by the first evaluation.
+        self._fleet: Fleet | None = None
+        # When time alone next changes the plan, and what the last evaluation saw of the
+        # inputs that are not the fleet's (the store's health, the silences in force).
+        self._edge: datetime | None = None
+        self._seen: tuple[datetime | None, tuple[MaintenanceWindow, ...]] | None = None
 
     async def load(self) -> list[Incident]:
         self._open = await self._store.open_incidents()
@@ -91,21 +104,26 @@ class AlertEngine:
         return list(self._open)
 
     def observe(self, change: RunChange) -> None:
-        """After each probe run: evaluate soon only if the run changed what a rule reads.
+        """After each probe run: if the run changed what a rule reads, update that one
+        integration in the fleet and evaluate soon.
 
         A healthy fleet changes nothing run after run. Evaluating every rule over 10,000
-        integrations takes about 80 ms, and doing it five times a second for unchanged
+        integrations took about 80 ms, and doing it five times a second for unchanged
         input cost about 0.16 ms per probe at a 10 s interval, and more than
         all the probing at the default 60 s (bench/RESULTS.md).
         """
-        if rule_inputs(change.before, change.before_result) != rule_inputs(
-            change.after, change.result
-        ):
+        after = rule_inputs(change.after, change.result)
+        if rule_inputs(change.before, change.before_result) != after:
+            if self._fleet is not None:
+                self._fleet.update(change.after.integration_id, after)
             self._dirty.set()
 
     def fleet_changed(self) -> None:
-        """An integration was added or removed at run time: evaluate soon (a removed one's
-        open incidents resolve, once, as any condition that no longer holds)."""
+        """An integration was added, changed or removed at run time (the registry API, a
+        reload): the `Fleet` is built again from the runner's snapshot on the next step
+        (it knows only the integrations it was built with), which evaluates soon; a removed
+        one's open incidents resolve, once, as any condition that no longer holds."""
+        self._fleet = None
         self._dirty.set()
 
     def alert_view(self) -> AlertView:
@@ -113,38 +131,84 @@ class AlertEngine:
         return self._view
 
     async def evaluate(self) -> AlertPlan:
-        """Evaluate the rules now and record the plan; returns it (tests read it)."""
+        """Evaluate the rules now over a fresh snapshot and record the plan; returns it.
+
+        Tests call it after changing the world behind the engine's back; the run loop
+        uses `step`, which follows the changes `observe` was told of."""
         async with self._lock:
-            integrations, states, results = self._snapshot()
-            now = self._clock.now()
-            if self._behind:
-                await self._catch_up(now)
-            health = self._health
-            plan = evaluate(
-                integrations=integrations,
-                states=states,
-                results=results,
-                open_incidents=self._open,
-                settings=self._settings,
-                now=now,
-                silences=self.silences.active(now),
-                store_failing_since=health.failing_since if health else None,
-                store_problem=health.reason if health else None,
-            )
-            if not plan.empty:
-                self._open = _applied(self._open, plan)
-                await self._write(plan, now)
-                for incident in plan.opened:
-                    log.warning(
-                        "incident_opened",
-                        dedup_key=incident.dedup_key,
-                        rule=incident.rule,
-                        summary=incident.summary,
-                    )
-                for key, _at in plan.resolved:
-                    log.info("incident_resolved", dedup_key=key)
-            await self.refresh_view()
-            return plan
+            self._fleet = Fleet.of(*self._snapshot())
+            return await self._evaluate(self._fleet)
+
+    async def step(self) -> AlertPlan | None:
+        """What the run loop does each time it wakes: evaluate (and return the plan) if a
+        rule input changed since the last evaluation, a time edge has passed, the store's
+        health or the silences in force changed, or the store is behind; else None, for
+        then an evaluation would find nothing to do (tests/alerts/test_incremental.py)."""
+        async with self._lock:
+            if self._fleet is None:
+                self._fleet = Fleet.of(*self._snapshot())
+            elif not (self._dirty.is_set() or self._due(self._clock.now())):
+                if any(self._view.pending.values()):
+                    await self.refresh_view()  # the oldest pending event's age moves on
+                return None
+            return await self._evaluate(self._fleet)
+
+    def seconds_to_edge(self) -> float | None:
+        """How long until the next time edge, as the clock tells it (None: no edge)."""
+        if self._edge is None:
+            return None
+        return max(0.0, (self._edge - self._clock.now()).total_seconds())
+
+    def _due(self, now: datetime) -> bool:
+        return (
+            self._behind
+            or (self._edge is not None and now >= self._edge)
+            or self._seen != self._outside(now)
+        )
+
+    def _outside(self, now: datetime) -> tuple[datetime | None, tuple[MaintenanceWindow, ...]]:
+        """What an evaluation reads besides the fleet and the open incidents."""
+        health = self._health
+        return (health.failing_since if health else None, self.silences.active(now))
+
+    async def _evaluate(self, fleet: Fleet) -> AlertPlan:
+        """One evaluation over `fleet`; the caller holds the lock."""
+        self._dirty.clear()
+        now = self._clock.now()
+        if self._behind:
+            await self._catch_up(now)
+        health = self._health
+        self._seen = failing_since, silences = self._outside(now)
+        plan = evaluate_fleet(
+            fleet,
+            open_incidents=self._open,
+            settings=self._settings,
+            now=now,
+            silences=silences,
+            store_failing_since=failing_since,
+            store_problem=health.reason if health else None,
+        )
+        self._edge = next_edge(
+            fleet,
+            settings=self._settings,
+            now=now,
+            silences=silences,
+            store_failing_since=failing_since,
+        )
+        if not plan.empty:
+            self._open = _applied(self._open, plan)
+            await self._write(plan, now)
+            for incident in plan.opened:
+                log.warning(
+                    "incident_opened",
+                    dedup_key=incident.dedup_key,
+                    rule=incident.rule,
+                    summary=incident.summary,
+                )
+            for key, _at in plan.resolved:
+                log.info("incident_resolved", dedup_key=key)
+        await self.refresh_view()
+        return plan
 
     async def _write(self, plan: AlertPlan, now: datetime) -> None:
         """Writes the plan, or holds its events for the outbox and falls behind."""
@@ -197,12 +261,12 @@ class AlertEngine:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            edge = self.seconds_to_edge()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._tick):
+                async with asyncio.timeout(self._tick if edge is None else min(edge, self._tick)):
                     await self._dirty.wait()
-            self._dirty.clear()
             try:
-                await self.evaluate()
+                await self.step()
             except Exception:
                 # The store may be briefly unavailable; the next tick evaluates again.
                 log.exception("alert_evaluation_failed")

@@ -40,6 +40,7 @@ from healthd.api.views import (
     incident_view,
     incident_visible,
     integration_view,
+    visible_integration,
 )
 from healthd.api.workspace_tokens import token_table
 from healthd.catalog import Catalog
@@ -283,11 +284,9 @@ class Api:
 
     def _one(self, request: web.Request) -> Integration:
         """The integration named in the path, if this token may see it; else 404."""
-        integration_id = request.match_info["id"]
-        integration = self.runner.integrations.get(integration_id)
-        if integration is None or not request[PRINCIPAL].may_see(integration.tenant):
-            raise NotFoundError(f"no integration by the id of {shown(integration_id)}")
-        return integration
+        return visible_integration(
+            self.runner.integrations, request[PRINCIPAL], request.match_info["id"]
+        )
 
     async def list_integrations(self, request: web.Request) -> web.Response:
         q = Query(request.query, ("tenant", "provider", "status", "limit", "cursor"))

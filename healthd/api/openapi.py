@@ -18,10 +18,12 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
+from healthd.alerts.rules.table import RULES
 from healthd.api import schemas
 from healthd.api.pages import DEFAULT_LIMIT, MAX_LIMIT
 from healthd.api.views import INCIDENTS_DEFAULT, INCIDENTS_MAX, STATUSES, TENANT_PATTERN
 from healthd.config import IntegrationRequest
+from healthd.history import WINDOWS
 from healthd.registry import probes
 from healthd.version import __version__
 
@@ -88,6 +90,12 @@ _ADMIN_ONLY = "Not an admin token, or no silence of that name"
 _RATE_LIMITED = "Too many live checks for this token; wait the Retry-After seconds"
 _ID = Param("id", "path", "the integration's id")
 _TEXT = {"type": "string"}
+_TENANT = Param(
+    "tenant",
+    "query",
+    "only this tenant's (another tenant's, for a tenant token: none)",
+    {"type": "string", "pattern": f"^{TENANT_PATTERN.pattern}$"},
+)
 
 
 def _providers() -> str:
@@ -163,12 +171,7 @@ def _operations() -> tuple[Operation, ...]:
             "token",
             schemas.IntegrationList,
             params=(
-                Param(
-                    "tenant",
-                    "query",
-                    "only this tenant's (another tenant's, for a tenant token: none)",
-                    {"type": "string", "pattern": f"^{TENANT_PATTERN.pattern}$"},
-                ),
+                _TENANT,
                 Param(
                     "provider",
                     "query",
@@ -300,6 +303,72 @@ def _operations() -> tuple[Operation, ...]:
             params=(Param("name", "path", "the silence's name"),),
             errors={"404": _ADMIN_ONLY},
         ),
+        # -- history (issue 15): healthd.api.history --
+        Operation(
+            "get",
+            "/api/v1/integrations/{id}/history",
+            "getIntegrationHistory",
+            "One integration's uptime, cells and transitions over a window",
+            "token",
+            schemas.IntegrationHistory,
+            params=(
+                _ID,
+                Param(
+                    "window",
+                    "query",
+                    "24h and 7d in hours, 30d and 90d in UTC days",
+                    {"type": "string", "enum": list(WINDOWS), "default": "24h"},
+                ),
+            ),
+            errors={"404": _NOT_FOUND},
+        ),
+        Operation(
+            "get",
+            "/api/v1/incidents/history",
+            "listIncidentHistory",
+            "Every kept incident occurrence, newest first, with how long it lasted",
+            "token",
+            schemas.IncidentHistory,
+            description="A tenant token sees only incidents of its own tenant.",
+            params=(
+                Param(
+                    "limit",
+                    "query",
+                    "at most this many",
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": INCIDENTS_MAX,
+                        "default": INCIDENTS_DEFAULT,
+                    },
+                ),
+                Param(
+                    "cursor",
+                    "query",
+                    "next_cursor of the previous page",
+                    {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                ),
+                Param("integration", "query", "only this integration's"),
+                _TENANT,
+                Param(
+                    "rule",
+                    "query",
+                    "only this rule's",
+                    {"type": "string", "enum": [rule.name for rule in RULES]},
+                ),
+                Param(
+                    "open", "query", "true: only open; false: only resolved", {"type": "boolean"}
+                ),
+            ),
+        ),
+        Operation(
+            "get",
+            "/api/v1/history",
+            "getHistorySummary",
+            "For each integration: 90 days of uptime, 24 h / 7 d / 30 d shares, latency",
+            "token",
+            schemas.HistorySummary,
+        ),
         *_registry_operations(),
     )
 
@@ -311,7 +380,7 @@ _REGISTRY_ERRORS = {
     "412": "If-Match names another version (ETag) than the current one",
     "422": "The body is not a valid integration; the detail names the key path",
 }
-_TENANT = Param(
+_TENANT_PATH = Param(
     "tenant",
     "path",
     "the tenant (workspace)",
@@ -364,7 +433,7 @@ def _registry_operations() -> tuple[Operation, ...]:
             "Make this the tenant's whole registered set (idempotent)",
             "token",
             schemas.TenantSet,
-            params=(_TENANT,),
+            params=(_TENANT_PATH,),
             request=schemas.TenantSetRequest,
             errors=_REGISTRY_ERRORS,
         ),
@@ -375,7 +444,7 @@ def _registry_operations() -> tuple[Operation, ...]:
             "The tenant's registered set, with its ETag",
             "token",
             schemas.TenantSet,
-            params=(_TENANT,),
+            params=(_TENANT_PATH,),
             errors={"404": _REGISTRY_ONLY, "422": "Not a tenant name"},
         ),
     )

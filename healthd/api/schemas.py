@@ -232,6 +232,83 @@ class SilenceRequest(BaseModel):
     providers: tuple[str, ...] = ()
 
 
+# -- history (issue 15): `healthd.api.history` -------------------------------------------
+
+Share = Annotated[float, Field(ge=0, le=1)]
+WindowName = Literal["24h", "7d", "30d", "90d"]
+
+
+class HistoryBucket(Body):
+    """One cell of a window: the runs counted in it, by outcome."""
+
+    start: Timestamp
+    span_seconds: Count
+    ok: Count
+    degraded: Count
+    bad: Count = Field(description="failing or unreachable runs")
+    runs: Count = Field(description="ok + degraded + bad; a run that proved nothing is left out")
+    uptime: Share | None = Field(description="(ok + degraded) / runs; null: no run in this cell")
+    latency_mean_seconds: float | None
+    latency_max_seconds: float | None
+
+
+class IntegrationHistory(Body):
+    id: str
+    window: WindowName
+    start: Timestamp = Field(description="the start of the first cell")
+    uptime: Share | None = Field(description="over the whole window; null: nothing was counted")
+    buckets: list[HistoryBucket] = Field(
+        description="every cell of the window, oldest first: 24 or 168 hours, 30 or 90 UTC days"
+    )
+    transitions: list[Transition] = Field(
+        description="changes of status in the window, newest first"
+    )
+
+
+class IncidentEvent(Body):
+    """One event queued for an occurrence: its trigger, its resolve."""
+
+    action: Literal["trigger", "resolve"]
+    channel: str = Field(examples=["pagerduty", "webhook:acme"])
+    queued_at: Timestamp
+    sent_at: Timestamp | None = Field(description="when the channel accepted it; null: not yet")
+
+
+class IncidentOccurrence(Incident):
+    id: int = Field(description="this occurrence's number; a reopened incident is a new one")
+    duration_seconds: float = Field(description="how long it lasted, or has so far while open")
+    events: list[IncidentEvent] = Field(description="the events queued for it, in order")
+
+
+class IncidentHistory(Body):
+    incidents: list[IncidentOccurrence]
+    count: Count
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: no more")
+
+
+class IntegrationSummary(Body):
+    """What the status page shows of one integration's history."""
+
+    id: str
+    tenant: str
+    uptime_24h: Share | None
+    uptime_7d: Share | None
+    uptime_30d: Share | None
+    days_start: Timestamp = Field(description="the first day of `days` (UTC midnight)")
+    days: list[Share | None] = Field(
+        description="the last 90 UTC days' uptime, oldest first (today last); null: no run"
+    )
+    latency: list[float | None] = Field(
+        description="mean latency in seconds of each of the last 24 hours, oldest first"
+    )
+    incidents: list[IncidentOccurrence] = Field(description="the latest few, newest first")
+
+
+class HistorySummary(Body):
+    integrations: list[IntegrationSummary]
+    count: Count
+
+
 # What the document describes, by direction: answers as serialised, requests as validated.
 class Credential(Body):
     """A write-only credential: whether it is set, and a short keyed fingerprint."""
@@ -287,5 +364,8 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     Problem,
     Silence,
     SilenceList,
+    IntegrationHistory,
+    IncidentHistory,
+    HistorySummary,
 )
 REQUESTS: tuple[type[BaseModel], ...] = (SilenceRequest, IntegrationRequest, TenantSetRequest)

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from healthd.api import schemas
 from healthd.api.auth import Principal
 from healthd.api.problems import ApiProblem, shown
+from healthd.errors import NotFoundError
 from healthd.model import Incident, Integration, IntegrationState, ProbeResult, Status, Transition
 
 # The same rule config.py applies to `integrations[].tenant`.
@@ -59,6 +60,17 @@ def detail_view(
     """One integration's view with its recent history (the store's, newest first)."""
     history = [schemas.Transition.model_validate(t) for t in transitions]
     return schemas.IntegrationDetail(**dict(view), transitions=history)
+
+
+def visible_integration(
+    integrations: Mapping[str, Integration], principal: Principal, integration_id: str
+) -> Integration:
+    """The integration of that id, if `principal` may see it. Another tenant's id raises
+    exactly what an unknown id raises, so an answer never tells that it exists."""
+    integration = integrations.get(integration_id)
+    if integration is None or not principal.may_see(integration.tenant):
+        raise NotFoundError(f"no integration by the id of {shown(integration_id)}")
+    return integration
 
 
 def answer(body: BaseModel, status: int = 200) -> web.Response:
@@ -108,21 +120,8 @@ class ViewCache:
         return status_of(self._states.get(integration.id))
 
 
-def incident_tenants(incident: Incident) -> set[str]:
-    """The tenants an incident concerns, from what `alerts/rules.py` stores in its details.
-
-    Rules store the single owning tenant as `tenant` (None for provider-wide and egress
-    incidents); a `tenants` list is honoured too. Incidents with no tenant are admin-only.
-    """
-    details = incident.details
-    tenants = {str(t) for t in details.get("tenants") or () if t}
-    if details.get("tenant"):
-        tenants.add(str(details["tenant"]))
-    return tenants
-
-
 def incident_visible(incident: Incident, principal: Principal) -> bool:
-    return principal.is_admin or principal.tenant in incident_tenants(incident)
+    return principal.is_admin or principal.tenant in incident.tenants
 
 
 def incident_view(incident: Incident) -> schemas.Incident:

@@ -17,27 +17,37 @@ from __future__ import annotations
 
 from healthd.errors import ConfigError
 from healthd.interfaces import Store
+from healthd.store._history import DAY_SPAN, HOUR_SPAN
 from healthd.store._retention import Retention
 from healthd.store.memory import MemoryStore
 from healthd.store.sqlite import SQLiteStore
 
-__all__ = ["MemoryStore", "Retention", "SQLiteStore", "Store", "open_store"]
+__all__ = [
+    "DAY_SPAN",
+    "HOUR_SPAN",
+    "MemoryStore",
+    "Retention",
+    "SQLiteStore",
+    "Store",
+    "open_store",
+]
 
 _SQLITE_PREFIX = "sqlite://"
 
 
-def open_store(url: str) -> Store:
-    """Builds (does not open) the store a URL names; raises `ConfigError("store", ...)`."""
+def open_store(url: str, retention: Retention | None = None) -> Store:
+    """Builds (does not open) the store a URL names, keeping history for `retention` (the
+    defaults when None); raises `ConfigError("store", ...)`."""
     url = url.strip()
     if url in ("memory:", "memory://"):
-        return MemoryStore()
+        return MemoryStore(retention=retention)
     if url.startswith(_SQLITE_PREFIX):
         path = url.removeprefix(_SQLITE_PREFIX)
         if not path:
             raise ConfigError("store", f"{url!r} names no database file")
-        return SQLiteStore(path)
+        return SQLiteStore(path, retention=retention)
     if "://" not in url and url.endswith(".db"):
-        return SQLiteStore(url)
+        return SQLiteStore(url, retention=retention)
     raise ConfigError(
         "store",
         f"unsupported store {url!r}; use 'memory:', 'sqlite:///path/to/file.db'"

@@ -23,9 +23,14 @@ class Retention:
       first (pruned on
       `apply_alerts`); each reopening is a new occurrence, so a flapping provider would
       otherwise grow the store without bound. Open incidents are never pruned.
+    - `recent_history`: how long each integration's hour buckets of run outcomes are
+      kept, and `history` its day buckets (`healthd.store._history`); a bucket is dropped
+      once it started that long before the day of the integration's latest run.
     """
 
     transitions: int = 200
     finished_outbox: int = 10_000
     finished_outbox_age: timedelta = timedelta(days=7)
     resolved_incidents: int = 1_000
+    recent_history: timedelta = timedelta(days=7)
+    history: timedelta = timedelta(days=90)

@@ -34,6 +34,7 @@ from healthd.model import (
     Transition,
     TransitionKind,
 )
+from healthd.store._history import BucketRow, bucket_rows
 
 # An outbox row is in flight until it is finished; only finished rows are ever pruned.
 IN_FLIGHT = (OutboxStatus.PENDING, OutboxStatus.SENDING)
@@ -91,6 +92,7 @@ class RunRows:
     state: StateRow
     result: ResultRow
     transitions: list[TransitionRow]
+    buckets: list[BucketRow]
 
 
 def run_rows(
@@ -100,6 +102,7 @@ def run_rows(
         state=state_row(state),
         result=result_row(result),
         transitions=[transition_row(t) for t in transitions],
+        buckets=bucket_rows(result),
     )
 
 

@@ -105,6 +105,34 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " WHERE resolved_at IS NULL",
     ),
     (
+        # History (issue 15): each integration's run outcomes counted per hour and per
+        # day (`healthd.store._history`). Keyed span first, so the status page's read of
+        # every integration's days is one range of the key; WITHOUT ROWID keeps a bucket
+        # one b-tree entry (about 40 bytes) instead of a row plus its index.
+        """CREATE TABLE history_buckets (
+            span INTEGER NOT NULL,
+            integration_id TEXT NOT NULL,
+            start INTEGER NOT NULL,
+            ok INTEGER NOT NULL,
+            degraded INTEGER NOT NULL,
+            bad INTEGER NOT NULL,
+            latency_total REAL NOT NULL,
+            latency_max REAL NOT NULL,
+            PRIMARY KEY (span, integration_id, start)
+        ) WITHOUT ROWID""",
+        # Each event queued for an incident occurrence, by the outbox row that carried it,
+        # kept as long as its occurrence (the outbox prunes its finished rows sooner).
+        """CREATE TABLE incident_events (
+            outbox_id INTEGER PRIMARY KEY,
+            incident_id INTEGER NOT NULL,
+            channel TEXT NOT NULL,
+            action TEXT NOT NULL,
+            queued_at TEXT NOT NULL,
+            sent_at TEXT
+        )""",
+        "CREATE INDEX incident_events_by_incident ON incident_events (incident_id, outbox_id)",
+    ),
+    (
         # Integrations registered through the API (healthd.fleet); `spec` holds their
         # credentials sealed (healthd.vault), never in clear.
         """CREATE TABLE registry (

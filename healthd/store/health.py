@@ -28,7 +28,10 @@ from healthd.errors import StoreError
 from healthd.interfaces import Store
 from healthd.model import (
     AlertEvent,
+    Bucket,
     Incident,
+    IncidentQuery,
+    IncidentRecord,
     IntegrationState,
     OutboxItem,
     ProbeResult,
@@ -161,6 +164,32 @@ class MonitoredStore:
 
     async def set_meta(self, key: str, value: Any) -> None:
         await self._watch("set_meta", self.inner.set_meta(key, value))
+
+    # -- history (issue 15) ---------------------------------------------------------------
+
+    async def buckets(
+        self, integration_id: str, span_seconds: int, since: datetime
+    ) -> list[Bucket]:
+        return await self._watch(
+            "buckets", self.inner.buckets(integration_id, span_seconds, since), write=False
+        )
+
+    async def fleet_buckets(self, span_seconds: int, since: datetime) -> dict[str, list[Bucket]]:
+        return await self._watch(
+            "fleet_buckets", self.inner.fleet_buckets(span_seconds, since), write=False
+        )
+
+    async def fleet_totals(self, span_seconds: int, since: datetime) -> dict[str, Bucket]:
+        return await self._watch(
+            "fleet_totals", self.inner.fleet_totals(span_seconds, since), write=False
+        )
+
+    async def incident_history(self, query: IncidentQuery) -> list[IncidentRecord]:
+        return await self._watch(
+            "incident_history", self.inner.incident_history(query), write=False
+        )
+
+    # -- the registry (issue 11) --------------------------------------------------------
 
     async def registry_records(self) -> list[RegistryRecord]:
         return await self._watch("registry_records", self.inner.registry_records(), write=False)

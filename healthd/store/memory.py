@@ -18,13 +18,26 @@ from typing import Any
 from healthd.errors import StoreError
 from healthd.model import (
     AlertEvent,
+    Bucket,
     Incident,
+    IncidentEventRecord,
+    IncidentQuery,
+    IncidentRecord,
     IntegrationState,
     OutboxItem,
     OutboxStatus,
     ProbeResult,
     RegistryRecord,
     Transition,
+)
+from healthd.store._history import (
+    BucketRow,
+    Pruning,
+    bucket,
+    bucket_rows,
+    epoch,
+    merged,
+    total,
 )
 from healthd.store._retention import Retention
 from healthd.store._rows import FINISHED, IN_FLIGHT, meta_text, meta_value
@@ -70,6 +83,12 @@ class MemoryStore:
         self._outbox: dict[int, _OutboxRow] = {}
         self._ids = itertools.count(1)
         self._meta: dict[str, str] = {}
+        # (span, integration id) -> bucket start -> its row (`healthd.store._history`).
+        self._buckets: dict[tuple[int, str], dict[int, BucketRow]] = {}
+        self._pruning = Pruning(self._retention)
+        # Each outbox row's event, as part of the occurrence it was queued for: row id ->
+        # (occurrence number, the event as kept).
+        self._events: dict[int, tuple[int, IncidentEventRecord]] = {}
         self._registry: dict[str, RegistryRecord] = {}
 
     async def open(self) -> None:
@@ -91,6 +110,15 @@ class MemoryStore:
             kept.append(transition)
             # Not `kept[:-n]`: with n = 0 that slice is empty and would keep everything.
             del kept[: max(len(kept) - self._retention.transitions, 0)]
+        rows = bucket_rows(result)
+        for row in rows:
+            held = self._buckets.setdefault((row[0], row[1]), {})
+            had = held.get(row[2])
+            held[row[2]] = row if had is None else merged((had, row))[0]
+        for span, iid, cutoff in self._pruning.due(rows):
+            held = self._buckets.get((span, iid), {})
+            for start in [start for start in held if start <= cutoff]:
+                del held[start]
 
     async def latest_results(self) -> dict[str, ProbeResult]:
         return dict(self._results)
@@ -98,6 +126,41 @@ class MemoryStore:
     async def transitions(self, integration_id: str, limit: int = 20) -> list[Transition]:
         kept = self._transitions.get(integration_id, [])
         return list(reversed(kept))[:limit]
+
+    async def buckets(
+        self, integration_id: str, span_seconds: int, since: datetime
+    ) -> list[Bucket]:
+        held = self._buckets.get((span_seconds, integration_id), {})
+        first = epoch(since)
+        return [bucket(held[start]) for start in sorted(held) if start >= first]
+
+    async def fleet_buckets(self, span_seconds: int, since: datetime) -> dict[str, list[Bucket]]:
+        found = {
+            iid: await self.buckets(iid, span_seconds, since)
+            for s, iid in self._buckets
+            if s == span_seconds
+        }
+        return {iid: kept for iid, kept in found.items() if kept}
+
+    async def fleet_totals(self, span_seconds: int, since: datetime) -> dict[str, Bucket]:
+        first = epoch(since)
+        found: dict[str, Bucket] = {}
+        for (span, iid), held in self._buckets.items():
+            rows = [row for start, row in held.items() if start >= first]
+            if span == span_seconds and rows:
+                found[iid] = total(span, since, rows)
+        return found
+
+    async def incident_history(self, query: IncidentQuery) -> list[IncidentRecord]:
+        found: list[IncidentRecord] = []
+        for number in sorted(self._incidents, reverse=True):
+            incident = self._incidents[number]
+            if len(found) == query.limit:
+                break
+            if _matches(incident, number, query):
+                events = tuple(e for n, e in self._events.values() if n == number)
+                found.append(IncidentRecord(id=number, incident=incident, events=events))
+        return found
 
     async def open_incidents(self) -> list[Incident]:
         found = [self._incidents[n] for n in self._open_incidents.values()]
@@ -135,6 +198,7 @@ class MemoryStore:
             self._prune_resolved_incidents()
         for channel, event in events:
             row_id = next(self._ids)
+            self._keep_event(row_id, channel, event, now)
             self._outbox[row_id] = _OutboxRow(
                 id=row_id,
                 channel=channel,
@@ -166,6 +230,8 @@ class MemoryStore:
         row = self._row(item_id, "mark_sent")
         row.status = OutboxStatus.SENT
         row.attempts += 1
+        if (kept := self._events.get(item_id)) is not None:
+            self._events[item_id] = (kept[0], replace(kept[1], sent_at=now))
         row.sent_at = now
         self._prune_finished(now)
 
@@ -218,6 +284,16 @@ class MemoryStore:
         resolved = [n for n, i in self._incidents.items() if not i.is_open]
         for number in resolved[: max(len(resolved) - self._retention.resolved_incidents, 0)]:
             del self._incidents[number]
+        for row_id in [r for r, (n, _) in self._events.items() if n not in self._incidents]:
+            del self._events[row_id]
+
+    def _keep_event(self, row_id: int, channel: str, event: AlertEvent, now: datetime) -> None:
+        """Files the event under its key's latest occurrence (the one just opened or
+        resolved); an event for a key with no occurrence is not incident history."""
+        numbers = [n for n, i in self._incidents.items() if i.dedup_key == event.dedup_key]
+        if numbers:
+            kept = IncidentEventRecord(action=event.action, channel=channel, queued_at=now)
+            self._events[row_id] = (max(numbers), kept)
 
     def _row(self, item_id: int, operation: str) -> _OutboxRow:
         row = self._outbox.get(item_id)
@@ -244,3 +320,14 @@ class MemoryStore:
             self._registry[record.id] = record
         for record_id in delete:
             self._registry.pop(record_id, None)
+
+
+def _matches(incident: Incident, number: int, query: IncidentQuery) -> bool:
+    """Whether one occurrence passes `query`'s filters (what the SQL backends' WHERE says)."""
+    return (
+        (query.before is None or number < query.before)
+        and query.rule in (None, incident.rule)
+        and query.open in (None, incident.is_open)
+        and query.integration in (None, incident.details.get("integration"))
+        and (query.tenant is None or query.tenant in incident.tenants)
+    )

@@ -41,7 +41,12 @@ import structlog
 from healthd.errors import StoreError
 from healthd.model import (
     AlertEvent,
+    Bucket,
+    EventAction,
     Incident,
+    IncidentEventRecord,
+    IncidentQuery,
+    IncidentRecord,
     IntegrationState,
     OutboxItem,
     OutboxStatus,
@@ -49,7 +54,7 @@ from healthd.model import (
     RegistryRecord,
     Transition,
 )
-from healthd.store import _rows
+from healthd.store import _history, _rows
 from healthd.store._lock import FileLock
 from healthd.store._retention import Retention
 from healthd.store._sqlite_schema import PUT_META, SCHEMA_VERSION, connect, transaction
@@ -98,6 +103,43 @@ _PRUNE_TRANSITIONS = (
 _SELECT_TRANSITIONS = (
     f"SELECT {_columns(_rows.TRANSITION_COLUMNS)} FROM transitions"
     " WHERE integration_id = ? ORDER BY id DESC LIMIT ?"
+)
+_ADD_TO_BUCKET = (
+    f"INSERT INTO history_buckets ({_columns(_history.BUCKET_COLUMNS)})"
+    f" VALUES ({_marks(_history.BUCKET_COLUMNS)})"
+    " ON CONFLICT (span, integration_id, start) DO UPDATE SET ok = ok + excluded.ok,"
+    " degraded = degraded + excluded.degraded, bad = bad + excluded.bad,"
+    " latency_total = latency_total + excluded.latency_total,"
+    " latency_max = MAX(latency_max, excluded.latency_max)"
+)
+_PRUNE_BUCKETS = "DELETE FROM history_buckets WHERE span = ? AND integration_id = ? AND start <= ?"
+_SELECT_BUCKETS = (
+    f"SELECT {_columns(_history.BUCKET_COLUMNS)} FROM history_buckets"
+    " WHERE span = ? AND integration_id = ? AND start >= ? ORDER BY start"
+)
+_SELECT_FLEET_BUCKETS = (
+    f"SELECT {_columns(_history.BUCKET_COLUMNS)} FROM history_buckets"
+    " WHERE span = ? AND start >= ? ORDER BY integration_id, start"
+)
+# Each event queued for an incident is kept with the occurrence it was queued for (its key's
+# latest: the one just opened or resolved), keyed by the outbox row whose send marks it
+# sent. The outbox prunes its finished rows; these stay as long as their occurrence.
+_ADD_INCIDENT_EVENT = (
+    "INSERT INTO incident_events (outbox_id, incident_id, channel, action, queued_at)"
+    " SELECT ?, id, ?, ?, ? FROM incidents WHERE dedup_key = ? ORDER BY id DESC LIMIT 1"
+)
+_MARK_EVENT_SENT = "UPDATE incident_events SET sent_at = ? WHERE outbox_id = ?"
+_PRUNE_INCIDENT_EVENTS = (
+    "DELETE FROM incident_events WHERE incident_id NOT IN (SELECT id FROM incidents)"
+)
+_SELECT_EVENTS = (
+    "SELECT incident_id, action, channel, queued_at, sent_at FROM incident_events"
+    " WHERE incident_id IN ({marks}) ORDER BY outbox_id"
+)
+_SUM_FLEET_BUCKETS = (
+    "SELECT span, integration_id, MIN(start), SUM(ok), SUM(degraded), SUM(bad),"
+    " SUM(latency_total), MAX(latency_max) FROM history_buckets"
+    " WHERE span = ? AND start >= ? GROUP BY integration_id"
 )
 _SELECT_INCIDENTS = f"SELECT {_columns(_rows.INCIDENT_COLUMNS)} FROM incidents"
 # A key opened again after its resolve is a new occurrence, a row of its own (the earlier
@@ -167,6 +209,7 @@ class SQLiteStore:
             check=self._file_identity,
         )
         self._lock = FileLock(self.path, self._thread.label)
+        self._pruning = _history.Pruning(self._retention)
         self._runs = GroupCommit[_rows.RunRows](
             self._write_runs, label=self._thread.label, task_name="healthd-store-runs"
         )
@@ -271,6 +314,9 @@ class SQLiteStore:
         later run of the same integration wins)."""
         conn.executemany(_PUT_STATE, [run.state for run in runs])
         conn.executemany(_PUT_RESULT, [run.result for run in runs])
+        buckets = _history.merged(row for run in runs for row in run.buckets)
+        conn.executemany(_ADD_TO_BUCKET, buckets)
+        conn.executemany(_PRUNE_BUCKETS, self._pruning.due(buckets))
         transitions = [row for run in runs for row in run.transitions]
         if not transitions:
             return
@@ -291,6 +337,59 @@ class SQLiteStore:
             return [_rows.transition_from_row(row) for row in rows]
 
         return await self._thread.run("transitions", work)
+
+    # -- history -----------------------------------------------------------------------
+
+    async def buckets(
+        self, integration_id: str, span_seconds: int, since: datetime
+    ) -> list[Bucket]:
+        params = (span_seconds, integration_id, _history.epoch(since))
+
+        def work(conn: sqlite3.Connection) -> list[Bucket]:
+            return [_history.bucket(row) for row in conn.execute(_SELECT_BUCKETS, params)]
+
+        return await self._thread.run("buckets", work)
+
+    async def fleet_buckets(self, span_seconds: int, since: datetime) -> dict[str, list[Bucket]]:
+        params = (span_seconds, _history.epoch(since))
+
+        def work(conn: sqlite3.Connection) -> dict[str, list[Bucket]]:
+            found: dict[str, list[Bucket]] = {}
+            for row in conn.execute(_SELECT_FLEET_BUCKETS, params):
+                found.setdefault(row[1], []).append(_history.bucket(row))
+            return found
+
+        return await self._thread.run("fleet_buckets", work)
+
+    async def fleet_totals(self, span_seconds: int, since: datetime) -> dict[str, Bucket]:
+        params = (span_seconds, _history.epoch(since))
+
+        def work(conn: sqlite3.Connection) -> dict[str, Bucket]:
+            rows = conn.execute(_SUM_FLEET_BUCKETS, params)
+            return {row[1]: _history.total(span_seconds, since, [row]) for row in rows}
+
+        return await self._thread.run("fleet_totals", work)
+
+    async def incident_history(self, query: IncidentQuery) -> list[IncidentRecord]:
+        where, params = _incident_filter(query)
+
+        def work(conn: sqlite3.Connection) -> list[IncidentRecord]:
+            rows = conn.execute(
+                f"SELECT id, {_columns(_rows.INCIDENT_COLUMNS)} FROM incidents"
+                f" {where} ORDER BY id DESC LIMIT ?",
+                (*params, query.limit),
+            ).fetchall()
+            events = _events_of(conn, [row[0] for row in rows])
+            return [
+                IncidentRecord(
+                    id=row[0],
+                    incident=_rows.incident_from_row(row[1:]),
+                    events=events.get(row[0], ()),
+                )
+                for row in rows
+            ]
+
+        return await self._thread.run("incident_history", work)
 
     # -- incidents and the outbox ------------------------------------------------------
 
@@ -333,13 +432,20 @@ class SQLiteStore:
 
         keep = self._retention.resolved_incidents
 
+        stamp = _rows.iso(now)
+        kept_events = [(c, e.action.value, stamp, e.dedup_key) for c, e in events]
+
         def work(conn: sqlite3.Connection) -> None:
             with transaction(conn):
                 conn.executemany(_OPEN_INCIDENT, incident_rows)
                 conn.executemany(_RESOLVE_INCIDENT, resolve_rows)
-                conn.executemany(_ADD_OUTBOX_ROW, outbox_rows)
+                # One by one: each event kept with its incident names its outbox row.
+                for row, kept in zip(outbox_rows, kept_events, strict=True):
+                    outbox_id = conn.execute(_ADD_OUTBOX_ROW, row).lastrowid
+                    conn.execute(_ADD_INCIDENT_EVENT, (outbox_id, *kept))
                 if resolve_rows:
                     conn.execute(_PRUNE_RESOLVED_INCIDENTS, (keep,))
+                    conn.execute(_PRUNE_INCIDENT_EVENTS)
 
         await self._thread.run("apply_alerts", work)
 
@@ -370,6 +476,7 @@ class SQLiteStore:
                     "status = 'sent', attempts = attempts + 1, sent_at = ?",
                     (stamp, item_id),
                 )
+                conn.execute(_MARK_EVENT_SENT, (stamp, item_id))
                 conn.execute(_PRUNE_FINISHED, (cutoff, keep))
 
         await self._thread.run("mark_sent", work)
@@ -478,6 +585,51 @@ class SQLiteStore:
                 conn.executemany("DELETE FROM registry WHERE id = ?", gone)
 
         await self._thread.run("registry_write", work)
+
+
+def _incident_filter(query: IncidentQuery) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause of `query`'s filters (the semantics of `MemoryStore`'s `_matches`);
+    the tenant as `Incident.tenants` reads it from the details."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if query.before is not None:
+        conditions.append("id < ?")
+        params.append(query.before)
+    if query.rule is not None:
+        conditions.append("rule = ?")
+        params.append(query.rule)
+    if query.open is not None:
+        conditions.append("resolved_at IS NULL" if query.open else "resolved_at IS NOT NULL")
+    if query.integration is not None:
+        conditions.append("json_extract(details, '$.integration') = ?")
+        params.append(query.integration)
+    if query.tenant is not None:
+        conditions.append(
+            "(json_extract(details, '$.tenant') = ? OR EXISTS (SELECT 1 FROM"
+            " json_each(details, '$.tenants') WHERE value = ?))"
+        )
+        params.extend((query.tenant, query.tenant))
+    return ("WHERE " + " AND ".join(conditions) if conditions else ""), tuple(params)
+
+
+def _events_of(
+    conn: sqlite3.Connection, incident_ids: Sequence[int]
+) -> dict[int, tuple[IncidentEventRecord, ...]]:
+    """Each listed occurrence's events, in the order they were queued."""
+    if not incident_ids:
+        return {}
+    found: dict[int, list[IncidentEventRecord]] = {}
+    statement = _SELECT_EVENTS.format(marks=", ".join("?" * len(incident_ids)))
+    for row in conn.execute(statement, tuple(incident_ids)):
+        found.setdefault(row[0], []).append(
+            IncidentEventRecord(
+                action=EventAction(row[1]),
+                channel=row[2],
+                queued_at=_rows.parse(row[3]),
+                sent_at=_rows.parse_optional(row[4]),
+            )
+        )
+    return {iid: tuple(events) for iid, events in found.items()}
 
 
 def _update_outbox_row(

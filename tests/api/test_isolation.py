@@ -82,6 +82,10 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "list": ("GET", "/api/v1/integrations?tenant={tenant}"),
     "list_all": ("GET", "/api/v1/integrations"),
     "incidents": ("GET", "/api/v1/incidents?limit=500"),
+    "history": ("GET", "/api/v1/integrations/{id}/history?window=90d"),
+    "incident_history": ("GET", "/api/v1/incidents/history?limit=500&integration={id}"),
+    "tenant_incident_history": ("GET", "/api/v1/incidents/history?tenant={tenant}"),
+    "history_summary": ("GET", "/api/v1/history"),
     "explain": ("GET", "/api/v1/errors/imessage_bridge/{id}"),
     "me": ("GET", "/api/v1/me"),
 }
@@ -143,7 +147,7 @@ def test_a_tenant_token_never_sees_another_tenants_data(
 @CHECKS
 @given(
     caller=st.sampled_from(TENANTS),
-    endpoint=st.sampled_from(["get", "check", "explain"]),
+    endpoint=st.sampled_from(["get", "check", "explain", "history"]),
     target=st.sampled_from(sorted(IDS)),
 )
 def test_another_tenants_id_answers_exactly_like_an_id_that_does_not_exist(
@@ -161,7 +165,7 @@ def test_another_tenants_id_answers_exactly_like_an_id_that_does_not_exist(
 @CHECKS
 @given(
     caller=st.sampled_from(TENANTS),
-    endpoint=st.sampled_from(["tenant_check", "list"]),
+    endpoint=st.sampled_from(["tenant_check", "list", "tenant_incident_history"]),
     target=st.sampled_from(TENANTS),
 )
 def test_another_tenant_answers_exactly_like_a_tenant_that_does_not_exist(
@@ -196,6 +200,8 @@ def test_own_ids_answer_and_admin_sees_every_tenant(daemon: DaemonThread, caller
     admin = request(daemon, "list_all", ADMIN_TOKEN, "").json
 
     assert sorted(v["id"] for v in listed["integrations"]) == own
+    summary = request(daemon, "history_summary", TOKENS[caller], "").json
+    assert sorted(v["id"] for v in summary["integrations"]) == own
     assert [i["tenant"] for i in incidents["incidents"]] == [caller]
     assert all(request(daemon, "get", TOKENS[caller], i).status == 200 for i in own)
     assert {v["tenant"] for v in admin["integrations"]} == set(TENANTS)

@@ -119,6 +119,7 @@ def test_every_answer_conforms_to_the_openapi_document(
     ]
     + [
         ("/api/v1/integrations/{id}/check", "post", {"id": "bridge-acme1"}),
+        ("/api/v1/integrations/{id}/history", "get", {"id": "bridge-acme1"}),
         ("/api/v1/tenants/{tenant}/check", "post", {"tenant": "acme"}),
         (
             "/api/v1/errors/{provider}/{code}",

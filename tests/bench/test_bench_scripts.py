@@ -67,12 +67,26 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
-def test_metrics_bench_prints_render_cost_and_series_count() -> None:
-    stdout = run_script("bench/metrics.py", "--integrations", "100", "300", "--repeat", "1")
-    rows = [line.split("|")[1:3] for line in stdout.splitlines() if line.startswith("| ")]
-    counts = {int(n.strip()): int(series.strip().replace(",", "")) for n, series in rows[1:]}
-    assert set(counts) == {100, 300}
-    assert counts[300] > counts[100] > 100  # several series per integration
+def test_metrics_bench_prints_render_cost_and_series_count_before_and_after() -> None:
+    stdout = run_script(
+        "bench/metrics.py", "--integrations", "100", "300", "--repeat", "1", "--before", str(REPO)
+    )  # fmt: skip
+    rows = [line.split("|")[1:4] for line in stdout.splitlines() if line.startswith("| ")]
+    counts = {
+        (int(n.strip().replace(",", "")), tree.strip()): int(series.strip().replace(",", ""))
+        for n, tree, series in rows[1:]
+    }
+    assert set(counts) == {(n, tree) for n in (100, 300) for tree in ("before", "after")}
+    assert counts[(300, "after")] > counts[(100, "after")] > 10  # the aggregates, some detail
+
+
+def test_scrape_bench_measures_probing_with_and_without_scrapes() -> None:
+    stdout = run_script(
+        "bench/scrape.py", "--integrations", "20", "--interval", "1", "--seconds", "1",
+        "--failing", "0.1", "--latency", "0.01",
+    )  # fmt: skip
+    windows = [line for line in stdout.splitlines() if line.startswith("| after ")]
+    assert [w.split("|")[2].strip() for w in windows] == ["no scrapes", "scraped back to back"]
 
 
 def test_api_bench_runs_every_scenario() -> None:
@@ -110,6 +124,22 @@ def test_chaos_loop_kills_the_daemon_and_counts_what_pagerduty_received() -> Non
     assert int(total.split("|")[2]) >= 1  # outages expected to page: the loop drove one at least
     assert "lost 0, duplicated " in stdout and ", zombie 0, reordered 0," in stdout
     assert "2 SIGKILLs" in stdout
+
+
+def test_history_bench_prints_the_store_and_api_figures_beside_their_floors() -> None:
+    stdout = run_script(
+        "bench/history.py",
+        "--store-integrations", "3",
+        "--days", "2",
+        "--api-integrations", "20",
+        "--requests", "20",
+        "--no-page",
+    )  # fmt: skip
+    assert "bytes per bucket row: " in stdout and "(floor, the values alone: " in stdout
+    assert "bytes per integration per day of history: " in stdout
+    assert "without (floor)" in stdout
+    for line in ("floor: GET /api/v1/me", "history window=90d", "incident history (admin)"):
+        assert line in stdout
 
 
 def test_registry_bench_prints_every_figure() -> None:

@@ -14,10 +14,13 @@ from healthd.errors import StoreError
 from healthd.interfaces import Store
 from healthd.model import (
     AlertEvent,
+    Bucket,
     Category,
     EventAction,
     Finding,
     Incident,
+    IncidentEventRecord,
+    IncidentQuery,
     IntegrationState,
     OutboxStatus,
     ProbeResult,
@@ -26,7 +29,7 @@ from healthd.model import (
     Transition,
     TransitionKind,
 )
-from healthd.store import MemoryStore, Retention, SQLiteStore
+from healthd.store import DAY_SPAN, HOUR_SPAN, MemoryStore, Retention, SQLiteStore
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PLUS_TWO = timezone(timedelta(hours=2))
@@ -506,30 +509,253 @@ async def test_meta_round_trips_json_values(store: Store) -> None:
     assert await store.get_meta("missing") is None
 
 
+# -- history (issue 15): buckets of run outcomes, incident occurrences --------------------
+
+
+def _run(status: Status, at: datetime, took: float = 0.5, iid: str = "bridge-dc1") -> ProbeResult:
+    return ProbeResult(integration_id=iid, status=status, started_at=at, duration_seconds=took)
+
+
+async def _record(store: Store, *results: ProbeResult) -> None:
+    for result in results:
+        state = IntegrationState(integration_id=result.integration_id, status=result.status)
+        await store.record_run(state, result, [])
+
+
+async def test_a_run_is_counted_in_its_hour_and_its_day(store: Store) -> None:
+    at = T0 + timedelta(minutes=17)
+    await _record(store, _run(Status.OK, at, 0.25), _run(Status.FAILING, at, 0.75))
+    [hour] = await store.buckets("bridge-dc1", HOUR_SPAN, T0)
+    [day] = await store.buckets("bridge-dc1", DAY_SPAN, T0 - timedelta(hours=12))
+    assert hour == Bucket(
+        start=T0, span_seconds=HOUR_SPAN, ok=1, bad=1, latency_total=1.0, latency_max=0.75
+    )
+    assert (day.start, day.ok, day.bad, day.latency_max) == (T0 - timedelta(hours=12), 1, 1, 0.75)
+
+
+async def test_runs_recorded_together_add_up_in_one_bucket(store: Store) -> None:
+    runs = [_run(Status.OK, T0), _run(Status.DEGRADED, T0), _run(Status.UNREACHABLE, T0)]
+    states = [IntegrationState(integration_id="bridge-dc1") for _ in runs]
+    await asyncio.gather(*(store.record_run(s, r, []) for s, r in zip(states, runs, strict=True)))
+    [hour] = await store.buckets("bridge-dc1", HOUR_SPAN, T0)
+    assert (hour.ok, hour.degraded, hour.bad, hour.runs) == (1, 1, 1, 3)
+
+
+async def test_a_run_that_proves_nothing_is_not_counted(store: Store) -> None:
+    await _record(store, _run(Status.UNKNOWN, T0))
+    assert await store.buckets("bridge-dc1", HOUR_SPAN, T0) == []
+
+
+async def test_buckets_are_listed_oldest_first_from_since(store: Store) -> None:
+    await _record(store, *(_run(Status.OK, T0 + timedelta(hours=n)) for n in (2, 0, 1)))
+    found = await store.buckets("bridge-dc1", HOUR_SPAN, T0 + timedelta(hours=1))
+    assert [b.start for b in found] == [T0 + timedelta(hours=1), T0 + timedelta(hours=2)]
+
+
+async def test_fleet_buckets_are_each_integrations_own(store: Store) -> None:
+    await _record(store, _run(Status.OK, T0, iid="a"), _run(Status.FAILING, T0, iid="b"))
+    fleet = await store.fleet_buckets(DAY_SPAN, T0 - timedelta(days=1))
+    assert {iid: [(b.ok, b.bad) for b in kept] for iid, kept in fleet.items()} == {
+        "a": [(1, 0)],
+        "b": [(0, 1)],
+    }
+
+
+async def test_fleet_totals_add_up_each_integrations_buckets_since(store: Store) -> None:
+    await _record(
+        store,
+        _run(Status.OK, T0 - timedelta(hours=2), 0.5, iid="a"),  # before `since`: left out
+        _run(Status.OK, T0, 0.25, iid="a"),
+        _run(Status.FAILING, T0 + timedelta(hours=3), 0.75, iid="a"),
+        _run(Status.DEGRADED, T0, 0.5, iid="b"),
+    )
+    totals = await store.fleet_totals(HOUR_SPAN, T0)
+    assert totals == {
+        "a": Bucket(
+            start=T0, span_seconds=HOUR_SPAN, ok=1, bad=1, latency_total=1.0, latency_max=0.75
+        ),
+        "b": Bucket(
+            start=T0, span_seconds=HOUR_SPAN, degraded=1, latency_total=0.5, latency_max=0.5
+        ),
+    }
+
+
+async def test_retention_drops_buckets_older_than_it_on_a_new_day(make_store: MakeStore) -> None:
+    store = await make_store(Retention(recent_history=timedelta(days=1), history=timedelta(days=3)))
+    day0 = datetime(2026, 3, 1, tzinfo=UTC)
+    await _record(store, *(_run(Status.OK, day0 + timedelta(days=n, hours=1)) for n in range(5)))
+    days = await store.buckets("bridge-dc1", DAY_SPAN, day0)
+    hours = await store.buckets("bridge-dc1", HOUR_SPAN, day0)
+    assert [b.start for b in days] == [day0 + timedelta(days=n) for n in (2, 3, 4)]
+    # Hours are dropped by the day too: those that started a day or more before day 4 began.
+    assert [b.start for b in hours] == [day0 + timedelta(days=n, hours=1) for n in (3, 4)]
+
+
+async def test_retention_keeps_other_integrations_buckets(make_store: MakeStore) -> None:
+    store = await make_store(Retention(history=timedelta(days=1)))
+    await _record(store, _run(Status.OK, T0, iid="quiet"))
+    await _record(store, _run(Status.OK, T0 + timedelta(days=5), iid="busy"))
+    assert len(await store.buckets("quiet", DAY_SPAN, T0 - timedelta(days=1))) == 1
+
+
+def _occurrence(key: str, opened: datetime, **details: object) -> Incident:
+    return Incident(
+        dedup_key=key, rule="integration_failing", summary=key, opened_at=opened, details=details
+    )
+
+
+async def _flap(store: Store, key: str, times: int, **details: object) -> None:
+    for n in range(times):
+        opened = T0 + timedelta(hours=n)
+        await store.apply_alerts(
+            opened=[_occurrence(key, opened, **details)], resolved=[], events=[], now=opened
+        )
+        closed = opened + timedelta(minutes=10 + n)
+        await store.apply_alerts(opened=[], resolved=[(key, closed)], events=[], now=closed)
+
+
+async def test_a_flapping_integrations_three_incidents_are_three_records(store: Store) -> None:
+    await _flap(store, "twilio-acme", 3, integration="twilio-acme", tenant="acme")
+    records = await store.incident_history(IncidentQuery())
+    assert [r.incident.opened_at for r in records] == [T0 + timedelta(hours=n) for n in (2, 1, 0)]
+    assert [r.incident.resolved_at - r.incident.opened_at for r in records] == [
+        timedelta(minutes=m) for m in (12, 11, 10)
+    ]
+    assert len({r.id for r in records}) == 3
+
+
+async def test_incident_history_pages_by_cursor_without_gaps_or_repeats(store: Store) -> None:
+    await _flap(store, "k", 5, integration="i")
+    first = await store.incident_history(IncidentQuery(limit=2))
+    second = await store.incident_history(IncidentQuery(limit=2, before=first[-1].id))
+    third = await store.incident_history(IncidentQuery(limit=2, before=second[-1].id))
+    opened = [r.incident.opened_at for r in (*first, *second, *third)]
+    assert opened == [T0 + timedelta(hours=n) for n in (4, 3, 2, 1, 0)]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (IncidentQuery(tenant="acme"), {"acme-own", "shared"}),
+        (IncidentQuery(tenant="globex"), {"globex-own", "shared"}),
+        (IncidentQuery(integration="twilio-acme"), {"acme-own"}),
+        (IncidentQuery(rule="provider_outage"), {"shared"}),
+        (IncidentQuery(open=True), {"globex-own"}),
+        (IncidentQuery(open=False, tenant="globex"), {"shared"}),
+    ],
+)
+async def test_incident_history_filters(
+    store: Store, query: IncidentQuery, expected: set[str]
+) -> None:
+    await _flap(store, "acme-own", 1, integration="twilio-acme", tenant="acme")
+    await store.apply_alerts(
+        opened=[_occurrence("globex-own", T0, integration="sg-globex", tenant="globex")],
+        resolved=[],
+        events=[],
+        now=T0,
+    )
+    shared = Incident(
+        dedup_key="shared",
+        rule="provider_outage",
+        summary="Twilio is failing for several workspaces",
+        opened_at=T0,
+        resolved_at=T0 + timedelta(minutes=5),
+        details={"provider": "twilio", "tenants": ["acme", "globex"]},
+    )
+    await store.apply_alerts(opened=[shared], resolved=[], events=[], now=T0)
+    assert {r.incident.dedup_key for r in await store.incident_history(query)} == expected
+
+
+async def test_an_occurrence_keeps_each_event_queued_for_it_and_when_it_was_sent(
+    store: Store,
+) -> None:
+    opened, closed = T0, T0 + timedelta(minutes=9)
+    trigger, resolve = _event("k"), _event("k", EventAction.RESOLVE)
+    await store.apply_alerts(
+        opened=[_occurrence("k", opened)], resolved=[], events=[("pagerduty", trigger)], now=opened
+    )
+    [claimed] = await store.claim_due(opened)
+    await store.mark_sent(claimed.id, opened + timedelta(seconds=2))
+    await store.apply_alerts(
+        opened=[], resolved=[("k", closed)], events=[("pagerduty", resolve)], now=closed
+    )
+    [record] = await store.incident_history(IncidentQuery())
+    assert record.events == (
+        IncidentEventRecord(
+            action=EventAction.TRIGGER,
+            channel="pagerduty",
+            queued_at=opened,
+            sent_at=opened + timedelta(seconds=2),
+        ),
+        IncidentEventRecord(action=EventAction.RESOLVE, channel="pagerduty", queued_at=closed),
+    )
+
+
+async def test_each_occurrence_keeps_only_its_own_events(store: Store) -> None:
+    for n in range(2):
+        opened = T0 + timedelta(hours=n)
+        closed = opened + timedelta(minutes=5)
+        await store.apply_alerts(
+            opened=[_occurrence("k", opened)],
+            resolved=[],
+            events=[("pagerduty", _event("k"))],
+            now=opened,
+        )
+        await store.apply_alerts(
+            opened=[],
+            resolved=[("k", closed)],
+            events=[("pagerduty", _event("k", EventAction.RESOLVE))],
+            now=closed,
+        )
+    records = await store.incident_history(IncidentQuery())
+    assert [[(e.action, e.queued_at) for e in r.events] for r in records] == [
+        [
+            (EventAction.TRIGGER, T0 + timedelta(hours=h)),
+            (EventAction.RESOLVE, T0 + timedelta(hours=h, minutes=5)),
+        ]
+        for h in (1, 0)
+    ]
+
+
+async def test_events_go_when_their_occurrence_is_pruned(make_store: MakeStore) -> None:
+    store = await make_store(Retention(resolved_incidents=1))
+    for n in range(2):
+        opened = T0 + timedelta(hours=n)
+        await store.apply_alerts(
+            opened=[_occurrence(f"k{n}", opened)],
+            resolved=[],
+            events=[("pagerduty", _event(f"k{n}"))],
+            now=opened,
+        )
+        await store.apply_alerts(opened=[], resolved=[(f"k{n}", opened)], events=[], now=opened)
+    [kept] = await store.incident_history(IncidentQuery())
+    assert kept.incident.dedup_key == "k1" and len(kept.events) == 1
+
+
 # -- the registry ----------------------------------------------------------------------------
 
 
-def _record(record_id: str, revision: int = 1, tenant: str = "acme") -> RegistryRecord:
+def _registry_record(record_id: str, revision: int = 1, tenant: str = "acme") -> RegistryRecord:
     return RegistryRecord(
         id=record_id, tenant=tenant, revision=revision, spec=f'{{"r":{revision}}}', updated_at=T0
     )
 
 
 async def test_registry_records_come_back_in_id_order_as_written(store: Store) -> None:
-    await store.registry_write(put=[_record("b"), _record("a")], delete=[])
+    await store.registry_write(put=[_registry_record("b"), _registry_record("a")], delete=[])
 
-    assert await store.registry_records() == [_record("a"), _record("b")]
+    assert await store.registry_records() == [_registry_record("a"), _registry_record("b")]
 
 
 async def test_registry_write_replaces_by_id_and_deletes_in_one_call(store: Store) -> None:
-    await store.registry_write(put=[_record("a"), _record("b")], delete=[])
-    await store.registry_write(put=[_record("a", revision=2)], delete=["b", "never-there"])
+    await store.registry_write(put=[_registry_record("a"), _registry_record("b")], delete=[])
+    await store.registry_write(put=[_registry_record("a", revision=2)], delete=["b", "never-there"])
 
-    assert await store.registry_records() == [_record("a", revision=2)]
+    assert await store.registry_records() == [_registry_record("a", revision=2)]
 
 
 async def test_removing_a_registry_record_keeps_the_integrations_history(store: Store) -> None:
-    await store.registry_write(put=[_record("bridge-dc1")], delete=[])
+    await store.registry_write(put=[_registry_record("bridge-dc1")], delete=[])
     await store.record_run(
         IntegrationState(integration_id="bridge-dc1"), _result(), [_transition(0)]
     )

@@ -83,13 +83,28 @@ def test_metrics_output_passes_promtool_check_metrics(daemon: str) -> None:
     assert run.returncode == 0, run.explain()
 
 
-def test_prometheus_scrapes_probe_success_for_every_integration(prometheus: Prometheus) -> None:
-    def all_integrations() -> dict[str, str] | None:
-        values = _values(prometheus, "healthd_probe_success")
-        return values if len(values) == len(BRIDGES) else None
+def test_prometheus_scrapes_the_fleet_counts_with_every_integration(prometheus: Prometheus) -> None:
+    def counts() -> dict[str, str] | None:
+        values = {
+            s["metric"]["status"]: s["value"][1]
+            for s in prometheus.query('healthd_integrations{provider="imessage_bridge"}')
+        }
+        return values if values.get("ok") == str(len(BRIDGES)) else None
 
-    success = prometheus.wait_until(all_integrations, timeout=WAIT)
-    assert success == {name: "1" for name in BRIDGES}
+    assert prometheus.wait_until(counts, timeout=WAIT) == {
+        "ok": "2",
+        "degraded": "0",
+        "failing": "0",
+        "unreachable": "0",
+        "unknown": "0",
+    }
+
+
+def test_healthy_integrations_have_no_detail_series(prometheus: Prometheus) -> None:
+    prometheus.wait_until(
+        lambda: prometheus.query('healthd_integrations{status="ok"} == 2'), timeout=WAIT
+    )
+    assert prometheus.query("healthd_probe_success") == []
 
 
 def test_deploy_rules_load_in_prometheus(prometheus: Prometheus) -> None:
@@ -107,7 +122,9 @@ def test_deploy_rules_load_in_prometheus(prometheus: Prometheus) -> None:
 def test_bridge_rule_fires_for_the_bridge_that_went_down(
     prometheus: Prometheus, sim_client: SimClient
 ) -> None:
-    prometheus.wait_until(lambda: prometheus.query("healthd_probe_success"), timeout=WAIT)
+    prometheus.wait_until(
+        lambda: prometheus.query('healthd_integrations{status="ok"} == 2'), timeout=WAIT
+    )
     sim_client.set_scenario("imessage_bridge", "offline", target="dc1")
 
     def firing() -> list[str]:

@@ -97,7 +97,10 @@ def test_every_expression_parses_as_promql() -> None:
 @pytest.mark.parametrize(
     ("subject", "metric"),
     [
-        ("provider status overview", "healthd_integration_status"),
+        ("provider status overview", "healthd_integrations"),
+        ("integration status detail", "healthd_integration_status"),
+        ("probes overdue", "healthd_probe_overdue_seconds"),
+        ("integrations left without detail", "healthd_integration_detail_omitted"),
         ("probe latency by provider", "healthd_probe_duration_seconds_bucket"),
         ("findings by code and category", "healthd_findings_total"),
         ("bridge unreachable time", "healthd_bridge_unreachable_seconds"),

@@ -23,6 +23,7 @@ EXPECTED_ALERTS = {
     "HealthdAlertsRejected",
     "HealthdBridgeUnreachable",
     "HealthdIntegrationFailingLong",
+    "HealthdMetricsDetailOmitted",
 }
 
 

@@ -61,13 +61,12 @@ from healthd.alerts.rules._base import (
     Rule,
     RuleInputs,
     Scene,
-    View,
     format_duration,
     rule_inputs,
 )
 from healthd.alerts.rules._events import SUMMARY_LIMIT, one_line
+from healthd.alerts.rules._fleet import Fleet
 from healthd.alerts.rules._reconcile import AlertPlan, reconcile
-from healthd.alerts.rules.bridge_unreachable import tenants_without_sms_fallback
 from healthd.alerts.rules.table import RULES
 from healthd.model import Incident, Integration, IntegrationState, ProbeResult
 
@@ -78,12 +77,14 @@ __all__ = [
     "RULES",
     "SUMMARY_LIMIT",
     "AlertPlan",
+    "Fleet",
     "RuleInputs",
     "evaluate",
+    "evaluate_fleet",
+    "next_edge",
     "format_duration",
     "one_line",
     "rule_inputs",
-    "tenants_without_sms_fallback",
 ]
 
 
@@ -106,19 +107,34 @@ def evaluate(
     windows set at run time (the admin API) on top of the configured
     `settings.maintenance`; both only hold back triggers.
     """
-    scene = Scene(
-        views=tuple(
-            View(
-                integration=integration,
-                inputs=rule_inputs(
-                    states.get(iid) or IntegrationState(integration_id=iid), results.get(iid)
-                ),
-            )
-            for iid, integration in sorted(integrations.items())
-        ),
-        open_keys=frozenset(i.dedup_key for i in open_incidents if i.is_open),
+    return evaluate_fleet(
+        Fleet.of(integrations, states, results),
+        open_incidents=open_incidents,
+        settings=settings,
         now=now,
-        webhook_tenants=frozenset(settings.webhooks),
+        silences=silences,
+        store_failing_since=store_failing_since,
+        store_problem=store_problem,
+    )
+
+
+def evaluate_fleet(
+    fleet: Fleet,
+    *,
+    open_incidents: Sequence[Incident],
+    settings: AlertingSettings,
+    now: datetime,
+    silences: Sequence[MaintenanceWindow] = (),
+    store_failing_since: datetime | None = None,
+    store_problem: str | None = None,
+) -> AlertPlan:
+    """`evaluate()` over a `Fleet` kept up to date by its owner (the alert engine): the
+    cost follows the notable integrations, not the fleet's size."""
+    scene = _scene(
+        fleet,
+        open_incidents=open_incidents,
+        settings=settings,
+        now=now,
         store_failing_since=store_failing_since,
         store_problem=store_problem,
     )
@@ -136,3 +152,55 @@ def evaluate(
             holding.append((rule, own))
     windows = (*settings.maintenance, *silences)
     return reconcile(conditions, open_incidents, scene.open_keys, windows, settings, now)
+
+
+def next_edge(
+    fleet: Fleet,
+    *,
+    settings: AlertingSettings,
+    now: datetime,
+    silences: Sequence[MaintenanceWindow] = (),
+    store_failing_since: datetime | None = None,
+) -> datetime | None:
+    """The earliest time after `now` at which time alone may change the plan: a rule's
+    edge (`Rule.edges`: a bridge's `unreachable_since + page_after`, the store's
+    `failing_since + after`) or a maintenance window or silence starting or ending.
+    Until then, and until a rule input changes, an evaluation would find nothing to do."""
+    scene = _scene(
+        fleet,
+        open_incidents=(),
+        settings=settings,
+        now=now,
+        store_failing_since=store_failing_since,
+    )
+    edges = [
+        edge
+        for rule in RULES
+        if settings.rules.of(rule).enabled
+        for edge in rule.edges(scene, settings.rules.of(rule))
+    ]
+    for window in (*settings.maintenance, *silences):
+        edges.extend(t for t in (window.start, window.end) if t > now)
+    return min(edges, default=None)
+
+
+def _scene(
+    fleet: Fleet,
+    *,
+    open_incidents: Sequence[Incident],
+    settings: AlertingSettings,
+    now: datetime,
+    store_failing_since: datetime | None = None,
+    store_problem: str | None = None,
+) -> Scene:
+    return Scene(
+        views=fleet.views,
+        members=fleet.members,
+        any_succeeded=fleet.succeeded > 0,
+        without_sms_fallback=fleet.tenants_without_sms_fallback(),
+        open_keys=frozenset(i.dedup_key for i in open_incidents if i.is_open),
+        now=now,
+        webhook_tenants=frozenset(settings.webhooks),
+        store_failing_since=store_failing_since,
+        store_problem=store_problem,
+    )

@@ -112,11 +112,17 @@ class View:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Scene:
-    """What one evaluation shows every rule: the views (sorted by integration id), the
-    incidents open now (by dedup key), the time, the tenants with a webhook, and since when
-    and why healthd's own store fails (None while it is healthy)."""
+    """What one evaluation shows every rule: the views of the notable integrations
+    (sorted by integration id; `healthd.alerts.rules._fleet`: the quiet ones can neither
+    raise nor hold a condition), what the rules need of the whole fleet (each provider's
+    members, whether any integration's latest run succeeded, the tenants without an SMS
+    fallback), the incidents open now (by dedup key), the time, the tenants with a
+    webhook, and since when and why healthd's own store fails (None while it is healthy)."""
 
     views: tuple[View, ...]
+    members: Mapping[str, int]
+    any_succeeded: bool
+    without_sms_fallback: tuple[str, ...]
     open_keys: frozenset[str]
     now: datetime
     webhook_tenants: frozenset[str]
@@ -158,6 +164,8 @@ class Rule(ABC, Generic[S]):
     - `settings` is the model of its block there (a `RuleSettings`);
     - `conditions()` says what should have an open incident now, from the scene alone
       (pure: no I/O, no clock);
+    - `edges()` says when time alone may change its conditions (the engine sleeps until
+      the earliest of them when nothing else changes);
     - `suppresses()` says which conditions of the rules after it in `RULES` it holds back
       while `held` (its own conditions, true now) is not empty. Held back means not
       triggered; a held-back condition still keeps its open incident open.
@@ -168,6 +176,11 @@ class Rule(ABC, Generic[S]):
 
     @abstractmethod
     def conditions(self, scene: Scene, settings: S) -> Iterable[Condition]: ...
+
+    def edges(self, scene: Scene, settings: S) -> Iterable[datetime]:
+        """The times after `scene.now` at which time alone may change `conditions()`
+        (none for a rule that reads only the fleet): the engine wakes at the earliest."""
+        return ()
 
     def suppresses(self, held: Sequence[Condition], condition: Condition) -> bool:
         return False

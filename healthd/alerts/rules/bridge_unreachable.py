@@ -10,8 +10,8 @@ triggers none (a page held back until then would resolve one probe later).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 from healthd.alerts.channels import Audience
 from healthd.alerts.rules._base import (
@@ -19,13 +19,11 @@ from healthd.alerts.rules._base import (
     Rule,
     RuleSettings,
     Scene,
-    View,
     finding_details,
     format_duration,
-    rule_inputs,
 )
 from healthd.durations import Duration
-from healthd.model import PLATFORM_TENANT, Integration, IntegrationState, Severity
+from healthd.model import Severity
 
 
 class BridgeUnreachableSettings(RuleSettings):
@@ -33,12 +31,24 @@ class BridgeUnreachableSettings(RuleSettings):
     page_after: Duration = timedelta(minutes=10)
 
 
+# Pages once down for *more* than page_after: the first instant that is true.
+_JUST_AFTER = timedelta(microseconds=1)
+
+
 class BridgeUnreachable(Rule[BridgeUnreachableSettings]):
     name = "bridge_unreachable"
     settings = BridgeUnreachableSettings
 
+    def edges(self, scene: Scene, settings: BridgeUnreachableSettings) -> Iterator[datetime]:
+        for view in scene.views:
+            since = view.inputs.unreachable_since
+            if view.integration.tracks_unreachable and since is not None:
+                edge = since + view.integration.thresholds.page_after + _JUST_AFTER
+                if edge > scene.now:
+                    yield edge
+
     def conditions(self, scene: Scene, settings: BridgeUnreachableSettings) -> Iterator[Condition]:
-        no_fallback = _without_sms_fallback(scene.views)
+        no_fallback = list(scene.without_sms_fallback)
         for view in scene.views:
             integration, since = view.integration, view.inputs.unreachable_since
             if not integration.tracks_unreachable or since is None:
@@ -68,33 +78,3 @@ class BridgeUnreachable(Rule[BridgeUnreachableSettings]):
                 view=view,
                 recovering=view.answering,
             )
-
-
-def tenants_without_sms_fallback(
-    integrations: Mapping[str, Integration], states: Mapping[str, IntegrationState]
-) -> list[str]:
-    """Tenants with no connected SMS fallback (`Integration.sms_fallback`: Twilio),
-    configured and not failing.
-
-    Seed 000: while the bridge is down, these tenants' iMessages sit in the queue instead
-    of falling back to SMS. The bridge page lists them; the status API can too.
-    """
-    return _without_sms_fallback(
-        View(
-            integration=integration,
-            inputs=rule_inputs(states.get(iid) or IntegrationState(integration_id=iid), None),
-        )
-        for iid, integration in integrations.items()
-    )
-
-
-def _without_sms_fallback(views: Iterable[View]) -> list[str]:
-    tenants: set[str] = set()
-    covered: set[str] = set()
-    for view in views:
-        tenant = view.integration.tenant
-        if tenant != PLATFORM_TENANT:
-            tenants.add(tenant)
-        if view.integration.sms_fallback and not view.failing:
-            covered.add(tenant)
-    return sorted(tenants - covered)

@@ -39,7 +39,7 @@ class EgressDown(Rule[EgressDownSettings]):
         back, the first success must not resolve it and release a page for every
         integration whose state machine has not yet seen its M good probes."""
         is_down = _KEY in scene.open_keys
-        if not is_down and any(v.succeeded for v in scene.views):
+        if not is_down and scene.any_succeeded:
             return
         failing = [v for v in scene.views if v.network_failure or (is_down and v.recovering)]
         providers = sorted({v.integration.provider for v in failing})

@@ -97,7 +97,9 @@ class ProviderOutage(Rule[ProviderOutageSettings]):
             held = (
                 [v for v in members if v.provider_failure or v.recovering] if is_open else affected
             )
-            witnesses = sum(1 for v in members if _witness(v))
+            # The quiet members (not in the scene) are all witnesses.
+            total = scene.members[provider]
+            witnesses = total - sum(1 for v in members if not _witness(v))
             above = bool(held) and (
                 len(held) >= needed(witnesses, settings) or any(map(_status_page_says_so, held))
             )
@@ -105,11 +107,9 @@ class ProviderOutage(Rule[ProviderOutageSettings]):
             holding_back = is_open and any(v.integration.pages for v in affected)
             if not ((above and not lone_page) or holding_back):
                 continue
-            yield self._condition(key, provider, affected, members)
+            yield self._condition(key, provider, affected, total)
 
-    def _condition(
-        self, key: str, provider: str, affected: list[View], members: list[View]
-    ) -> Condition:
+    def _condition(self, key: str, provider: str, affected: list[View], total: int) -> Condition:
         codes = Counter(
             f.code for v in affected for f in v.bad_findings if f.category is Category.PROVIDER
         )
@@ -118,14 +118,14 @@ class ProviderOutage(Rule[ProviderOutageSettings]):
             rule=self.name,
             dedup_key=key,
             audience=Audience.ON_CALL,
-            summary=f"{provider} outage: {len(affected)} of {len(members)} integrations "
+            summary=f"{provider} outage: {len(affected)} of {total} integrations "
             f"failing with provider errors ({', '.join(top)})",
             severity=Severity.CRITICAL,
             provider=provider,
             details={
                 "affected": len(affected),
-                "total": len(members),
-                "share": round(len(affected) / len(members), 3),
+                "total": total,
+                "share": round(len(affected) / total, 3),
                 "top_codes": dict(codes.most_common(TOP_CODES)),
                 "tenants": sorted({v.integration.tenant for v in affected}),
                 "integrations": [v.integration.id for v in affected],

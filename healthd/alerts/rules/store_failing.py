@@ -11,7 +11,7 @@ does not page: the store must keep failing for `after`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from healthd.alerts.channels import Audience
 from healthd.alerts.rules._base import Condition, Rule, RuleSettings, Scene, format_duration
@@ -28,6 +28,11 @@ class StoreFailingSettings(RuleSettings):
 class StoreFailing(Rule[StoreFailingSettings]):
     name = "store_failing"
     settings = StoreFailingSettings
+
+    def edges(self, scene: Scene, settings: StoreFailingSettings) -> Iterator[datetime]:
+        since = scene.store_failing_since
+        if since is not None and since + settings.after > scene.now:
+            yield since + settings.after
 
     def conditions(self, scene: Scene, settings: StoreFailingSettings) -> Iterator[Condition]:
         since = scene.store_failing_since

@@ -17,6 +17,7 @@
   const SEVERITY = { failing: 0, unreachable: 1, degraded: 2, unknown: 3, ok: 4 };
 
   let views = new Map(); // integration id -> the API's integration view
+  let histories = new Map(); // integration id -> its history summary (GET /api/v1/history)
   let admin = false;
   let shared = []; // the shared services a workspace token is shown (shared_dependencies)
   // The list is read a page at a time (`limit`, `cursor`), filtered by the server: at ten
@@ -103,6 +104,108 @@
     );
   }
 
+  function percent(share) {
+    if (share === null || share === undefined) return "no checks";
+    if (share === 1) return "100%";
+    return `${Math.min(share * 100, 99.99).toFixed(2)}%`;
+  }
+
+  // A length of time as people say it (healthd.history.describe says it the same way).
+  function lasted(seconds) {
+    const total = Math.floor(seconds);
+    if (total < 60) return `${total} s`;
+    if (total < 3600) return `${Math.floor(total / 60)} min`;
+    const days = Math.floor(total / 86400);
+    const hours = Math.floor(total / 3600) % 24;
+    const minutes = Math.floor(total / 60) % 60;
+    if (days === 0) return minutes ? `${hours} h ${minutes} min` : `${hours} h`;
+    return hours ? `${days} d ${hours} h` : `${days} d`;
+  }
+
+  function milliseconds(seconds) {
+    return `${Math.round(seconds * 1000)} ms`;
+  }
+
+  // -- history --------------------------------------------------------------------------------
+
+  const DAY_MS = 86400000;
+  const SVG = "http://www.w3.org/2000/svg";
+
+  function dayClass(share) {
+    if (share === null) return "day-none";
+    if (share === 1) return "day-up";
+    if (share >= 0.99) return "day-mostly";
+    return "day-down";
+  }
+
+  function barLabel(summary) {
+    const start = new Date(summary.days_start).getTime();
+    const checked = summary.days.map((share, n) => [share, n]).filter(([share]) => share !== null);
+    if (!checked.length) return "Uptime over the last 90 days: no checks yet.";
+    const full = checked.filter(([share]) => share === 1).length;
+    const [worst, at] = checked.reduce((a, b) => (b[0] < a[0] ? b : a));
+    const day = new Date(start + at * DAY_MS).toISOString().slice(0, 10);
+    const lowest = worst === 1 ? "" : ` The worst day was ${day}, at ${percent(worst)}.`;
+    return `Uptime over the last 90 days: checks on ${checked.length} days, every check worked on ${full} of them.${lowest}`;
+  }
+
+  function uptimeBar(summary) {
+    const start = new Date(summary.days_start).getTime();
+    const bar = el("ol", { class: "uptime-bar", role: "img", "aria-label": barLabel(summary) });
+    // Plain DOM calls, not `el`: a page of 1,000 integrations makes 90,000 of these cells.
+    summary.days.forEach((share, n) => {
+      const day = new Date(start + n * DAY_MS).toISOString().slice(0, 10);
+      const cell = document.createElement("li");
+      cell.className = `day ${dayClass(share)}`;
+      cell.dataset.day = day;
+      cell.dataset.uptime = share === null ? "" : String(share);
+      cell.title = `${day}: ${share === null ? "no checks" : `${percent(share)} of checks worked`}`;
+      bar.append(cell);
+    });
+    return bar;
+  }
+
+  function latencyTrend(values) {
+    const known = values.filter((v) => v !== null);
+    if (!known.length) return el("p", { class: "latency" }, "Latency: no checks in the last 24 hours.");
+    const low = Math.min(...known);
+    const high = Math.max(...known);
+    const width = 144;
+    const height = 28;
+    const step = width / Math.max(values.length - 1, 1);
+    const y = (v) => (height - 3 - ((v - low) / (high - low || 1)) * (height - 6)).toFixed(1);
+    let points = values.map((v, n) => (v === null ? null : `${(n * step).toFixed(1)},${y(v)}`)).filter(Boolean);
+    if (points.length === 1) points = [`${width - 8},${y(known[0])}`, `${width},${y(known[0])}`]; // one hour: a dash
+    points = points.join(" ");
+    const latest = known[known.length - 1];
+    const label = `Latency over the last 24 hours, mean per hour: from ${milliseconds(low)} to ${milliseconds(high)}, latest ${milliseconds(latest)}.`;
+    const svg = document.createElementNS(SVG, "svg");
+    for (const [key, value] of Object.entries({ class: "spark", viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": label })) {
+      svg.setAttribute(key, String(value));
+    }
+    const line = document.createElementNS(SVG, "polyline");
+    line.setAttribute("points", points);
+    svg.append(line);
+    return el("p", { class: "latency" }, el("span", { "aria-hidden": "true" }, "Latency "), svg, el("span", { class: "latency-range", "aria-hidden": "true" }, ` ${milliseconds(low)}–${milliseconds(high)}`));
+  }
+
+  function incidentItem(incident) {
+    const length = incident.open ? `open for ${lasted(incident.duration_seconds)}` : `lasted ${lasted(incident.duration_seconds)}`;
+    return el("li", { class: incident.open ? "incident incident-open" : "incident" }, when(incident.opened_at), ` · ${length} · `, incident.summary);
+  }
+
+  function historyBlock(summary, headingId) {
+    if (!summary) return null;
+    const shares = el("dl", { class: "shares" });
+    for (const [label, share] of [["24 hours", summary.uptime_24h], ["7 days", summary.uptime_7d], ["30 days", summary.uptime_30d]]) {
+      shares.append(el("div", {}, el("dt", {}, `Uptime, ${label}`), el("dd", {}, percent(share))));
+    }
+    const incidents = summary.incidents.length
+      ? [el("h5", { id: `${headingId}-incidents` }, "Recent incidents"), el("ul", { class: "incidents", "aria-labelledby": `${headingId}-incidents` }, summary.incidents.map(incidentItem))]
+      : [];
+    return el("div", { class: "history" }, shares, uptimeBar(summary), el("p", { class: "bar-legend", "aria-hidden": "true" }, "90 days ago", el("span", {}, "today")), latencyTrend(summary.latency), incidents);
+  }
+
   // -- rendering ----------------------------------------------------------------------------
 
   function problemItem(finding) {
@@ -148,6 +251,7 @@
         el("div", { class: "integration-head" }, el("h4", { id: headingId }, view.name || view.id), badge(view.status)),
         details,
         body,
+        historyBlock(histories.get(view.id), headingId),
       ),
     );
   }
@@ -223,7 +327,9 @@
       names.set(view.provider, view.provider_name || view.provider);
     }
     const sections = [];
-    const providers = Array.from(byProvider.keys()).sort((a, b) => names.get(a).localeCompare(names.get(b)));
+    // The provider with the worst integration first: a failing one is never below the fold.
+    const worst = (provider) => Math.min(...byProvider.get(provider).map((v) => SEVERITY[v.status] ?? 9));
+    const providers = Array.from(byProvider.keys()).sort((a, b) => worst(a) - worst(b) || names.get(a).localeCompare(names.get(b)));
     for (const provider of providers) {
       const items = byProvider.get(provider).sort(
         (a, b) => (SEVERITY[a.status] ?? 9) - (SEVERITY[b.status] ?? 9) || (a.name || a.id).localeCompare(b.name || b.id),
@@ -294,6 +400,7 @@
     sessionStorage.removeItem(TOKEN_KEY);
     views = new Map();
     shared = [];
+    histories = new Map();
     admin = false;
     cursors = [null];
     nextCursor = null;
@@ -309,10 +416,11 @@
     try {
       const me = await api("GET", "/api/v1/me");
       admin = me.role === "admin";
-      const list = await api("GET", listPath());
+      const [list, summary] = await Promise.all([api("GET", listPath()), api("GET", "/api/v1/history")]);
       views = new Map(list.integrations.map((v) => [v.id, v]));
       shared = list.shared_dependencies || [];
       nextCursor = list.next_cursor;
+      histories = new Map(summary.integrations.map((h) => [h.id, h]));
       fillFilters(await providerNames());
       showPager();
       showStatus();
@@ -350,6 +458,12 @@
       } else {
         failures.push(answer.reason);
       }
+    }
+    try {
+      const summary = await api("GET", "/api/v1/history");
+      histories = new Map(summary.integrations.map((h) => [h.id, h]));
+    } catch (err) {
+      failures.push(err);
     }
     render();
     groups.setAttribute("aria-busy", "false");
