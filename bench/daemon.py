@@ -100,6 +100,7 @@ class Running:
         if not self.url:
             raise RuntimeError(f"healthd run exited with {self.proc.wait()} before listening")
         self.ready_seconds = time.perf_counter() - t0
+        print(f"ready in {self.ready_seconds:.1f} s", file=sys.stderr, flush=True)
         self.rss_ready = rss_bytes(self.proc.pid)
         # Keep reading its log so the pipe never fills and stalls the daemon.
         threading.Thread(target=self.proc.stderr.read, daemon=True).start()
@@ -125,9 +126,13 @@ def warm_up(daemon: Running, n: int, interval: int) -> float:
     deadline = t0 + max(WARM_UP_BOUND, 10 * interval)
     while probes_done(daemon.url) < n:
         if time.perf_counter() > deadline:
-            raise RuntimeError(f"not every integration was probed within {deadline - t0:.0f} s")
+            done = probes_done(daemon.url)
+            raise RuntimeError(
+                f"{done:,.0f} of {n:,} integrations probed within {deadline - t0:.0f} s"
+            )
         time.sleep(min(5.0, interval / 4))
     first_round = time.perf_counter() - t0
+    print(f"first round of {n:,} done in {first_round:.0f} s", file=sys.stderr, flush=True)
     time.sleep(interval)
     return first_round
 

@@ -11,13 +11,19 @@ PYTHONPATH, through the same calls. Each prints what `/metrics` serves (`exposit
 its render time (median), bytes and series; "update" is what the runner pays per probe
 run to keep that state; "state" is the memory the kept state holds and "render peak" the
 memory one rendering allocates at its peak (tracemalloc, in a separate pass so it does
-not slow the timed one). The floor is prometheus_client's own `generate_latest` over a
-registry of as many plain series (one labelled gauge) as the body has, in the same process.
+not slow the timed one). "loop stall" is the longest an event loop with a task yielding
+back to back went without a turn during one rendering, and how many turns that task got:
+`exposition` called on the loop, and `MetricsEndpoint.render` (what `/metrics` runs; in
+this tree it collects on the loop and formats in a worker thread, before it rendered on
+the loop). The floor is prometheus_client's own
+`generate_latest` over a registry of as many plain series (one labelled gauge) as the
+body has, in the same process.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -25,7 +31,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,7 +39,7 @@ from _fixtures import add_health, daemon_registry, realistic_views, series_count
 from _machine import facts_text, print_table
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from healthd.metrics import Instruments, IntegrationSeries, View, exposition
+from healthd.metrics import Instruments, IntegrationSeries, MetricsEndpoint, View, exposition
 from healthd.model import ProbeResult, Status
 
 TARGET_MS_AT_100K = 300.0
@@ -80,6 +86,53 @@ def traced(fn: Callable[[], object]) -> tuple[object, int, int]:
     return kept, current - before, peak - before
 
 
+async def loop_stall(render: Callable[[], Awaitable[object]]) -> tuple[float, int]:
+    """The longest the event loop went without a turn while `render` ran, and its turns.
+
+    A task yields back to back meanwhile, as a loop full of probes would: on the loop the
+    rendering takes every turn until it ends; in a worker thread it shares the interpreter.
+    """
+    turns, worst, done = 0, 0.0, asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal turns, worst
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0)
+            now = time.perf_counter()
+            worst, last, turns = max(worst, now - last), now, turns + 1
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    await render()
+    done.set()
+    await task
+    return worst, turns
+
+
+def stalls(registry: CollectorRegistry) -> dict[str, float]:
+    """`loop_stall` for a rendering on the loop, and for what `/metrics` does
+    (`MetricsEndpoint.render`: in this tree, collected on the loop and formatted in a
+    worker thread)."""
+
+    async def on_loop() -> bytes:
+        return exposition(registry)
+
+    async def both() -> dict[str, float]:
+        loop_worst, loop_turns = await loop_stall(on_loop)
+        endpoint_worst, endpoint_turns = await loop_stall(
+            MetricsEndpoint(registry, max_age=0).render
+        )
+        return {
+            "stall_loop_ms": loop_worst * 1000,
+            "turns_loop": loop_turns,
+            "stall_endpoint_ms": endpoint_worst * 1000,
+            "turns_endpoint": endpoint_turns,
+        }
+
+    return asyncio.run(both())
+
+
 def floor_registry(series: int) -> CollectorRegistry:
     """`series` plain series of one labelled gauge, the shape of a per-integration gauge."""
     registry = CollectorRegistry()
@@ -113,6 +166,7 @@ def measure(n: int, repeat: int) -> dict[str, float]:
     fill_instruments(instruments, views)
     body, times = timed(lambda: exposition(registry), repeat)
     _, _, render_peak = traced(lambda: exposition(registry))
+    stall = stalls(registry)
     series = series_count(body)
     floor = floor_registry(series)
     _, floor_times = timed(lambda: generate_latest(floor), repeat)
@@ -126,6 +180,7 @@ def measure(n: int, repeat: int) -> dict[str, float]:
         "update_us": update * 1e6,
         "state_mb": state_bytes / 1e6,
         "peak_mb": render_peak / 1e6,
+        **stall,
     }
 
 
@@ -169,6 +224,8 @@ def row(label: str, m: dict[str, float]) -> list[str]:
         f"{m['update_us']:.1f} µs",
         f"{m['state_mb']:.1f} MB",
         f"{m['peak_mb']:.1f} MB",
+        f"{m['stall_loop_ms']:.1f} ms ({int(m['turns_loop'])})",
+        f"{m['stall_endpoint_ms']:.1f} ms ({int(m['turns_endpoint'])})",
         verdict,
     ]
 
@@ -207,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             "update per probe run",
             "state",
             "render peak",
+            "loop stall, turns: exposition on the loop",
+            "loop stall, turns: MetricsEndpoint.render",
             "target < 300 ms at 100k",
         ],
     )

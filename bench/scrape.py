@@ -1,18 +1,20 @@
 """Does a `/metrics` scrape pause probing? A real `healthd run`, with and without scraping.
 
     python bench/scrape.py [--integrations 20000] [--interval 60] [--seconds 30]
-                           [--failing 0.05] [--before DIR]
+                           [--warmup SECONDS] [--failing 0.05] [--before DIR]
 
 Starts `healthd run` as a subprocess with N bridges against the simulator (its own
 process, 50 ms per request; `--failing` of the bridges offline, so some integrations need
-attention), waits until `/readyz` answers and the start-up runs are done, then measures
-two windows of `--seconds` each: one quiet, one with a client scraping `/metrics` back to
-back (each scrape waits for the previous: Prometheus never overlaps scrapes of a target,
-so this is a scraper at the highest rate one target sees). In both windows a second
-client asks `/healthz` every 50 ms: its latency is the event loop's lag, what a probe
-waiting for the loop waits too. It prints probes per second (`healthd_probes_total`),
-the daemon's CPU, the scrape and `/healthz` latencies. `--before DIR` (a checkout of main)
-runs the same with that tree's healthd first on PYTHONPATH, in the same run.
+attention), waits until `/readyz` answers and `--warmup` more (the start-up runs and the
+alert engine's work after them), then measures two windows of `--seconds` each: one
+quiet, one with a client scraping `/metrics` back to back (each scrape waits for the
+previous: Prometheus never overlaps scrapes of a target, so this is the highest rate one
+target sees; the daemon renders at most once a second and serves that body meanwhile).
+In both windows a second client asks `/healthz` every 50 ms: its latency is the event
+loop's lag, what a probe waiting for the loop waits too. It prints probes per second
+(`healthd_probes_total`, read from bodies up to a second old at either end), the daemon's
+CPU, the scrape and `/healthz` latencies. `--before DIR` (a checkout of main) runs the
+same with that tree's healthd first on PYTHONPATH, in the same run.
 """
 
 from __future__ import annotations
@@ -149,10 +151,12 @@ def window(url: str, pid: int, seconds: float, scrape: bool) -> Window:
     )
 
 
-def measure(sim_url: str, n: int, interval: int, seconds: float, tree: Path | None) -> list[Window]:
+def measure(
+    sim_url: str, n: int, interval: int, seconds: float, warmup: float, tree: Path | None
+) -> list[Window]:
     with daemon(sim_url, n, interval, tree) as (url, pid):
         wait_ready(url, timeout=600)
-        time.sleep(1.5 * interval)  # the start-up runs, and the engine's work after them
+        time.sleep(warmup)  # the start-up runs, and the engine's work after them
         return [window(url, pid, seconds, scrape) for scrape in (False, True)]
 
 
@@ -161,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--integrations", type=int, default=20_000)
     parser.add_argument("--interval", type=int, default=60, help="seconds")
     parser.add_argument("--seconds", type=float, default=30.0, help="each measured window")
+    parser.add_argument("--warmup", type=float, help="seconds after ready (default 2 intervals)")
     parser.add_argument("--failing", type=float, default=0.05, help="share of bridges offline")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per request")
     parser.add_argument("--before", type=Path, help="a checkout of main: its healthd is 'before'")
@@ -169,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "/metrics scrapes beside probing, healthd run",
         f"{args.integrations:,} bridges every {args.interval} s, {args.failing:.0%} offline;"
         f" simulator: separate process, {args.latency * 1000:g} ms per request;"
-        f" windows of {args.seconds:g} s; latencies p50 / p95 / max (count)",
+        f" {args.warmup or 2 * args.interval:g} s after ready, then windows of {args.seconds:g} s;"
+        " latencies p50 / p95 / max (count)",
     )
     trees: list[tuple[str, Path | None]] = [("after", None)]
     if args.before:
@@ -181,7 +187,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             for i in range(0, args.integrations, max(1, round(1 / args.failing))):
                 sim.set_scenario("imessage_bridge", "offline", target=f"b{i}")
         for label, tree in trees:
-            quiet, scraped = measure(sim_url, args.integrations, args.interval, args.seconds, tree)
+            warmup = args.warmup if args.warmup is not None else 2 * args.interval
+            quiet, scraped = measure(
+                sim_url, args.integrations, args.interval, args.seconds, warmup, tree
+            )
             for name, w in (("no scrapes", quiet), ("scraped back to back", scraped)):
                 rows.append(
                     [

@@ -73,15 +73,6 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("code")
     explain.set_defaults(func=_explain)
 
-    rekey = sub.add_parser(
-        "rekey", help="seal every registry credential again under registry.keys[0]"
-    )
-    rekey.add_argument("--config", required=True, metavar="FILE")
-    rekey.set_defaults(func=_rekey)
-
-    newkey = sub.add_parser("newkey", help="print a fresh registry key (base64, 32 bytes)")
-    newkey.set_defaults(func=_newkey)
-
     history = sub.add_parser(
         "history", help="one integration's uptime, incidents and changes, from the daemon"
     )
@@ -91,6 +82,14 @@ def _parser() -> argparse.ArgumentParser:
         "--url", metavar="URL", help="the daemon's address (default: the config's listen)"
     )
     history.set_defaults(func=_history)
+    rekey = sub.add_parser(
+        "rekey", help="seal every registry credential again under registry.keys[0]"
+    )
+    rekey.add_argument("--config", required=True, metavar="FILE")
+    rekey.set_defaults(func=_rekey)
+
+    newkey = sub.add_parser("newkey", help="print a fresh registry key (base64, 32 bytes)")
+    newkey.set_defaults(func=_newkey)
 
     demo = sub.add_parser("demo", help="the daemon against the built-in provider simulator")
     demo.add_argument("--listen", metavar="HOST:PORT", default=config.DEFAULT_LISTEN)

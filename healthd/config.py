@@ -139,6 +139,17 @@ class IntegrationSpec(_Model):
         return v
 
 
+class HistorySettings(_Model):
+    """How long each integration's run outcomes are kept (`healthd.store._history`): `hours`
+    feeds the 24-hour and 7-day views and the latency trend, `days` the 30- and 90-day
+    views and the status page's bar. Shorter than 7d and 90d leaves those views' older
+    cells empty; longer keeps more than they show (about 40 bytes per bucket)."""
+
+    hours: KeptFor = timedelta(days=7)
+    days: KeptFor = timedelta(days=90)
+
+    def retention(self) -> Retention:
+        return Retention(recent_history=self.hours, history=self.days)
 IntegrationId = Annotated[
     str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 ]
@@ -188,27 +199,14 @@ class RegistryConfig(_Model):
     keys: tuple[Secret, ...] = ()
 
 
-class HistorySettings(_Model):
-    """How long each integration's run outcomes are kept (`healthd.store._history`): `hours`
-    feeds the 24-hour and 7-day views and the latency trend, `days` the 30- and 90-day
-    views and the status page's bar. Shorter than 7d and 90d leaves those views' older
-    cells empty; longer keeps more than they show (about 40 bytes per bucket)."""
-
-    hours: KeptFor = timedelta(days=7)
-    days: KeptFor = timedelta(days=90)
-
-    def retention(self) -> Retention:
-        return Retention(recent_history=self.hours, history=self.days)
-
-
 class FileConfig(_Model):
     listen: str = DEFAULT_LISTEN
     store: str = "sqlite:///healthd.db"
     defaults: Defaults = Defaults()
     alerting: AlertingSettings = AlertingSettings()
     api: ApiConfig = ApiConfig()
-    registry: RegistryConfig = RegistryConfig()
     history: HistorySettings = HistorySettings()
+    registry: RegistryConfig = RegistryConfig()
     integrations: tuple[IntegrationConfig, ...] = ()
 
     @field_validator("listen")
@@ -228,8 +226,8 @@ class Config:
     alerting: AlertingSettings
     api: ApiConfig
     integrations: tuple[Integration, ...]
-    registry: RegistryConfig = RegistryConfig()
     history: HistorySettings = HistorySettings()
+    registry: RegistryConfig = RegistryConfig()
     source: str = "<memory>"
 
 
@@ -315,8 +313,8 @@ def loads(text: str, *, source: str = "<memory>", listen: str | None = None) -> 
         alerting=parsed.alerting,
         api=_check_tokens(parsed.api),
         integrations=_integrations(parsed),
-        registry=_check_keys(parsed.registry),
         history=parsed.history,
+        registry=_check_keys(parsed.registry),
         source=source,
     )
 
@@ -326,7 +324,7 @@ def _integrations(parsed: FileConfig) -> tuple[Integration, ...]:
     # Each probe's default options, validated once: most integrations set none, and
     # validating {} 100,000 times took a fifth of a large config's load. Options models
     # are frozen, so the integrations can share one.
-    defaults: dict[type[BaseModel], BaseModel] = {}
+    shared_options: dict[type[BaseModel], BaseModel] = {}
     out = []
     for i, ic in enumerate(parsed.integrations):
         at = f"integrations[{i}]"
@@ -341,7 +339,7 @@ def _integrations(parsed: FileConfig) -> tuple[Integration, ...]:
                 defaults=parsed.defaults,
                 alerting=parsed.alerting,
                 at=at,
-                shared_options=defaults,
+                shared_options=shared_options,
             )
         )
     return tuple(out)
@@ -360,9 +358,9 @@ def build_integration(
     """An Integration from its validated shape, checked against its provider (the probe's
     options and credential names, a timeout below the interval). The config file and the
     registry API both build through here: the same rules, the same key paths (`at` is the
-    entry's own: `integrations[2]` in the file, nothing for one API body). `shared_options`
-    holds each probe's default options, validated once and shared by the integrations that
-    set none (frozen models): validating {} 100,000 times took a fifth of a large load."""
+    entry's own: `integrations[2]` in the file, nothing for one API body).
+    `shared_options` keeps each probe's default options once validated, for a spec that
+    sets none (see `_integrations`)."""
 
     def key(name: str) -> str:
         return f"{at}.{name}" if at else name
@@ -372,13 +370,12 @@ def build_integration(
     except UnknownProviderError as exc:
         raise ConfigError(key("provider"), str(exc)) from None
     try:
-        options = (
-            None if spec.options or shared_options is None else shared_options.get(cls.Options)
-        )
+        cache = shared_options if not spec.options else None
+        options = cache.get(cls.Options) if cache is not None else None
         if options is None:
             options = cls.Options.model_validate(spec.options)
-            if not spec.options and shared_options is not None:
-                shared_options[cls.Options] = options
+            if cache is not None:
+                cache[cls.Options] = options
     except ValidationError as exc:
         raise config_error(exc, prefix=key("options")) from None
     for name in cls.credentials:

@@ -191,8 +191,8 @@ class Daemon:
         self.api = api
         self.app = app = api.app()
         app.add_routes(silence_routes(self.engine, self.runner.integrations))
-        app.add_routes(registry_routes(self.fleet))
         app.add_routes(history_routes(self.store, self.runner.integrations, self.clock))
+        app.add_routes(registry_routes(self.fleet))
         app_runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await app_runner.setup()
         self._stack.push_async_callback(app_runner.cleanup)

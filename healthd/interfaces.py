@@ -185,7 +185,6 @@ class Store(Protocol):
     async def incident_history(self, query: IncidentQuery) -> list[IncidentRecord]:
         """Incident occurrences newest first (by id), filtered and paged by `query`."""
         ...
-
     # -- the registry: integrations added through the API (healthd.fleet) -------------
     #
     # - `registry_records` lists every record, in id order;

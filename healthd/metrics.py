@@ -26,6 +26,7 @@ follows the detailed integrations, not the fleet (bench/RESULTS.md, "Issue 17").
 
 from __future__ import annotations
 
+import asyncio
 import platform
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -212,7 +213,7 @@ def needs_detail(state: IntegrationState) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class _Detail:
+class Detail:
     """A detailed integration's kept text: one chunk per family, and a bridge's line head."""
 
     view: View
@@ -220,14 +221,14 @@ class _Detail:
     bridge_head: bytes | None
 
 
-def _detail(view: View) -> _Detail:
+def _detail(view: View) -> Detail:
     i = view.integration
     head = None
     if i.tracks_unreachable:
         # The value depends on "now": only the text before it is kept.
         labels = f'integration="{_escape(i.id)}",tenant="{_escape(i.tenant)}"'
         head = f"{BRIDGE_SECONDS}{{{labels}}} ".encode()
-    return _Detail(view, _render(view), head)
+    return Detail(view, _render(view), head)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,8 +254,8 @@ class IntegrationSeries:
         self._known: dict[str, tuple[str, Status]] = {}
         self._counts: dict[tuple[str, Status], int] = {}
         self._due: dict[str, dict[str, float]] = {}
-        self._bridges: dict[str, _Detail] = {}
-        self._others: dict[str, _Detail] = {}
+        self._bridges: dict[str, Detail] = {}
+        self._others: dict[str, Detail] = {}
 
     @classmethod
     def of(cls, views: Iterable[View]) -> IntegrationSeries:
@@ -285,8 +286,8 @@ class IntegrationSeries:
             tier.pop(i.id, None)
 
     def remove(self, integration_id: str) -> None:
-        """An integration taken out of the fleet (the registry API, a reload): its counts,
-        due time and series go at once."""
+        """An integration taken out of the fleet (the registry API): its series and its
+        place in the fleet counts go at once."""
         previous = self._known.pop(integration_id, None)
         if previous is not None:
             self._counts[previous] -= 1
@@ -294,7 +295,7 @@ class IntegrationSeries:
         self._bridges.pop(integration_id, None)
         self._others.pop(integration_id, None)
 
-    def detail(self, limit: int) -> tuple[list[_Detail], int]:
+    def detail(self, limit: int) -> tuple[list[Detail], int]:
         """At most `limit` detailed integrations, bridges first; and how many were left out."""
         chosen = list(islice(chain(self._bridges.values(), self._others.values()), limit))
         return chosen, len(self._bridges) + len(self._others) - len(chosen)
@@ -314,7 +315,7 @@ class _Snapshot:
     `exposition` never builds them.
     """
 
-    def __init__(self, details: list[_Detail], now: float) -> None:
+    def __init__(self, details: list[Detail], now: float) -> None:
         self.details = details
         self.now = now
         self._samples: list[list[Sample]] | None = None
@@ -387,14 +388,20 @@ class _Families(Collector):
 
 
 def exposition(registry: Collector) -> bytes:
-    """What `generate_latest(registry)` writes, byte for byte, with rendered families copied.
+    """What `generate_latest(registry)` writes, byte for byte, with rendered families copied."""
+    return exposition_text(list(registry.collect()))
 
-    Families are written in the registry's order; runs of ordinary ones go through
+
+def exposition_text(metrics: Iterable[Metric]) -> bytes:
+    """The text of families already collected: `exposition` after `registry.collect()`.
+
+    Families are written in the order given; runs of ordinary ones go through
     `generate_latest` (the instruments and alert gauges: a few hundred series at most).
+    It only reads the collected families, so it may run in another thread.
     """
     parts: list[bytes] = []
     plain: list[Metric] = []
-    for metric in registry.collect():
+    for metric in metrics:
         if isinstance(metric, RenderedFamily):
             if plain:
                 parts.append(generate_latest(_Families(plain)))
@@ -552,12 +559,15 @@ class Instruments:
 
 
 class MetricsEndpoint:
-    """Renders the registry with `exposition`, at most once per `max_age` seconds.
+    """Renders the registry at most once per `max_age` seconds, the loop turning meanwhile.
 
-    The rendering runs on the event loop: with the per-integration text kept rendered it
-    is a join of a few chunks plus the instruments (bench/RESULTS.md), cheaper than the
-    hop to a thread would be, and a worker thread would not keep probes going anyway
-    (the rendering holds the interpreter). Scrapes within `max_age` share one rendering.
+    The families are collected on the event loop, which writes the state they read: that
+    is a consistent snapshot (the detailed integrations' kept text, the fleet's counts, the
+    counters), a few ms at 100,000 integrations. The text is made from them in a worker
+    thread (`exposition_text`), so probes keep running while it is formatted: with the
+    rendering on the loop the loop got no turn for its 10-20 ms at 100,000, in a thread
+    it got about 1,800 (bench/RESULTS.md, "Issue 17"). Scrapes within `max_age`, and
+    scrapes arriving while one is rendered, share one rendering.
     """
 
     def __init__(self, registry: CollectorRegistry, max_age: float = 1.0) -> None:
@@ -565,9 +575,12 @@ class MetricsEndpoint:
         self._max_age = max_age
         self._body = b""
         self._rendered_at = float("-inf")
+        self._rendering = asyncio.Lock()
 
     async def render(self) -> bytes:
-        if time.monotonic() - self._rendered_at >= self._max_age:
-            self._body = exposition(self._registry)
-            self._rendered_at = time.monotonic()
+        async with self._rendering:
+            if time.monotonic() - self._rendered_at >= self._max_age:
+                metrics = list(self._registry.collect())
+                self._body = await asyncio.to_thread(exposition_text, metrics)
+                self._rendered_at = time.monotonic()
         return self._body

@@ -491,8 +491,6 @@ class IncidentRecord:
     id: int
     incident: Incident
     events: tuple[IncidentEventRecord, ...] = ()
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RegistryRecord:
     """One integration registered through the API, as the store keeps it.

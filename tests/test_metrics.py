@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from healthd.metrics import (
     AlertView,
@@ -308,3 +312,29 @@ def test_rendered_families_refuse_samples_set_from_outside() -> None:
     family = next(f for f in registry.collect() if f.name == "healthd_probe_success")
     with pytest.raises(TypeError):
         family.samples = family.samples[:1]
+
+
+async def test_metrics_endpoint_serves_what_exposition_writes() -> None:
+    registry, _ = awkward_registry()
+    assert await MetricsEndpoint(registry, max_age=0).render() == exposition(registry)
+
+
+class CountingCollector(Collector):
+    """Counts its collections: one per rendering."""
+
+    def __init__(self) -> None:
+        self.collections = 0
+
+    def collect(self) -> Iterator[Metric]:
+        self.collections += 1
+        return iter(())
+
+
+async def test_scrapes_arriving_while_one_renders_share_its_rendering() -> None:
+    registry = CollectorRegistry()
+    collector = CountingCollector()
+    registry.register(collector)
+    endpoint = MetricsEndpoint(registry, max_age=3600)
+    bodies = await asyncio.gather(*(endpoint.render() for _ in range(3)))
+    assert collector.collections == 1
+    assert len(set(bodies)) == 1

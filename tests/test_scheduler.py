@@ -101,6 +101,39 @@ async def test_a_slot_runs_its_integrations_together() -> None:
     assert calls[0] == ["a", "b", "c"]
 
 
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_after_a_restart_each_integration_runs_one_interval_after_its_stored_last_check() -> None:
+    fleet = [integration(f"i{n}", interval=60) for n in range(60)]
+    clock = FakeClock(T0)
+    # i0 was checked 59 s before the restart, i1 58 s before ... i59 0 s before.
+    checked = {f"i{n}": T0 - timedelta(seconds=59 - n) for n in range(60)}
+    grouped = slots(fleet, set(), random.Random(1), last_checked=checked, now=clock.now())
+    slot_of = {iid: slot for (_, slot), ids in grouped.items() for iid in ids}
+    # i59, due a whole interval on, goes to the interval's last slot.
+    assert slot_of == {f"i{n}": n + 1 for n in range(59)} | {"i59": 59}
+
+
+def test_a_restart_on_a_full_store_does_not_probe_everything_at_once() -> None:
+    fleet = [integration(f"i{n}", interval=60) for n in range(6000)]
+    checked = {f"i{n}": T0 - timedelta(seconds=n % 60, milliseconds=500) for n in range(6000)}
+    grouped = slots(fleet, set(), random.Random(1), last_checked=checked, now=T0)
+    per_slot = {slot: len(ids) for (_, slot), ids in grouped.items()}
+    assert per_slot == {slot: 100 for slot in range(60)}
+
+
+def test_integrations_never_checked_or_overdue_are_spread_and_open_incidents_go_first() -> None:
+    fleet = [integration(f"i{n}", interval=60) for n in range(6000)]
+    # Half were last checked an hour ago (healthd was down), half never.
+    checked = {f"i{n}": T0 - timedelta(hours=1) for n in range(0, 6000, 2)}
+    grouped = slots(fleet, {"i1"}, random.Random(1), last_checked=checked, now=T0)
+    slot_of = {iid: slot for (_, slot), ids in grouped.items() for iid in ids}
+    assert slot_of["i1"] == 0
+    assert sorted({slot for _, slot in grouped}) == list(range(60))
+    assert max(len(ids) for ids in grouped.values()) < 200  # about 100 each, none all at once
+
+
 async def calls_after_change(change: Any) -> list[str]:
     """A scheduler over an hourly fleet (nothing due soon), changed by `change(scheduler)`
     once started: the ids of the first call made after the change (bounded)."""
@@ -136,36 +169,3 @@ async def test_an_integration_removed_at_run_time_leaves_its_slot() -> None:
         scheduler.remove("goes")
 
     assert await calls_after_change(add_two_remove_one) == ["stays"]
-
-
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def test_after_a_restart_each_integration_runs_one_interval_after_its_stored_last_check() -> None:
-    fleet = [integration(f"i{n}", interval=60) for n in range(60)]
-    clock = FakeClock(T0)
-    # i0 was checked 59 s before the restart, i1 58 s before ... i59 0 s before.
-    checked = {f"i{n}": T0 - timedelta(seconds=59 - n) for n in range(60)}
-    grouped = slots(fleet, set(), random.Random(1), last_checked=checked, now=clock.now())
-    slot_of = {iid: slot for (_, slot), ids in grouped.items() for iid in ids}
-    # i59, due a whole interval on, goes to the interval's last slot.
-    assert slot_of == {f"i{n}": n + 1 for n in range(59)} | {"i59": 59}
-
-
-def test_a_restart_on_a_full_store_does_not_probe_everything_at_once() -> None:
-    fleet = [integration(f"i{n}", interval=60) for n in range(6000)]
-    checked = {f"i{n}": T0 - timedelta(seconds=n % 60, milliseconds=500) for n in range(6000)}
-    grouped = slots(fleet, set(), random.Random(1), last_checked=checked, now=T0)
-    per_slot = {slot: len(ids) for (_, slot), ids in grouped.items()}
-    assert per_slot == {slot: 100 for slot in range(60)}
-
-
-def test_integrations_never_checked_or_overdue_are_spread_and_open_incidents_go_first() -> None:
-    fleet = [integration(f"i{n}", interval=60) for n in range(6000)]
-    # Half were last checked an hour ago (healthd was down), half never.
-    checked = {f"i{n}": T0 - timedelta(hours=1) for n in range(0, 6000, 2)}
-    grouped = slots(fleet, {"i1"}, random.Random(1), last_checked=checked, now=T0)
-    slot_of = {iid: slot for (_, slot), ids in grouped.items() for iid in ids}
-    assert slot_of["i1"] == 0
-    assert sorted({slot for _, slot in grouped}) == list(range(60))
-    assert max(len(ids) for ids in grouped.values()) < 200  # about 100 each, none all at once

@@ -188,9 +188,6 @@ class MonitoredStore:
         return await self._watch(
             "incident_history", self.inner.incident_history(query), write=False
         )
-
-    # -- the registry (issue 11) --------------------------------------------------------
-
     async def registry_records(self) -> list[RegistryRecord]:
         return await self._watch("registry_records", self.inner.registry_records(), write=False)
 

@@ -117,6 +117,13 @@ def test_daemon_bench_counts_probes_of_a_running_healthd() -> None:
     assert float(row.split("|")[3].replace(",", "")) > 0  # probes ran in the window
 
 
+def test_engine_bench_times_a_full_evaluation_a_change_and_an_idle_wake_up() -> None:
+    stdout = run_script("bench/engine.py", "--integrations", "300", "--repeat", "1")
+    row = next(line for line in stdout.splitlines() if line.startswith("| 300 "))
+    full, change, idle = (float(cell) for cell in row.split("|")[3:6])
+    assert full > 0 and change > 0 and idle >= 0
+
+
 def test_chaos_loop_kills_the_daemon_and_counts_what_pagerduty_received() -> None:
     # Exit 0 is the script's own verdict: nothing lost, left open or reordered.
     stdout = run_script("bench/chaos.py", "--kills", "2", "--seconds-between", "1", "3")

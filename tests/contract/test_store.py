@@ -735,27 +735,27 @@ async def test_events_go_when_their_occurrence_is_pruned(make_store: MakeStore) 
 # -- the registry ----------------------------------------------------------------------------
 
 
-def _registry_record(record_id: str, revision: int = 1, tenant: str = "acme") -> RegistryRecord:
+def _registration(record_id: str, revision: int = 1, tenant: str = "acme") -> RegistryRecord:
     return RegistryRecord(
         id=record_id, tenant=tenant, revision=revision, spec=f'{{"r":{revision}}}', updated_at=T0
     )
 
 
 async def test_registry_records_come_back_in_id_order_as_written(store: Store) -> None:
-    await store.registry_write(put=[_registry_record("b"), _registry_record("a")], delete=[])
+    await store.registry_write(put=[_registration("b"), _registration("a")], delete=[])
 
-    assert await store.registry_records() == [_registry_record("a"), _registry_record("b")]
+    assert await store.registry_records() == [_registration("a"), _registration("b")]
 
 
 async def test_registry_write_replaces_by_id_and_deletes_in_one_call(store: Store) -> None:
-    await store.registry_write(put=[_registry_record("a"), _registry_record("b")], delete=[])
-    await store.registry_write(put=[_registry_record("a", revision=2)], delete=["b", "never-there"])
+    await store.registry_write(put=[_registration("a"), _registration("b")], delete=[])
+    await store.registry_write(put=[_registration("a", revision=2)], delete=["b", "never-there"])
 
-    assert await store.registry_records() == [_registry_record("a", revision=2)]
+    assert await store.registry_records() == [_registration("a", revision=2)]
 
 
 async def test_removing_a_registry_record_keeps_the_integrations_history(store: Store) -> None:
-    await store.registry_write(put=[_registry_record("bridge-dc1")], delete=[])
+    await store.registry_write(put=[_registration("bridge-dc1")], delete=[])
     await store.record_run(
         IntegrationState(integration_id="bridge-dc1"), _result(), [_transition(0)]
     )

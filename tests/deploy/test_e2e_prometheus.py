@@ -141,7 +141,14 @@ def test_bridge_rule_fires_for_the_bridge_that_went_down(
 def test_every_dashboard_query_runs_on_metrics_healthd_exported(
     prometheus: Prometheus, sim_client: SimClient
 ) -> None:
-    """With a bridge down and paged, every metric the dashboard reads has series."""
+    """With a bridge down and paged, every metric the dashboard reads has series.
+
+    The bridge goes down once both were seen ok, so it has a last success to show: only
+    an integration that needs attention has per-integration series.
+    """
+    prometheus.wait_until(
+        lambda: prometheus.query('healthd_integrations{status="ok"} == 2'), timeout=WAIT
+    )
     sim_client.set_scenario("imessage_bridge", "offline", target="dc1")
     wanted = set().union(*(metric_names(expr) for expr in _expressions()))
 

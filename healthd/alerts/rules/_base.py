@@ -68,46 +68,50 @@ def rule_inputs(state: IntegrationState, result: ProbeResult | None) -> RuleInpu
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class View:
-    """One integration with what the rules may read of it, and what its findings say."""
+    """One integration with what the rules may read of it, and what its findings say.
+
+    What its findings say is worked out once, when the view is built (the engine builds
+    one per change), not each time a rule asks: every evaluation reads the notable views
+    several times over, a few thousand of them in a large fleet.
+
+    - `bad_findings`: the findings that are failing or unreachable;
+    - `failing`: the state machine calls it failing or unreachable;
+    - `provider_failure` / `network_failure`: failing, with a bad finding of the
+      provider's category / a network error;
+    - `recovering`: still bad by the state machine, but the latest run was good: on its
+      way back (M good runs to recover) or flapping. It keeps an open incident open and
+      holds an open outage, but triggers nothing new: what failed is no longer what the
+      probe sees, and the rule that held its page back may have just let go of it;
+    - `answering`: the latest run reached it (any answer), though `unreachable_since`
+      may still be set until M such runs in a row;
+    - `succeeded`: the latest run was ok or degraded.
+    """
 
     integration: Integration
     inputs: RuleInputs
+    bad_findings: tuple[Finding, ...] = field(init=False)
+    failing: bool = field(init=False)
+    provider_failure: bool = field(init=False)
+    network_failure: bool = field(init=False)
+    recovering: bool = field(init=False)
+    answering: bool = field(init=False)
+    succeeded: bool = field(init=False)
 
-    @property
-    def bad_findings(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.inputs.findings if f.status.is_bad)
-
-    @property
-    def failing(self) -> bool:
-        return self.inputs.status.is_bad
-
-    @property
-    def provider_failure(self) -> bool:
-        return self.failing and any(f.category is Category.PROVIDER for f in self.bad_findings)
-
-    @property
-    def network_failure(self) -> bool:
-        return self.failing and any(f.network_error for f in self.bad_findings)
-
-    @property
-    def recovering(self) -> bool:
-        """Still bad by the state machine, but the latest run was good: on its way back
-        (M good runs to recover) or flapping. It keeps an open incident open and holds an
-        open outage, but triggers nothing new: what failed is no longer what the probe
-        sees, and the rule that held its page back may have just let go of it."""
-        status = self.inputs.result_status
-        return self.failing and status is not None and not status.is_bad
-
-    @property
-    def answering(self) -> bool:
-        """The latest run reached it (any answer), though `unreachable_since` may still be
-        set until M such runs in a row."""
-        status = self.inputs.result_status
-        return status is not None and status is not Status.UNREACHABLE
-
-    @property
-    def succeeded(self) -> bool:
-        return self.inputs.result_status in (Status.OK, Status.DEGRADED)
+    def __post_init__(self) -> None:
+        inputs, result = self.inputs, self.inputs.result_status
+        bad = tuple(f for f in inputs.findings if f.status.is_bad)
+        failing = inputs.status.is_bad
+        derived = {
+            "bad_findings": bad,
+            "failing": failing,
+            "provider_failure": failing and any(f.category is Category.PROVIDER for f in bad),
+            "network_failure": failing and any(f.network_error for f in bad),
+            "recovering": failing and result is not None and not result.is_bad,
+            "answering": result is not None and result is not Status.UNREACHABLE,
+            "succeeded": result in (Status.OK, Status.DEGRADED),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -53,6 +53,7 @@ class Fleet:
         self._uncovered = {
             i.tenant for i in self.integrations.values() if i.tenant != PLATFORM_TENANT
         }
+        self._uncovered_sorted: tuple[str, ...] | None = None
         self._flags: dict[str, int] = {}
         self._views: dict[str, View] = {}
         self._sorted: tuple[View, ...] | None = ()
@@ -94,6 +95,7 @@ class Fleet:
         self._covers[tenant] += by
         if tenant == PLATFORM_TENANT:
             return
+        self._uncovered_sorted = None
         if self._covers[tenant] > 0:
             self._uncovered.discard(tenant)
         else:
@@ -112,4 +114,6 @@ class Fleet:
 
         Seed 000: while the bridge is down, these tenants' iMessages sit in the queue
         instead of falling back to SMS. The bridge page lists them."""
-        return tuple(sorted(self._uncovered))
+        if self._uncovered_sorted is None:
+            self._uncovered_sorted = tuple(sorted(self._uncovered))
+        return self._uncovered_sorted

@@ -399,8 +399,8 @@
   function forget(message) {
     sessionStorage.removeItem(TOKEN_KEY);
     views = new Map();
-    shared = [];
     histories = new Map();
+    shared = [];
     admin = false;
     cursors = [null];
     nextCursor = null;
@@ -414,13 +414,16 @@
     const groups = byId("groups");
     groups.setAttribute("aria-busy", "true");
     try {
-      const me = await api("GET", "/api/v1/me");
+      const [me, summary] = await Promise.all([
+        api("GET", "/api/v1/me"),
+        api("GET", "/api/v1/history"),
+      ]);
       admin = me.role === "admin";
-      const [list, summary] = await Promise.all([api("GET", listPath()), api("GET", "/api/v1/history")]);
+      const list = await api("GET", listPath());
       views = new Map(list.integrations.map((v) => [v.id, v]));
+      histories = new Map(summary.integrations.map((h) => [h.id, h]));
       shared = list.shared_dependencies || [];
       nextCursor = list.next_cursor;
-      histories = new Map(summary.integrations.map((h) => [h.id, h]));
       fillFilters(await providerNames());
       showPager();
       showStatus();
