@@ -397,7 +397,7 @@ def _dump(doc: Mapping[str, Any]) -> str:
 async def rekey_store(config: Config) -> tuple[int, int]:
     """`healthd rekey`: opens the config's store (taking its lock: not while a daemon runs
     on it), seals again what is under an older key; returns (changed, registered)."""
-    store = open_store(config.store)
+    store = open_store(config.store, config.history.retention())
     await store.open()
     try:
         fleet = Fleet(config=config, store=store, clock=SystemClock())

@@ -33,7 +33,7 @@ log = structlog.get_logger("healthd.reload")
 SUCCESSFUL = "healthd_config_last_reload_successful"
 SUCCESS_TIME = "healthd_config_last_reload_success_timestamp_seconds"
 # What a reload applies; every other top-level part of the file needs a restart.
-_RESTART_ONLY = ("listen", "store", "defaults", "alerting", "registry")
+_RESTART_ONLY = ("listen", "store", "defaults", "alerting", "registry", "history")
 
 
 class Reloader:

@@ -135,8 +135,11 @@ class AlertEngine:
         self._dirty.set()
 
     def fleet_changed(self) -> None:
-        """An integration was added or removed at run time: evaluate soon (a removed one's
-        open incidents resolve, once, as any condition that no longer holds)."""
+        """An integration was added, changed or removed at run time (the registry API, a
+        reload): the `Fleet` is built again from the runner's snapshot on the next step
+        (it knows only the integrations it was built with), which evaluates soon; a removed
+        one's open incidents resolve, once, as any condition that no longer holds."""
+        self._fleet = None
         self._dirty.set()
 
     def alert_view(self) -> AlertView:

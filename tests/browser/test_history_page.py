@@ -172,6 +172,8 @@ async def test_the_failing_provider_comes_before_a_healthy_one_and_keys_reach_ev
         await expect(page.locator("main")).to_be_focused()
         await page.keyboard.press("Tab")
         await expect(page.get_by_role("button", name="Run health check")).to_be_focused()
-        await page.keyboard.press("Tab")
-        await expect(page.get_by_label("Status", exact=True)).to_be_focused()
+        # The list's filters (issue 11): status, provider, then the workspace.
+        for control in ("#status-filter", "#provider-filter", "#tenant-filter"):
+            await page.keyboard.press("Tab")
+            await expect(page.locator(control)).to_be_focused()
         await page.context.close()

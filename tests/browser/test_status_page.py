@@ -165,23 +165,25 @@ async def test_at_ten_thousand_integrations_the_page_shows_a_page_and_filters_on
     fleet = [
         bridge(sim, f"w{n // 100:03d}-{n:05d}", tenant=f"w{n // 100:03d}") for n in range(10_000)
     ]
+    # Each page load also reads the fleet's history summary (GET /api/v1/history), which
+    # at 10,000 takes seconds on a loaded host: the waits here are the page timeout.
     async with asyncio.timeout(180), running_daemon(base_config(sim, fleet)) as d:
         await d.runner.run_many([i for i in d.runner.integrations if i.startswith("bridge-w042")])
         page = await sign_in(browser, d.url, ADMIN_TOKEN)
 
         cards = page.locator("li.integration")
-        await expect(cards).to_have_count(100)
+        await expect(cards).to_have_count(100, timeout=WAIT_MS)
         first = await cards.first.get_attribute("data-id")
         await page.get_by_role("button", name="Next page").click()
-        await expect(page.get_by_text("Page 2", exact=True)).to_be_visible()
-        await expect(cards).to_have_count(100)
+        await expect(page.get_by_text("Page 2", exact=True)).to_be_visible(timeout=WAIT_MS)
+        await expect(cards).to_have_count(100, timeout=WAIT_MS)
         assert await cards.first.get_attribute("data-id") != first
 
         await page.get_by_label("Workspace").fill("w042")
         await page.get_by_label("Status").select_option("ok")
         await page.get_by_role("button", name="Apply filters").click()
-        await expect(page.get_by_text("Page 1", exact=True)).to_be_hidden()
-        await expect(cards).to_have_count(100)
+        await expect(page.get_by_text("Page 1", exact=True)).to_be_hidden(timeout=WAIT_MS)
+        await expect(cards).to_have_count(100, timeout=WAIT_MS)
         tenants = await cards.evaluate_all("nodes => nodes.map(n => n.dataset.id.slice(7, 11))")
         assert set(tenants) == {"w042"}
         await page.screenshot(path=str(artifacts / "status-page-10k.png"))

@@ -50,6 +50,13 @@ def metrics(daemon: DaemonProcess) -> str:
         return str(answer.read().decode())
 
 
+def fleet_count(text: str, status: str) -> float:
+    """`healthd_integrations{provider="imessage_bridge",status=...}` in a scrape."""
+    series = f'healthd_integrations{{provider="imessage_bridge",status="{status}"}} '
+    line = next((ln for ln in text.splitlines() if ln.startswith(series)), None)
+    return float(line.removeprefix(series)) if line else 0.0
+
+
 def tenant_etag(daemon: DaemonProcess, tenant: str) -> str:
     return str(request(daemon, "GET", f"/api/v1/tenants/{tenant}/integrations")["etag"])
 
@@ -122,8 +129,13 @@ def test_a_thousand_registered_live_half_removed_then_a_restart(
             )
             assert len(answer["created"]) == PER_TENANT
         wait_until(lambda: all_probed(daemon, registered), 60, 0.5, "every registration probed")
+        # An ok integration is counted by provider and status; one that fails has its own
+        # series too (healthd.metrics, the series budget).
         text = metrics(daemon)
-        assert all(f'integration="{i}"' in text for i in registered)
+        ok_before = fleet_count(text, "ok")
+        assert ok_before >= len(registered) - len(paging_ids(TENANTS))
+        assert fleet_count(text, "failing") == len(paging_ids(TENANTS))
+        assert all(f'integration="{i}"' in text for i in paging_ids(TENANTS))
         wait_until(
             lambda: len(incidents_by_integration(sim_client)) == len(paging_ids(TENANTS)),
             60,
@@ -143,8 +155,16 @@ def test_a_thousand_registered_live_half_removed_then_a_restart(
             0.5,
             "the removed registrations' incidents resolved",
         )
+        wait_until(
+            lambda: fleet_count(metrics(daemon), "failing") == len(paging_ids(TENANTS[5:])),
+            5,
+            0.2,
+            "the removed ones' series gone (scrapes share a rendering for a second)",
+        )
         text = metrics(daemon)
         assert not any(f'integration="{i}"' in text for i in registered - kept)
+        removed_ok = len(registered - kept) - len(paging_ids(REMOVED))
+        assert ok_before - fleet_count(text, "ok") == removed_ok
         listed = {i["id"] for i in listing(daemon)}
         assert kept <= listed and not listed & (registered - kept)
         etags = {
