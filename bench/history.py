@@ -47,6 +47,7 @@ from _machine import facts_text
 from api import ADMIN_ENV, PASSWORD_ENV, TENANT_ENV, Scenario, fleet_config, row, run_scenario
 
 from healthd import config, log
+from healthd.api.pages import DEFAULT_LIMIT
 from healthd.daemon import Daemon
 from healthd.model import IntegrationState, ProbeResult, Status
 from healthd.store import DAY_SPAN, HOUR_SPAN, SQLiteStore
@@ -56,6 +57,8 @@ from healthd.store._history import BUCKET_COLUMNS
 RUN_EVERY = timedelta(minutes=5)
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 CHROMIUM = Path("/usr/bin/chromium")
+#: Cards on the first page of the status page: it asks for the API's default page (status.js).
+PAGE_CARDS = DEFAULT_LIMIT
 
 
 # -- 1. store bytes and CPU per run ----------------------------------------------------------
@@ -242,7 +245,8 @@ async def page_part(integrations: int, workdir: Path) -> None:
         finally:
             await browser.close()
     print(
-        f"- page load to every card with its bar, median of 3: {statistics.median(loads):.2f} s"
+        f"- page load to every card of its first page ({min(integrations, PAGE_CARDS)} cards)"
+        f" with its bar, median of 3: {statistics.median(loads):.2f} s"
         f" (runs: {', '.join(f'{s:.2f}' for s in loads)})"
     )
     print(
@@ -267,7 +271,9 @@ async def _page_load(browser: Any, url: str, token: str, integrations: int) -> f
     t0 = time.perf_counter()
     await page.goto(url)
     # A locator, not wait_for_function: the page's CSP forbids evaluating strings.
-    await page.locator("ol.uptime-bar").nth(integrations - 1).wait_for(timeout=120_000)
+    # The page shows the list a page at a time (issue 11): every card of its first page.
+    cards = min(integrations, PAGE_CARDS)
+    await page.locator("ol.uptime-bar").nth(cards - 1).wait_for(timeout=120_000)
     took = time.perf_counter() - t0
     await context.close()
     return took
