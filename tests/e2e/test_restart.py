@@ -105,6 +105,10 @@ def test_restart_continues_the_ten_minute_timer_from_the_stored_start(
         since = wait_until(
             lambda: integration(first)["unreachable_since"], timeout=15, what="unreachable_since"
         )
+        # The API shows a run before its store commit. A run awaits its own write, and an
+        # integration runs once at a time: a later run in the API proves this one stored.
+        # (The first run checked after `since` is the one that set it: it started then.)
+        probed_after(first, datetime.fromisoformat(since), runs=2)
     finally:
         first.kill()
 
