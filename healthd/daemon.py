@@ -336,6 +336,7 @@ class Daemon:
             config=self.config.callbacks,
             instruments=self.delivery_instruments,
         ).routes()
+
     async def _read_back(self, integration_ids: list[str]) -> None:
         """Other replicas' runs, read from the database (healthd.cluster.shares): into the
         runner, and the alert engine's fleet is rebuilt from it."""
@@ -402,7 +403,7 @@ class Daemon:
         it, and it is probed now rather than at its first slot."""
         self.runner.add(integration)
         self.api.indexed(integration)
-        self.engine.fleet_changed()
+        self.engine.added(integration, self.runner.states[integration.id])
         if self._schedule and not self._stop.is_set():
             self.scheduler.add(integration)
             asyncio.create_task(self._probe([integration.id]), name=f"probe-now:{integration.id}")
@@ -412,7 +413,7 @@ class Daemon:
             self.scheduler.remove(integration.id)
         self.runner.remove(integration.id)
         self.api.unindexed(integration.id)
-        self.engine.fleet_changed()
+        self.engine.removed(integration.id)
 
     async def _stop_probing(self) -> None:
         """No new runs, and the ones going are cancelled (a cut-off run records nothing;
