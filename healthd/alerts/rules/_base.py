@@ -300,7 +300,15 @@ class Rule(ABC, Generic[S]):
       the earliest of them when nothing else changes);
     - `suppresses()` says which conditions of the rules after it in `RULES` it holds back
       while `held` (its own conditions, true now) is not empty. Held back means not
-      triggered; a held-back condition still keeps its open incident open.
+      triggered; a held-back condition still keeps its open incident open. It decides
+      from the held conditions' labels (key, provider, tenant, integration), not their
+      summary or details: the engine looks again at what it holds back only when the
+      set of held keys changes.
+
+    A rule about one integration at a time subclasses `IntegrationRule`. Any other rule
+    (an aggregate: the store, egress, a provider's outage) has its `conditions()` called
+    at every step of the engine, so it reads the fleet's counters (`Scene.fleet`,
+    `Tally`), not the views, and leaves lists of members to `Lazy` details.
     """
 
     name: str
