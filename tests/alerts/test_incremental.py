@@ -21,7 +21,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from healthd.alerts.engine import AlertEngine
-from healthd.alerts.rules import AlertPlan, Fleet, evaluate, rule_inputs
+from healthd.alerts.rules import AlertPlan, Fleet, evaluate, next_edge, rule_inputs
 from healthd.alerts.settings import MaintenanceWindow
 from healthd.clock import FakeClock
 from healthd.errors import StoreError
@@ -149,8 +149,22 @@ class Reference:
             del self.open[key]
         return plan
 
+    def seconds_to_edge(self, engine: AlertEngine, clock: FakeClock) -> float | None:
+        """When time alone next changes the plan, by `rules.next_edge` over the world."""
+        now = clock.now()
+        edge = next_edge(
+            Fleet.of(self.world.integrations, self.world.states, self.world.results),
+            settings=SETTINGS,
+            now=now,
+            silences=engine.silences.active(now),
+            store_failing_since=self.health.failing_since,
+        )
+        return None if edge is None else (edge - now).total_seconds()
 
-async def play(script: list[tuple[str, Any, int]]) -> list[tuple[AlertPlan, AlertPlan]]:
+
+async def play(
+    script: list[tuple[str, Any, int]], edges: list[tuple[float | None, float | None]] | None = None
+) -> list[tuple[AlertPlan, AlertPlan]]:
     """Plays `script` (runs, clock advances, store failures and recoveries, silences
     added and removed, wake-ups); returns (engine's plan, full evaluation's plan) at each
     wake-up."""
@@ -203,6 +217,8 @@ async def play(script: list[tuple[str, Any, int]]) -> list[tuple[AlertPlan, Aler
                 await engine.silences.remove(silence.name, removed_by="test")
         else:
             plans.append((await engine.step() or AlertPlan(), reference.evaluate(engine, clock)))
+            if edges is not None:
+                edges.append((engine.seconds_to_edge(), reference.seconds_to_edge(engine, clock)))
     return plans
 
 
@@ -338,3 +354,18 @@ def test_the_fleet_kept_by_changes_counts_what_one_built_from_scratch_counts(
     assert (kept.members, kept.succeeded) == (built.members, built.succeeded)
     assert kept.tenants_without_sms_fallback() == built.tenants_without_sms_fallback()
     assert kept.views == built.views
+
+
+@settings(max_examples=200, deadline=None)
+@given(churn)
+# The bridge is back before its page_after: its edge in the heap no longer holds.
+@example([("run", 0, TIMING_OUT), ("step", 0, 0), ("run", 0, 0), ("run", 0, 0), ("step", 0, 0)])
+def test_after_every_wake_up_the_engine_sleeps_until_the_edge_a_full_evaluation_finds(
+    script: list[tuple[str, Any, int]],
+) -> None:
+    """The heap's top (stale entries skipped), the store's and the windows' edges: the
+    same next edge as `rules.next_edge` over the whole world."""
+    edges: list[tuple[float | None, float | None]] = []
+    asyncio.run(play(script, edges))
+    for incremental, full in edges:
+        assert incremental == full
