@@ -127,3 +127,14 @@ class CallbackSender:
         async with self._session.post(url, data=signed.body, headers=dict(signed.headers)) as r:
             await r.read()
             return r.status
+
+
+async def post_all(url: str, signed: Sequence[Signed]) -> dict[str, int]:
+    """Posts each request to `url` in turn; returns how many got each answer status."""
+    answers: dict[str, int] = {}
+    async with aiohttp.ClientSession() as session:
+        sender = CallbackSender(session)
+        for one in signed:
+            status = str(await sender.post(url, one))
+            answers[status] = answers.get(status, 0) + 1
+    return answers

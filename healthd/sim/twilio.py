@@ -40,12 +40,11 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from yarl import URL
 
 from healthd.sim.base import ProviderSim, Scenario
-from healthd.sim.callbacks import CallbackSender, twilio_fields, twilio_status
+from healthd.sim.callbacks import post_all, twilio_fields, twilio_status
 
 DEFAULT_TOKEN = "sim-twilio-token"
 # Where a test asks the simulator to post its messages' status callbacks (not a Twilio API).
@@ -133,12 +132,7 @@ class TwilioSim(ProviderSim):
         for n in range(int(body.get("forged", 0))):
             fields = twilio_fields(account, f"SMforged{n}", "undelivered", "30003")
             signed.append(twilio_status(url, token, fields, forged=True))
-        answers: dict[str, int] = {}
-        async with aiohttp.ClientSession() as session:
-            sender = CallbackSender(session)
-            for one in signed:
-                status = str(await sender.post(url, one))
-                answers[status] = answers.get(status, 0) + 1
+        answers = await post_all(url, signed)
         return web.json_response({"sent": len(signed), "answers": answers})
 
     # -- auth, scenarios and errors common to every route
