@@ -571,7 +571,8 @@ DELIVERY_HELP = {
     ),
     "healthd_callbacks_total": (
         "Provider delivery callbacks received, by provider and outcome (accepted, forged,"
-        " unsigned, stale, unverifiable, malformed, busy)."
+        " unsigned, stale, unverifiable, malformed, busy; unknown_integration, with provider"
+        " 'unknown' for an id that names no integration)."
     ),
 }
 DELIVERY_SERIES = {
@@ -579,7 +580,10 @@ DELIVERY_SERIES = {
         "2 per provider, counted status, catalogue code (or other) and category seen; no"
         " integration label: at most about 2,000 whatever the fleet (bench/callbacks.py)"
     ),
-    "healthd_callbacks_total": "2 per provider and outcome seen (at most 16)",
+    "healthd_callbacks_total": (
+        "2 per provider and outcome seen (at most 34: 7 outcomes of 2 receivers, and"
+        " unknown_integration for 3 providers without one)"
+    ),
 }
 OTHER_CODE = "other"
 
