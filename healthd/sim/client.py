@@ -72,10 +72,11 @@ class SimClient:
         return result
 
     def send_twilio_callbacks(
-        self, target: str, url: str, *, replays: int = 0, forged: int = 0
+        self, target: str, url: str, *, replays: int = 0, forged: int = 0, via: str = "status"
     ) -> dict[str, Any]:
-        """Has the Twilio simulator post status callbacks for `target`'s messages to `url`."""
-        body = {"target": target, "url": url, "replays": replays, "forged": forged}
+        """Has the Twilio simulator post status callbacks for `target`'s messages to `url`
+        (`via="events"`: as an Event Streams webhook sink's CloudEvents)."""
+        body = {"target": target, "url": url, "replays": replays, "forged": forged, "via": via}
         return self._post_callbacks(CALLBACKS_PATH, body)
 
     def send_sendgrid_events(self, target: str, url: str, **params: Any) -> dict[str, Any]:

@@ -44,7 +44,13 @@ from aiohttp import web
 from yarl import URL
 
 from healthd.sim.base import ProviderSim, Scenario
-from healthd.sim.callbacks import post_all, twilio_fields, twilio_status
+from healthd.sim.callbacks import (
+    post_all,
+    twilio_event,
+    twilio_events,
+    twilio_fields,
+    twilio_status,
+)
 
 DEFAULT_TOKEN = "sim-twilio-token"
 # Where a test asks the simulator to post its messages' status callbacks (not a Twilio API).
@@ -113,25 +119,43 @@ class TwilioSim(ProviderSim):
     # -- status callbacks: the simulator posts them for the messages it makes
 
     async def send_callbacks(self, request: web.Request) -> web.Response:
-        """`POST /twilio-sim/callbacks {"target", "url", "replays", "forged"}`: posts,
-        signed as Twilio signs them, a `sent` then a final status callback for every
-        message of `target`'s scenario (late receipts included), then the first `replays`
-        again and `forged` more with a wrong signature; answers the statuses healthd gave."""
+        """`POST /twilio-sim/callbacks {"target", "url", "replays", "forged", "via",
+        "batch"}`: posts, signed as Twilio signs them, a `sent` then a final status for
+        every message of `target`'s scenario (late receipts included), then the last
+        `replays` requests again and `forged` more with a wrong signature; answers the
+        statuses healthd gave. `via` is `status` (status callbacks, one per status) or
+        `events` (an Event Streams webhook sink: CloudEvents in batches of `batch`)."""
         body = await request.json()
         account, url = str(body["target"]), str(body["url"])
         sc = self.scenario_for(account)
         token = str(sc.params.get("auth_token", DEFAULT_TOKEN))
-        signed = []
+        statuses: list[tuple[str, str, str | None]] = []
         for m in reversed(_generate_messages(account, sc, datetime.now(UTC))):
             code = None if m["error_code"] is None else str(m["error_code"])
-            signed.append(twilio_status(url, token, twilio_fields(account, m["sid"], "sent")))
+            statuses.append((m["sid"], "sent", None))
             if m["status"] != "sent":
-                fields = twilio_fields(account, m["sid"], m["status"], code)
-                signed.append(twilio_status(url, token, fields))
-        signed += signed[-int(body.get("replays", 0)) :] if body.get("replays") else []
-        for n in range(int(body.get("forged", 0))):
-            fields = twilio_fields(account, f"SMforged{n}", "undelivered", "30003")
-            signed.append(twilio_status(url, token, fields, forged=True))
+                statuses.append((m["sid"], m["status"], code))
+        bogus = [
+            (f"SMforged{n}", "undelivered", "30003") for n in range(int(body.get("forged", 0)))
+        ]
+        if body.get("via", "status") == "events":
+            batch = int(body.get("batch", 50))
+            signed = [
+                twilio_events(
+                    url, token, [twilio_event(account, *s) for s in statuses[i : i + batch]]
+                )
+                for i in range(0, len(statuses), batch)
+            ]
+            refused = [
+                twilio_events(url, token, [twilio_event(account, *s)], forged=True) for s in bogus
+            ]
+        else:
+            signed = [twilio_status(url, token, twilio_fields(account, *s)) for s in statuses]
+            refused = [
+                twilio_status(url, token, twilio_fields(account, *s), forged=True) for s in bogus
+            ]
+        replays = int(body.get("replays", 0))
+        signed += (signed[-replays:] if replays else []) + refused
         answers = await post_all(url, signed)
         return web.json_response({"sent": len(signed), "answers": answers})
 

@@ -1,5 +1,6 @@
-"""The simulator speaks callbacks: its own messages' status callbacks, signed, replayed and
-forged, posted to a running daemon, are counted once each and the forged ones refused."""
+"""The simulator speaks callbacks: its own messages' status callbacks (or the same statuses
+as an Event Streams sink's CloudEvents), signed, replayed and forged, posted to a running
+daemon, are counted once each and the forged ones refused."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from tests.e2e.test_delivery_polling import ACCOUNT_SID, ID, T_NOW, _config, twi
 pytestmark = pytest.mark.e2e
 
 
+COUNTED = {Key("delivered", None, None): 15, Key("undelivered", "30007", "content"): 5}
+
+
 @pytest.mark.usefixtures("twilio_env")
 async def test_the_simulators_callbacks_are_counted_once_and_forged_ones_refused(
     sim: SimulatorThread, sim_client: SimClient
@@ -30,12 +34,30 @@ async def test_the_simulators_callbacks_are_counted_once_and_forged_ones_refused
             replays=6,
             forged=3,
         )
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(30):
             await daemon.ledger.drained()
         counts = dict(daemon.ledger.counts(ID, Window.HOUR, daemon.clock.now()))
 
     assert sent["answers"] == {"200": 40 + 6, "403": 3}
-    assert counts == {
-        Key("delivered", None, None): 15,
-        Key("undelivered", "30007", "content"): 5,
-    }
+    assert counts == COUNTED
+
+
+@pytest.mark.usefixtures("twilio_env")
+async def test_the_same_statuses_by_event_streams_and_by_callback_are_counted_once(
+    sim: SimulatorThread, sim_client: SimClient
+) -> None:
+    sim_client.set_scenario("twilio", "filtering_spike", target=ACCOUNT_SID, count=20, rate=0.25)
+    async with running_daemon(_config(sim), clock=FakeClock(T_NOW())) as daemon:
+        url = f"{daemon.url}/callbacks/{ID}"
+        events = await asyncio.to_thread(
+            sim_client.send_twilio_callbacks, ACCOUNT_SID, url, replays=1, forged=2, via="events"
+        )
+        callbacks = await asyncio.to_thread(sim_client.send_twilio_callbacks, ACCOUNT_SID, url)
+        async with asyncio.timeout(30):
+            await daemon.ledger.drained()
+        counts = dict(daemon.ledger.counts(ID, Window.HOUR, daemon.clock.now()))
+
+    # 40 statuses in one batch of 50, that batch replayed, 2 forged.
+    assert events["answers"] == {"200": 2, "403": 2}
+    assert callbacks["answers"] == {"200": 40}
+    assert counts == COUNTED
