@@ -15,14 +15,13 @@ status), so the ledger counts a message once whichever way it came. Other event 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 from yarl import URL
 
-from healthd.api.callbacks._receiver import Received, Rejected, forged, malformed
+from healthd.api.callbacks._receiver import Received, Rejected, forged, json_objects
 from healthd.api.callbacks._twilio import outcome
 from healthd.model import DeliveryOutcome
 
@@ -38,17 +37,8 @@ async def outcomes(request: web.Request, at: Received, signature: str) -> list[D
     token = at.integration.credentials["auth_token"].reveal()
     if not RequestValidator(token).validate(at.url, body, signature):
         raise forged()
-    return [o for event in _events(body) if (o := _outcome(event, at)) is not None]
-
-
-def _events(body: str) -> list[dict[str, Any]]:
-    try:
-        events = json.loads(body)
-    except ValueError:
-        raise malformed("the body is not JSON") from None
-    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
-        raise malformed("the body must be a JSON array of CloudEvents")
-    return events
+    found = (_outcome(event, at) for event in json_objects(body, "CloudEvents"))
+    return [o for o in found if o is not None]
 
 
 def _outcome(event: dict[str, Any], at: Received) -> DeliveryOutcome | None:
