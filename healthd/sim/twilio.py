@@ -28,6 +28,12 @@ Scenarios (params in brackets):
 
 Every scenario takes `extra_services` (default 0): that many more Messaging Services, each
 with an empty pool, listed before the account's own one by `GET /v1/Services`.
+
+monitor.twilio.com's `GET /v1/Alerts` (the Debugger's alerts) is served too: every scenario
+takes `alerts` (default 0), that many error-level alerts for message requests the API
+refused (a 400 with `alert_code`, default 21211, and no message made), one every
+`alert_spacing` seconds (default 60) before now, and `message_alerts` (default 0) warnings
+about messages that were made (30003 on an SM resource), which a message read counts.
 """
 
 from __future__ import annotations
@@ -113,6 +119,7 @@ class TwilioSim(ProviderSim):
             web.get(m + "/Compliance/Usa2p", self._guarded(self.campaigns)),
             web.get("/v1/a2p/BrandRegistrations/{brand}", self._guarded(self.brand)),
             web.get("/v1/Tollfree/Verifications", self._guarded(self.tollfree)),
+            web.get("/v1/Alerts", self._guarded(self.alerts)),
             web.post(CALLBACKS_PATH, self.send_callbacks),
         ]
 
@@ -241,6 +248,26 @@ class TwilioSim(ProviderSim):
             if (after is None or m["_sent"] >= after) and (before is None or m["_sent"] < before)
         ]
         return _page_2010(request, "messages", [_public(m) for m in records])
+
+    # -- monitor.twilio.com
+
+    def alerts(self, request: web.Request, account: str, sc: Scenario) -> web.Response:
+        """`ListAlert`: newest first, `StartDate`/`EndDate` (date or date-time, GMT) and
+        `LogLevel` filter, paged in the v1 envelope."""
+        try:
+            start = _parse_date(request.query.get("StartDate"))
+            end = _parse_date(request.query.get("EndDate"))
+        except ValueError:
+            return error_response(400, 20001, "Invalid StartDate or EndDate")
+        level = request.query.get("LogLevel")
+        records = [
+            a
+            for a in _generate_alerts(account, sc, datetime.now(UTC))
+            if (start is None or a["_at"] >= start)
+            and (end is None or a["_at"] <= end)
+            and (level is None or a["log_level"] == level)
+        ]
+        return _page_v1(request, "alerts", [_public(a) for a in records])
 
     # -- messaging.twilio.com
 
@@ -544,6 +571,47 @@ def _generate_messages(account: str, sc: Scenario, now: datetime) -> list[Json]:
             status, code, text = _late(sc)
         messages.append(_message(account, i, sent, status, code, text))
     return messages
+
+
+def _generate_alerts(account: str, sc: Scenario, now: datetime) -> list[Json]:
+    """The Debugger's alerts, newest first: refused message requests, then (interleaved by
+    time) warnings about messages that exist."""
+    spacing = float(sc.params.get("alert_spacing", 60))
+    refused = [
+        _alert(account, f"refused{i}", now - timedelta(seconds=spacing * (i + 1)), "error",
+               str(sc.params.get("alert_code", 21211)), resource=None)
+        for i in range(int(sc.params.get("alerts", 0)))
+    ]
+    about_messages = [
+        _alert(account, f"message{i}", now - timedelta(seconds=spacing * (i + 1) + 1), "warning",
+               "30003", resource=sid("SM", account, str(i)))
+        for i in range(int(sc.params.get("message_alerts", 0)))
+    ]
+    return sorted(refused + about_messages, key=lambda a: a["_at"], reverse=True)
+
+
+def _alert(
+    account: str, name: str, at: datetime, level: str, code: str, resource: str | None
+) -> Json:
+    no = sid("NO", account, name)
+    return {
+        "_at": at,
+        "account_sid": account,
+        "alert_text": f"Msg=The request was refused;ErrorCode={code}",
+        "api_version": "2010-04-01",
+        "date_created": _iso(at + timedelta(seconds=1)),
+        "date_generated": _iso(at),
+        "date_updated": _iso(at + timedelta(seconds=1)),
+        "error_code": code,
+        "log_level": level,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "request_method": "POST",
+        "request_url": f"https://api.twilio.com/2010-04-01/Accounts/{account}/Messages.json",
+        "resource_sid": resource or account,
+        "service_sid": None,
+        "sid": no,
+        "url": f"https://monitor.twilio.com/v1/Alerts/{no}",
+    }
 
 
 def _late(sc: Scenario) -> tuple[str, int | None, str | None]:
