@@ -27,6 +27,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from healthd import catalog as catalog_module
+from healthd.alerts.content_spike import ContentSpike
 from healthd.alerts.engine import AlertEngine
 from healthd.alerts.messages_failing import MessagesFailing
 from healthd.alerts.notifiers import build_notifiers
@@ -306,11 +307,23 @@ class Daemon:
             catalog=self.catalog,
             clock=self.clock,
         )
+        self.content_spike = ContentSpike(
+            store=self.store,
+            settings=self.config.alerting,
+            integrations=self.runner.integrations,
+            catalog=self.catalog,
+            clock=self.clock,
+            counts=self.ledger.counts,
+        )
         writer = asyncio.create_task(self.ledger.run(self._stop), name="delivery-ledger")
         failing = asyncio.create_task(
             self.messages_failing.run(self._stop, self._alert_tick), name="messages-failing"
         )
         self._stack.push_async_callback(_cancel, failing)
+        spike = asyncio.create_task(
+            self.content_spike.run(self._stop, self._alert_tick), name="content-spike"
+        )
+        self._stack.push_async_callback(_cancel, spike)
 
         async def stop_writer() -> None:
             self._stop.set()
@@ -326,6 +339,7 @@ class Daemon:
         if integration is not None:
             self.delivery_instruments.counted(integration.provider, outcome)
             self.messages_failing.observe(outcome)
+            self.content_spike.observe(outcome)
 
     def _callback_routes(self) -> list[web.RouteDef]:
         return CallbackRoutes(
@@ -336,6 +350,7 @@ class Daemon:
             config=self.config.callbacks,
             instruments=self.delivery_instruments,
         ).routes()
+
     async def _read_back(self, integration_ids: list[str]) -> None:
         """Other replicas' runs, read from the database (healthd.cluster.shares): into the
         runner, and the alert engine's fleet is rebuilt from it."""
