@@ -27,7 +27,8 @@ Scenarios (params in brackets):
 - `server_error`: 500 with a classic body; `rate_limited`: 429 / 20429.
 
 Every scenario takes `extra_services` (default 0): that many more Messaging Services, each
-with an empty pool, listed before the account's own one by `GET /v1/Services`.
+with an empty pool, listed before the account's own one by `GET /v1/Services`, and
+`messages` (a name): messages with other SIDs than those of the scenarios before it.
 
 monitor.twilio.com's `GET /v1/Alerts` (the Debugger's alerts) is served too: every scenario
 takes `alerts` (default 0), that many error-level alerts for message requests the API
@@ -569,7 +570,7 @@ def _generate_messages(account: str, sc: Scenario, now: datetime) -> list[Json]:
                     )
         if sc.name == "late_receipts" and i < int(sc.params.get("late", 5)):
             status, code, text = _late(sc)
-        messages.append(_message(account, i, sent, status, code, text))
+        messages.append(_message(account, _name(sc, i), sent, status, code, text))
     return messages
 
 
@@ -578,13 +579,25 @@ def _generate_alerts(account: str, sc: Scenario, now: datetime) -> list[Json]:
     time) warnings about messages that exist."""
     spacing = float(sc.params.get("alert_spacing", 60))
     refused = [
-        _alert(account, f"refused{i}", now - timedelta(seconds=spacing * (i + 1)), "error",
-               str(sc.params.get("alert_code", 21211)), resource=None)
+        _alert(
+            account,
+            f"refused{i}",
+            now - timedelta(seconds=spacing * (i + 1)),
+            "error",
+            str(sc.params.get("alert_code", 21211)),
+            resource=None,
+        )
         for i in range(int(sc.params.get("alerts", 0)))
     ]
     about_messages = [
-        _alert(account, f"message{i}", now - timedelta(seconds=spacing * (i + 1) + 1), "warning",
-               "30003", resource=sid("SM", account, str(i)))
+        _alert(
+            account,
+            f"message{i}",
+            now - timedelta(seconds=spacing * (i + 1) + 1),
+            "warning",
+            "30003",
+            resource=sid("SM", account, str(i)),
+        )
         for i in range(int(sc.params.get("message_alerts", 0)))
     ]
     return sorted(refused + about_messages, key=lambda a: a["_at"], reverse=True)
@@ -624,10 +637,18 @@ def _late(sc: Scenario) -> tuple[str, int | None, str | None]:
     return receipt, None, None
 
 
+def _name(sc: Scenario, i: int) -> str:
+    """What message `i`'s SID is made from: its index, after the scenario's `messages` param
+    when it has one (other messages than the ones before, e.g. a new burst of them)."""
+    batch = sc.params.get("messages")
+    return str(i) if batch is None else f"{batch}:{i}"
+
+
 def _message(
-    account: str, i: int, sent: datetime, status: str, code: int | None, text: str | None
+    account: str, name: str, sent: datetime, status: str, code: int | None, text: str | None
 ) -> Json:
-    sm = sid("SM", account, str(i))
+    i = int(name.rpartition(":")[2])
+    sm = sid("SM", account, name)
     base = f"/2010-04-01/Accounts/{account}/Messages/{sm}"
     return {
         "_sent": sent,
