@@ -51,7 +51,13 @@ from healthd.fleet import Fleet, Hooks
 from healthd.http import REQUESTS_PER_PROBE, make_session
 from healthd.interfaces import Notifier, Store
 from healthd.ledger import DeliveryLedger
-from healthd.metrics import DeliveryInstruments, HealthCollector, Instruments, MetricsEndpoint
+from healthd.metrics import (
+    DeliveryInstruments,
+    DeliveryRates,
+    HealthCollector,
+    Instruments,
+    MetricsEndpoint,
+)
 from healthd.model import DeliveryOutcome, Incident, Integration
 from healthd.reload import Reloader
 from healthd.runner import Runner
@@ -296,6 +302,13 @@ class Daemon:
             limit=self.config.callbacks.queue_limit,
         )
         await self.ledger.load()
+        limit = self.config.api.metrics_detail_limit
+        self.registry.register(
+            DeliveryRates(
+                lambda: [d.view.integration for d in self.runner.series.detail(limit)[0]],
+                lambda integration_id: self.ledger.error_rate(integration_id, self.clock.now()),
+            )
+        )
 
     def _start_delivery(self) -> None:
         """The ledger's writer and the `messages_failing` events, once the runner knows the
