@@ -463,3 +463,15 @@ def test_a_secret_among_thirty_thousand_that_start_alike_is_masked() -> None:
     redactor = Redactor(f"PLANTED-fleet-secret-{n:06d}" for n in range(30_000))
     line = "probe failed: " + "x" * 2000 + " PLANTED-fleet-secret-012345"
     assert redactor.redact(line).endswith(f" {MASK}")
+
+
+def test_a_credential_shape_is_masked_whatever_its_letter_case() -> None:
+    """The shapes' gate reads the lower-cased text: mixed case still reaches each shape."""
+    redactor = Redactor([])
+    assert redactor.redact("GET /q?PassWord=hunter22&x=1") == f"GET /q?PassWord={MASK}&x=1"
+    assert redactor.redact("AUTHORIZATION: Basic dXNlcjpwYXNz") == f"AUTHORIZATION: Basic {MASK}"
+
+
+def test_a_text_without_any_credential_word_comes_back_as_it_was() -> None:
+    text = "Restart the bridge's server, or check the proxy in front of it"
+    assert Redactor(["an-unrelated-secret"]).redact(text) is text
