@@ -169,9 +169,21 @@ _SHAPES = (
 _SHAPE_WORDS = tuple(dict.fromkeys(w for words, _, _ in _SHAPES for w in words))
 
 
+# URL-unreserved characters (RFC 3986), which no form below changes: a value made only of
+# them (most generated passwords and tokens) is spelled two ways, raw and base64.
+_UNCHANGED_BY_ESCAPING = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
 def echoed_forms(value: str) -> set[str]:
     """`value` as an echo may spell it: raw, percent- and form-encoded, JSON- and
-    HTML-escaped, base64."""
+    HTML-escaped, base64. Built for every probe run (`healthd.probing`), so a value no
+    escaping changes skips the escapers: they were most of a Redactor's making."""
+    if _UNCHANGED_BY_ESCAPING.fullmatch(value):
+        return {value, base64.b64encode(value.encode()).decode()}
+    return _spelled_forms(value)
+
+
+def _spelled_forms(value: str) -> set[str]:
     escaped = json.dumps(value)[1:-1]
     return {
         value,
