@@ -336,6 +336,7 @@ class Daemon:
             config=self.config.callbacks,
             instruments=self.delivery_instruments,
         ).routes()
+
     async def _read_back(self, integration_ids: list[str]) -> None:
         """Other replicas' runs, read from the database (healthd.cluster.shares): into the
         runner, and the alert engine's fleet is rebuilt from it."""
