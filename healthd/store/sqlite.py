@@ -214,7 +214,9 @@ class SQLiteStore:
         *,
         retention: Retention | None = None,
         on_connect: Callable[[sqlite3.Connection], None] | None = None,
+        pace: float = 0.0,
     ) -> None:
+        """`pace`: the group commit's (healthd.store._writer), seconds between batches."""
         self.path = Path(path)
         self._retention = retention or Retention()
         self._on_connect = on_connect
@@ -230,7 +232,7 @@ class SQLiteStore:
         self._lock = FileLock(self.path, self._thread.label)
         self._pruning = _history.Pruning(self._retention)
         self._runs = GroupCommit[_rows.RunRows](
-            self._write_runs, label=self._thread.label, task_name="healthd-store-runs"
+            self._write_runs, label=self._thread.label, task_name="healthd-store-runs", pace=pace
         )
 
     # -- lifecycle ---------------------------------------------------------------------

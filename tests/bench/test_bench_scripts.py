@@ -113,8 +113,12 @@ def test_daemon_bench_counts_probes_of_a_running_healthd() -> None:
         "--seconds", "5",  # every 2-2.5 s slot fires at least once, /metrics up to 1 s old
         "--latency", "0.01",
     )  # fmt: skip
-    row = next(line for line in stdout.splitlines() if line.startswith("| 20 "))
-    assert float(row.split("|")[3].replace(",", "")) > 0  # probes ran in the window
+    # The window, the start-up and the floor: one row each.
+    window, _starts, floor = (
+        line for line in stdout.splitlines() if line.startswith("| after | 20 ")
+    )
+    assert float(window.split("|")[4].replace(",", "")) > 0  # probes ran in the window
+    assert float(floor.split("|")[5]) > 0  # plain aiohttp's CPU per request, in the same run
 
 
 def test_engine_bench_times_a_full_evaluation_a_change_and_an_idle_wake_up() -> None:
