@@ -31,15 +31,11 @@ from healthd.api.problems import ApiProblem, problem, shown
 from healthd.api.registry import registry_request
 from healthd.api.shared import shared_dependencies
 from healthd.api.views import (
-    INCIDENTS_DEFAULT,
-    INCIDENTS_MAX,
     STATUSES,
     Query,
     ViewCache,
     answer,
     detail_view,
-    incident_view,
-    incident_visible,
     integration_view,
     visible_integration,
 )
@@ -61,8 +57,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Provider callbacks carry the provider's signature instead of a token (`callbacks`).
 PUBLIC_PATHS = frozenset({"/", "/openapi.json"})
 PUBLIC_PREFIXES = ("/static/", CALLBACKS_PREFIX)
-# A tenant token's incident list is filtered after reading; read this many to fill it.
-INCIDENT_SCAN = 2000
 # An integration's answer carries this many of its latest transitions.
 HISTORY = 20
 # Slack on top of the slowest probe's deadline for storing the result and answering.
@@ -154,7 +148,6 @@ class Api:
                 web.post("/api/v1/integrations/{id}/check", self.check_integration),
                 web.post("/api/v1/tenants/{tenant}/check", self.check_tenant),
                 web.get("/api/v1/errors/{provider}/{code}", self.explain),
-                web.get("/api/v1/incidents", self.incidents),
             ]
         )
         return app
@@ -385,19 +378,6 @@ class Api:
         if entry is None:
             raise NotFoundError(f"no catalogue entry for {shown(provider)} code {shown(code)}")
         return answer(schemas.CatalogEntry.model_validate(entry))
-
-    async def incidents(self, request: web.Request) -> web.Response:
-        q = Query(request.query, ("limit", "open"))
-        limit = q.integer("limit", default=INCIDENTS_DEFAULT, low=1, high=INCIDENTS_MAX)
-        want_open = q.boolean("open")
-        principal = request[PRINCIPAL]
-        scan = limit if principal.is_admin and want_open is None else INCIDENT_SCAN
-        items = [
-            incident_view(inc)
-            for inc in await self.store.recent_incidents(scan)
-            if incident_visible(inc, principal) and want_open in (None, inc.is_open)
-        ][:limit]
-        return answer(schemas.IncidentList(incidents=items, count=len(items)))
 
 
 def _finished(task: asyncio.Future[ProbeResult], integration: Integration) -> bool:

@@ -120,10 +120,6 @@ class ViewCache:
         return status_of(self._states.get(integration.id))
 
 
-def incident_visible(incident: Incident, principal: Principal) -> bool:
-    return principal.is_admin or principal.tenant in incident.tenants
-
-
 def incident_view(incident: Incident) -> schemas.Incident:
     details = incident.details
     return schemas.Incident(
