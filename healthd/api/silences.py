@@ -15,7 +15,9 @@ POST body (JSON object):
 - `starts_at` (optional, default now): a silence may be booked ahead;
 - `rules`: `"all"` (default) or a list of rule names;
 - `integrations`, `tenants`, `providers`: selectors, each a list; empty matches anything,
-  and every value must name something healthd knows (a typo would silence nothing).
+  and every value must name something healthd runs now (a typo would silence nothing):
+  the integrations of the config file and of the registry API as they are at the POST,
+  so an integration registered a moment ago can be silenced at once, a removed one not.
 """
 
 from __future__ import annotations
@@ -62,11 +64,8 @@ class _Handlers:
     def __init__(self, engine: AlertEngine, integrations: Mapping[str, Integration]) -> None:
         self._silences = engine.silences
         self._clock = engine.silences.clock
-        self._known = {
-            "integrations": set(integrations),
-            "tenants": {i.tenant for i in integrations.values()},
-            "providers": {i.provider for i in integrations.values()},
-        }
+        # The runner's own table: the registry API's changes show in it as they are made.
+        self._integrations = integrations
 
     async def listing(self, request: web.Request) -> web.Response:
         _admin_only(request)
@@ -126,7 +125,7 @@ class _Handlers:
         if end - now > MAX_LENGTH:
             raise _bad(f"a silence may last at most {MAX_LENGTH.days} days from now")
         for selector in _SELECTORS:
-            unknown = sorted(set(getattr(req, selector)) - self._known[selector])
+            unknown = self._unknown(selector, getattr(req, selector))
             if unknown:
                 raise _bad(f"{selector}: unknown {', '.join(map(shown, unknown[:5]))}")
         return MaintenanceWindow(
@@ -138,6 +137,17 @@ class _Handlers:
             tenants=req.tenants,
             providers=req.providers,
         )
+
+    def _unknown(self, selector: str, values: tuple[str, ...]) -> list[str]:
+        """The values that name nothing healthd runs now, read at each POST: the registry
+        API's changes show at once (tenants and providers take a scan of the fleet; a
+        silence is rare, and a set kept from the start would be wrong)."""
+        integrations = self._integrations
+        if selector == "integrations":
+            return sorted(v for v in set(values) if v not in integrations)
+        key = _SELECTORS[selector]
+        known = {getattr(i, key) for i in integrations.values()} if values else set()
+        return sorted(set(values) - known)
 
 
 def silence_view(silence: Silence) -> schemas.Silence:
