@@ -5,8 +5,9 @@ HTTP, the reload as SIGHUP calls it (`Reloader.reload`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,22 +27,32 @@ PLAIN, OWN = "crm-acme-plain", "crm-acme-own"
 OWN_VALUES = {"interval": "30s", "timeout": "20s", "failure_threshold": 5}
 
 
-@asynccontextmanager
-async def daemon_on_file(path: Path) -> AsyncIterator[Daemon]:
-    async with Daemon(config_module.load(str(path)), schedule=False) as d:
-        yield d
-
-
 def registry_file(sim: SimulatorThread, tmp_path: Path, **defaults: Any) -> dict[str, Any]:
     doc = registry_config(sim, tmp_path / "h.db")
     doc["defaults"] = {"interval": "60s", "timeout": "10s", "failure_threshold": 3} | defaults
     return doc
 
 
-async def register_both(d: Daemon, sim: SimulatorThread) -> None:
-    for iid, extra in ((PLAIN, {}), (OWN, OWN_VALUES)):
-        put = await send(d.url, "PUT", f"/api/v1/integrations/{iid}", body(sim, iid, **extra))
-        assert put.status == 201, put.text
+@asynccontextmanager
+async def registered(sim: SimulatorThread, tmp_path: Path) -> AsyncIterator[Reload]:
+    """The daemon on a config file, with PLAIN (sets nothing) and OWN (sets everything)
+    registered over HTTP; `Reload` writes new defaults into the file and reloads."""
+    path = write_config(tmp_path / "healthd.yaml", registry_file(sim, tmp_path))
+    async with Daemon(config_module.load(str(path)), schedule=False) as d:
+        for iid, extra in ((PLAIN, {}), (OWN, OWN_VALUES)):
+            put = await send(d.url, "PUT", f"/api/v1/integrations/{iid}", body(sim, iid, **extra))
+            assert put.status == 201, put.text
+        yield Reload(d, lambda **new: write_config(path, registry_file(sim, tmp_path, **new)))
+
+
+@dataclass
+class Reload:
+    d: Daemon
+    write: Callable[..., Path]
+
+    def __call__(self, **defaults: Any) -> bool:
+        self.write(**defaults)
+        return self.d.reloader.reload()
 
 
 def settings(integration: Integration) -> tuple[timedelta, timedelta, int, int]:
@@ -52,13 +63,9 @@ def settings(integration: Integration) -> tuple[timedelta, timedelta, int, int]:
 async def test_new_defaults_reach_registered_integrations_where_they_set_nothing(
     sim: SimulatorThread, tmp_path: Path
 ) -> None:
-    doc = registry_file(sim, tmp_path)
-    path = write_config(tmp_path / "healthd.yaml", doc)
-    async with daemon_on_file(path) as d:
-        await register_both(d, sim)
-        new = {"interval": "2m", "timeout": "15s", "failure_threshold": 4, "success_threshold": 1}
-        write_config(path, registry_file(sim, tmp_path, **new))
-        applied = d.reloader.reload()
+    async with registered(sim, tmp_path) as reload:
+        d = reload.d
+        applied = reload(interval="2m", timeout="15s", failure_threshold=4, success_threshold=1)
         plain, own = d.runner.integrations[PLAIN], d.runner.integrations[OWN]
         # A registration after the reload is built under the new defaults too.
         later = await send(d.url, "PUT", "/api/v1/integrations/crm-later", body(sim, "later"))
@@ -73,15 +80,13 @@ async def test_new_defaults_reach_registered_integrations_where_they_set_nothing
 async def test_defaults_a_registered_integration_cannot_take_keep_the_running_config(
     sim: SimulatorThread, tmp_path: Path
 ) -> None:
-    path = write_config(tmp_path / "healthd.yaml", registry_file(sim, tmp_path))
-    async with daemon_on_file(path) as d:
-        await register_both(d, sim)
+    async with registered(sim, tmp_path) as reload:
+        d = reload.d
         slow = body(sim, "slow", timeout="20s")
         assert (await send(d.url, "PUT", "/api/v1/integrations/crm-slow", slow)).status == 201
         before = {iid: settings(i) for iid, i in d.runner.integrations.items()}
         # Its own timeout of 20 s is not below a default interval of 15 s.
-        write_config(path, registry_file(sim, tmp_path, interval="15s"))
-        applied = d.reloader.reload()
+        applied = reload(interval="15s")
         running = d.reloader.running.defaults
         after = {iid: settings(i) for iid, i in d.runner.integrations.items()}
 
@@ -93,12 +98,10 @@ async def test_defaults_a_registered_integration_cannot_take_keep_the_running_co
 async def test_concurrency_and_jitter_wait_for_a_restart(
     sim: SimulatorThread, tmp_path: Path
 ) -> None:
-    path = write_config(tmp_path / "healthd.yaml", registry_file(sim, tmp_path))
-    async with daemon_on_file(path) as d:
-        await register_both(d, sim)
+    async with registered(sim, tmp_path) as reload:
+        d = reload.d
         before = settings(d.runner.integrations[PLAIN])
-        write_config(path, registry_file(sim, tmp_path, concurrency=7, jitter="1s"))
-        applied = d.reloader.reload()
+        applied = reload(concurrency=7, jitter="1s")
         running = d.reloader.running.defaults
 
     assert applied is True
