@@ -128,6 +128,10 @@ def _paged(default: int, maximum: int, order: str) -> tuple[Param, Param]:
     )
 
 
+# A list read in id order a page at a time (`healthd.api.pages`).
+_PAGE = _paged(DEFAULT_LIMIT, MAX_LIMIT, "in id order")
+
+
 def _operations() -> tuple[Operation, ...]:
     """The table of operations; a function, as the provider names come from the registry."""
     return (
@@ -200,7 +204,7 @@ def _operations() -> tuple[Operation, ...]:
                 _TENANT,
                 _provider("only this provider's"),
                 Param("status", "query", "only this status", {"type": "string", "enum": STATUSES}),
-                *_paged(DEFAULT_LIMIT, MAX_LIMIT, "in id order"),
+                *_PAGE,
             ),
             errors={"400": _CURSOR_NOT_GIVEN},
         ),
@@ -435,6 +439,19 @@ def _operations() -> tuple[Operation, ...]:
             "For each integration: 90 days of uptime, 24 h / 7 d / 30 d shares, latency",
             "token",
             schemas.HistorySummary,
+            description=(
+                "Either `ids` (the cards on screen) or a page of the integrations the token "
+                "may see. An id the token may not see is left out like one that does not exist."
+            ),
+            params=(
+                Param(
+                    "ids",
+                    "query",
+                    f"comma-separated integration ids, at most {MAX_LIMIT}; no limit or cursor",
+                ),
+                *_PAGE,
+            ),
+            errors={"400": "ids with limit or cursor, too many ids, or a cursor not given out"},
         ),
         *_registry_operations(),
     )
