@@ -569,9 +569,16 @@ DELIVERY_HELP = {
         " recipient's reaction), by provider, status, provider code and category; codes"
         " outside the catalogue are 'other'."
     ),
+    "healthd_delivery_error_rate": (
+        "Share of the integration's messages counted in the last hour that failed with an"
+        " account, sender configuration, provider or unknown error (recipient and content"
+        " errors, which never change health, are left out); only integrations that need"
+        " attention and counted messages in the hour."
+    ),
     "healthd_callbacks_total": (
         "Provider delivery callbacks received, by provider and outcome (accepted, forged,"
-        " unsigned, stale, unverifiable, malformed, busy)."
+        " unsigned, stale, unverifiable, malformed, busy; unknown_integration, with provider"
+        " 'unknown' for an id that names no integration)."
     ),
 }
 DELIVERY_SERIES = {
@@ -579,7 +586,14 @@ DELIVERY_SERIES = {
         "2 per provider, counted status, catalogue code (or other) and category seen; no"
         " integration label: at most about 2,000 whatever the fleet (bench/callbacks.py)"
     ),
-    "healthd_callbacks_total": "2 per provider and outcome seen (at most 16)",
+    "healthd_delivery_error_rate": (
+        "1 per detailed integration with messages in the hour: at most"
+        " api.metrics_detail_limit (5,000) at 100,000 integrations, 0 per ok integration"
+    ),
+    "healthd_callbacks_total": (
+        "2 per provider and outcome seen (at most 34: 7 outcomes of 2 receivers, and"
+        " unknown_integration for 3 providers without one)"
+    ),
 }
 OTHER_CODE = "other"
 
@@ -614,6 +628,35 @@ class DeliveryInstruments:
 
     def callback(self, provider: str, outcome: str) -> None:
         self.callbacks.labels(provider, outcome).inc()
+
+
+class DeliveryRates(Collector):
+    """`healthd_delivery_error_rate` of the integrations that get per-integration series.
+
+    `detailed` lists them as `/metrics` does (`IntegrationSeries.detail` under the same
+    limit), `rate` reads one's error share from the delivery ledger's hour (None: no
+    messages), so an ok integration, however busy, adds no series.
+    """
+
+    def __init__(
+        self,
+        detailed: Callable[[], Iterable[Integration]],
+        rate: Callable[[str], float | None],
+    ) -> None:
+        self._detailed = detailed
+        self._rate = rate
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "healthd_delivery_error_rate",
+            DELIVERY_HELP["healthd_delivery_error_rate"],
+            labels=["integration", "provider", "tenant"],
+        )
+        for integration in self._detailed():
+            rate = self._rate(integration.id)
+            if rate is not None:
+                family.add_metric([integration.id, integration.provider, integration.tenant], rate)
+        yield family
 
 
 class MetricsEndpoint:

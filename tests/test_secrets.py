@@ -288,7 +288,11 @@ def echoed_integrations(proxy: EchoingProxy) -> list[dict[str, Any]]:
         "credentials": {"password": "env:HEALTHD_TEST_BRIDGE_PASSWORD"},
     }
     options: dict[str, dict[str, Any]] = {
-        "twilio": {"messaging_base_url": url, "statuspage_url": f"{url}/status"},
+        "twilio": {
+            "messaging_base_url": url,
+            "monitor_base_url": url,
+            "statuspage_url": f"{url}/status",
+        },
         "sendgrid": {"from_email": "sales@example.com", "statuspage_url": f"{url}/status"},
         "google": {"token_url": f"{url}/token"},
     }

@@ -189,10 +189,6 @@ _ADD_DELIVERY = (
     f"INSERT OR IGNORE INTO delivery_events ({_columns(_rows.DELIVERY_COLUMNS)})"
     f" VALUES ({_marks(_rows.DELIVERY_COLUMNS)})"
 )
-_FINAL_COUNTED = (
-    "SELECT 1 FROM delivery_events WHERE integration_id = ? AND message_id = ?"
-    f" AND stage = '{DeliveryStage.FINAL.value}' AND counted = 1 LIMIT 1"
-)
 _PRUNE_DELIVERIES = "DELETE FROM delivery_events WHERE at < ?"
 _SELECT_COUNTED = (
     f"SELECT {_columns(_rows.DELIVERY_COLUMNS)} FROM delivery_events"
@@ -594,16 +590,15 @@ class SQLiteStore:
             counted = []
             with transaction(conn):
                 for outcome in outcomes:
-                    counts = outcome.stage is DeliveryStage.REACTION or (
-                        outcome.stage is DeliveryStage.FINAL
-                        and conn.execute(
-                            _FINAL_COUNTED, (outcome.integration_id, outcome.message_id)
-                        ).fetchone()
-                        is None
-                    )
-                    added = conn.execute(_ADD_DELIVERY, _rows.delivery_row(outcome, counts))
-                    if added.rowcount == 1 and counts:
-                        counted.append(outcome)
+                    # Counted when the insert as counted holds: a replay hits the primary
+                    # key, a message's second final status the `delivery_final_once` index.
+                    if outcome.stage is not DeliveryStage.PENDING:
+                        row = _rows.delivery_row(outcome, True)
+                        if conn.execute(_ADD_DELIVERY, row).rowcount == 1:
+                            counted.append(outcome)
+                            continue
+                    if outcome.stage is not DeliveryStage.REACTION:
+                        conn.execute(_ADD_DELIVERY, _rows.delivery_row(outcome, False))
                 conn.execute(_PRUNE_DELIVERIES, (cutoff,))
             return counted
 

@@ -820,6 +820,23 @@ async def test_record_deliveries_counts_one_final_status_per_message(
     assert [o.status for o in counted] == ["delivered"]
 
 
+async def test_concurrent_writes_of_a_messages_two_final_statuses_count_it_once(
+    make_store: MakeStore,
+) -> None:
+    # Two writers (two replicas' ledgers, or one's batches on two pooled connections) each
+    # with a final status of the same messages: the store decides which counts, not a read
+    # before the write that the other's uncommitted row is invisible to.
+    store = await make_store()
+    messages = [f"SM{n}" for n in range(200)]
+    delivered, undelivered = await asyncio.gather(
+        store.record_deliveries([_outcome(m, "delivered", code=None) for m in messages]),
+        store.record_deliveries([_outcome(m, "undelivered") for m in messages]),
+    )
+    counted = sorted(o.message_id for o in delivered + undelivered)
+    assert counted == sorted(messages)
+    assert sorted(o.message_id for o in await store.counted_deliveries(T0)) == sorted(messages)
+
+
 async def test_record_deliveries_counts_each_reaction_once(make_store: MakeStore) -> None:
     store = await make_store()
     counted = await store.record_deliveries(
