@@ -37,6 +37,7 @@ from healthd.api.app import Api
 from healthd.api.callbacks import CallbackRoutes
 from healthd.api.examples import example_routes
 from healthd.api.history import history_routes
+from healthd.api.incidents import incident_routes
 from healthd.api.listener import Listener, connection_limit
 from healthd.api.registry import registry_routes
 from healthd.api.silences import silence_routes
@@ -221,6 +222,7 @@ class Daemon:
             log.warning("api_open", message="api.tokens is empty: every API caller is admin")
         self.api = api
         self.app = app = api.app()
+        app.add_routes(incident_routes(self.store))
         app.add_routes(silence_routes(self.engine, self.runner.integrations))
         app.add_routes(history_routes(self.store, self.runner.integrations, self.clock))
         app.add_routes(registry_routes(self.fleet))

@@ -837,8 +837,9 @@ def _incident_filter(query: IncidentQuery) -> tuple[str, list[Any]]:
         conditions.append(f"rule = {param(query.rule)}")
     if query.open is not None:
         conditions.append("resolved_at IS NULL" if query.open else "resolved_at IS NOT NULL")
-    if query.integration is not None:
-        conditions.append(f"details::jsonb ->> 'integration' = {param(query.integration)}")
+    for key in ("integration", "provider"):
+        if (value := getattr(query, key)) is not None:
+            conditions.append(f"details::jsonb ->> '{key}' = {param(value)}")
     if query.tenant is not None:
         tenant = param(query.tenant)
         conditions.append(

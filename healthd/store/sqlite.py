@@ -668,9 +668,10 @@ def _incident_filter(query: IncidentQuery) -> tuple[str, tuple[Any, ...]]:
         params.append(query.rule)
     if query.open is not None:
         conditions.append("resolved_at IS NULL" if query.open else "resolved_at IS NOT NULL")
-    if query.integration is not None:
-        conditions.append("json_extract(details, '$.integration') = ?")
-        params.append(query.integration)
+    for key in ("integration", "provider"):
+        if (value := getattr(query, key)) is not None:
+            conditions.append(f"json_extract(details, '$.{key}') = ?")
+            params.append(value)
     if query.tenant is not None:
         conditions.append(
             "(json_extract(details, '$.tenant') = ? OR EXISTS (SELECT 1 FROM"

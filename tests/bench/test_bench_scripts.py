@@ -175,6 +175,17 @@ def test_registry_bench_prints_every_figure() -> None:
         "PUT to first probe",
         "list page of 100",
         "one workspace's page",
+        "status=failing page",
         "start-up with",
     ):
+        assert figure in stdout
+
+
+def test_registry_bench_without_probes_prints_the_registrys_own_figures() -> None:
+    stdout = run_script(
+        "bench/registry.py", "--integrations", "20", "--tenants", "2", "--samples", "5",
+        "--no-probe",
+    )  # fmt: skip
+    assert "(none probed)" in stdout and "PUT to first probe" not in stdout
+    for figure in ("list page of 100", "status=failing page", "start-up with 20 registered"):
         assert figure in stdout

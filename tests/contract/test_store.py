@@ -669,6 +669,8 @@ async def test_incident_history_pages_by_cursor_without_gaps_or_repeats(store: S
         (IncidentQuery(tenant="globex"), {"globex-own", "shared"}),
         (IncidentQuery(integration="twilio-acme"), {"acme-own"}),
         (IncidentQuery(rule="provider_outage"), {"shared"}),
+        (IncidentQuery(provider="twilio"), {"acme-own", "shared"}),
+        (IncidentQuery(provider="sendgrid"), {"globex-own"}),
         (IncidentQuery(open=True), {"globex-own"}),
         (IncidentQuery(open=False, tenant="globex"), {"shared"}),
     ],
@@ -676,9 +678,13 @@ async def test_incident_history_pages_by_cursor_without_gaps_or_repeats(store: S
 async def test_incident_history_filters(
     store: Store, query: IncidentQuery, expected: set[str]
 ) -> None:
-    await _flap(store, "acme-own", 1, integration="twilio-acme", tenant="acme")
+    await _flap(store, "acme-own", 1, integration="twilio-acme", tenant="acme", provider="twilio")
     await store.apply_alerts(
-        opened=[_occurrence("globex-own", T0, integration="sg-globex", tenant="globex")],
+        opened=[
+            _occurrence(
+                "globex-own", T0, integration="sg-globex", tenant="globex", provider="sendgrid"
+            )
+        ],
         resolved=[],
         events=[],
         now=T0,
