@@ -1,18 +1,27 @@
-"""The alert engine's cost at 10,000 and 100,000 integrations, without any network.
+"""The alert engine's cost per change at 10,000 and 100,000 integrations, without any network.
 
-    python bench/engine.py [--integrations 10000 100000] [--repeat 5]
+    python bench/engine.py [--integrations 10000 100000] [--repeat 3] [--steps 100]
 
-Over realistic state (`_fixtures.realistic_views`: mostly ok, a few degraded, failing or
-unreachable), with a memory store, times:
+Over realistic state (`_fixtures.realistic_views`: mostly ok, about 10 % failing,
+degraded or unreachable), with a memory store, CPU time (process time) of:
 
-- a full evaluation (`evaluate()`: every integration's view built and read by every rule),
-  what every rule-input change and every 5 s tick cost before issue 17;
-- one change (`observe` of a run that turns one integration failing and back, then `step`):
-  what a rule-input change costs the engine now, with the notable views only;
-- an idle wake-up (`step` with nothing due), which the engine does at most every tick, and
-  the share of a core that is at the default 5 s tick;
-- the floor: one pass over the fleet that does nothing (copying the states dict), the least
-  any evaluation that looks at every integration could cost.
+- after: what the engine does now, `observe` of each run plus `AlertEngine.step` (the
+  `Tracker` derives only what changed; the store write and gauges included);
+- before: what the engine's step did until session 5, over the same rules and the same
+  changes: the fleet updated per run, then `evaluate_fleet` and `next_edge` over every
+  notable view at each step, and for a registry change the fleet built again from the
+  snapshot (`Fleet.of`); the store write is not included, so before is if anything low.
+
+Cases, each turning quiet integrations failing with provider errors (a provider outage)
+and back, timed both ways and halved:
+
+- one change;
+- a burst of 1,000 and of 10,000 in one step, and the same spread over `--steps` steps
+  (runs finish over a sweep; the engine steps at most every `min_gap`, 0.2 s);
+- a registry add (and the remove after it);
+- an idle wake-up (`step` with nothing due, at most one per 5 s tick), and its share of
+  a core;
+- the floor: one pass over the fleet that does nothing (copying the states dict).
 """
 
 from __future__ import annotations
@@ -22,52 +31,125 @@ import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from _fixtures import realistic_views
 from _machine import print_header, print_table
 
+from healthd import log
 from healthd.alerts.engine import AlertEngine
-from healthd.alerts.rules import evaluate
+from healthd.alerts.rules import Fleet, evaluate_fleet, next_edge, rule_inputs
 from healthd.alerts.settings import AlertingSettings
 from healthd.clock import FakeClock
-from healthd.model import Category, Finding, ProbeResult, RunChange, Status
+from healthd.model import (
+    Category,
+    Finding,
+    Incident,
+    Integration,
+    IntegrationState,
+    ProbeResult,
+    RunChange,
+    Status,
+)
 from healthd.store import MemoryStore
 
 TICK_SECONDS = 5.0
-FAILED = Finding(
+HTTP_503 = Finding(
     check="api",
     status=Status.FAILING,
-    code="bridge.auth_invalid",
-    summary="The password is wrong",
-    category=Category.ACCOUNT,
+    code="http.503",
+    summary="The provider answers 503",
+    category=Category.PROVIDER,
 )
+HEADER = [
+    "N",
+    "notable",
+    "case",
+    "changes",
+    "steps",
+    "before ms",
+    "after ms",
+    "after µs per change",
+    "before / after",
+]
 
 
-def median_ms(repeat: int, run: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.process_time()
-        run()
-        times.append(time.process_time() - t0)
-    return statistics.median(times) * 1000
+def process_ms(run: Callable[[], object]) -> float:
+    t0 = time.process_time()
+    run()
+    return (time.process_time() - t0) * 1000
 
 
-async def amedian_ms(repeat: int, run: Callable[[], Awaitable[object]]) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.process_time()
-        await run()
-        times.append(time.process_time() - t0)
-    return statistics.median(times) * 1000
+async def aprocess_ms(run: Callable[[], Awaitable[object]]) -> float:
+    t0 = time.process_time()
+    await run()
+    return (time.process_time() - t0) * 1000
 
 
-async def measure(n: int, repeat: int) -> list[str]:
+@dataclass
+class World:
+    """The fleet as the runner holds it, the engine over it, and the fleet the engine's
+    step before session 5 kept (updated by the same runs)."""
+
+    integrations: dict[str, Integration]
+    states: dict[str, IntegrationState]
+    results: dict[str, ProbeResult]
+    engine: AlertEngine
+    store: MemoryStore
+    settings: AlertingSettings
+    now: datetime
+    old: Fleet
+    bad: dict[str, tuple[tuple[IntegrationState, ProbeResult], ...]] = field(default_factory=dict)
+
+    def snapshot(
+        self,
+    ) -> tuple[dict[str, Integration], dict[str, IntegrationState], dict[str, ProbeResult]]:
+        return self.integrations, self.states, self.results
+
+    def run(self, iid: str, failing: bool) -> RunChange:
+        """One run of `iid` that turns it failing with provider errors, or back to ok
+        (what it read before the first: `bad` holds both, made outside the timings)."""
+        before, before_result = self.states[iid], self.results[iid]
+        after, result = self.bad[iid][failing]
+        self.states[iid], self.results[iid] = after, result
+        return RunChange(before=before, before_result=before_result, after=after, result=result)
+
+    def prepare(self, ids: list[str]) -> None:
+        for iid in ids:
+            if iid not in self.bad:
+                ok, ok_result = self.states[iid], self.results[iid]
+                failing = replace(ok, status=Status.FAILING, consecutive_failures=3)
+                failed = replace(ok_result, status=Status.FAILING, findings=(HTTP_503,))
+                self.bad[iid] = ((ok, ok_result), (failing, failed))
+
+    async def after(self, groups: list[list[str]], failing: bool) -> None:
+        for group in groups:
+            for iid in group:
+                self.engine.observe(self.run(iid, failing))
+            await self.engine.step()
+
+    async def before(self, groups: list[list[str]], failing: bool) -> None:
+        """The same runs, the way the engine before session 5 stepped through them."""
+        incidents = await self.store.open_incidents()
+        for group in groups:
+            for iid in group:
+                change = self.run(iid, failing)
+                inputs = rule_inputs(change.after, change.result)
+                if rule_inputs(change.before, change.before_result) != inputs:
+                    self.old.update(iid, inputs)
+            self.old_step(incidents)
+
+    def old_step(self, incidents: Sequence[Incident]) -> None:
+        evaluate_fleet(self.old, open_incidents=incidents, settings=self.settings, now=self.now)
+        next_edge(self.old, settings=self.settings, now=self.now)
+
+
+async def build(n: int) -> World:
     views = realistic_views(n)
+    now = datetime.now(UTC)
     integrations = {v.integration.id: v.integration for v in views}
     states = {v.integration.id: v.state for v in views}
-    now = datetime.now(UTC)
     results = {
         iid: ProbeResult.from_findings(
             integration_id=iid, started_at=now, duration_seconds=0.1, findings=()
@@ -75,76 +157,160 @@ async def measure(n: int, repeat: int) -> list[str]:
         for iid in integrations
     }
     settings = AlertingSettings.model_validate({})
-    clock = FakeClock(now)
+    store = MemoryStore()
+    holder: list[World] = []
     engine = AlertEngine(
-        snapshot=lambda: (integrations, states, results),
-        store=MemoryStore(),
+        snapshot=lambda: holder[0].snapshot(),
+        store=store,
         settings=settings,
-        clock=clock,
+        clock=FakeClock(now),
     )
+    world = World(
+        integrations,
+        states,
+        results,
+        engine,
+        store,
+        settings,
+        now,
+        Fleet.of(integrations, states, results),
+    )
+    holder.append(world)
     await engine.load()
-    await engine.step()  # builds the fleet and opens what the state calls for
-    full = median_ms(
-        repeat,
-        lambda: evaluate(
-            integrations=integrations,
-            states=states,
-            results=results,
-            open_incidents=[],
-            settings=settings,
-            now=now,
-        ),
+    await engine.step()  # builds the tracker and opens what the state calls for
+    return world
+
+
+def chunks(ids: list[str], steps: int) -> list[list[str]]:
+    size = -(-len(ids) // steps)
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+async def there_and_back(
+    world: World, ids: list[str], steps: int, repeat: int
+) -> tuple[float, float]:
+    """(before, after) ms for `ids` turning failing and back over `steps` steps each way,
+    halved: the median of `repeat` rounds."""
+    groups = chunks(ids, steps)
+    world.prepare(ids)
+    befores, afters = [], []
+    for _ in range(repeat):
+        afters.append(
+            (
+                await aprocess_ms(lambda: world.after(groups, True))
+                + await aprocess_ms(lambda: world.after(groups, False))
+            )
+            / 2
+        )
+        befores.append(
+            (
+                await aprocess_ms(lambda: world.before(groups, True))
+                + await aprocess_ms(lambda: world.before(groups, False))
+            )
+            / 2
+        )
+    return statistics.median(befores), statistics.median(afters)
+
+
+async def registry(world: World, repeat: int) -> tuple[float, float]:
+    """(before, after) ms of one integration added at run time and then removed, halved."""
+    template = next(iter(world.integrations.values()))
+    added = replace(template, id="registered-000000")
+    state = IntegrationState(integration_id=added.id)
+    engine = world.engine
+
+    async def after() -> None:
+        world.integrations[added.id], world.states[added.id] = added, state
+        engine.added(added, state)
+        await engine.step()
+        for table in (world.integrations, world.states):
+            del table[added.id]
+        engine.removed(added.id)
+        await engine.step()
+
+    async def before() -> None:
+        incidents = await world.store.open_incidents()
+        for _ in ("add", "remove"):
+            world.old = Fleet.of(world.integrations, world.states, world.results)
+            world.old_step(incidents)
+
+    afters = [await aprocess_ms(after) / 2 for _ in range(repeat)]
+    befores = [await aprocess_ms(before) / 2 for _ in range(repeat)]
+    return statistics.median(befores), statistics.median(afters)
+
+
+async def measure(n: int, repeat: int, steps: int) -> list[list[str]]:
+    world = await build(n)
+    notable = len(world.old.views)
+    quiet = [iid for iid, s in world.states.items() if s.status is Status.OK]
+    rows: list[list[str]] = []
+
+    def row(case: str, changes: int, n_steps: int, before: float, after: float) -> None:
+        rows.append(
+            [
+                f"{n:,}",
+                f"{notable:,}",
+                case,
+                f"{changes:,}",
+                str(n_steps),
+                f"{before:.2f}",
+                f"{after:.2f}",
+                f"{after * 1000 / max(changes, 1):.1f}",
+                f"{before / after:.0f}x" if after else "-",
+            ]
+        )
+
+    before, after = await there_and_back(world, quiet[:1], 1, repeat * 4)
+    row("one change", 1, 1, before, after)
+    for burst in (1_000, 10_000):
+        ids = quiet[:burst]
+        for n_steps in (1, steps):
+            before, after = await there_and_back(world, ids, n_steps, repeat)
+            case = "burst in one step" if n_steps == 1 else f"burst over {n_steps} steps"
+            row(case, len(ids), n_steps, before, after)
+    before, after = await registry(world, repeat)
+    row("registry add (and remove)", 1, 1, before, after)
+    idle = statistics.median([await aprocess_ms(world.engine.step) for _ in range(repeat * 20)])
+    rows.append(
+        [
+            f"{n:,}",
+            f"{notable:,}",
+            f"idle wake-up ({idle / 1000 / TICK_SECONDS * 100:.4f}% of a core at a 5 s tick)",
+            "0",
+            "1",
+            "-",
+            f"{idle:.3f}",
+            "-",
+            "-",
+        ]
     )
-    target = next(iid for iid, s in states.items() if s.status is Status.OK)
-    ok_state, ok_result = states[target], results[target]
-    bad_state = replace(ok_state, status=Status.FAILING, consecutive_failures=3)
-    bad_result = replace(ok_result, status=Status.FAILING, findings=(FAILED,))
-
-    async def one_change() -> None:
-        for before, after in ((ok_state, bad_state), (bad_state, ok_state)):
-            b_result, a_result = (
-                (ok_result, bad_result) if after is bad_state else (bad_result, ok_result)
-            )
-            states[target], results[target] = after, a_result
-            engine.observe(
-                RunChange(before=before, before_result=b_result, after=after, result=a_result)
-            )
-            await engine.step()
-
-    change = await amedian_ms(repeat * 4, one_change) / 2
-    idle = await amedian_ms(repeat * 20, engine.step)
-    floor = median_ms(repeat, lambda: dict(states))
-    notable = len(engine._fleet.views) if engine._fleet else 0  # noqa: SLF001 - reported only
-    return [
-        f"{n:,}",
-        f"{notable:,}",
-        f"{full:.1f}",
-        f"{change:.2f}",
-        f"{idle:.3f}",
-        f"{idle / 1000 / TICK_SECONDS * 100:.4f}%",
-        f"{floor:.2f}",
-    ]
+    floor = statistics.median([process_ms(lambda: dict(world.states)) for _ in range(repeat)])
+    rows.append(
+        [
+            f"{n:,}",
+            f"{notable:,}",
+            "floor: one pass over the fleet",
+            "-",
+            "-",
+            "-",
+            f"{floor:.2f}",
+            "-",
+            "-",
+        ]
+    )
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--integrations", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=100)
     args = parser.parse_args(argv)
-    print_header("alert engine cost", "memory store, realistic state, no network")
-    rows = [asyncio.run(measure(n, args.repeat)) for n in args.integrations]
-    print_table(
-        rows,
-        [
-            "N",
-            "notable",
-            "full evaluate() ms (as every change and tick paid before)",
-            "one change ms (now)",
-            "idle wake-up ms",
-            "idle, share of a core (5 s tick)",
-            "floor: one pass ms",
-        ],
-    )
+    log.configure([], level="error")  # the outages open and resolve incidents: not shown
+    print_header("alert engine cost per change", "memory store, realistic state, no network")
+    rows = [r for n in args.integrations for r in asyncio.run(measure(n, args.repeat, args.steps))]
+    print_table(rows, HEADER)
 
 
 if __name__ == "__main__":

@@ -432,7 +432,7 @@ class Daemon:
         it, and it is probed now rather than at its first slot."""
         self.runner.add(integration)
         self.api.indexed(integration)
-        self.engine.fleet_changed()
+        self.engine.added(integration, self.runner.states[integration.id])
         if self._schedule and not self._stop.is_set():
             self.scheduler.add(integration)
             asyncio.create_task(self._probe([integration.id]), name=f"probe-now:{integration.id}")
@@ -442,7 +442,7 @@ class Daemon:
             self.scheduler.remove(integration.id)
         self.runner.remove(integration.id)
         self.api.unindexed(integration.id)
-        self.engine.fleet_changed()
+        self.engine.removed(integration.id)
 
     async def _stop_probing(self) -> None:
         """No new runs, and the ones going are cancelled (a cut-off run records nothing;

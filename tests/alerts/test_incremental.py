@@ -1,10 +1,13 @@
 """The engine's incremental plan equals a full evaluation.
 
-The engine follows the fleet through `observe` (one integration per run) and, when it
-wakes, evaluates only if something is due (`AlertEngine.step`). For random sequences of
-probe runs, clock advances, store failures and recoveries, silences and wake-ups, every
-wake-up's plan (an empty one when the engine found nothing due) must be the plan a full
-`evaluate()` over the same world gives at that moment, with its own record of what is open.
+The engine follows the fleet through `observe` (one integration per run), `added` and
+`removed` (the registry) and, when it wakes, derives again only what changed
+(`rules.Tracker`), if anything is due (`AlertEngine.step`). For random sequences of probe
+runs, bursts (every integration of a provider in one go, as an outage or a recovery),
+integrations added, replaced and removed, clock advances past time edges, store failures
+and recoveries, silences and wake-ups, every wake-up's plan (an empty one when the engine
+found nothing due) must be the plan a full `evaluate()` over the same world gives at that
+moment, with its own record of what is open.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from healthd.alerts.engine import AlertEngine
-from healthd.alerts.rules import AlertPlan, evaluate
+from healthd.alerts.rules import AlertPlan, Fleet, evaluate, next_edge, rule_inputs
 from healthd.alerts.settings import MaintenanceWindow
 from healthd.clock import FakeClock
 from healthd.errors import StoreError
@@ -66,6 +69,16 @@ FLEET = (
     integration("s1", "sendgrid", "acme", traits=SendGridProbe.traits, thresholds=QUICK),
     integration("g1", "google", "initech", traits=GoogleProbe.traits, page=True),
 )
+# What the registry may add (or replace an integration of FLEET with, by id).
+POOL = (
+    integration("bridge-dc3", "imessage_bridge", "acme", thresholds=QUICK),
+    integration("t4", "twilio", "initech", thresholds=QUICK),
+    integration("t1", "twilio", "acme", thresholds=QUICK),  # t1, no longer paging
+    integration("t2", "twilio", "globex", page=True, thresholds=QUICK),
+    integration("s1", "sendgrid", "globex", traits=SendGridProbe.traits),  # another tenant
+    integration("g2", "google", "acme", traits=GoogleProbe.traits, page=True, thresholds=QUICK),
+)
+PROVIDERS = sorted({i.provider for i in (*FLEET, *POOL)})
 WINDOWS = [
     {
         "name": "bridges",
@@ -93,8 +106,19 @@ store = st.tuples(st.just("store"), st.booleans(), st.just(0))
 silences = st.tuples(st.just("silence"), st.integers(0, 600), st.integers(30, 900))
 unsilence = st.tuples(st.just("unsilence"), st.just(0), st.just(0))
 wakes = st.tuples(st.just("step"), st.just(0), st.just(0))
+bursts = st.tuples(
+    st.just("burst"), st.integers(0, len(PROVIDERS) - 1), st.integers(0, len(FINDINGS) - 1)
+)
+registers = st.tuples(st.just("register"), st.integers(0, len(POOL) - 1), st.just(0))
+removes = st.tuples(st.just("remove"), st.integers(0, len(FLEET) + len(POOL) - 1), st.just(0))
+rereads = st.tuples(st.just("reread"), st.just(0), st.just(0))
 actions = st.lists(
     st.one_of(runs, runs, advances, advances, store, silences, unsilence, wakes, wakes),
+    max_size=80,
+)
+# Many changes per step: bursts and registry changes between wake-ups.
+churn = st.lists(
+    st.one_of(runs, bursts, bursts, registers, removes, advances, store, silences, rereads, wakes),
     max_size=80,
 )
 
@@ -125,8 +149,22 @@ class Reference:
             del self.open[key]
         return plan
 
+    def seconds_to_edge(self, engine: AlertEngine, clock: FakeClock) -> float | None:
+        """When time alone next changes the plan, by `rules.next_edge` over the world."""
+        now = clock.now()
+        edge = next_edge(
+            Fleet.of(self.world.integrations, self.world.states, self.world.results),
+            settings=SETTINGS,
+            now=now,
+            silences=engine.silences.active(now),
+            store_failing_since=self.health.failing_since,
+        )
+        return None if edge is None else (edge - now).total_seconds()
 
-async def play(script: list[tuple[str, Any, int]]) -> list[tuple[AlertPlan, AlertPlan]]:
+
+async def play(
+    script: list[tuple[str, Any, int]], edges: list[tuple[float | None, float | None]] | None = None
+) -> list[tuple[AlertPlan, AlertPlan]]:
     """Plays `script` (runs, clock advances, store failures and recoveries, silences
     added and removed, wake-ups); returns (engine's plan, full evaluation's plan) at each
     wake-up."""
@@ -145,18 +183,25 @@ async def play(script: list[tuple[str, Any, int]]) -> list[tuple[AlertPlan, Aler
     reference = Reference(world, health)
     plans = []
     for n, (action, a, b) in enumerate([*script, ("step", 0, 0)]):
-        if action == "run":
-            iid = FLEET[a].id
-            before = world.states.get(iid) or IntegrationState(integration_id=iid)
-            before_result = world.results.get(iid)
-            world.run(iid, FINDINGS[b], at=clock.now())
-            change = RunChange(
-                before=before,
-                before_result=before_result,
-                after=world.states[iid],
-                result=world.results[iid],
-            )
-            engine.observe(change)
+        if action == "run" and FLEET[a].id in world.integrations:
+            engine.observe(run(world, FLEET[a].id, b, clock))
+        elif action == "burst":
+            for iid, item in sorted(world.integrations.items()):
+                if item.provider == PROVIDERS[a]:
+                    engine.observe(run(world, iid, b, clock))
+        elif action == "register":
+            item = POOL[a]  # a new id, or a replacement that keeps the state and results
+            world.integrations[item.id] = item
+            state = world.states.get(item.id) or IntegrationState(integration_id=item.id)
+            engine.added(item, state)
+        elif action == "remove":
+            iid = (*FLEET, *POOL)[a].id
+            if world.integrations.pop(iid, None) is not None:
+                world.states.pop(iid, None)
+                world.results.pop(iid, None)
+                engine.removed(iid)
+        elif action == "reread":  # built again from the snapshot, with incidents open
+            engine.reread()
         elif action == "advance":
             clock.advance(timedelta(seconds=a))
         elif action == "store" and a:
@@ -172,10 +217,26 @@ async def play(script: list[tuple[str, Any, int]]) -> list[tuple[AlertPlan, Aler
                 await engine.silences.remove(silence.name, removed_by="test")
         else:
             plans.append((await engine.step() or AlertPlan(), reference.evaluate(engine, clock)))
+            if edges is not None:
+                edges.append((engine.seconds_to_edge(), reference.seconds_to_edge(engine, clock)))
     return plans
 
 
+def run(world: World, iid: str, finding: int, clock: FakeClock) -> RunChange:
+    """One probe run of `iid` finding FINDINGS[finding], as the runner reports it."""
+    before = world.states.get(iid) or IntegrationState(integration_id=iid)
+    before_result = world.results.get(iid)
+    world.run(iid, FINDINGS[finding], at=clock.now())
+    return RunChange(
+        before=before,
+        before_result=before_result,
+        after=world.states[iid],
+        result=world.results[iid],
+    )
+
+
 TIMING_OUT = FINDINGS.index(TIMEOUT)
+HTTP_5XX = FINDINGS.index(HTTP_500)
 
 
 @settings(max_examples=300, deadline=None)
@@ -213,3 +274,98 @@ def test_a_bridge_that_stays_down_pages_at_its_edge_without_any_new_run() -> Non
     plans = asyncio.run(play(script))
     assert [p.opened for p, _ in plans[:2]] == [(), ()]
     assert [i.rule for i in plans[2][0].opened] == ["bridge_unreachable"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(churn)
+# An outage of every Twilio integration, registry changes in the middle of it, then the
+# recovery, each in one step.
+@example(
+    [
+        ("burst", PROVIDERS.index("twilio"), HTTP_5XX),
+        ("step", 0, 0),
+        ("register", 1, 0),
+        ("register", 2, 0),
+        ("remove", 3, 0),
+        ("burst", PROVIDERS.index("twilio"), HTTP_5XX),
+        ("step", 0, 0),
+        ("burst", PROVIDERS.index("twilio"), 0),
+        ("burst", PROVIDERS.index("twilio"), 0),
+        ("step", 0, 0),
+    ]
+)
+# Built again (another replica's runs) while an outage is open: it still holds.
+@example(
+    [
+        ("burst", PROVIDERS.index("twilio"), HTTP_5XX),
+        ("step", 0, 0),
+        ("reread", 0, 0),
+        ("step", 0, 0),
+    ]
+)
+# A bridge added at run time goes down, pages at its edge, and is removed while paging.
+@example(
+    [
+        ("register", 0, 0),
+        ("step", 0, 0),
+        ("advance", 1, 0),
+        ("remove", 0, 0),
+        ("step", 0, 0),
+    ]
+)
+def test_bursts_and_registry_changes_plan_what_a_full_evaluation_plans(
+    script: list[tuple[str, Any, int]],
+) -> None:
+    for incremental, full in asyncio.run(play(script)):
+        assert incremental == full
+
+
+@settings(max_examples=200, deadline=None)
+@given(churn)
+def test_the_fleet_kept_by_changes_counts_what_one_built_from_scratch_counts(
+    script: list[tuple[str, Any, int]],
+) -> None:
+    """The counters the aggregate rules read (members, tallies, successes, tenants
+    without an SMS fallback) and the notable views, after any sequence of runs and
+    registry changes, are those of `Fleet.of` over the same world."""
+    world = World(SETTINGS)
+    world.integrations.update((i.id, i) for i in FLEET)
+    clock = FakeClock(T0)
+    kept = Fleet.of(world.integrations, world.states, world.results)
+    for action, a, b in script:
+        if action == "run" and FLEET[a].id in world.integrations:
+            change = run(world, FLEET[a].id, b, clock)
+            kept.update(change.after.integration_id, rule_inputs(change.after, change.result))
+        elif action == "register":
+            world.integrations[POOL[a].id] = POOL[a]
+            state = world.states.get(POOL[a].id) or IntegrationState(integration_id=POOL[a].id)
+            kept.add(POOL[a], rule_inputs(state, None))
+        elif action == "remove":
+            iid = (*FLEET, *POOL)[a].id
+            world.integrations.pop(iid, None)
+            world.states.pop(iid, None)
+            world.results.pop(iid, None)
+            kept.remove(iid)
+        elif action == "advance":
+            clock.advance(timedelta(seconds=a))
+    built = Fleet.of(world.integrations, world.states, world.results)
+    nonzero = {p: t for p, t in built.tallies.items() if t != type(t)()}
+    assert {p: t for p, t in kept.tallies.items() if t != type(t)()} == nonzero
+    assert (kept.members, kept.succeeded) == (built.members, built.succeeded)
+    assert kept.tenants_without_sms_fallback() == built.tenants_without_sms_fallback()
+    assert kept.views == built.views
+
+
+@settings(max_examples=200, deadline=None)
+@given(churn)
+# The bridge is back before its page_after: its edge in the heap no longer holds.
+@example([("run", 0, TIMING_OUT), ("step", 0, 0), ("run", 0, 0), ("run", 0, 0), ("step", 0, 0)])
+def test_after_every_wake_up_the_engine_sleeps_until_the_edge_a_full_evaluation_finds(
+    script: list[tuple[str, Any, int]],
+) -> None:
+    """The heap's top (stale entries skipped), the store's and the windows' edges: the
+    same next edge as `rules.next_edge` over the whole world."""
+    edges: list[tuple[float | None, float | None]] = []
+    asyncio.run(play(script, edges))
+    for incremental, full in edges:
+        assert incremental == full

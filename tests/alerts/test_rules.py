@@ -400,6 +400,17 @@ def test_provider_outage_pages_once_for_many_tenants_with_count_and_top_codes():
     assert event.group is None
 
 
+def test_provider_outage_ranks_codes_that_tie_by_code_whatever_order_they_failed_in():
+    """The engine counts codes as integrations change, in no fixed order: a tie between
+    codes must read the same in every page."""
+    world = World()
+    for n, code in enumerate(("twilio.z_error", "twilio.a_error") * 2):
+        world.add(integration(f"t{n}", "twilio", f"tenant{n}"), finding(code, Category.PROVIDER))
+    event = only_event(world.evaluate(T0))
+    assert event.summary.endswith("(twilio.a_error, twilio.z_error)")
+    assert list(event.custom_details["top_codes"]) == ["twilio.a_error", "twilio.z_error"]
+
+
 def test_tenant_credential_failures_do_not_count_towards_an_outage():
     world = World()
     twilio_fleet(world, 10, 5, AUTH)

@@ -121,11 +121,24 @@ def test_daemon_bench_counts_probes_of_a_running_healthd() -> None:
     assert float(floor.split("|")[5]) > 0  # plain aiohttp's CPU per request, in the same run
 
 
-def test_engine_bench_times_a_full_evaluation_a_change_and_an_idle_wake_up() -> None:
-    stdout = run_script("bench/engine.py", "--integrations", "300", "--repeat", "1")
-    row = next(line for line in stdout.splitlines() if line.startswith("| 300 "))
-    full, change, idle = (float(cell) for cell in row.split("|")[3:6])
-    assert full > 0 and change > 0 and idle >= 0
+def test_engine_bench_times_each_case_before_and_after() -> None:
+    stdout = run_script(
+        "bench/engine.py", "--integrations", "300", "--repeat", "1", "--steps", "3"
+    )  # fmt: skip
+    rows = [line.split("|") for line in stdout.splitlines() if line.startswith("| 300 ")]
+    cases = [cells[3].strip() for cells in rows]
+    assert cases[:6] == [
+        "one change",
+        "burst in one step",
+        "burst over 3 steps",
+        "burst in one step",
+        "burst over 3 steps",
+        "registry add (and remove)",
+    ]
+    for cells in rows[:6]:
+        before, after = float(cells[6]), float(cells[7])
+        assert before > 0 and after > 0
+    assert cases[6].startswith("idle wake-up") and cases[7].startswith("floor")
 
 
 def test_chaos_loop_kills_the_daemon_and_counts_what_pagerduty_received() -> None:

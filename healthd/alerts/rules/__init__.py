@@ -67,6 +67,7 @@ from healthd.alerts.rules._base import (
 from healthd.alerts.rules._events import SUMMARY_LIMIT, one_line
 from healthd.alerts.rules._fleet import Fleet
 from healthd.alerts.rules._reconcile import AlertPlan, reconcile
+from healthd.alerts.rules._tracker import Tracker
 from healthd.alerts.rules.table import RULES
 from healthd.model import Incident, Integration, IntegrationState, ProbeResult
 
@@ -79,6 +80,7 @@ __all__ = [
     "AlertPlan",
     "Fleet",
     "RuleInputs",
+    "Tracker",
     "evaluate",
     "evaluate_fleet",
     "next_edge",
@@ -128,8 +130,8 @@ def evaluate_fleet(
     store_failing_since: datetime | None = None,
     store_problem: str | None = None,
 ) -> AlertPlan:
-    """`evaluate()` over a `Fleet` kept up to date by its owner (the alert engine): the
-    cost follows the notable integrations, not the fleet's size."""
+    """`evaluate()` over a `Fleet`: the cost follows the notable integrations, not the
+    fleet's size (`Tracker` follows only what changed, with the same plan)."""
     scene = _scene(
         fleet,
         open_incidents=open_incidents,
@@ -194,10 +196,7 @@ def _scene(
     store_problem: str | None = None,
 ) -> Scene:
     return Scene(
-        views=fleet.views,
-        members=fleet.members,
-        any_succeeded=fleet.succeeded > 0,
-        without_sms_fallback=fleet.tenants_without_sms_fallback(),
+        fleet=fleet,
         open_keys=frozenset(i.dedup_key for i in open_incidents if i.is_open),
         now=now,
         webhook_tenants=frozenset(settings.webhooks),

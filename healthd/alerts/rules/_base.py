@@ -10,10 +10,11 @@ latest result: a `View` is built from nothing else, so a rule cannot read a fiel
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from healthd.alerts._settings_model import SettingsModel
 from healthd.alerts.channels import Audience
@@ -28,6 +29,9 @@ from healthd.model import (
 )
 
 TOP_CODES = 5  # how many finding codes an aggregate page lists
+
+# The check under which a probe reports the provider's status page (`probes._statuspage`).
+STATUS_PAGE_CHECK = "platform"
 
 
 class RuleSettings(SettingsModel):
@@ -84,7 +88,12 @@ class View:
       probe sees, and the rule that held its page back may have just let go of it;
     - `answering`: the latest run reached it (any answer), though `unreachable_since`
       may still be set until M such runs in a row;
-    - `succeeded`: the latest run was ok or degraded.
+    - `succeeded`: the latest run was ok or degraded;
+    - `witness`: it can tell whether its provider works: anything but failing for its
+      own reasons only (account, sender configuration, ...); one on its way back
+      reached it (provider_outage);
+    - `status_page`: failing with a failing status-page finding of its provider (the
+      provider says it is down itself; provider_outage).
     """
 
     integration: Integration
@@ -96,42 +105,161 @@ class View:
     recovering: bool = field(init=False)
     answering: bool = field(init=False)
     succeeded: bool = field(init=False)
+    witness: bool = field(init=False)
+    status_page: bool = field(init=False)
 
     def __post_init__(self) -> None:
         inputs, result = self.inputs, self.inputs.result_status
         bad = tuple(f for f in inputs.findings if f.status.is_bad)
         failing = inputs.status.is_bad
+        provider_failure = failing and any(f.category is Category.PROVIDER for f in bad)
+        recovering = failing and result is not None and not result.is_bad
         derived = {
             "bad_findings": bad,
             "failing": failing,
-            "provider_failure": failing and any(f.category is Category.PROVIDER for f in bad),
+            "provider_failure": provider_failure,
             "network_failure": failing and any(f.network_error for f in bad),
-            "recovering": failing and result is not None and not result.is_bad,
+            "recovering": recovering,
             "answering": result is not None and result is not Status.UNREACHABLE,
             "succeeded": result in (Status.OK, Status.DEGRADED),
+            "witness": not failing or provider_failure or recovering,
+            "status_page": provider_failure
+            and any(
+                f.check == STATUS_PAGE_CHECK
+                and f.status is Status.FAILING
+                and f.category is Category.PROVIDER
+                for f in bad
+            ),
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)
 
 
+@dataclass(slots=True)
+class Tally:
+    """What the aggregate rules read of one provider's notable integrations, as counts
+    the fleet keeps up to date per change (`View.tally`), so that an outage of thousands
+    costs each evaluation O(1) per provider, not a pass over its members.
+
+    - `affected`: failing with provider-side findings (`View.provider_failure`);
+    - `recovering`: on their way back (`View.recovering`) and not affected;
+    - `non_witnesses`: not `View.witness`;
+    - `status_pages`: affected with a failing status-page finding (`View.status_page`);
+    - `affected_paging`: affected, and the integration pages;
+    - `network`: failing with network errors (`View.network_failure`);
+    - `network_recovering`: recovering and not failing with network errors;
+    - `codes`: the affected integrations' provider-category finding codes, counted.
+    """
+
+    affected: int = 0
+    recovering: int = 0
+    non_witnesses: int = 0
+    status_pages: int = 0
+    affected_paging: int = 0
+    network: int = 0
+    network_recovering: int = 0
+    codes: Counter[str] = field(default_factory=Counter)
+
+    def count(self, view: View, by: int) -> None:
+        """Adds (`by` 1) or takes away (-1) what `view` contributes."""
+        affected = view.provider_failure
+        self.affected += by * affected
+        self.recovering += by * (view.recovering and not affected)
+        self.non_witnesses += by * (not view.witness)
+        self.status_pages += by * view.status_page
+        self.affected_paging += by * (affected and view.integration.pages)
+        self.network += by * view.network_failure
+        self.network_recovering += by * (view.recovering and not view.network_failure)
+        if affected:
+            for f in view.bad_findings:
+                if f.category is Category.PROVIDER:
+                    self.codes[f.code] += by
+                    if not self.codes[f.code]:
+                        del self.codes[f.code]
+
+    def top_codes(self) -> list[tuple[str, int]]:
+        """The `TOP_CODES` most frequent codes, ties by code: the same whatever order the
+        integrations changed in."""
+        return sorted(self.codes.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_CODES]
+
+
+class Notables(Protocol):
+    """The fleet as a scene reads it (`healthd.alerts.rules._fleet.Fleet`)."""
+
+    @property
+    def views(self) -> tuple[View, ...]: ...
+
+    @property
+    def members(self) -> Mapping[str, int]: ...
+
+    @property
+    def tallies(self) -> Mapping[str, Tally]: ...
+
+    @property
+    def succeeded(self) -> int: ...
+
+    def tenants_without_sms_fallback(self) -> tuple[str, ...]: ...
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Scene:
-    """What one evaluation shows every rule: the views of the notable integrations
-    (sorted by integration id; `healthd.alerts.rules._fleet`: the quiet ones can neither
-    raise nor hold a condition), what the rules need of the whole fleet (each provider's
-    members, whether any integration's latest run succeeded, the tenants without an SMS
-    fallback), the incidents open now (by dedup key), the time, the tenants with a
-    webhook, and since when and why healthd's own store fails (None while it is healthy)."""
+    """What one evaluation shows every rule: the fleet (`Notables`: the views of the
+    notable integrations, sorted by integration id, since the quiet ones can neither
+    raise nor hold a condition; each provider's members and `Tally`; whether any
+    integration's latest run succeeded; the tenants without an SMS fallback), the
+    incidents open now (by dedup key), the time, the tenants with a webhook, and since
+    when and why healthd's own store fails (None while it is healthy).
 
-    views: tuple[View, ...]
-    members: Mapping[str, int]
-    any_succeeded: bool
-    without_sms_fallback: tuple[str, ...]
-    open_keys: frozenset[str]
+    The fleet is read through properties, not copied in: the incremental engine
+    (`healthd.alerts.rules._tracker`) builds a scene per step and reads the views only
+    for a condition that triggers."""
+
+    fleet: Notables
+    open_keys: Set[str]
     now: datetime
     webhook_tenants: frozenset[str]
     store_failing_since: datetime | None = None
     store_problem: str | None = None
+
+    @property
+    def views(self) -> tuple[View, ...]:
+        return self.fleet.views
+
+    @property
+    def members(self) -> Mapping[str, int]:
+        return self.fleet.members
+
+    @property
+    def any_succeeded(self) -> bool:
+        return self.fleet.succeeded > 0
+
+    @property
+    def without_sms_fallback(self) -> tuple[str, ...]:
+        return self.fleet.tenants_without_sms_fallback()
+
+
+class Lazy(Mapping[str, Any]):
+    """A condition's details worked out on first read: an aggregate condition's lists
+    of members are read only when it triggers (its incident and event carry them), not
+    at each evaluation it merely holds."""
+
+    def __init__(self, make: Callable[[], Mapping[str, Any]]) -> None:
+        self._make: Callable[[], Mapping[str, Any]] | None = make
+        self._value: Mapping[str, Any] = {}
+
+    def _get(self) -> Mapping[str, Any]:
+        if self._make is not None:
+            self._value, self._make = self._make(), None
+        return self._value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -172,7 +300,15 @@ class Rule(ABC, Generic[S]):
       the earliest of them when nothing else changes);
     - `suppresses()` says which conditions of the rules after it in `RULES` it holds back
       while `held` (its own conditions, true now) is not empty. Held back means not
-      triggered; a held-back condition still keeps its open incident open.
+      triggered; a held-back condition still keeps its open incident open. It decides
+      from the held conditions' labels (key, provider, tenant, integration), not their
+      summary or details: the engine looks again at what it holds back only when the
+      set of held keys changes.
+
+    A rule about one integration at a time subclasses `IntegrationRule`. Any other rule
+    (an aggregate: the store, egress, a provider's outage) has its `conditions()` called
+    at every step of the engine, so it reads the fleet's counters (`Scene.fleet`,
+    `Tally`), not the views, and leaves lists of members to `Lazy` details.
     """
 
     name: str
@@ -185,6 +321,37 @@ class Rule(ABC, Generic[S]):
         """The times after `scene.now` at which time alone may change `conditions()`
         (none for a rule that reads only the fleet): the engine wakes at the earliest."""
         return ()
+
+    def suppresses(self, held: Sequence[Condition], condition: Condition) -> bool:
+        return False
+
+
+class IntegrationRule(Rule[S]):
+    """A rule whose conditions are each about one integration and read nothing of the
+    scene but its view, the time and the settings (`condition_of`, `edges_of`).
+
+    The incremental engine caches each integration's conditions and derives them again
+    only when its view changed or one of its edges passed, so such a rule holds back
+    nothing (`suppresses` stays False): no later rule's outcome may depend on how many
+    of its conditions hold."""
+
+    @abstractmethod
+    def condition_of(self, view: View, scene: Scene, settings: S) -> Condition | None:
+        """The condition about `view` that should have an open incident now, if any."""
+
+    def edges_of(self, view: View, scene: Scene, settings: S) -> Iterable[datetime]:
+        """The times after `scene.now` at which time alone may change `condition_of`."""
+        return ()
+
+    def conditions(self, scene: Scene, settings: S) -> Iterator[Condition]:
+        for view in scene.views:
+            cond = self.condition_of(view, scene, settings)
+            if cond is not None:
+                yield cond
+
+    def edges(self, scene: Scene, settings: S) -> Iterator[datetime]:
+        for view in scene.views:
+            yield from self.edges_of(view, scene, settings)
 
     def suppresses(self, held: Sequence[Condition], condition: Condition) -> bool:
         return False

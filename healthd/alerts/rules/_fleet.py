@@ -5,8 +5,9 @@ At 100,000 integrations almost all are quiet: not failing, not degraded, no unre
 timer running. A quiet integration triggers nothing and holds nothing open; what the rules
 need of it is a count (a provider's members and witnesses, whether anything succeeded,
 which tenants still have an SMS fallback). So a `Fleet` keeps the views of the notable
-integrations only, and per-integration contributions to those counts, and `update` moves
-one integration between them in O(1). The alert engine keeps one up to date from each
+integrations only, per-integration contributions to those counts, and each provider's
+`Tally` of its notable members; `update` moves one integration between them in O(1), and
+`add`/`remove` take a registry change in O(1) too. The alert engine keeps one up to date from each
 run's change; `Fleet.of` builds one from scratch, which is what `evaluate()` does, so the
 two must agree (tests/alerts/test_incremental.py checks they do).
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
-from healthd.alerts.rules._base import RuleInputs, View, rule_inputs
+from healthd.alerts.rules._base import RuleInputs, Tally, View, rule_inputs
 from healthd.model import PLATFORM_TENANT, Integration, IntegrationState, ProbeResult, Status
 
 _SUCCEEDED = 1  # its latest run succeeded (egress_down: the network works)
@@ -44,21 +45,28 @@ def _flags(integration: Integration, inputs: RuleInputs) -> int:
 
 
 class Fleet:
-    """Notable views by integration id, plus the counts the rules read of everyone."""
+    """Notable views by integration id, plus the counts the rules read of everyone.
+
+    `dirty` collects the integrations whose view changed (or that came or went) since
+    its owner last took it (`take_dirty`): the incremental engine derives their
+    conditions again and no one else's."""
 
     def __init__(self, integrations: Mapping[str, Integration]) -> None:
-        self.integrations = dict(integrations)
-        self.members: Counter[str] = Counter(i.provider for i in self.integrations.values())
-        # Tenants (not the platform) with no SMS fallback that is not failing: all at first.
-        self._uncovered = {
-            i.tenant for i in self.integrations.values() if i.tenant != PLATFORM_TENANT
-        }
+        self.integrations: dict[str, Integration] = {}
+        self.members: Counter[str] = Counter()
+        self.tallies: dict[str, Tally] = {}
+        self._tenants: Counter[str] = Counter()
+        # Tenants (not the platform) with no SMS fallback that is not failing.
+        self._uncovered: set[str] = set()
         self._uncovered_sorted: tuple[str, ...] | None = None
         self._flags: dict[str, int] = {}
         self._views: dict[str, View] = {}
         self._sorted: tuple[View, ...] | None = ()
         self.succeeded = 0
         self._covers: Counter[str] = Counter()
+        self.dirty: set[str] = set()
+        for integration in integrations.values():
+            self._join(integration)
 
     @classmethod
     def of(
@@ -79,17 +87,97 @@ class Fleet:
         integration = self.integrations.get(iid)
         if integration is None:
             return  # not in the configured fleet: no rule reads it
-        old, new = self._flags.get(iid, 0), _flags(integration, inputs)
+        self._set_flags(iid, integration, _flags(integration, inputs))
+        view = View(integration=integration, inputs=inputs) if notable(inputs) else None
+        self._set_view(iid, view)
+
+    def view(self, iid: str) -> View | None:
+        """The notable view of `iid`; None for a quiet integration or one not in the fleet."""
+        return self._views.get(iid)
+
+    def add(self, integration: Integration, inputs: RuleInputs) -> None:
+        """A new integration (the registry, a reload), reading `inputs`; or, for an id
+        already in the fleet, its replacement, which keeps what its runs told (the
+        runner keeps the state and results of a replaced integration)."""
+        iid = integration.id
+        old = self.integrations.get(iid)
+        if old is None:
+            self._join(integration)
+            self.update(iid, inputs)
+            return
+        view, succeeded = self._views.get(iid), self._flags.get(iid, 0) & _SUCCEEDED
+        self.remove(iid)
+        self._join(integration)
+        if view is not None:
+            self.update(iid, view.inputs)
+        else:  # quiet, so not failing: it covers its tenant if it is an SMS fallback
+            covers = _COVERS if integration.sms_fallback else 0
+            self._set_flags(iid, integration, succeeded | covers)
+
+    def remove(self, iid: str) -> None:
+        """Takes `iid` out of the fleet and every count."""
+        integration = self.integrations.get(iid)
+        if integration is None:
+            return
+        self._set_flags(iid, integration, 0)
+        self._set_view(iid, None)
+        self._flags.pop(iid, None)
+        del self.integrations[iid]
+        self.members[integration.provider] -= 1
+        if not self.members[integration.provider]:
+            del self.members[integration.provider]
+        tenant = integration.tenant
+        self._tenants[tenant] -= 1
+        if not self._tenants[tenant]:
+            del self._tenants[tenant]
+            self._covers.pop(tenant, None)
+            self._uncovered.discard(tenant)
+            self._uncovered_sorted = None
+        self.dirty.add(iid)
+
+    def take_dirty(self) -> set[str]:
+        """The integrations changed since the last call, and a fresh set for the next."""
+        dirty, self.dirty = self.dirty, set()
+        return dirty
+
+    def _join(self, integration: Integration) -> None:
+        self.integrations[integration.id] = integration
+        self.members[integration.provider] += 1
+        tenant = integration.tenant
+        self._tenants[tenant] += 1
+        if tenant != PLATFORM_TENANT and self._covers[tenant] <= 0:
+            if tenant not in self._uncovered:
+                self._uncovered.add(tenant)
+                self._uncovered_sorted = None
+
+    def _set_flags(self, iid: str, integration: Integration, new: int) -> None:
+        old = self._flags.get(iid, 0)
         if old != new:
             self._flags[iid] = new
             self.succeeded += (new & _SUCCEEDED) - (old & _SUCCEEDED)
             if (old ^ new) & _COVERS:
                 self._cover(integration.tenant, 1 if new & _COVERS else -1)
-        if notable(inputs):
-            self._views[iid] = View(integration=integration, inputs=inputs)
-            self._sorted = None
-        elif self._views.pop(iid, None) is not None:
-            self._sorted = None
+
+    def _set_view(self, iid: str, view: View | None) -> None:
+        old = self._views.get(iid)
+        if old is None and view is None:
+            return
+        if old is not None:
+            self._tally(old, -1)
+        if view is None:
+            del self._views[iid]
+        else:
+            self._views[iid] = view
+            self._tally(view, 1)
+        self._sorted = None
+        self.dirty.add(iid)
+
+    def _tally(self, view: View, by: int) -> None:
+        provider = view.integration.provider
+        tally = self.tallies.get(provider)
+        if tally is None:
+            tally = self.tallies[provider] = Tally()
+        tally.count(view, by)
 
     def _cover(self, tenant: str, by: int) -> None:
         self._covers[tenant] += by

@@ -8,7 +8,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -44,17 +45,31 @@ class AlertPlan:
 def reconcile(
     conditions: Sequence[tuple[Condition, bool]],
     open_incidents: Sequence[Incident],
-    open_keys: frozenset[str],
+    open_keys: AbstractSet[str],
     windows: Sequence[MaintenanceWindow],
     settings: AlertingSettings,
     now: datetime,
 ) -> AlertPlan:
     """`conditions` are (condition, held back) in the order their events go out."""
     wanted = {c.dedup_key for c, _ in conditions}
+    opened, events = triggered(conditions, open_keys, windows, settings, now)
+    gone = [i for i in open_incidents if i.is_open and i.dedup_key not in wanted]
+    resolved, resolve_events = resolves(gone, settings, now)
+    return AlertPlan(opened=opened, resolved=resolved, events=(*events, *resolve_events))
+
+
+def triggered(
+    conditions: Iterable[tuple[Condition, bool]],
+    open_keys: AbstractSet[str],
+    windows: Sequence[MaintenanceWindow],
+    settings: AlertingSettings,
+    now: datetime,
+) -> tuple[tuple[Incident, ...], tuple[tuple[str, AlertEvent], ...]]:
+    """The incidents `conditions` open now and their trigger events, in their order."""
     opened: list[Incident] = []
     events: list[tuple[str, AlertEvent]] = []
     for cond, held_back in conditions:
-        if cond.dedup_key in open_keys or held_back or _silenced(cond, windows, now):
+        if cond.dedup_key in open_keys or held_back or silenced(cond, windows, now):
             continue
         channel = routing.channel_for(cond.audience, cond.tenant)
         opened.append(
@@ -74,18 +89,24 @@ def reconcile(
         )
         if routing.deliverable(channel, settings):
             events.append((channel, trigger_event(cond, settings, now)))
+    return tuple(opened), tuple(events)
+
+
+def resolves(
+    gone: Iterable[Incident], settings: AlertingSettings, now: datetime
+) -> tuple[tuple[tuple[str, datetime], ...], tuple[tuple[str, AlertEvent], ...]]:
+    """`gone` (open incidents whose condition no longer holds) resolved, by dedup key."""
     resolved: list[tuple[str, datetime]] = []
-    for incident in sorted(open_incidents, key=lambda i: i.dedup_key):
-        if not incident.is_open or incident.dedup_key in wanted:
-            continue
+    events: list[tuple[str, AlertEvent]] = []
+    for incident in sorted(gone, key=lambda i: i.dedup_key):
         resolved.append((incident.dedup_key, now))
         channel = str(incident.details.get("channel") or routing.DEFAULT_CHANNEL)
         if routing.deliverable(channel, settings):
             events.append((channel, resolve_event(incident, settings, now)))
-    return AlertPlan(opened=tuple(opened), resolved=tuple(resolved), events=tuple(events))
+    return tuple(resolved), tuple(events)
 
 
-def _silenced(cond: Condition, windows: Sequence[MaintenanceWindow], now: datetime) -> bool:
+def silenced(cond: Condition, windows: Sequence[MaintenanceWindow], now: datetime) -> bool:
     return any(
         w.silences(
             cond.rule, now, integration=cond.integration, tenant=cond.tenant, provider=cond.provider

@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 from healthd.alerts.channels import Audience
 from healthd.alerts.rules._base import (
     Condition,
-    Rule,
+    IntegrationRule,
     RuleSettings,
     Scene,
+    View,
     finding_details,
     format_duration,
 )
@@ -35,46 +36,47 @@ class BridgeUnreachableSettings(RuleSettings):
 _JUST_AFTER = timedelta(microseconds=1)
 
 
-class BridgeUnreachable(Rule[BridgeUnreachableSettings]):
+class BridgeUnreachable(IntegrationRule[BridgeUnreachableSettings]):
     name = "bridge_unreachable"
     settings = BridgeUnreachableSettings
 
-    def edges(self, scene: Scene, settings: BridgeUnreachableSettings) -> Iterator[datetime]:
-        for view in scene.views:
-            since = view.inputs.unreachable_since
-            if view.integration.tracks_unreachable and since is not None:
-                edge = since + view.integration.thresholds.page_after + _JUST_AFTER
-                if edge > scene.now:
-                    yield edge
+    def edges_of(
+        self, view: View, scene: Scene, settings: BridgeUnreachableSettings
+    ) -> Iterator[datetime]:
+        since = view.inputs.unreachable_since
+        if view.integration.tracks_unreachable and since is not None:
+            edge = since + view.integration.thresholds.page_after + _JUST_AFTER
+            if edge > scene.now:
+                yield edge
 
-    def conditions(self, scene: Scene, settings: BridgeUnreachableSettings) -> Iterator[Condition]:
-        no_fallback = list(scene.without_sms_fallback)
-        for view in scene.views:
-            integration, since = view.integration, view.inputs.unreachable_since
-            if not integration.tracks_unreachable or since is None:
-                continue
-            down_for = scene.now - since
-            if down_for <= integration.thresholds.page_after:
-                continue
-            # The id, as on-call sees it elsewhere: "iMessage bridge unreachable for 12m
-            # (bridge-dc1)".
-            yield Condition(
-                rule=self.name,
-                dedup_key=f"healthd/bridge_unreachable/{integration.id}",
-                audience=Audience.ON_CALL,
-                summary=f"iMessage bridge unreachable for {format_duration(down_for)} "
-                f"({integration.id})",
-                severity=Severity.CRITICAL,
-                integration=integration.id,
-                provider=integration.provider,
-                tenant=integration.tenant,
-                details={
-                    "integration": integration.id,
-                    "unreachable_since": since.isoformat(),
-                    "unreachable_seconds": int(down_for.total_seconds()),
-                    "findings": finding_details(view),
-                    "tenants_without_sms_fallback": no_fallback,
-                },
-                view=view,
-                recovering=view.answering,
-            )
+    def condition_of(
+        self, view: View, scene: Scene, settings: BridgeUnreachableSettings
+    ) -> Condition | None:
+        integration, since = view.integration, view.inputs.unreachable_since
+        if not integration.tracks_unreachable or since is None:
+            return None
+        down_for = scene.now - since
+        if down_for <= integration.thresholds.page_after:
+            return None
+        # The id, as on-call sees it elsewhere: "iMessage bridge unreachable for 12m
+        # (bridge-dc1)".
+        return Condition(
+            rule=self.name,
+            dedup_key=f"healthd/bridge_unreachable/{integration.id}",
+            audience=Audience.ON_CALL,
+            summary=f"iMessage bridge unreachable for {format_duration(down_for)} "
+            f"({integration.id})",
+            severity=Severity.CRITICAL,
+            integration=integration.id,
+            provider=integration.provider,
+            tenant=integration.tenant,
+            details={
+                "integration": integration.id,
+                "unreachable_since": since.isoformat(),
+                "unreachable_seconds": int(down_for.total_seconds()),
+                "findings": finding_details(view),
+                "tenants_without_sms_fallback": list(scene.without_sms_fallback),
+            },
+            view=view,
+            recovering=view.answering,
+        )

@@ -12,12 +12,13 @@ first success.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from pydantic import Field
 
 from healthd.alerts.channels import Audience
-from healthd.alerts.rules._base import TOP_CODES, Condition, Rule, RuleSettings, Scene
+from healthd.alerts.rules._base import TOP_CODES, Condition, Lazy, Rule, RuleSettings, Scene
 from healthd.alerts.rules.bridge_unreachable import BridgeUnreachable
 from healthd.alerts.rules.provider_outage import ProviderOutage
 from healthd.model import Severity
@@ -41,22 +42,30 @@ class EgressDown(Rule[EgressDownSettings]):
         is_down = _KEY in scene.open_keys
         if not is_down and scene.any_succeeded:
             return
-        failing = [v for v in scene.views if v.network_failure or (is_down and v.recovering)]
-        providers = sorted({v.integration.provider for v in failing})
+        tallies = scene.fleet.tallies
+        providers = sorted(
+            p for p, t in tallies.items() if t.network or (is_down and t.network_recovering)
+        )
         if len(providers) < settings.min_providers:
             return
-        codes = Counter(f.code for v in failing for f in v.bad_findings if f.network_error)
+        count = sum(t.network + (t.network_recovering if is_down else 0) for t in tallies.values())
+
+        def details() -> Mapping[str, Any]:
+            failing = [v for v in scene.views if v.network_failure or (is_down and v.recovering)]
+            codes = Counter(f.code for v in failing for f in v.bad_findings if f.network_error)
+            return {
+                "providers": providers,
+                "integrations_failing": count,
+                "top_codes": dict(codes.most_common(TOP_CODES)),
+            }
+
         yield Condition(
             rule=self.name,
             dedup_key=_KEY,
             audience=Audience.ON_CALL,
             summary="healthd cannot reach any provider: its own egress or the datacenter's network",
             severity=Severity.CRITICAL,
-            details={
-                "providers": providers,
-                "integrations_failing": len(failing),
-                "top_codes": dict(codes.most_common(TOP_CODES)),
-            },
+            details=Lazy(details),
         )
 
     def suppresses(self, held: Sequence[Condition], condition: Condition) -> bool:

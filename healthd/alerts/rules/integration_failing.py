@@ -9,14 +9,13 @@ critical, the rest as error.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from healthd.alerts.channels import Audience
 from healthd.alerts.rules._base import (
     Condition,
-    Rule,
+    IntegrationRule,
     RuleSettings,
     Scene,
+    View,
     integration_condition,
 )
 from healthd.model import Category, Severity, Status
@@ -28,27 +27,28 @@ class IntegrationFailingSettings(RuleSettings):
     """Pages on-call for each paging integration that fails (no settings but `enabled`)."""
 
 
-class IntegrationFailing(Rule[IntegrationFailingSettings]):
+class IntegrationFailing(IntegrationRule[IntegrationFailingSettings]):
     name = "integration_failing"
     settings = IntegrationFailingSettings
 
-    def conditions(self, scene: Scene, settings: IntegrationFailingSettings) -> Iterator[Condition]:
-        for view in scene.views:
-            integration, status = view.integration, view.inputs.status
-            if not integration.pages or not status.is_bad:
-                continue
-            if integration.tracks_unreachable and status is Status.UNREACHABLE:
-                continue  # bridge_unreachable's, with its own page_after
-            bad = view.bad_findings
-            credential = any(f.category in _CREDENTIAL_CATEGORIES for f in bad)
-            name = integration.name or integration.id
-            reason = bad[0].summary if bad else status.value
-            yield integration_condition(
-                self.name,
-                view,
-                dedup_key=f"healthd/integration_failing/{integration.id}",
-                audience=Audience.ON_CALL,
-                summary=f"{integration.provider} integration {name} ({integration.tenant}) "
-                f"is {status.value}: {reason}",
-                severity=Severity.CRITICAL if credential else Severity.ERROR,
-            )
+    def condition_of(
+        self, view: View, scene: Scene, settings: IntegrationFailingSettings
+    ) -> Condition | None:
+        integration, status = view.integration, view.inputs.status
+        if not integration.pages or not status.is_bad:
+            return None
+        if integration.tracks_unreachable and status is Status.UNREACHABLE:
+            return None  # bridge_unreachable's, with its own page_after
+        bad = view.bad_findings
+        credential = any(f.category in _CREDENTIAL_CATEGORIES for f in bad)
+        name = integration.name or integration.id
+        reason = bad[0].summary if bad else status.value
+        return integration_condition(
+            self.name,
+            view,
+            dedup_key=f"healthd/integration_failing/{integration.id}",
+            audience=Audience.ON_CALL,
+            summary=f"{integration.provider} integration {name} ({integration.tenant}) "
+            f"is {status.value}: {reason}",
+            severity=Severity.CRITICAL if credential else Severity.ERROR,
+        )

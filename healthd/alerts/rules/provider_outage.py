@@ -32,18 +32,22 @@ next 5xx, pages it again.
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from pydantic import Field
 
 from healthd.alerts.channels import Audience
-from healthd.alerts.rules._base import TOP_CODES, Condition, Rule, RuleSettings, Scene, View
+from healthd.alerts.rules._base import (
+    Condition,
+    Lazy,
+    Rule,
+    RuleSettings,
+    Scene,
+    Tally,
+)
 from healthd.alerts.rules.integration_failing import IntegrationFailing
-from healthd.model import Category, Severity, Status
-
-# The check under which a probe reports the provider's status page (`probes._statuspage`).
-STATUS_PAGE_CHECK = "platform"
+from healthd.model import Severity
 
 
 class ProviderOutageSettings(RuleSettings):
@@ -59,22 +63,11 @@ def needed(witnesses: int, settings: ProviderOutageSettings) -> int:
     return max(min(settings.min_count, witnesses), share, 1)
 
 
-def _witness(view: View) -> bool:
-    """Whether `view` can tell if its provider works: anything but failing for its own
-    reasons only (account, sender configuration, ...); one on its way back reached it."""
-    return not view.failing or view.provider_failure or view.recovering
-
-
-def _status_page_says_so(view: View) -> bool:
-    return view.provider_failure and any(
-        f.check == STATUS_PAGE_CHECK
-        and f.status is Status.FAILING
-        and f.category is Category.PROVIDER
-        for f in view.bad_findings
-    )
-
-
 class ProviderOutage(Rule[ProviderOutageSettings]):
+    """Reads each provider's `Tally` (the witnesses are the provider's integrations that
+    are `View.witness`; the quiet ones, not in the scene, all are), so an evaluation costs
+    O(1) per provider however many members fail."""
+
     name = "provider_outage"
     settings = ProviderOutageSettings
 
@@ -84,52 +77,52 @@ class ProviderOutage(Rule[ProviderOutageSettings]):
         its integrations come back one by one, and resolving the outage while the
         platform's own integration is still failing would fire the very page it was
         holding back."""
-        by_provider: dict[str, list[View]] = defaultdict(list)
-        for view in scene.views:
-            by_provider[view.integration.provider].append(view)
-        for provider, members in sorted(by_provider.items()):
-            affected = [v for v in members if v.provider_failure]
+        for provider, tally in sorted(scene.fleet.tallies.items()):
             key = f"healthd/provider_outage/{provider}"
             is_open = key in scene.open_keys
             # Once open, members still on their way back count: one good answer in the
             # middle of an outage must not resolve the page and trigger it again on the
             # next 5xx.
-            held = (
-                [v for v in members if v.provider_failure or v.recovering] if is_open else affected
-            )
-            # The quiet members (not in the scene) are all witnesses.
+            held = tally.affected + (tally.recovering if is_open else 0)
             total = scene.members[provider]
-            witnesses = total - sum(1 for v in members if not _witness(v))
-            above = bool(held) and (
-                len(held) >= needed(witnesses, settings) or any(map(_status_page_says_so, held))
-            )
-            lone_page = not is_open and len(held) == 1 and held[0].integration.pages
-            holding_back = is_open and any(v.integration.pages for v in affected)
+            witnesses = total - tally.non_witnesses
+            above = held > 0 and (held >= needed(witnesses, settings) or tally.status_pages > 0)
+            # Not yet open, the one held is the one affected.
+            lone_page = not is_open and held == 1 and tally.affected_paging == 1
+            holding_back = is_open and tally.affected_paging > 0
             if not ((above and not lone_page) or holding_back):
                 continue
-            yield self._condition(key, provider, affected, total)
+            yield self._condition(scene, key, provider, tally, total)
 
-    def _condition(self, key: str, provider: str, affected: list[View], total: int) -> Condition:
-        codes = Counter(
-            f.code for v in affected for f in v.bad_findings if f.category is Category.PROVIDER
-        )
-        top = [code for code, _ in codes.most_common(TOP_CODES)]
+    def _condition(
+        self, scene: Scene, key: str, provider: str, tally: Tally, total: int
+    ) -> Condition:
+        top, affected_n = tally.top_codes(), tally.affected
+
+        def members() -> Mapping[str, Any]:
+            affected = [
+                v.integration
+                for v in scene.views
+                if v.provider_failure and v.integration.provider == provider
+            ]
+            return {
+                "affected": affected_n,
+                "total": total,
+                "share": round(affected_n / total, 3),
+                "top_codes": dict(top),
+                "tenants": sorted({i.tenant for i in affected}),
+                "integrations": [i.id for i in affected],
+            }
+
         return Condition(
             rule=self.name,
             dedup_key=key,
             audience=Audience.ON_CALL,
-            summary=f"{provider} outage: {len(affected)} of {total} integrations "
-            f"failing with provider errors ({', '.join(top)})",
+            summary=f"{provider} outage: {affected_n} of {total} integrations "
+            f"failing with provider errors ({', '.join(code for code, _ in top)})",
             severity=Severity.CRITICAL,
             provider=provider,
-            details={
-                "affected": len(affected),
-                "total": total,
-                "share": round(len(affected) / total, 3),
-                "top_codes": dict(codes.most_common(TOP_CODES)),
-                "tenants": sorted({v.integration.tenant for v in affected}),
-                "integrations": [v.integration.id for v in affected],
-            },
+            details=Lazy(members),
         )
 
     def suppresses(self, held: Sequence[Condition], condition: Condition) -> bool:

@@ -7,14 +7,13 @@ Tenant integrations never page on-call unless marked `page: true`; those page th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from healthd.alerts.channels import Audience
 from healthd.alerts.rules._base import (
     Condition,
-    Rule,
+    IntegrationRule,
     RuleSettings,
     Scene,
+    View,
     integration_condition,
 )
 from healthd.model import Severity, Status
@@ -24,27 +23,28 @@ class TenantFailingSettings(RuleSettings):
     """Posts a tenant's own failing integrations to its webhook (never pages on-call)."""
 
 
-class TenantFailing(Rule[TenantFailingSettings]):
+class TenantFailing(IntegrationRule[TenantFailingSettings]):
     name = "tenant_failing"
     settings = TenantFailingSettings
 
-    def conditions(self, scene: Scene, settings: TenantFailingSettings) -> Iterator[Condition]:
-        for view in scene.views:
-            integration, status = view.integration, view.inputs.status
-            if integration.tenant not in scene.webhook_tenants or integration.pages:
-                continue
-            if not (status.is_bad or status is Status.DEGRADED):
-                continue
-            findings = view.bad_findings or tuple(
-                f for f in view.inputs.findings if f.status is Status.DEGRADED
-            )
-            name = integration.name or integration.id
-            reason = findings[0].summary if findings else status.value
-            yield integration_condition(
-                self.name,
-                view,
-                dedup_key=f"healthd/tenant/{integration.id}",
-                audience=Audience.TENANT,
-                summary=f"{integration.provider} integration {name} is {status.value}: {reason}",
-                severity=Severity.WARNING if status is Status.DEGRADED else Severity.ERROR,
-            )
+    def condition_of(
+        self, view: View, scene: Scene, settings: TenantFailingSettings
+    ) -> Condition | None:
+        integration, status = view.integration, view.inputs.status
+        if integration.tenant not in scene.webhook_tenants or integration.pages:
+            return None
+        if not (status.is_bad or status is Status.DEGRADED):
+            return None
+        findings = view.bad_findings or tuple(
+            f for f in view.inputs.findings if f.status is Status.DEGRADED
+        )
+        name = integration.name or integration.id
+        reason = findings[0].summary if findings else status.value
+        return integration_condition(
+            self.name,
+            view,
+            dedup_key=f"healthd/tenant/{integration.id}",
+            audience=Audience.TENANT,
+            summary=f"{integration.provider} integration {name} is {status.value}: {reason}",
+            severity=Severity.WARNING if status is Status.DEGRADED else Severity.ERROR,
+        )
