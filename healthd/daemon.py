@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
@@ -45,7 +45,7 @@ from healthd.cluster import metrics as cluster_metrics
 from healthd.cluster.lease import AlertLease
 from healthd.cluster.shares import Shares
 from healthd.config import Config
-from healthd.errors import StoreError
+from healthd.errors import ConfigError, StoreError
 from healthd.fleet import Fleet, Hooks
 from healthd.http import REQUESTS_PER_PROBE, make_session
 from healthd.interfaces import Notifier, Store
@@ -57,6 +57,7 @@ from healthd.runner import Runner
 from healthd.scheduler import Scheduler
 from healthd.store import PostgresStore, open_store
 from healthd.store.health import MonitoredStore, StoreHealth
+from healthd.store.postgresql import REGISTRY_KEY
 
 log = structlog.get_logger("healthd.daemon")
 
@@ -175,7 +176,6 @@ class Daemon:
             await self.shares.refresh()  # before the first probe: this replica's share
             cluster_metrics.register(self.registry, self.lease, self.shares)
             self._stack.push_async_callback(self._release_lease, self.lease)
-            cluster.watch_meta(self._meta_changed)
 
         notifiers = (
             self._notifiers
@@ -263,6 +263,8 @@ class Daemon:
             self._stack.push_async_callback(self._stop_probing)
         hooks = Hooks(added=self._added, removed=self._removed)
         self.fleet.attach(hooks)
+        if cluster is not None:  # once the fleet applies what other replicas change
+            cluster.watch_meta(self._meta_changed)
         self.reloader = Reloader(
             running=cfg,
             fleet=self.fleet,
@@ -336,6 +338,7 @@ class Daemon:
             config=self.config.callbacks,
             instruments=self.delivery_instruments,
         ).routes()
+
     async def _read_back(self, integration_ids: list[str]) -> None:
         """Other replicas' runs, read from the database (healthd.cluster.shares): into the
         runner, and the alert engine's fleet is rebuilt from it."""
@@ -343,19 +346,25 @@ class Daemon:
         self.engine.reread()
 
     def _meta_changed(self, key: str | None) -> None:
-        """A replica set a silence (or the database is back): read the silences again, so
-        a silence set through any replica's API holds on the one evaluating the rules."""
-        if key not in (None, SILENCES_KEY):
-            return
-        task = asyncio.create_task(self._reload_silences(), name="reload-silences")
+        """A replica set a silence or changed the registry (or the database is back, and
+        either may have changed meanwhile): read it again, so a silence set through any
+        replica's API holds on the one evaluating the rules, and an integration registered
+        through any replica's API is probed by its owner and listed by every replica."""
+        if key in (None, SILENCES_KEY):
+            self._reload("silences", self.engine.silences.load)
+        if key in (None, REGISTRY_KEY):
+            self._reload("registry", self.fleet.sync)
+
+    def _reload(self, what: str, read: Callable[[], Awaitable[object]]) -> None:
+        async def reload() -> None:
+            try:
+                await read()
+            except (StoreError, ConfigError) as exc:
+                log.warning("reload_failed", what=what, error=str(exc))
+
+        task = asyncio.create_task(reload(), name=f"reload-{what}")
         self._reloads.add(task)
         task.add_done_callback(self._reloads.discard)
-
-    async def _reload_silences(self) -> None:
-        try:
-            await self.engine.silences.load()
-        except StoreError as exc:
-            log.warning("silences_reload_failed", error=str(exc))
 
     @staticmethod
     async def _release_lease(lease: AlertLease) -> None:

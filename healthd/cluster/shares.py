@@ -78,18 +78,22 @@ class Shares:
         return len(self._mine)
 
     def mine(self, integration_ids: Sequence[str]) -> list[str]:
-        """Those of `integration_ids` this replica probes; one added since the last refresh
-        is weighed at once, as every replica weighs it."""
-        if not self.members:
-            return []
-        return [
-            i
-            for i in integration_ids
-            if i in self._mine or (i not in self._weighed and owner(i, self.members) == self.me)
-        ]
+        """Those of `integration_ids` this replica probes."""
+        return [i for i in integration_ids if self._owns(i)]
 
     def others(self) -> list[str]:
-        return [i for i in self._fleet() if i not in self._mine]
+        """The fleet's integrations other replicas probe (read back from the database)."""
+        return [i for i in self._fleet() if not self._owns(i)]
+
+    def _owns(self, integration_id: str) -> bool:
+        """One added since the last refresh is weighed at once, as every replica weighs it."""
+        if integration_id in self._mine:
+            return True
+        return (
+            bool(self.members)
+            and integration_id not in self._weighed
+            and owner(integration_id, self.members) == self.me
+        )
 
     async def refresh(self) -> None:
         members = await self._store.live_members()

@@ -18,8 +18,9 @@ Several replicas, one database. What this store adds for them, all in the databa
   overtakes its trigger. `requeue_stale` returns this member's own rows and dead members'
   rows, never those a live replica is sending.
 - **Run-time changes reach every replica.** `set_meta` (silences are meta) notifies
-  the others in its own transaction (`NOTIFY healthd_meta`); `watch_meta` listens on a
-  connection of its own, outside the pool, made again whenever the database comes back.
+  the others in its own transaction (`NOTIFY healthd_meta`), and so does
+  `registry_write` (key `registry`); `watch_meta` listens on a connection of its own,
+  outside the pool, made again whenever the database comes back.
 - **The alert lease, with fencing** (`acquire_lease`, `fence`). A lease row holds the
   holder, an expiry (database clock) and a token that grows whenever the holder changes.
   While `fence` names a lease and token, `apply_alerts` checks, in its own transaction and
@@ -81,6 +82,7 @@ COMMAND_TIMEOUT = 10.0  # seconds one statement may take
 MEMBER_LEASE = 15.0  # seconds without a heartbeat after which a member is dead
 POOL_SIZE = 10
 META_CHANNEL = "healthd_meta"  # NOTIFY channel: the meta key a replica has just set
+REGISTRY_KEY = "registry"  # told on META_CHANNEL when a replica has changed the registry
 
 _Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
@@ -780,12 +782,16 @@ class PostgresStore:
         ]
 
     async def registry_write(self, *, put: Sequence[RegistryRecord], delete: Sequence[str]) -> None:
+        """Also tells every replica watching (`watch_meta`, key `registry`) on commit, so
+        a change made through any replica's API is probed by its owner within a second."""
         rows = [(r.id, r.tenant, r.revision, r.spec, _rows.iso(r.updated_at)) for r in put]
         async with self._connection("registry_write") as conn, conn.transaction():
             await conn.executemany(_PUT_REGISTRY, rows)
             await conn.executemany(
                 "DELETE FROM registry WHERE id = $1", [(record_id,) for record_id in delete]
             )
+            if rows or delete:
+                await conn.execute("SELECT pg_notify($1, $2)", META_CHANNEL, REGISTRY_KEY)
 
     # -- members and leases ------------------------------------------------------------
 

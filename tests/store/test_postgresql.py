@@ -15,12 +15,14 @@ from healthd.model import (
     Incident,
     IntegrationState,
     ProbeResult,
+    RegistryRecord,
     Status,
     Transition,
     TransitionKind,
 )
 from healthd.store import PostgresStore
 from healthd.store._pg_schema import SCHEMA_VERSION
+from healthd.store.postgresql import REGISTRY_KEY
 from tests._postgres import PostgresServer
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -309,6 +311,20 @@ async def test_writing_the_value_a_key_holds_tells_no_one(replica: Replica) -> N
 
     await heard.until("marker")
     assert heard.keys == [None, "marker"]
+
+
+async def test_a_registry_change_by_one_replica_is_heard_by_another(replica: Replica) -> None:
+    writer, watcher = await replica(), await replica()
+    heard = Heard()
+    watcher.watch_meta(heard)
+    await heard.until(None)
+    record = RegistryRecord(id="crm-1", tenant="acme", revision=1, spec="{}", updated_at=T0)
+
+    await writer.registry_write(put=[record], delete=[])
+    await writer.registry_write(put=[], delete=["crm-1"])
+
+    await heard.until(REGISTRY_KEY, count=2)
+    assert await watcher.registry_records() == []
 
 
 async def test_the_watch_listens_again_after_the_server_restarts(
