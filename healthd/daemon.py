@@ -18,6 +18,7 @@ import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -32,7 +33,7 @@ from healthd.alerts.messages_failing import MessagesFailing
 from healthd.alerts.notifiers import build_notifiers
 from healthd.alerts.outbox import Held, Outbox
 from healthd.alerts.silences import META_KEY as SILENCES_KEY
-from healthd.api.app import Api
+from healthd.api.app import LIVE_SLACK_SECONDS, Api
 from healthd.api.callbacks import CallbackRoutes
 from healthd.api.examples import example_routes
 from healthd.api.history import history_routes
@@ -42,6 +43,7 @@ from healthd.api.silences import silence_routes
 from healthd.api.workspace_tokens import token_table
 from healthd.clock import Clock, SystemClock
 from healthd.cluster import metrics as cluster_metrics
+from healthd.cluster.checks import LiveChecks
 from healthd.cluster.lease import AlertLease
 from healthd.cluster.shares import Shares
 from healthd.config import Config
@@ -53,7 +55,7 @@ from healthd.ledger import DeliveryLedger
 from healthd.metrics import DeliveryInstruments, HealthCollector, Instruments, MetricsEndpoint
 from healthd.model import DeliveryOutcome, Incident, Integration
 from healthd.reload import Reloader
-from healthd.runner import Runner
+from healthd.runner import Runner, probe_deadline
 from healthd.scheduler import Scheduler
 from healthd.store import PostgresStore, open_store
 from healthd.store.health import MonitoredStore, StoreHealth
@@ -171,8 +173,14 @@ class Daemon:
         )
         open_incidents = await self.engine.load()
         self.shares: Shares | None = None
+        self.checks: LiveChecks | None = None
         if cluster is not None and self.lease is not None:
-            self.shares = Shares(cluster, lambda: list(self.runner.integrations), self._read_back)
+            read_back = partial(self._read_back, cluster)
+            self.shares = Shares(cluster, lambda: list(self.runner.integrations), read_back)
+            self.checks = LiveChecks(
+                cluster, owns=self._owns, run=self.runner.run_once, read_back=read_back
+            )
+            self._stack.push_async_callback(self.checks.close)
             await self.shares.refresh()  # before the first probe: this replica's share
             cluster_metrics.register(self.registry, self.lease, self.shares)
             self._stack.push_async_callback(self._release_lease, self.lease)
@@ -209,6 +217,7 @@ class Daemon:
             metrics=MetricsEndpoint(self.registry),
             config=cfg.api,
             ready=self.not_ready,
+            live=self._live_check,
         )
         if api.tokens.open:
             log.warning("api_open", message="api.tokens is empty: every API caller is admin")
@@ -263,8 +272,8 @@ class Daemon:
             self._stack.push_async_callback(self._stop_probing)
         hooks = Hooks(added=self._added, removed=self._removed)
         self.fleet.attach(hooks)
-        if cluster is not None:  # once the fleet applies what other replicas change
-            cluster.watch_meta(self._meta_changed)
+        if cluster is not None and self.checks is not None:  # once the fleet takes changes
+            cluster.watch_meta(self._meta_changed, self.checks.heard)
         self.reloader = Reloader(
             running=cfg,
             fleet=self.fleet,
@@ -339,11 +348,27 @@ class Daemon:
             instruments=self.delivery_instruments,
         ).routes()
 
-    async def _read_back(self, integration_ids: list[str]) -> None:
-        """Other replicas' runs, read from the database (healthd.cluster.shares): into the
-        runner, and the alert engine's fleet is rebuilt from it."""
-        await self.runner.load(only=integration_ids)
+    async def _read_back(self, cluster: PostgresStore, integration_ids: list[str]) -> None:
+        """Other replicas' runs, read from the database (healthd.cluster.shares, a live
+        check another replica ran): into the runner, and the alert engine's fleet is
+        rebuilt from it."""
+        states, results = await cluster.load_runs(integration_ids)
+        self.runner.adopt(integration_ids, states, results)
         self.engine.reread()
+
+    def _owns(self, integration_id: str) -> bool:
+        """Whether this replica probes `integration_id` (it is in the fleet, and its share)."""
+        shares = self.shares
+        return integration_id in self.runner.integrations and (
+            shares is None or bool(shares.mine([integration_id]))
+        )
+
+    def _live_check(self, integration: Integration) -> Awaitable[object]:
+        """A live check from the API: run here, or by the owner among replicas."""
+        if self.checks is None:
+            return self.runner.run_once(integration.id)
+        bound = probe_deadline(integration) + LIVE_SLACK_SECONDS
+        return self.checks.check(integration.id, bound)
 
     def _meta_changed(self, key: str | None) -> None:
         """A replica set a silence or changed the registry (or the database is back, and

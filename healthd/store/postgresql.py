@@ -83,6 +83,7 @@ MEMBER_LEASE = 15.0  # seconds without a heartbeat after which a member is dead
 POOL_SIZE = 10
 META_CHANNEL = "healthd_meta"  # NOTIFY channel: the meta key a replica has just set
 REGISTRY_KEY = "registry"  # told on META_CHANNEL when a replica has changed the registry
+CHECKS_CHANNEL = "healthd_checks"  # NOTIFY channel: replicas' messages about live checks
 
 _Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
@@ -117,6 +118,7 @@ _LIVE = "heartbeat_at > now() - make_interval(secs => {lease})"
 _SELECT_STATES = f"SELECT {_columns(_rows.STATE_COLUMNS)} FROM integration_state"
 _STATE_TYPES = ("text", "text", "text", "int", "int", "text", "text", "text", "text", "int", "int")
 _SELECT_VERSIONS = "SELECT integration_id, version FROM integration_state"
+_SELECT_STATES_VERSIONED = f"SELECT {_columns(_rows.STATE_COLUMNS)}, version FROM integration_state"
 # Compare-and-set: each row carries the version it expects to replace plus one; a row whose
 # stored version moved on (another replica wrote it) is left alone and not returned.
 _CAS_STATES = (
@@ -437,6 +439,25 @@ class PostgresStore:
         self._versions.update((row[0], row[1]) for row in versions)
         return {row[0]: _rows.state_from_row(row) for row in rows}
 
+    async def load_runs(
+        self, integration_ids: Sequence[str]
+    ) -> tuple[dict[str, IntegrationState], dict[str, ProbeResult]]:
+        """These integrations' states and latest results (other replicas' runs, read back
+        by healthd.cluster), in one snapshot; learns their versions as `load_states` does."""
+        ids = list(integration_ids)
+        async with self._connection("load_runs") as conn, conn.transaction():
+            states = await conn.fetch(
+                f"{_SELECT_STATES_VERSIONED} WHERE integration_id = ANY($1::text[])", ids
+            )
+            results = await conn.fetch(
+                f"{_SELECT_RESULTS} WHERE integration_id = ANY($1::text[])", ids
+            )
+        self._versions.update((row[0], row[-1]) for row in states)
+        return (
+            {row[0]: _rows.state_from_row(tuple(row)[:-1]) for row in states},
+            {row[0]: _rows.result_from_row(row) for row in results},
+        )
+
     async def record_run(
         self, state: IntegrationState, result: ProbeResult, transitions: Sequence[Transition]
     ) -> None:
@@ -689,16 +710,35 @@ class PostgresStore:
         async with self._connection("set_meta") as conn:
             await conn.execute(_PUT_META_AND_NOTIFY, key, text, META_CHANNEL)
 
-    def watch_meta(self, changed: Callable[[str | None], None]) -> None:
+    async def tell(self, messages: Sequence[str]) -> None:
+        """Sends each of `messages` to every replica's `told` (`watch_meta`), this one's
+        too (healthd.cluster.checks: who asks for a live check, who has run it)."""
+        async with self._connection("tell") as conn:
+            await conn.execute(
+                "SELECT pg_notify($1, m) FROM unnest($2::text[]) AS m",
+                CHECKS_CHANNEL,
+                list(messages),
+            )
+
+    def watch_meta(
+        self, changed: Callable[[str | None], None], told: Callable[[str], None] | None = None
+    ) -> None:
         """Calls `changed(key)` whenever any replica sets a meta key (LISTEN/NOTIFY, within
         a round trip of the commit), and `changed(None)` each time the listening connection
         is made, first or again after the database was away: whatever changed meanwhile was
-        not heard, so the caller reads again. Runs until the store closes."""
-        self._watch = asyncio.create_task(self._listen(changed), name="healthd-store-listen")
+        not heard, so the caller reads again. `told(message)` hears what replicas `tell`.
+        Runs until the store closes."""
+        self._watch = asyncio.create_task(self._listen(changed, told), name="healthd-store-listen")
 
-    async def _listen(self, changed: Callable[[str | None], None]) -> None:
+    async def _listen(
+        self, changed: Callable[[str | None], None], told: Callable[[str], None] | None
+    ) -> None:
         def heard(_conn: object, _pid: int, _channel: str, key: object) -> None:
             changed(str(key))
+
+        def heard_told(_conn: object, _pid: int, _channel: str, message: object) -> None:
+            if told is not None:
+                told(str(message))
 
         while True:
             lost = asyncio.Event()
@@ -719,6 +759,7 @@ class PostgresStore:
             try:
                 conn.add_termination_listener(cut)
                 await conn.add_listener(META_CHANNEL, heard)
+                await conn.add_listener(CHECKS_CHANNEL, heard_told)
                 changed(None)
                 await lost.wait()
             except _DRIVER_ERRORS as exc:

@@ -16,6 +16,7 @@ import json
 import signal
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -105,19 +106,44 @@ def register(sim: SimulatorThread, daemon: DaemonProcess) -> None:
     assert sorted(answer["created"]) == IDS
 
 
-def test_an_integration_registered_through_one_replica_is_probed_once_and_listed_by_all(
-    replicas: list[DaemonProcess], sim: SimulatorThread, sim_client: SimClient
-) -> None:
+def registered_and_read_back(
+    sim: SimulatorThread, replicas: list[DaemonProcess]
+) -> dict[str, str | None]:
+    """Registers the bridges through the first replica and waits until every replica lists
+    each with its last check, read back from the database seconds after the probes: from
+    then on, any probe counted is one a later change or check caused."""
     register(sim, replicas[0])
-
-    wait_until(lambda: set(info_requests(sim_client)) >= set(TARGETS), WAIT, what="a probe of each")
-    # Every replica lists each one with its last check: read back from the database
-    # (seconds after the probes), so any replica's stray probe would have been counted.
     for daemon in replicas:
         wait_until(
             lambda d=daemon: all(listed(d).get(i) for i in IDS), WAIT, what="listed as probed"
         )
+    return listed(replicas[0])
+
+
+def conflicts_logged(replicas: list[DaemonProcess]) -> list[dict[str, Any]]:
+    """The runs the compare-and-set refused (a run by a replica that does not own the
+    integration) that any replica logged up to now. Drained first: one more registry
+    change, logged by every replica once it heard it, comes after those lines."""
+    call(replicas[0], "DELETE", f"/api/v1/integrations/{IDS[-1]}")
+    for daemon in replicas:
+        wait_until(
+            lambda d=daemon: any(
+                line.get("event") == "registry_changed" and line.get("removed") == 1
+                for line in d.lines
+            ),
+            WAIT,
+            what="the drain's change logged",
+        )
+    return [ln for d in replicas for ln in d.lines if ln.get("event") == "store_state_conflict"]
+
+
+def test_an_integration_registered_through_one_replica_is_probed_once_and_listed_by_all(
+    replicas: list[DaemonProcess], sim: SimulatorThread, sim_client: SimClient
+) -> None:
+    registered_and_read_back(sim, replicas)
+
     assert info_requests(sim_client) == dict.fromkeys(TARGETS, 1)
+    assert conflicts_logged(replicas) == []
 
 
 def test_an_integration_removed_through_another_replica_leaves_every_replica(
@@ -132,3 +158,42 @@ def test_an_integration_removed_through_another_replica_leaves_every_replica(
     for daemon in replicas:
         wait_until(lambda d=daemon: IDS[0] not in listed(d), WAIT, what="gone from the list")
     assert all(set(listed(d)) == set(IDS[1:]) for d in replicas)
+
+
+def check(daemon: DaemonProcess, path: str) -> dict[str, dict[str, Any]]:
+    answer = call(daemon, "POST", path)
+    return {i["id"]: i for i in answer["integrations"]}
+
+
+def test_a_tenant_check_sent_to_two_replicas_at_once_probes_each_integration_once(
+    replicas: list[DaemonProcess], sim: SimulatorThread, sim_client: SimClient
+) -> None:
+    before = registered_and_read_back(sim, replicas)
+    assert info_requests(sim_client) == dict.fromkeys(TARGETS, 1)
+    # Each probe takes a second at the bridge: the second replica's request reaches the
+    # owner while the first's run is under way, and joins it.
+    sim_client.set_scenario("imessage_bridge", "slow", delay=1)
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda d: check(d, "/api/v1/tenants/acme/check"), replicas[1:]))
+
+    for answer in answers:
+        assert all(answer[i]["fresh"] for i in IDS)
+        assert all(answer[i]["last_checked"] > before[i] for i in IDS)
+    assert info_requests(sim_client) == dict.fromkeys(TARGETS, 2)
+    assert conflicts_logged(replicas) == []
+
+
+def test_an_integration_checked_through_every_replica_is_probed_once_per_check(
+    replicas: list[DaemonProcess], sim: SimulatorThread, sim_client: SimClient
+) -> None:
+    before = registered_and_read_back(sim, replicas)
+    assert info_requests(sim_client)[TARGETS[0]] == 1
+
+    answers = [check(d, f"/api/v1/integrations/{IDS[0]}/check") for d in replicas]
+
+    assert all(a[IDS[0]]["fresh"] for a in answers)
+    checked = [a[IDS[0]]["last_checked"] for a in answers]
+    assert before[IDS[0]] < checked[0] < checked[1] < checked[2]
+    assert info_requests(sim_client)[TARGETS[0]] == 1 + len(replicas)
+    assert conflicts_logged(replicas) == []  # each run was its owner's

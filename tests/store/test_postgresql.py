@@ -381,6 +381,22 @@ async def test_a_replica_that_read_the_latest_state_writes_over_it(replica: Repl
     assert second.state_conflicts == 0
 
 
+async def test_reading_some_runs_back_gives_those_alone_and_their_versions(
+    replica: Replica,
+) -> None:
+    first, second = await replica(), await replica()
+    await first.record_run(*_run("bridge-dc1", 1), [])
+    await first.record_run(*_run("acme-twilio", 1), [])
+
+    states, results = await second.load_runs(["bridge-dc1", "never-run"])
+    await second.record_run(*_run("bridge-dc1", 2), [])  # a takeover after the read-back
+
+    assert set(states) == set(results) == {"bridge-dc1"}
+    assert states["bridge-dc1"].consecutive_failures == 1
+    assert (await first.load_states())["bridge-dc1"].consecutive_failures == 2
+    assert second.state_conflicts == 0
+
+
 async def test_a_refused_run_writes_none_of_its_rows_and_the_others_of_its_batch_land(
     replica: Replica,
 ) -> None:
