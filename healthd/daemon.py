@@ -176,7 +176,12 @@ class Daemon:
         self.checks: LiveChecks | None = None
         if cluster is not None and self.lease is not None:
             read_back = partial(self._read_back, cluster)
-            self.shares = Shares(cluster, lambda: list(self.runner.integrations), read_back)
+            self.shares = Shares(
+                cluster,
+                lambda: list(self.runner.integrations),
+                read_back,
+                partial(self._read_back, cluster, changed=True),
+            )
             self.checks = LiveChecks(
                 cluster, owns=self._owns, run=self.runner.run_once, read_back=read_back
             )
@@ -348,12 +353,14 @@ class Daemon:
             instruments=self.delivery_instruments,
         ).routes()
 
-    async def _read_back(self, cluster: PostgresStore, integration_ids: list[str]) -> None:
+    async def _read_back(
+        self, cluster: PostgresStore, integration_ids: list[str], *, changed: bool = False
+    ) -> None:
         """Other replicas' runs, read from the database (healthd.cluster.shares, a live
-        check another replica ran): into the runner, and the alert engine's fleet is
-        rebuilt from it."""
-        states, results = await cluster.load_runs(integration_ids)
-        self.runner.adopt(integration_ids, states, results)
+        check another replica ran; `changed`: those written since the last such read):
+        into the runner, and the alert engine's fleet is rebuilt from it."""
+        states, results = await cluster.load_runs(integration_ids, changed=changed)
+        self.runner.adopt(states if changed else integration_ids, states, results)
         self.engine.reread()
 
     def _owns(self, integration_id: str) -> bool:

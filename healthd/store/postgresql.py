@@ -118,6 +118,9 @@ _LIVE = "heartbeat_at > now() - make_interval(secs => {lease})"
 _SELECT_STATES = f"SELECT {_columns(_rows.STATE_COLUMNS)} FROM integration_state"
 _STATE_TYPES = ("text", "text", "text", "int", "int", "text", "text", "text", "text", "int", "int")
 _SELECT_VERSIONS = "SELECT integration_id, version FROM integration_state"
+# The oldest transaction still running (or the next one) in this snapshot: every write by
+# an older one is in it.
+_SNAPSHOT_XMIN = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
 _SELECT_STATES_VERSIONED = f"SELECT {_columns(_rows.STATE_COLUMNS)}, version FROM integration_state"
 # Compare-and-set: each row carries the version it expects to replace plus one; a row whose
 # stored version moved on (another replica wrote it) is left alone and not returned.
@@ -127,7 +130,8 @@ _CAS_STATES = (
     + ", ".join(f"${n}::{t}[]" for n, t in enumerate((*_STATE_TYPES, "bigint"), start=1))
     + ") ON CONFLICT (integration_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _rows.STATE_COLUMNS[1:])
-    + ", version = excluded.version WHERE s.version = excluded.version - 1"
+    + ", version = excluded.version, written_by = pg_current_xact_id()"
+    " WHERE s.version = excluded.version - 1"
     " RETURNING integration_id, version"
 )
 _SELECT_RESULTS = f"SELECT {_columns(_rows.RESULT_COLUMNS)} FROM latest_result"
@@ -337,6 +341,7 @@ class PostgresStore:
         self.member_id: int | None = None
         self.fence: tuple[str, int] | None = None
         self._versions: dict[str, int] = {}  # each state's version as this replica knows it
+        self._read_horizon: str | None = None  # the xmin of the last `changed` read-back
         self.state_conflicts = 0  # runs dropped by the compare-and-set
         self._pool: asyncpg.Pool | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -440,18 +445,39 @@ class PostgresStore:
         return {row[0]: _rows.state_from_row(row) for row in rows}
 
     async def load_runs(
-        self, integration_ids: Sequence[str]
+        self, integration_ids: Sequence[str], *, changed: bool = False
     ) -> tuple[dict[str, IntegrationState], dict[str, ProbeResult]]:
         """These integrations' states and latest results (other replicas' runs, read back
-        by healthd.cluster), in one snapshot; learns their versions as `load_states` does."""
+        by healthd.cluster), in one snapshot; learns their versions as `load_states` does.
+
+        `changed`: only those written since the previous `changed` read (all of them the
+        first time). Each state row names the transaction that wrote it (`written_by`);
+        a read notes its snapshot's xmin, the oldest transaction still running then, and
+        the next read takes the rows written by that one or later. A transaction that
+        committed after a read began is so never missed, whatever order the commits came
+        in; the few rows of transactions running across a read are read twice, which
+        changes nothing. At 100,000 integrations this turns the read-back from every state
+        into the ones written in a member lease (bench/RESULTS.md, "Issue 13").
+        """
         ids = list(integration_ids)
-        async with self._connection("load_runs") as conn, conn.transaction():
-            states = await conn.fetch(
-                f"{_SELECT_STATES_VERSIONED} WHERE integration_id = ANY($1::text[])", ids
-            )
+        since = self._read_horizon if changed else None
+        where = "integration_id = ANY($1::text[])"
+        args: list[Any] = [ids]
+        if since is not None:
+            where += " AND written_by >= $2::text::xid8"
+            args.append(since)
+        async with (
+            self._connection("load_runs") as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            horizon = await conn.fetchval(_SNAPSHOT_XMIN)
+            states = await conn.fetch(f"{_SELECT_STATES_VERSIONED} WHERE {where}", *args)
             results = await conn.fetch(
-                f"{_SELECT_RESULTS} WHERE integration_id = ANY($1::text[])", ids
+                f"{_SELECT_RESULTS} WHERE integration_id = ANY($1::text[])",
+                [row[0] for row in states],
             )
+        if changed:
+            self._read_horizon = horizon
         self._versions.update((row[0], row[-1]) for row in states)
         return (
             {row[0]: _rows.state_from_row(tuple(row)[:-1]) for row in states},

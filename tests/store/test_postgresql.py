@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
+import asyncpg
 import pytest
 
 from healthd.errors import LeaseLost, StoreError
@@ -395,6 +396,46 @@ async def test_reading_some_runs_back_gives_those_alone_and_their_versions(
     assert states["bridge-dc1"].consecutive_failures == 1
     assert (await first.load_states())["bridge-dc1"].consecutive_failures == 2
     assert second.state_conflicts == 0
+
+
+async def test_reading_changed_runs_back_gives_those_written_since_the_previous_read(
+    replica: Replica,
+) -> None:
+    writer, reader = await replica(), await replica()
+    for iid in ("dc1", "dc2", "dc3"):
+        await writer.record_run(*_run(iid, 1), [])
+    first, _ = await reader.load_runs(["dc1", "dc2", "dc3"], changed=True)
+
+    await writer.record_run(*_run("dc2", 2), [])
+    second, results = await reader.load_runs(["dc1", "dc2", "dc3"], changed=True)
+    third, _ = await reader.load_runs(["dc1", "dc2", "dc3"], changed=True)
+
+    assert set(first) == {"dc1", "dc2", "dc3"}  # the first read takes them all
+    assert set(second) == set(results) == {"dc2"}
+    assert second["dc2"].consecutive_failures == 2
+    assert third == {}
+
+
+async def test_a_write_committed_after_a_changed_read_began_is_in_the_next_one(
+    replica: Replica, postgres_url: str
+) -> None:
+    writer, reader = await replica(), await replica()
+    await writer.record_run(*_run("dc1", 1), [])
+    await reader.load_runs(["dc1"], changed=True)
+    slow = await asyncpg.connect(postgres_url)
+    try:
+        async with slow.transaction():  # a writer's transaction running across the read
+            await slow.execute(
+                "UPDATE integration_state SET consecutive_failures = 7, version = version + 1,"
+                " written_by = pg_current_xact_id() WHERE integration_id = 'dc1'"
+            )
+            during, _ = await reader.load_runs(["dc1"], changed=True)
+        after, _ = await reader.load_runs(["dc1"], changed=True)
+    finally:
+        await slow.close()
+
+    assert during == {}  # not committed yet: not visible
+    assert after["dc1"].consecutive_failures == 7
 
 
 async def test_a_refused_run_writes_none_of_its_rows_and_the_others_of_its_batch_land(
