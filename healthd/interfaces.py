@@ -5,7 +5,7 @@ Implementations do not repeat these docstrings; they point here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
@@ -185,14 +185,19 @@ class Store(Protocol):
         """One integration's buckets of that span starting at or after `since`, oldest first."""
         ...
 
-    async def fleet_buckets(self, span_seconds: int, since: datetime) -> dict[str, list[Bucket]]:
-        """Every integration's buckets of that span since `since` (oldest first), in one
-        read: the status page's bars. Integrations with none are left out."""
+    async def fleet_buckets(
+        self, ids: Collection[str], span_seconds: int, since: datetime
+    ) -> dict[str, list[Bucket]]:
+        """The buckets of that span since `since` (oldest first) of each integration in
+        `ids`, in one read: a page of the status page's bars. Integrations with none are
+        left out. Always a page's ids, never the fleet: a fleet's 90 days are millions."""
         ...
 
-    async def fleet_totals(self, span_seconds: int, since: datetime) -> dict[str, Bucket]:
-        """Every integration's buckets of that span since `since` added up into one (its
-        `start` is `since`): a window's share for the whole fleet without its rows."""
+    async def fleet_totals(
+        self, ids: Collection[str], span_seconds: int, since: datetime
+    ) -> dict[str, Bucket]:
+        """The buckets of that span since `since` of each integration in `ids` added up
+        into one (its `start` is `since`): a window's share without its rows."""
         ...
 
     async def incident_history(self, query: IncidentQuery) -> list[IncidentRecord]:

@@ -92,6 +92,16 @@ _NOT_FOUND = "No such integration for this token (another tenant's id included)"
 _ADMIN_ONLY = "Not an admin token, or no silence of that name"
 _RATE_LIMITED = "Too many live checks for this token; wait the Retry-After seconds"
 _ID = Param("id", "path", "the integration's id")
+# A list read in id order a page at a time (`healthd.api.pages`).
+_PAGE = (
+    Param(
+        "limit",
+        "query",
+        "at most this many (in id order)",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    ),
+    Param("cursor", "query", "the previous answer's next_cursor"),
+)
 _TEXT = {"type": "string"}
 _TENANT = Param(
     "tenant",
@@ -182,18 +192,7 @@ def _operations() -> tuple[Operation, ...]:
                     {"type": "string", "enum": sorted(probes())},
                 ),
                 Param("status", "query", "only this status", {"type": "string", "enum": STATUSES}),
-                Param(
-                    "limit",
-                    "query",
-                    "at most this many (in id order)",
-                    {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": MAX_LIMIT,
-                        "default": DEFAULT_LIMIT,
-                    },
-                ),
-                Param("cursor", "query", "the previous answer's next_cursor"),
+                *_PAGE,
             ),
             errors={
                 "400": "Unknown, repeated or invalid query parameter, or a cursor not given out"
@@ -423,6 +422,19 @@ def _operations() -> tuple[Operation, ...]:
             "For each integration: 90 days of uptime, 24 h / 7 d / 30 d shares, latency",
             "token",
             schemas.HistorySummary,
+            description=(
+                "Either `ids` (the cards on screen) or a page of the integrations the token "
+                "may see. An id the token may not see is left out like one that does not exist."
+            ),
+            params=(
+                Param(
+                    "ids",
+                    "query",
+                    f"comma-separated integration ids, at most {MAX_LIMIT}; no limit or cursor",
+                ),
+                *_PAGE,
+            ),
+            errors={"400": "ids with limit or cursor, too many ids, or a cursor not given out"},
         ),
         *_registry_operations(),
     )

@@ -307,6 +307,9 @@ class IntegrationSummary(Body):
 class HistorySummary(Body):
     integrations: list[IntegrationSummary]
     count: Count
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null: no more (always null with `ids`)"
+    )
 
 
 class DeliveryExample(Body):

@@ -17,7 +17,7 @@ The reason is the store's own error text (the file and SQLite's message), never 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -175,14 +175,18 @@ class MonitoredStore:
             "buckets", self.inner.buckets(integration_id, span_seconds, since), write=False
         )
 
-    async def fleet_buckets(self, span_seconds: int, since: datetime) -> dict[str, list[Bucket]]:
+    async def fleet_buckets(
+        self, ids: Collection[str], span_seconds: int, since: datetime
+    ) -> dict[str, list[Bucket]]:
         return await self._watch(
-            "fleet_buckets", self.inner.fleet_buckets(span_seconds, since), write=False
+            "fleet_buckets", self.inner.fleet_buckets(ids, span_seconds, since), write=False
         )
 
-    async def fleet_totals(self, span_seconds: int, since: datetime) -> dict[str, Bucket]:
+    async def fleet_totals(
+        self, ids: Collection[str], span_seconds: int, since: datetime
+    ) -> dict[str, Bucket]:
         return await self._watch(
-            "fleet_totals", self.inner.fleet_totals(span_seconds, since), write=False
+            "fleet_totals", self.inner.fleet_totals(ids, span_seconds, since), write=False
         )
 
     async def incident_history(self, query: IncidentQuery) -> list[IncidentRecord]:

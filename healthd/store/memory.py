@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -140,21 +140,22 @@ class MemoryStore:
         first = epoch(since)
         return [bucket(held[start]) for start in sorted(held) if start >= first]
 
-    async def fleet_buckets(self, span_seconds: int, since: datetime) -> dict[str, list[Bucket]]:
-        found = {
-            iid: await self.buckets(iid, span_seconds, since)
-            for s, iid in self._buckets
-            if s == span_seconds
-        }
+    async def fleet_buckets(
+        self, ids: Collection[str], span_seconds: int, since: datetime
+    ) -> dict[str, list[Bucket]]:
+        found = {iid: await self.buckets(iid, span_seconds, since) for iid in set(ids)}
         return {iid: kept for iid, kept in found.items() if kept}
 
-    async def fleet_totals(self, span_seconds: int, since: datetime) -> dict[str, Bucket]:
+    async def fleet_totals(
+        self, ids: Collection[str], span_seconds: int, since: datetime
+    ) -> dict[str, Bucket]:
         first = epoch(since)
         found: dict[str, Bucket] = {}
-        for (span, iid), held in self._buckets.items():
+        for iid in set(ids):
+            held = self._buckets.get((span_seconds, iid), {})
             rows = [row for start, row in held.items() if start >= first]
-            if span == span_seconds and rows:
-                found[iid] = total(span, since, rows)
+            if rows:
+                found[iid] = total(span_seconds, since, rows)
         return found
 
     async def incident_history(self, query: IncidentQuery) -> list[IncidentRecord]:

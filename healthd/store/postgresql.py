@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -166,12 +166,14 @@ _SELECT_BUCKETS = (
 )
 _SELECT_FLEET_BUCKETS = (
     f"SELECT {_columns(_history.BUCKET_COLUMNS)} FROM history_buckets"
-    " WHERE span = $1 AND start >= $2 ORDER BY integration_id, start"
+    " WHERE span = $1 AND start >= $2 AND integration_id = ANY($3::text[])"
+    " ORDER BY integration_id, start"
 )
 _SUM_FLEET_BUCKETS = (
     "SELECT span, integration_id, MIN(start), SUM(ok)::int, SUM(degraded)::int, SUM(bad)::int,"
     " SUM(latency_total), MAX(latency_max) FROM history_buckets"
-    " WHERE span = $1 AND start >= $2 GROUP BY span, integration_id"
+    " WHERE span = $1 AND start >= $2 AND integration_id = ANY($3::text[])"
+    " GROUP BY span, integration_id"
 )
 # Each event queued for an incident is kept with its key's latest occurrence (the one just
 # opened or resolved), by the outbox row whose send marks it sent.
@@ -551,18 +553,22 @@ class PostgresStore:
         )
         return [_history.bucket(_bucket_row(row)) for row in rows]
 
-    async def fleet_buckets(self, span_seconds: int, since: datetime) -> dict[str, list[Bucket]]:
+    async def fleet_buckets(
+        self, ids: Collection[str], span_seconds: int, since: datetime
+    ) -> dict[str, list[Bucket]]:
         rows = await self._fetch(
-            "fleet_buckets", _SELECT_FLEET_BUCKETS, span_seconds, _history.epoch(since)
+            "fleet_buckets", _SELECT_FLEET_BUCKETS, span_seconds, _history.epoch(since), list(ids)
         )
         found: dict[str, list[Bucket]] = {}
         for row in rows:
             found.setdefault(row[1], []).append(_history.bucket(_bucket_row(row)))
         return found
 
-    async def fleet_totals(self, span_seconds: int, since: datetime) -> dict[str, Bucket]:
+    async def fleet_totals(
+        self, ids: Collection[str], span_seconds: int, since: datetime
+    ) -> dict[str, Bucket]:
         rows = await self._fetch(
-            "fleet_totals", _SUM_FLEET_BUCKETS, span_seconds, _history.epoch(since)
+            "fleet_totals", _SUM_FLEET_BUCKETS, span_seconds, _history.epoch(since), list(ids)
         )
         return {row[1]: _history.total(span_seconds, since, [_bucket_row(row)]) for row in rows}
 

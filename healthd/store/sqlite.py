@@ -28,9 +28,10 @@ next start.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -121,7 +122,8 @@ _SELECT_BUCKETS = (
 )
 _SELECT_FLEET_BUCKETS = (
     f"SELECT {_columns(_history.BUCKET_COLUMNS)} FROM history_buckets"
-    " WHERE span = ? AND start >= ? ORDER BY integration_id, start"
+    " WHERE span = ? AND start >= ? AND integration_id IN (SELECT value FROM json_each(?))"
+    " ORDER BY integration_id, start"
 )
 # Each event queued for an incident is kept with the occurrence it was queued for (its key's
 # latest: the one just opened or resolved), keyed by the outbox row whose send marks it
@@ -141,7 +143,8 @@ _SELECT_EVENTS = (
 _SUM_FLEET_BUCKETS = (
     "SELECT span, integration_id, MIN(start), SUM(ok), SUM(degraded), SUM(bad),"
     " SUM(latency_total), MAX(latency_max) FROM history_buckets"
-    " WHERE span = ? AND start >= ? GROUP BY integration_id"
+    " WHERE span = ? AND start >= ? AND integration_id IN (SELECT value FROM json_each(?))"
+    " GROUP BY integration_id"
 )
 _SELECT_INCIDENTS = f"SELECT {_columns(_rows.INCIDENT_COLUMNS)} FROM incidents"
 # A key opened again after its resolve is a new occurrence, a row of its own (the earlier
@@ -370,8 +373,11 @@ class SQLiteStore:
 
         return await self._thread.run("buckets", work)
 
-    async def fleet_buckets(self, span_seconds: int, since: datetime) -> dict[str, list[Bucket]]:
-        params = (span_seconds, _history.epoch(since))
+    async def fleet_buckets(
+        self, ids: Collection[str], span_seconds: int, since: datetime
+    ) -> dict[str, list[Bucket]]:
+        # The ids as one JSON array: any number of them in one bound parameter.
+        params = (span_seconds, _history.epoch(since), json.dumps(list(ids)))
 
         def work(conn: sqlite3.Connection) -> dict[str, list[Bucket]]:
             found: dict[str, list[Bucket]] = {}
@@ -381,8 +387,10 @@ class SQLiteStore:
 
         return await self._thread.run("fleet_buckets", work)
 
-    async def fleet_totals(self, span_seconds: int, since: datetime) -> dict[str, Bucket]:
-        params = (span_seconds, _history.epoch(since))
+    async def fleet_totals(
+        self, ids: Collection[str], span_seconds: int, since: datetime
+    ) -> dict[str, Bucket]:
+        params = (span_seconds, _history.epoch(since), json.dumps(list(ids)))
 
         def work(conn: sqlite3.Connection) -> dict[str, Bucket]:
             rows = conn.execute(_SUM_FLEET_BUCKETS, params)

@@ -177,6 +177,9 @@ async def test_another_tenants_history_is_404_like_an_unknown_id(sim: SimulatorT
         ("/api/v1/incidents/history?rule=nope", "rule"),
         ("/api/v1/incidents/history?limit=0", "limit"),
         ("/api/v1/history?tenant=acme", "tenant"),
+        ("/api/v1/history?ids=bridge-dc1&limit=5", "ids"),
+        ("/api/v1/history?ids=" + ",".join(f"b{n}" for n in range(1001)), "ids"),
+        ("/api/v1/history?cursor=nope", "cursor"),
     ],
 )
 async def test_a_bad_history_query_is_a_400_naming_the_parameter(
@@ -203,6 +206,38 @@ async def test_the_summary_matches_each_integrations_history(
         (dc1["uptime_24h"], dc1["uptime_30d"]) == (day["uptime"], month["uptime"]) == (0.75, 0.75)
     )
     assert dc1["latency"] == [b["latency_mean_seconds"] for b in day["buckets"]]
+
+
+async def test_the_summary_reads_only_the_ids_asked_for(sim: SimulatorThread) -> None:
+    async with running_daemon(fleet_config(sim)) as d:
+        summary = (await call(d.url, "GET", "/api/v1/history?ids=bridge-dc1,bridge-acme2")).json
+
+    assert [i["id"] for i in summary["integrations"]] == ["bridge-acme2", "bridge-dc1"]
+    assert summary["next_cursor"] is None
+
+
+async def test_a_tenant_asking_for_anothers_id_in_the_summary_gets_nothing_of_it(
+    sim: SimulatorThread,
+) -> None:
+    async with running_daemon(fleet_config(sim)) as d:
+        asked = "/api/v1/history?ids=bridge-globex1,bridge-acme1,bridge-nobody"
+        summary = (await call(d.url, "GET", asked, ACME_TOKEN)).json
+
+    assert [i["id"] for i in summary["integrations"]] == ["bridge-acme1"]
+
+
+async def test_the_summary_without_ids_is_paged_in_id_order(sim: SimulatorThread) -> None:
+    async with running_daemon(fleet_config(sim)) as d:
+        first = (await call(d.url, "GET", "/api/v1/history?limit=3")).json
+        rest = (await call(d.url, "GET", f"/api/v1/history?cursor={first['next_cursor']}")).json
+
+    assert [i["id"] for i in first["integrations"]] == [
+        "bridge-acme1",
+        "bridge-acme2",
+        "bridge-dc1",
+    ]
+    assert [i["id"] for i in rest["integrations"]] == ["bridge-globex1"]
+    assert rest["next_cursor"] is None
 
 
 # -- healthd history ID ---------------------------------------------------------------------

@@ -64,8 +64,10 @@ SEMANTIC_VALIDATION = {
     # own model), nor that a registry key is configured: a valid-looking body may get 422.
     ("/api/v1/integrations/{id}", "put"),
     ("/api/v1/tenants/{tenant}/integrations", "put"),
-    # A cursor is one the API handed out (`next_cursor`), which no schema can say.
+    # A cursor is one the API handed out (`next_cursor`), which no schema can say; nor can
+    # it say that `ids` goes without `limit` and `cursor`.
     ("/api/v1/integrations", "get"),
+    ("/api/v1/history", "get"),
 }
 
 

@@ -571,11 +571,18 @@ async def test_buckets_are_listed_oldest_first_from_since(store: Store) -> None:
 
 async def test_fleet_buckets_are_each_integrations_own(store: Store) -> None:
     await _record(store, _run(Status.OK, T0, iid="a"), _run(Status.FAILING, T0, iid="b"))
-    fleet = await store.fleet_buckets(DAY_SPAN, T0 - timedelta(days=1))
+    fleet = await store.fleet_buckets(["a", "b", "none"], DAY_SPAN, T0 - timedelta(days=1))
     assert {iid: [(b.ok, b.bad) for b in kept] for iid, kept in fleet.items()} == {
         "a": [(1, 0)],
         "b": [(0, 1)],
     }
+
+
+async def test_fleet_buckets_read_only_the_ids_asked_for(store: Store) -> None:
+    await _record(store, *(_run(Status.OK, T0, iid=iid) for iid in ("a", "b", "c")))
+    fleet = await store.fleet_buckets(["c", "a"], DAY_SPAN, T0 - timedelta(days=1))
+    assert sorted(fleet) == ["a", "c"]
+    assert await store.fleet_buckets([], DAY_SPAN, T0 - timedelta(days=1)) == {}
 
 
 async def test_fleet_totals_add_up_each_integrations_buckets_since(store: Store) -> None:
@@ -586,7 +593,7 @@ async def test_fleet_totals_add_up_each_integrations_buckets_since(store: Store)
         _run(Status.FAILING, T0 + timedelta(hours=3), 0.75, iid="a"),
         _run(Status.DEGRADED, T0, 0.5, iid="b"),
     )
-    totals = await store.fleet_totals(HOUR_SPAN, T0)
+    totals = await store.fleet_totals(["a", "b"], HOUR_SPAN, T0)
     assert totals == {
         "a": Bucket(
             start=T0, span_seconds=HOUR_SPAN, ok=1, bad=1, latency_total=1.0, latency_max=0.75
@@ -595,6 +602,11 @@ async def test_fleet_totals_add_up_each_integrations_buckets_since(store: Store)
             start=T0, span_seconds=HOUR_SPAN, degraded=1, latency_total=0.5, latency_max=0.5
         ),
     }
+
+
+async def test_fleet_totals_read_only_the_ids_asked_for(store: Store) -> None:
+    await _record(store, *(_run(Status.OK, T0, iid=iid) for iid in ("a", "b", "c")))
+    assert sorted(await store.fleet_totals(["b"], HOUR_SPAN, T0)) == ["b"]
 
 
 async def test_retention_drops_buckets_older_than_it_on_a_new_day(make_store: MakeStore) -> None:

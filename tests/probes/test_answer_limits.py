@@ -14,6 +14,7 @@ import json
 import tracemalloc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -25,7 +26,7 @@ from healthd.registry import probes
 from healthd.sim.fixtures import integration_entry, sim_credentials
 from healthd.sim.statuspage import StatusPageSim
 from healthd.sim.twilio import TwilioSim
-from probes._http import MAX_BODY_BYTES, TRANSPORT_CODES, TransportFailure
+from probes._http import MAX_BODY_BYTES, TRANSPORT_CODES, TransportFailure, request_json
 from probes._twilio_http import SessionHttpClient
 from probes.bridge import BridgeOptions, BridgeProbe
 from probes.twilio import TwilioOptions, TwilioProbe
@@ -189,3 +190,31 @@ def test_every_probe_has_a_catalogue_entry_for_each_transport_failure(provider: 
         if shared_catalog().get(provider, f"{prefix}.{code}") is None
     ]
     assert missing == []
+
+
+class _Recording:
+    """A session that records each request's `timeout` and hands the request on."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+        self.timeouts: list[aiohttp.ClientTimeout] = []
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        self.timeouts.append(kwargs["timeout"])
+        return self._session.request(method, url, **kwargs)
+
+
+async def test_a_timeout_over_five_seconds_is_not_rounded_up_past_the_runners_deadline() -> None:
+    """aiohttp ceils a timeout above its `ceil_threshold` to the next whole second of the
+    loop's clock; the probe's share of a 6 s deadline (5.4 s) could then end after it."""
+    async with serve(routes=[web.get("/ok", _empty)]) as url, aiohttp.ClientSession() as real:
+        session = _Recording(real)
+        ctx = make_ctx(cast(aiohttp.ClientSession, session), timeout=5.4)
+        await request_json(ctx, "GET", f"{url}/ok")
+
+    (timeout,) = session.timeouts
+    assert timeout.total == 5.4 and timeout.ceil_threshold > 5.4
+
+
+async def _empty(request: web.Request) -> web.Response:
+    return web.json_response({})

@@ -229,10 +229,11 @@ class Day:
             [m.config for m in self.members],
             defaults={
                 "interval": f"{seconds}s",
-                # Short, so a hanging provider costs the sweep a second of real time; not
+                # Short, so a hanging provider costs the sweep little real time; not
                 # shorter: on a loaded machine a Twilio probe's five round trips took more
-                # than half a second, and three such sweeps made a false egress_down page.
-                "timeout": "1s",
+                # than half a second, and three sweeps timed out whole at 1 s (every probe
+                # starved of CPU), which is a false egress_down page.
+                "timeout": "2s",
                 "jitter": "0s",
                 "failure_threshold": FAILURE_THRESHOLD,
                 "success_threshold": SUCCESS_THRESHOLD,

@@ -444,22 +444,15 @@
     showSignin(message);
   }
 
-  // The history summary covers every integration the token sees: at 10,000 it takes
-  // seconds, so the list never waits for it. It is read once after signing in (and again
-  // after a health check) and each card gains its history when it arrives.
-  let historyLoading = false;
-  async function loadHistory() {
-    if (historyLoading) return;
-    historyLoading = true;
-    try {
-      const summary = await api("GET", "/api/v1/history");
-      histories = new Map(summary.integrations.map((h) => [h.id, h]));
-      if (!byId("status").hidden) render();
-    } catch {
-      // The list shows the error that matters (a refused token); the cards just lack history.
-    } finally {
-      historyLoading = false;
-    }
+  // History is read for the cards on screen only (`?ids=`), after the list is shown: the
+  // list never waits for it, and each card gains its bar when it arrives. `fresh` reads
+  // them all again (after a health check); otherwise only cards not read yet are asked.
+  async function loadHistory(fresh) {
+    const ids = shown().map((v) => v.id).filter((id) => fresh || !histories.has(id));
+    if (!ids.length) return;
+    const summary = await api("GET", `/api/v1/history?ids=${ids.map(encodeURIComponent).join(",")}`);
+    for (const h of summary.integrations) histories.set(h.id, h);
+    if (!byId("status").hidden) render();
   }
 
   async function load(fromForm) {
@@ -477,7 +470,8 @@
       showStatus();
       render();
       if (fromForm) byId("status-title").focus(); // the form is gone: keep the reader's place
-      if (!histories.size) loadHistory();
+      // A refused token shows in the list, which matters; the cards just lack history.
+      loadHistory(false).catch(() => {});
     } catch (err) {
       if (err.status === 401) forget("That token was not accepted. Check it and try again.");
       else if (err.status === 400 && !byId("status").hidden) announce(err.message); // a filter
@@ -512,8 +506,7 @@
       }
     }
     try {
-      const summary = await api("GET", "/api/v1/history");
-      histories = new Map(summary.integrations.map((h) => [h.id, h]));
+      await loadHistory(true);
     } catch (err) {
       failures.push(err);
     }
