@@ -174,8 +174,9 @@ class Daemon:
         open_incidents = await self.engine.load()
         self.shares: Shares | None = None
         self.checks: LiveChecks | None = None
+        self._read_others: Callable[[list[str]], Awaitable[None]] | None = None
         if cluster is not None and self.lease is not None:
-            read_back = partial(self._read_back, cluster)
+            self._read_others = read_back = partial(self._read_back, cluster)
             self.shares = Shares(
                 cluster,
                 lambda: list(self.runner.integrations),
@@ -444,6 +445,10 @@ class Daemon:
         self.runner.add(integration)
         self.api.indexed(integration)
         self.engine.fleet_changed()
+        if self._read_others is not None and not self._owns(integration.id):
+            # Its owner's runs so far: the read-backs since take only rows written after
+            # the previous one, which may have passed them while this replica did not know it.
+            self._reload(f"runs-of:{integration.id}", partial(self._read_others, [integration.id]))
         if self._schedule and not self._stop.is_set():
             self.scheduler.add(integration)
             asyncio.create_task(self._probe([integration.id]), name=f"probe-now:{integration.id}")

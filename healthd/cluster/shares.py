@@ -116,6 +116,10 @@ class Shares:
         if gained:
             await self._load(gained)
 
+    async def read_back_others(self) -> None:
+        """The others' runs written since the previous read-back (`load_changed`)."""
+        await self._load_changed(self.others())
+
     async def run(self, stop: asyncio.Event) -> None:
         refreshes = 0
         while not stop.is_set():
@@ -126,7 +130,7 @@ class Shares:
             try:
                 await self.refresh()
                 if refreshes % 3 == 0:
-                    await self._load_changed(self.others())
+                    await self.read_back_others()
             except StoreError as exc:
                 if self.problem is None:
                     log.warning("shares_refresh_failed", error=str(exc))
