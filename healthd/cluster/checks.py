@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from healthd.errors import HealthdError, StoreError
+from healthd.errors import HealthdError, IntegrationNotFound, StoreError
 from healthd.store.postgresql import PostgresStore
 
 log = structlog.get_logger("healthd.cluster")
@@ -94,7 +94,8 @@ class LiveChecks:
         try:
             await self._run(integration_id)
             await self._store.tell([f"{CHECKED} {integration_id}"])
-        except StoreError as exc:  # the asker's wait runs out; its answer says not fresh
+        except (StoreError, IntegrationNotFound) as exc:  # removed, or the store is away:
+            # the asker's wait runs out, and its answer says not fresh
             log.warning("live_check_not_answered", integration=integration_id, error=str(exc))
 
     async def close(self) -> None:

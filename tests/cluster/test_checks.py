@@ -7,8 +7,10 @@ from collections import Counter
 from collections.abc import AsyncIterator
 
 import pytest
+from structlog.testing import capture_logs
 
 from healthd.cluster.checks import CheckNotAnswered, LiveChecks
+from healthd.errors import IntegrationNotFound
 from healthd.store import PostgresStore
 
 WAIT = 30.0  # seconds: a bound, never a timing
@@ -27,7 +29,9 @@ class Replica:
         self.checks = LiveChecks(store, owns=owned.__contains__, run=self.run, read_back=self.back)
 
     async def run(self, integration_id: str) -> None:
-        """As the runner's `run_once`: a run under way is joined."""
+        """As the runner's `run_once`: a run under way is joined; "gone" was removed."""
+        if integration_id == "gone":
+            raise IntegrationNotFound(integration_id)
         task = self._running.get(integration_id)
         if task is None:
             self.runs[integration_id] += 1
@@ -51,7 +55,7 @@ class Replica:
 async def pair(postgres_url: str) -> AsyncIterator[tuple[Replica, Replica]]:
     """An owner of `i1` and a replica that owns nothing, both listening."""
     stores = [PostgresStore(postgres_url, pool_size=2) for _ in range(2)]
-    replicas = (Replica(stores[0], {"i1"}), Replica(stores[1], set()))
+    replicas = (Replica(stores[0], {"i1", "gone"}), Replica(stores[1], set()))
     listening = [asyncio.Event(), asyncio.Event()]
     for store, replica, ready in zip(stores, replicas, listening, strict=True):
         await store.open()
@@ -102,3 +106,19 @@ async def test_a_check_nobody_owns_is_not_answered_and_says_so(
     with pytest.raises(CheckNotAnswered, match="i2: its owner did not run the check"):
         await other.checks.check("i2", answer_within=0.5)
     assert other.read == []
+
+
+async def test_a_check_of_an_integration_removed_as_it_is_asked_is_not_answered(
+    pair: tuple[Replica, Replica],
+) -> None:
+    owner, other = pair
+
+    with capture_logs() as logs:
+        with pytest.raises(CheckNotAnswered):
+            await other.checks.check("gone", answer_within=0.5)
+        async with asyncio.timeout(WAIT):  # the owner heard it, and logged why not
+            while not any(e["event"] == "live_check_not_answered" for e in logs):
+                await asyncio.sleep(0.01)
+
+    assert "check gone" in owner.heard
+    assert [e["integration"] for e in logs if e["event"] == "live_check_not_answered"] == ["gone"]
