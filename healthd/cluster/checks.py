@@ -1,4 +1,4 @@
-""" "Check now" across replicas: the owner of an integration runs it, once, whoever is asked.
+"""Live checks ("check now") across replicas: the owner runs it, once, whoever is asked.
 
 A live check (`POST .../check`) may reach any replica, but only the integration's owner
 (`Shares`) probes it: its state's compare-and-set would refuse any other replica's run,
