@@ -13,6 +13,12 @@ transient), then reads the daemon process's CPU time and `healthd_probes_total` 
 round, RSS per integration at ready and after the window, the shutdown, and a restart on
 the store the run filled: time to ready with N stored and how many probes run in the
 first tenth of an interval (a restart must not probe everything at once).
+
+`--before DIR` runs the same case first on the healthd found in DIR (a checkout of main,
+put first on the daemon's PYTHONPATH), so before and after come from one run on one
+machine. The floor, printed beside: plain aiohttp (`bench/transport.py`, in a fresh
+process) making as many requests per probe as the daemon made in its window (counted at
+the simulator), at the daemon's concurrency: what no healthd run can go below here.
 """
 
 from __future__ import annotations
@@ -29,13 +35,15 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from _machine import print_header, print_table, process_cpu_seconds, rss_bytes
-from sweep import simulator
+from _machine import print_header, print_table, process_cpu_seconds, rss_bytes, run_worker
+from sweep import sim_calls, simulator
 
+from healthd.sim.client import SimClient
 from healthd.sim.fixtures import integration_entry, sim_credentials
 
 PASSWORD_ENV = "HEALTHD_BENCH_BRIDGE_PASSWORD"
-WARM_UP_BOUND = 600.0  # seconds: the first round must end within this (or 10 intervals)
+# Seconds the first round must end within (or 10 intervals); `--warm-up` for a starved host.
+WARM_UP_BOUND = 600.0
 
 
 def concurrency(n: int) -> int:
@@ -83,13 +91,16 @@ class Running:
     """One `healthd run` subprocess: started, timed to its `started` line (ready), and
     timed from SIGTERM to its exit."""
 
-    def __init__(self, config_path: Path, password: str) -> None:
+    def __init__(self, config_path: Path, password: str, tree: Path | None = None) -> None:
         t0 = time.perf_counter()
+        env = {**os.environ, PASSWORD_ENV: password}
+        if tree is not None:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "healthd", "run", "--config", str(config_path)],
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, PASSWORD_ENV: password},
+            env=env,
         )
         assert self.proc.stderr is not None
         self.url = ""
@@ -117,13 +128,13 @@ class Running:
             self.proc.wait()
 
 
-def warm_up(daemon: Running, n: int, interval: int) -> float:
+def warm_up(daemon: Running, n: int, interval: int, bound: float) -> float:
     """Waits until every integration has been probed once (the start-up transient: every
     first run a transition and a new row), bounded, then one interval more; returns how
     long the first round took. A fixed three intervals ended inside the transient at
     100,000, where the first round alone outlasted them."""
     t0 = time.perf_counter()
-    deadline = t0 + max(WARM_UP_BOUND, 10 * interval)
+    deadline = t0 + max(bound, 10 * interval)
     while probes_done(daemon.url) < n:
         if time.perf_counter() > deadline:
             done = probes_done(daemon.url)
@@ -137,7 +148,18 @@ def warm_up(daemon: Running, n: int, interval: int) -> float:
     return first_round
 
 
-def measure(sim_url: str, n: int, interval: int, seconds: float) -> dict[str, float]:
+def requests_made(sim: SimClient) -> int:
+    return sum(sim_calls(sim).values())
+
+
+def measure(
+    sim_url: str,
+    n: int,
+    interval: int,
+    seconds: float,
+    tree: Path | None = None,
+    bound: float = WARM_UP_BOUND,
+) -> dict[str, float]:
     """The run on an empty store (start-up, first round, the measured window, RSS, shutdown),
     then a restart on the store it filled: start-up with N stored, the probes in the first
     tenth of an interval (all at once would be N; spread from `last_checked` about N/10),
@@ -148,15 +170,19 @@ def measure(sim_url: str, n: int, interval: int, seconds: float) -> dict[str, fl
         path = Path(tmp) / "healthd.json"
         path.write_text(json.dumps(config(sim_url, n, interval, Path(tmp) / "h.db")))
         password = sim_credentials("imessage_bridge", "b0")["password"]
-        daemon = Running(path, password)
+        sim = SimClient(sim_url)
+        daemon = Running(path, password, tree)
         try:
-            first_round = warm_up(daemon, n, interval)
+            first_round = warm_up(daemon, n, interval, bound)
             cpu0, done0 = process_cpu_seconds(daemon.proc.pid), probes_done(daemon.url)
+            calls0 = requests_made(sim)
             time.sleep(seconds)
             cpu1, done1 = process_cpu_seconds(daemon.proc.pid), probes_done(daemon.url)
+            calls1 = requests_made(sim)
             rss_after = rss_bytes(daemon.proc.pid)
             out = {
                 "probes": done1 - done0,
+                "requests": calls1 - calls0,
                 "cpu": cpu1 - cpu0,
                 "ready": daemon.ready_seconds,
                 "first_round": first_round,
@@ -166,7 +192,7 @@ def measure(sim_url: str, n: int, interval: int, seconds: float) -> dict[str, fl
             }
         finally:
             daemon.kill()
-        restarted = Running(path, password)
+        restarted = Running(path, password, tree)
         try:
             time.sleep(interval / 10)
             out["restart_ready"] = restarted.ready_seconds
@@ -177,6 +203,14 @@ def measure(sim_url: str, n: int, interval: int, seconds: float) -> dict[str, fl
     return out
 
 
+def floor_ms_per_request(sim_url: str, n: int) -> float:
+    """Plain aiohttp's CPU per request at the daemon's concurrency (bench/transport.py)."""
+    spec = {"sim_url": sim_url, "n": n, "concurrency": concurrency(n)}
+    script = str(Path(__file__).with_name("transport.py"))
+    answer = run_worker(script, json.dumps(spec), timeout=1200)
+    return float(answer["cpu"]) / n * 1000
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--integrations", type=int, nargs="+", default=[10_000])
@@ -185,47 +219,83 @@ def main(argv: Sequence[str] | None = None) -> None:
     # per bridge, as a long-running daemon averages.
     parser.add_argument("--seconds", type=float, default=120.0, help="measured window")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per request")
+    parser.add_argument("--before", type=Path, help="a checkout of main: its healthd is 'before'")
+    parser.add_argument("--no-floor", action="store_true", help="skip plain aiohttp's floor")
+    parser.add_argument(
+        "--warm-up", type=float, default=WARM_UP_BOUND, help="seconds the first round may take"
+    )
     args = parser.parse_args(argv)
     print_header(
         "healthd run, CPU per probe",
         f"simulator: separate process, {args.latency * 1000:g} ms latency per request",
     )
-    rows, starts = [], []
+    trees: list[tuple[str, Path | None]] = [("after", None)]
+    if args.before:
+        trees.insert(0, ("before", args.before.resolve()))
+    rows, starts, floors = [], [], []
     with simulator(args.latency) as (sim_url, _pid):
         for n in args.integrations:
             for interval in args.interval:
-                r = measure(sim_url, n, interval, args.seconds)
-                rows.append(
-                    [
-                        f"{n:,}",
-                        f"{interval} s",
-                        f"{r['probes']:,.0f}",
-                        f"{r['probes'] / args.seconds:,.0f}",
-                        f"{r['cpu'] / args.seconds * 100:.0f}%",
-                        f"{r['cpu'] / max(r['probes'], 1) * 1000:.3f}",
-                        f"{r['rss_ready'] / n / 1024:.1f}; {r['rss_after'] / n / 1024:.1f}",
-                    ]
-                )
-                starts.append(
-                    [
-                        f"{n:,}",
-                        f"{interval} s",
-                        f"{r['ready']:.1f} s",
-                        f"{r['first_round']:.0f} s",
-                        f"{r['stop']:.1f} s",
-                        f"{r['restart_ready']:.1f} s",
-                        f"{r['restart_burst']:,.0f}",
-                        f"{r['restart_stop']:.1f} s",
-                    ]
-                )
+                per_probe: dict[str, tuple[float, float]] = {}
+                for label, tree in trees:
+                    try:
+                        r = measure(sim_url, n, interval, args.seconds, tree, args.warm_up)
+                    except RuntimeError as exc:  # the other tree's figures still print
+                        print(f"{label}, {n:,} at {interval} s: {exc}", file=sys.stderr)
+                        continue
+                    probes = max(r["probes"], 1)
+                    per_probe[label] = (r["cpu"] / probes * 1000, r["requests"] / probes)
+                    rows.append(
+                        [
+                            label,
+                            f"{n:,}",
+                            f"{interval} s",
+                            f"{r['probes']:,.0f}",
+                            f"{r['probes'] / args.seconds:,.0f}",
+                            f"{r['cpu'] / args.seconds * 100:.0f}%",
+                            f"{per_probe[label][1]:.2f}",
+                            f"{per_probe[label][0]:.3f}",
+                            f"{r['rss_ready'] / n / 1024:.1f}; {r['rss_after'] / n / 1024:.1f}",
+                        ]
+                    )
+                    starts.append(
+                        [
+                            label,
+                            f"{n:,}",
+                            f"{interval} s",
+                            f"{r['ready']:.1f} s",
+                            f"{r['first_round']:.0f} s",
+                            f"{r['stop']:.1f} s",
+                            f"{r['restart_ready']:.1f} s",
+                            f"{r['restart_burst']:,.0f}",
+                            f"{r['restart_stop']:.1f} s",
+                        ]
+                    )
+                if not args.no_floor:
+                    floor = floor_ms_per_request(sim_url, n)
+                    for label, (ms, requests) in per_probe.items():
+                        floors.append(
+                            [
+                                label,
+                                f"{n:,}",
+                                f"{interval} s",
+                                f"{requests:.2f}",
+                                f"{floor:.3f}",
+                                f"{floor * requests:.3f}",
+                                f"{ms:.3f}",
+                                f"{ms / (floor * requests):.2f}x",
+                            ]
+                        )
     print_table(
         rows,
         [
+            "tree",
             "N",
             "interval",
             "probes in window",
             "probes/s",
             "daemon CPU (of a core)",
+            "requests/probe",
             "CPU ms/probe",
             "RSS KB/integration (ready; after)",
         ],
@@ -233,6 +303,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print_table(
         starts,
         [
+            "tree",
             "N",
             "interval",
             "ready (empty store)",
@@ -243,6 +314,20 @@ def main(argv: Sequence[str] | None = None) -> None:
             "shutdown",
         ],
     )
+    if floors:
+        print_table(
+            floors,
+            [
+                "tree",
+                "N",
+                "interval",
+                "requests/probe",
+                "plain aiohttp CPU ms/request",
+                "floor ms/probe (same requests)",
+                "healthd CPU ms/probe",
+                "healthd/floor",
+            ],
+        )
 
 
 if __name__ == "__main__":

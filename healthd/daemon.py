@@ -28,6 +28,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from healthd import catalog as catalog_module
+from healthd.alerts.content_spike import ContentSpike
 from healthd.alerts.engine import AlertEngine
 from healthd.alerts.messages_failing import MessagesFailing
 from healthd.alerts.notifiers import build_notifiers
@@ -37,6 +38,7 @@ from healthd.api.app import LIVE_SLACK_SECONDS, Api
 from healthd.api.callbacks import CallbackRoutes
 from healthd.api.examples import example_routes
 from healthd.api.history import history_routes
+from healthd.api.incidents import incident_routes
 from healthd.api.listener import Listener, connection_limit
 from healthd.api.registry import registry_routes
 from healthd.api.silences import silence_routes
@@ -52,7 +54,13 @@ from healthd.fleet import Fleet, Hooks
 from healthd.http import REQUESTS_PER_PROBE, make_session
 from healthd.interfaces import Notifier, Store
 from healthd.ledger import DeliveryLedger
-from healthd.metrics import DeliveryInstruments, HealthCollector, Instruments, MetricsEndpoint
+from healthd.metrics import (
+    DeliveryInstruments,
+    DeliveryRates,
+    HealthCollector,
+    Instruments,
+    MetricsEndpoint,
+)
 from healthd.model import DeliveryOutcome, Incident, Integration
 from healthd.reload import Reloader
 from healthd.runner import Runner, probe_deadline
@@ -229,6 +237,7 @@ class Daemon:
             log.warning("api_open", message="api.tokens is empty: every API caller is admin")
         self.api = api
         self.app = app = api.app()
+        app.add_routes(incident_routes(self.store))
         app.add_routes(silence_routes(self.engine, self.runner.integrations))
         app.add_routes(history_routes(self.store, self.runner.integrations, self.clock))
         app.add_routes(registry_routes(self.fleet))
@@ -312,6 +321,13 @@ class Daemon:
             limit=self.config.callbacks.queue_limit,
         )
         await self.ledger.load()
+        limit = self.config.api.metrics_detail_limit
+        self.registry.register(
+            DeliveryRates(
+                lambda: [d.view.integration for d in self.runner.series.detail(limit)[0]],
+                lambda integration_id: self.ledger.error_rate(integration_id, self.clock.now()),
+            )
+        )
 
     def _start_delivery(self) -> None:
         """The ledger's writer and the `messages_failing` events, once the runner knows the
@@ -323,11 +339,23 @@ class Daemon:
             catalog=self.catalog,
             clock=self.clock,
         )
+        self.content_spike = ContentSpike(
+            store=self.store,
+            settings=self.config.alerting,
+            integrations=self.runner.integrations,
+            catalog=self.catalog,
+            clock=self.clock,
+            counts=self.ledger.counts,
+        )
         writer = asyncio.create_task(self.ledger.run(self._stop), name="delivery-ledger")
         failing = asyncio.create_task(
             self.messages_failing.run(self._stop, self._alert_tick), name="messages-failing"
         )
         self._stack.push_async_callback(_cancel, failing)
+        spike = asyncio.create_task(
+            self.content_spike.run(self._stop, self._alert_tick), name="content-spike"
+        )
+        self._stack.push_async_callback(_cancel, spike)
 
         async def stop_writer() -> None:
             self._stop.set()
@@ -343,6 +371,7 @@ class Daemon:
         if integration is not None:
             self.delivery_instruments.counted(integration.provider, outcome)
             self.messages_failing.observe(outcome)
+            self.content_spike.observe(outcome)
 
     def _callback_routes(self) -> list[web.RouteDef]:
         return CallbackRoutes(

@@ -163,13 +163,55 @@ class Fleet:
             name: self.keys.open(c["sealed"], context=f"{record.id}.credentials.{name}")
             for name, c in sealed.items()
         }
-        spec = IntegrationSpec.model_validate(doc)
-        integration = build_integration(
-            spec, record.id, credentials, defaults=self._defaults, alerting=self._alerting
-        )
+        integration = self._built(doc, record.id, credentials, self._defaults)
         fingerprints = {n: c["fingerprint"] for n, c in sealed.items()}
         # The body and the fingerprints, not the ciphertext: a rekey keeps the ETag.
         return Entry(record, integration, fingerprints, etag_of(_dump({**doc, "_": fingerprints})))
+
+    def _built(
+        self,
+        doc: Mapping[str, Any],
+        integration_id: str,
+        credentials: Mapping[str, Secret],
+        defaults: Defaults,
+    ) -> Integration:
+        """A stored body (credentials opened, given apart) built under `defaults`."""
+        spec = IntegrationSpec.model_validate(doc)
+        return build_integration(
+            spec, integration_id, credentials, defaults=defaults, alerting=self._alerting
+        )
+
+    # -- a reload's new defaults (healthd.reload) -----------------------------------------
+
+    def under_defaults(self, defaults: Defaults) -> list[Integration]:
+        """The registered integrations that `defaults` would change (those that leave a
+        value unset), built again; nothing is applied yet. Raises ConfigError naming the
+        first registered integration that the new defaults do not fit (a timeout not
+        below the new interval): the reload then keeps the running config."""
+        changed = []
+        for iid, entry in self.entries.items():
+            doc = json.loads(entry.record.spec)
+            doc.pop("credentials")
+            try:
+                integration = self._built(doc, iid, entry.integration.credentials, defaults)
+            except ConfigError as exc:
+                raise ConfigError(
+                    "defaults", f"the registered integration {iid!r} would not fit them: {exc}"
+                ) from None
+            if integration != entry.integration:
+                changed.append(integration)
+        return changed
+
+    def take_defaults(self, defaults: Defaults, changed: Iterable[Integration]) -> None:
+        """Applies what `under_defaults` found: later registrations are built under
+        `defaults` too, and each changed integration goes through the hooks (re-scheduled at
+        its new interval and probed now, as any changed registration)."""
+        self._defaults = defaults
+        for integration in changed:
+            entry = self.entries[integration.id]
+            self.entries[integration.id] = replace(entry, integration=integration)
+            if self._hooks is not None:
+                self._hooks.added(integration)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -337,11 +379,11 @@ class Fleet:
             credentials = current.integration.credentials
         else:
             credentials = {}
-        spec = IntegrationSpec.model_validate(
-            request.model_dump(exclude={"id", "credentials"}, exclude_unset=True)
-        )
-        integration = build_integration(
-            spec, integration_id, credentials, defaults=self._defaults, alerting=self._alerting
+        integration = self._built(
+            request.model_dump(exclude={"id", "credentials"}, exclude_unset=True),
+            integration_id,
+            credentials,
+            self._defaults,
         )
         doc = dict(body)
         doc.pop("id", None)

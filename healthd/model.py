@@ -465,12 +465,14 @@ class IncidentQuery:
 
     `before` is the cursor: only occurrences with a smaller id (the last one of the page
     before). `tenant` matches the tenant the rules stored in the details (`tenant`, or one
-    of `tenants`); `integration` the stored `integration`. None matches anything.
+    of `tenants`); `integration` and `provider` the stored `integration` and `provider`.
+    None matches anything.
     """
 
     limit: int = 50
     before: int | None = None
     integration: str | None = None
+    provider: str | None = None
     tenant: str | None = None
     rule: str | None = None
     open: bool | None = None

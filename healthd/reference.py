@@ -18,6 +18,7 @@ from healthd.metrics import (
     SERIES,
     AlertView,
     DeliveryInstruments,
+    DeliveryRates,
     HealthCollector,
     Instruments,
     View,
@@ -109,6 +110,7 @@ def _sample_registry() -> CollectorRegistry:
         ),
     )
     delivery.callback("twilio", "accepted")
+    registry.register(DeliveryRates(lambda: [bridge], lambda integration_id: 0.25))
     return registry
 
 

@@ -10,8 +10,14 @@ can say that the file on disk is not what runs. A sound file is applied at once:
   the same hooks as the registry API (`healthd.fleet.Hooks`);
 - its API tokens replace the running ones.
 
-Everything else in the file (listen, store, alerting, defaults for the registry's
-integrations) takes a restart; a reload that changes any of it says so in the log.
+- its defaults (interval, timeout, thresholds): the file's integrations are built under
+  them anyway, and so are the registry API's that leave a value unset; those that change
+  are re-scheduled and probed now. A registered integration that the new defaults do not
+  fit (a timeout it sets, not below the new default interval) refuses the file, as a
+  bad file.
+
+Everything else in the file (listen, store, alerting, the defaults' `concurrency` and
+`jitter`) takes a restart; a reload that changes any of it says so in the log.
 A file integration whose id the registry API holds is refused, as at start.
 """
 
@@ -33,7 +39,9 @@ log = structlog.get_logger("healthd.reload")
 SUCCESSFUL = "healthd_config_last_reload_successful"
 SUCCESS_TIME = "healthd_config_last_reload_success_timestamp_seconds"
 # What a reload applies; every other top-level part of the file needs a restart.
-_RESTART_ONLY = ("listen", "store", "defaults", "alerting", "registry", "history")
+_RESTART_ONLY = ("listen", "store", "alerting", "registry", "history")
+# The defaults the running daemon was sized with at start (its session and scheduler).
+_RESTART_ONLY_DEFAULTS = ("concurrency", "jitter")
 
 
 class Reloader:
@@ -68,6 +76,12 @@ class Reloader:
         try:
             new = config_module.load(path)
             self._fleet.check_file_ids(i.id for i in new.integrations)
+            defaults = self.running.defaults.model_copy(
+                update=new.defaults.model_dump(exclude=set(_RESTART_ONLY_DEFAULTS))
+            )
+            registered = (
+                self._fleet.under_defaults(defaults) if defaults != self.running.defaults else []
+            )
         except ConfigError as exc:
             self._ok.set(0)
             log.error(
@@ -86,11 +100,18 @@ class Reloader:
         changed = [i for iid, i in fresh.items() if old.get(iid) != i]
         for integration in changed:
             self._hooks.added(integration)
+        self._fleet.take_defaults(defaults, registered)
         self._tokens(new)
         restart = [k for k in _RESTART_ONLY if getattr(new, k) != getattr(self.running, k)]
+        restart += [
+            f"defaults.{k}"
+            for k in _RESTART_ONLY_DEFAULTS
+            if getattr(new.defaults, k) != getattr(self.running.defaults, k)
+        ]
         self.running = Config(
             **{
                 **{k: getattr(self.running, k) for k in _RESTART_ONLY},
+                "defaults": defaults,
                 "api": new.api,
                 "integrations": new.integrations,
                 "source": path,
@@ -101,6 +122,7 @@ class Reloader:
             "config_reloaded",
             path=path,
             added_or_changed=len(changed),
+            registered_changed=len(registered),
             removed=len(old.keys() - fresh.keys()),
             needs_restart=restart,
         )

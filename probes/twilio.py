@@ -46,7 +46,9 @@ T = TypeVar("T")
 
 # The message statuses that end a message (specs/twilio, message_enum_status); the ledger
 # counts a message once, at the first of them it sees.
-FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed", "read", "canceled"})
+FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed", "read", "canceled", "rejected"})
+# A message that ended without reaching its recipient (or a refused request, "rejected").
+FAILED_STATUSES = frozenset({"failed", "undelivered", "rejected"})
 
 # US/Canada toll-free area codes (NANP): such senders need toll-free verification, not A2P.
 TOLLFREE_PREFIXES = ("+1800", "+1888", "+1877", "+1866", "+1855", "+1844", "+1833")
@@ -83,6 +85,9 @@ class TwilioOptions(BaseModel):
         default_factory=lambda: list(TWILIO_CORE_COMPONENTS), min_length=1
     )
     delivery_window: timedelta = timedelta(hours=1)
+    # The Debugger's alerts (monitor.twilio.com): message requests the API refused with a
+    # 2XXXX code, which leave no message to read. None: not read.
+    monitor_base_url: str | None = "https://monitor.twilio.com"
     # Every run reads the whole window: pages enough for a busy hour (10 x 200 messages).
     max_pages: int = Field(default=10, ge=1)
     page_size: int = Field(default=200, ge=1, le=1000)
@@ -164,7 +169,40 @@ class _CodeGroup:
     code: int | None
     failed: int = 0
     undelivered: int = 0
+    refused: int = 0
     examples: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        return self.failed + self.undelivered + self.refused
+
+
+# A message request the API refused, from a Debugger alert: counted as a message that
+# failed with `status` "rejected" (no Twilio status: no message was made).
+REFUSED = "rejected"
+# Alerts about a message that was made carry its SID; the message read counts those.
+MESSAGE_PREFIXES = ("SM", "MM")
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """A refused message request, shaped as the message records the delivery step reads."""
+
+    sid: str  # the alert's (NO...): what Twilio support looks up for a request error
+    error_code: int | None
+    date_sent: datetime | None
+    status: str = REFUSED
+
+
+def _refused_request(alert: Any, since: datetime) -> bool:
+    """An error-level alert in the window for a request with a 2XXXX code and no message."""
+    code, resource = str(alert.error_code or ""), str(alert.resource_sid or "")
+    at = alert.date_generated
+    return (
+        code.startswith("2")
+        and not resource.startswith(MESSAGE_PREFIXES)
+        and (at is None or at >= since)
+    )
 
 
 class _Run:
@@ -185,6 +223,8 @@ class _Run:
         )
         self.client.api.base_url = integration.base_url.rstrip("/")
         self.client.messaging.base_url = opts.messaging_base_url.rstrip("/")
+        if opts.monitor_base_url is not None:
+            self.client.monitor.base_url = opts.monitor_base_url.rstrip("/")
 
     async def rest_checks(self) -> list[Finding]:
         account = await self.account()
@@ -562,41 +602,67 @@ class _Run:
         (a 30XXX, a 21703 from a Messaging Service) changes a message already read, so
         reading only what was sent since the previous run would never see it. Twilio's
         `DateSent>` filter is to the second (the SDK drops the fraction, rounding the
-        boundary down); the rest of that second is dropped here. Each message's status goes
-        to the delivery ledger, which counts it once, when its final status appears."""
+        boundary down); the rest of that second is dropped here. The window's refused
+        message requests (Monitor Alerts) count as failed messages. Each message's status
+        goes to the delivery ledger, which counts it once, when its final status appears
+        (an alert once, by its SID)."""
         now = self.ctx.clock.now()
         since = now - self.opts.delivery_window
         messages = self.client.api.v2010.accounts(self.account_sid).messages
-        outbound: list[Any] = []
-        truncated = False
         try:
-            page = await self._call(
-                lambda: messages.page_async(date_sent_after=since, page_size=self.opts.page_size)
-            )
-            for page_no in range(1, self.opts.max_pages + 1):
-                outbound += [
-                    m
-                    for m in page
-                    if str(getattr(m, "direction", "")).startswith("outbound")
+            outbound, truncated = await self._read_window(
+                lambda: messages.page_async(date_sent_after=since, page_size=self.opts.page_size),
+                lambda m: (
+                    str(getattr(m, "direction", "")).startswith("outbound")
                     and (m.date_sent is None or m.date_sent >= since)
-                ]
-                if page_no == self.opts.max_pages:
-                    truncated = page.next_page_url is not None
-                    break
-                next_page = await self._call(page.next_page_async)
-                if next_page is None:
-                    break
-                page = next_page
+                ),
+            )
         except (_ApiError, TransportFailure) as exc:
             return [self._failure(exc, check="delivery")]
+        refused, failure = await self.refused_requests(since)
+        records = [*outbound, *refused]
         if self.ctx.deliveries is not None:
-            self.ctx.deliveries.submit([self._outcome(m, now) for m in outbound])
-        return self._judge_delivery(outbound, now, since, truncated)
+            self.ctx.deliveries.submit([self._outcome(m, now) for m in records])
+        findings = self._judge_delivery(records, now, since, truncated)
+        return findings if failure is None else [*findings, failure]
+
+    async def refused_requests(self, since: datetime) -> tuple[list[_Refused], Finding | None]:
+        """The window's error-level alerts for refused message requests, every page."""
+        if self.opts.monitor_base_url is None:
+            return [], None
+        alerts = self.client.monitor.v1.alerts
+        try:
+            found, _ = await self._read_window(
+                lambda: alerts.page_async(
+                    log_level="error", start_date=since, page_size=self.opts.page_size
+                ),
+                lambda a: _refused_request(a, since),
+            )
+        except (_ApiError, TransportFailure) as exc:
+            return [], self._failure(exc, check="request_errors")
+        return [_Refused(str(a.sid), _int(a.error_code), a.date_generated) for a in found], None
+
+    async def _read_window(
+        self, first: Callable[[], Awaitable[Any]], keep: Callable[[Any], bool]
+    ) -> tuple[list[Any], bool]:
+        """The records `keep` takes, page by page up to `max_pages`; and whether pages were
+        left unread."""
+        page = await self._call(first)
+        kept: list[Any] = []
+        for page_no in range(1, self.opts.max_pages + 1):
+            kept += [record for record in page if keep(record)]
+            if page_no == self.opts.max_pages:
+                return kept, page.next_page_url is not None
+            next_page = await self._call(page.next_page_async)
+            if next_page is None:
+                break
+            page = next_page
+        return kept, False
 
     def _outcome(self, message: Any, now: datetime) -> DeliveryOutcome:
         status = str(message.status)
         code = None if message.error_code in (None, 0) else str(message.error_code)
-        failed = status in ("failed", "undelivered")
+        failed = status in FAILED_STATUSES
         return DeliveryOutcome(
             integration_id=self.integration_id,
             message_id=str(message.sid),
@@ -618,11 +684,13 @@ class _Run:
         groups: dict[int | None, _CodeGroup] = {}
         recent = now - timedelta(hours=24)
         for m in outbound:
-            if m.status not in ("failed", "undelivered"):
+            if m.status not in FAILED_STATUSES:
                 continue
             group = groups.setdefault(m.error_code, _CodeGroup(m.error_code))
             if m.status == "failed":
                 group.failed += 1
+            elif m.status == REFUSED:
+                group.refused += 1
             else:
                 group.undelivered += 1
             # Twilio's support asks for 3 message SIDs from the last 24 hours.
@@ -641,11 +709,11 @@ class _Run:
         entries = {c: self._entry_for(c) for c in groups}
         per_rate = Counter[Category | None]()
         for c, g in groups.items():
-            per_rate[_rate_of(entries[c])] += g.failed + g.undelivered
+            per_rate[_rate_of(entries[c])] += g.errors
         verdict = {rate: self._rate_status(rate, n, total) for rate, n in per_rate.items()}
         return [
             self._delivery_finding(g, entries[c], verdict[_rate_of(entries[c])], total, span)
-            for c, g in sorted(groups.items(), key=lambda kv: -(kv[1].failed + kv[1].undelivered))
+            for c, g in sorted(groups.items(), key=lambda kv: -kv[1].errors)
         ]
 
     def _rate_status(self, category: Category | None, errors: int, total: int) -> Status:
@@ -678,6 +746,8 @@ class _Run:
             parts.append(f"{g.failed} failed (never left Twilio)")
         if g.undelivered:
             parts.append(f"{g.undelivered} undelivered (carrier receipt)")
+        if g.refused:
+            parts.append(f"{g.refused} refused by the API (no message made)")
         title = entry.title if entry else "Twilio error"
         label = f"{g.code} {title}" if g.code is not None else "No error code"
         summary = f"{label}: {' and '.join(parts)} of {total} outbound in the last {span}"
@@ -690,7 +760,7 @@ class _Run:
             category=_category(entry),
             summary=summary,
             remediation=source.fix if source else "",
-            count=g.failed + g.undelivered,
+            count=g.errors,
             examples=tuple(g.examples),
         )
 

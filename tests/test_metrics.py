@@ -369,3 +369,35 @@ async def test_scrapes_arriving_while_one_renders_share_its_rendering() -> None:
     bodies = await asyncio.gather(*(endpoint.render() for _ in range(3)))
     assert collector.collections == 1
     assert len(set(bodies)) == 1
+
+
+def test_runs_are_counted_per_provider_and_status_run_after_run() -> None:
+    reg = CollectorRegistry()
+    instruments = Instruments(reg)
+    runs = [("twilio", Status.OK), ("twilio", Status.FAILING), ("sendgrid", Status.OK)] * 2
+    for n, (provider, status) in enumerate(runs):
+        result = ProbeResult(
+            integration_id=f"i{n}",
+            status=status,
+            started_at=NOW,
+            duration_seconds=0.2,
+            findings=(),
+        )
+        instruments.observe(integration(f"i{n}", provider), result)
+
+    def probes(provider: str, status: str) -> float | None:
+        return reg.get_sample_value(
+            "healthd_probes_total", {"provider": provider, "status": status}
+        )
+
+    assert (probes("twilio", "ok"), probes("twilio", "failing"), probes("sendgrid", "ok")) == (
+        2,
+        2,
+        2,
+    )
+    assert probes("sendgrid", "failing") is None
+    durations = {"provider": "twilio"}
+    assert reg.get_sample_value("healthd_probe_duration_seconds_count", durations) == 4
+    assert reg.get_sample_value("healthd_probe_duration_seconds_sum", durations) == pytest.approx(
+        0.8
+    )

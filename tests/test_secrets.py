@@ -22,6 +22,8 @@ import aiohttp
 import pytest
 import yaml
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from healthd import config as config_module
@@ -29,7 +31,7 @@ from healthd import probing
 from healthd.daemon import Daemon
 from healthd.model import ProbeResult, Status
 from healthd.registry import probes
-from healthd.secrets import MASK, Redactor
+from healthd.secrets import MASK, Redactor, _spelled_forms, echoed_forms
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
 from healthd.sim.fixtures import integration_entry
@@ -288,7 +290,11 @@ def echoed_integrations(proxy: EchoingProxy) -> list[dict[str, Any]]:
         "credentials": {"password": "env:HEALTHD_TEST_BRIDGE_PASSWORD"},
     }
     options: dict[str, dict[str, Any]] = {
-        "twilio": {"messaging_base_url": url, "statuspage_url": f"{url}/status"},
+        "twilio": {
+            "messaging_base_url": url,
+            "monitor_base_url": url,
+            "statuspage_url": f"{url}/status",
+        },
         "sendgrid": {"from_email": "sales@example.com", "statuspage_url": f"{url}/status"},
         "google": {"token_url": f"{url}/token"},
     }
@@ -463,3 +469,21 @@ def test_a_secret_among_thirty_thousand_that_start_alike_is_masked() -> None:
     redactor = Redactor(f"PLANTED-fleet-secret-{n:06d}" for n in range(30_000))
     line = "probe failed: " + "x" * 2000 + " PLANTED-fleet-secret-012345"
     assert redactor.redact(line).endswith(f" {MASK}")
+
+
+def test_a_credential_shape_is_masked_whatever_its_letter_case() -> None:
+    """The shapes' gate reads the lower-cased text: mixed case still reaches each shape."""
+    redactor = Redactor([])
+    assert redactor.redact("GET /q?PassWord=hunter22&x=1") == f"GET /q?PassWord={MASK}&x=1"
+    assert redactor.redact("AUTHORIZATION: Basic dXNlcjpwYXNz") == f"AUTHORIZATION: Basic {MASK}"
+
+
+def test_a_text_without_any_credential_word_comes_back_as_it_was() -> None:
+    text = "Restart the bridge's server, or check the proxy in front of it"
+    assert Redactor(["an-unrelated-secret"]).redact(text) is text
+
+
+@given(st.text() | st.text(alphabet="abcXYZ019_.~-/+=%&<>\"' \\é"))
+def test_a_value_is_echoed_in_every_form_an_escaper_spells_it(value: str) -> None:
+    """The shortcut for values no escaper changes finds the same forms as the escapers."""
+    assert echoed_forms(value) == _spelled_forms(value)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
 import structlog
@@ -104,10 +104,7 @@ class MessagesFailing:
         return len(events)
 
     async def run(self, stop: asyncio.Event, tick: float) -> None:
-        while not stop.is_set():
-            await self.flush()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), tick)
+        await flush_every(stop, tick, self.flush)
 
     def _event(
         self, integration: Integration, failures: Counter[tuple[str | None, str]], now: datetime
@@ -146,3 +143,13 @@ class MessagesFailing:
             },
             timestamp=now,
         )
+
+
+async def flush_every(
+    stop: asyncio.Event, tick: float, flush: Callable[[], Awaitable[int]]
+) -> None:
+    """Calls `flush` every `tick` seconds until `stop` is set (the tenant events' loop)."""
+    while not stop.is_set():
+        await flush()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), tick)

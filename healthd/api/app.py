@@ -15,7 +15,7 @@ import asyncio
 import json
 import time
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from aiohttp import web
@@ -31,15 +31,11 @@ from healthd.api.problems import ApiProblem, problem, shown
 from healthd.api.registry import registry_request
 from healthd.api.shared import shared_dependencies
 from healthd.api.views import (
-    INCIDENTS_DEFAULT,
-    INCIDENTS_MAX,
     STATUSES,
     Query,
     ViewCache,
     answer,
     detail_view,
-    incident_view,
-    incident_visible,
     integration_view,
     visible_integration,
 )
@@ -49,7 +45,7 @@ from healthd.config import ApiConfig
 from healthd.errors import NotFoundError
 from healthd.interfaces import Store
 from healthd.metrics import MetricsEndpoint
-from healthd.model import PLATFORM_TENANT, Integration
+from healthd.model import PLATFORM_TENANT, Integration, IntegrationState, ProbeResult
 from healthd.registry import probes
 from healthd.runner import Runner, probe_deadline
 
@@ -61,8 +57,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Provider callbacks carry the provider's signature instead of a token (`callbacks`).
 PUBLIC_PATHS = frozenset({"/", "/openapi.json"})
 PUBLIC_PREFIXES = ("/static/", CALLBACKS_PREFIX)
-# A tenant token's incident list is filtered after reading; read this many to fill it.
-INCIDENT_SCAN = 2000
+# What an integration without a state yet is (`views.status_of`), for the status filter.
+_UNKNOWN = IntegrationState(integration_id="")
 # An integration's answer carries this many of its latest transitions.
 HISTORY = 20
 # Slack on top of the slowest probe's deadline for storing the result and answering.
@@ -158,7 +154,6 @@ class Api:
                 web.post("/api/v1/integrations/{id}/check", self.check_integration),
                 web.post("/api/v1/tenants/{tenant}/check", self.check_tenant),
                 web.get("/api/v1/errors/{provider}/{code}", self.explain),
-                web.get("/api/v1/incidents", self.incidents),
             ]
         )
         return app
@@ -306,15 +301,23 @@ class Api:
         status = q.choice("status", STATUSES)
         limit = q.integer("limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
         after = decode_cursor(q.get("cursor"))
-        integrations = self.runner.integrations
+        integrations, states = self.runner.integrations, self.runner.states
 
-        def text(iid: str) -> str | None:
-            i = integrations[iid]
-            if provider in (None, i.provider) and status in (None, self.views.status(i)):
-                return self.views.text(i)
-            return None
+        def select(run: Sequence[str]) -> Sequence[str]:
+            """The ids of `run` the filters take: comprehensions, no call per id."""
+            if provider is not None:
+                run = [iid for iid in run if integrations[iid].provider == provider]
+            if status is not None:
+                run = [iid for iid in run if states.get(iid, _UNKNOWN).status == status]
+            return run
 
-        texts, cursor = page(self._visible_ids(request, tenant), text, after=after, limit=limit)
+        texts, cursor = page(
+            self._visible_ids(request, tenant),
+            lambda iid: self.views.text(integrations[iid]),
+            after=after,
+            limit=limit,
+            select=select if provider is not None or status is not None else None,
+        )
         shared = ", ".join(d.model_dump_json() for d in self._shared(request))
         # `schemas.IntegrationList`, joined from each view's cached text (see `ViewCache`).
         body = (
@@ -389,19 +392,6 @@ class Api:
         if entry is None:
             raise NotFoundError(f"no catalogue entry for {shown(provider)} code {shown(code)}")
         return answer(schemas.CatalogEntry.model_validate(entry))
-
-    async def incidents(self, request: web.Request) -> web.Response:
-        q = Query(request.query, ("limit", "open"))
-        limit = q.integer("limit", default=INCIDENTS_DEFAULT, low=1, high=INCIDENTS_MAX)
-        want_open = q.boolean("open")
-        principal = request[PRINCIPAL]
-        scan = limit if principal.is_admin and want_open is None else INCIDENT_SCAN
-        items = [
-            incident_view(inc)
-            for inc in await self.store.recent_incidents(scan)
-            if incident_visible(inc, principal) and want_open in (None, inc.is_open)
-        ][:limit]
-        return answer(schemas.IncidentList(incidents=items, count=len(items)))
 
 
 def _finished(task: asyncio.Future[object], integration: Integration) -> bool:

@@ -92,15 +92,8 @@ _NOT_FOUND = "No such integration for this token (another tenant's id included)"
 _ADMIN_ONLY = "Not an admin token, or no silence of that name"
 _RATE_LIMITED = "Too many live checks for this token; wait the Retry-After seconds"
 _ID = Param("id", "path", "the integration's id")
-# A list read in id order a page at a time (`healthd.api.pages`).
-_PAGE = (
-    Param(
-        "limit",
-        "query",
-        "at most this many (in id order)",
-        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
-    ),
-    Param("cursor", "query", "the previous answer's next_cursor"),
+_RULE = Param(
+    "rule", "query", "only this rule's", {"type": "string", "enum": [rule.name for rule in RULES]}
 )
 _TEXT = {"type": "string"}
 _TENANT = Param(
@@ -111,8 +104,32 @@ _TENANT = Param(
 )
 
 
+_CURSOR_NOT_GIVEN = "Unknown, repeated or invalid query parameter, or a cursor not given out"
+
+
 def _providers() -> str:
     return ", ".join(sorted(probes()))
+
+
+def _provider(description: str) -> Param:
+    return Param("provider", "query", description, {"type": "string", "enum": sorted(probes())})
+
+
+def _paged(default: int, maximum: int, order: str) -> tuple[Param, Param]:
+    """`limit` and `cursor`, as every list takes them (`healthd.api.pages`)."""
+    return (
+        Param(
+            "limit",
+            "query",
+            f"at most this many ({order})",
+            {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+        ),
+        Param("cursor", "query", "the previous answer's next_cursor"),
+    )
+
+
+# A list read in id order a page at a time (`healthd.api.pages`).
+_PAGE = _paged(DEFAULT_LIMIT, MAX_LIMIT, "in id order")
 
 
 def _operations() -> tuple[Operation, ...]:
@@ -185,18 +202,11 @@ def _operations() -> tuple[Operation, ...]:
             schemas.IntegrationList,
             params=(
                 _TENANT,
-                Param(
-                    "provider",
-                    "query",
-                    "only this provider's",
-                    {"type": "string", "enum": sorted(probes())},
-                ),
+                _provider("only this provider's"),
                 Param("status", "query", "only this status", {"type": "string", "enum": STATUSES}),
                 *_PAGE,
             ),
-            errors={
-                "400": "Unknown, repeated or invalid query parameter, or a cursor not given out"
-            },
+            errors={"400": _CURSOR_NOT_GIVEN},
         ),
         Operation(
             "get",
@@ -305,23 +315,21 @@ def _operations() -> tuple[Operation, ...]:
             "Open incidents first, then recently resolved ones",
             "token",
             schemas.IncidentList,
-            description="A tenant token sees only incidents of its own tenant.",
+            description=(
+                "Open ones newest first, then resolved ones newest first, paged by next_cursor."
+                " A tenant token sees only incidents of its own tenant."
+            ),
             params=(
-                Param(
-                    "limit",
-                    "query",
-                    "at most this many",
-                    {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": INCIDENTS_MAX,
-                        "default": INCIDENTS_DEFAULT,
-                    },
-                ),
+                *_paged(INCIDENTS_DEFAULT, INCIDENTS_MAX, "open first, newest first"),
                 Param(
                     "open", "query", "true: only open; false: only resolved", {"type": "boolean"}
                 ),
+                _TENANT,
+                _provider("only this provider's"),
+                Param("integration", "query", "only this integration's"),
+                _RULE,
             ),
+            errors={"400": _CURSOR_NOT_GIVEN},
         ),
         Operation(
             "get",
@@ -330,8 +338,22 @@ def _operations() -> tuple[Operation, ...]:
             "Run-time silences in force (admin only)",
             "token",
             schemas.SilenceList,
-            description="A tenant token gets 404, as for a path that does not exist.",
-            errors={"404": _ADMIN_ONLY},
+            description=(
+                "In name order, paged by next_cursor. A tenant token gets 404, as for a path"
+                " that does not exist."
+            ),
+            params=(
+                *_paged(DEFAULT_LIMIT, MAX_LIMIT, "in name order"),
+                Param("integration", "query", "only silences whose selector takes this id"),
+                Param(
+                    "tenant",
+                    "query",
+                    "only silences whose selector takes this tenant",
+                    {"type": "string", "pattern": f"^{TENANT_PATTERN.pattern}$"},
+                ),
+                _provider("only silences whose selector takes this provider"),
+            ),
+            errors={"404": _ADMIN_ONLY, "400": _CURSOR_NOT_GIVEN},
         ),
         Operation(
             "post",
@@ -404,12 +426,7 @@ def _operations() -> tuple[Operation, ...]:
                 ),
                 Param("integration", "query", "only this integration's"),
                 _TENANT,
-                Param(
-                    "rule",
-                    "query",
-                    "only this rule's",
-                    {"type": "string", "enum": [rule.name for rule in RULES]},
-                ),
+                _RULE,
                 Param(
                     "open", "query", "true: only open; false: only resolved", {"type": "boolean"}
                 ),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from healthd.api.problems import ApiProblem
@@ -20,6 +20,8 @@ from healthd.api.problems import ApiProblem
 T = TypeVar("T")
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+# Ids a `select` filter is given at once (see `page`).
+CHUNK = 1000
 _PREFIX = "after:"
 
 
@@ -45,17 +47,26 @@ def page(
     *,
     after: str | None,
     limit: int,
+    select: Callable[[Sequence[str]], Iterable[str]] | None = None,
 ) -> tuple[list[T], str | None]:
     """Up to `limit` items for the sorted `ids` after `after` (`item` returns None for an
-    id the filters leave out), and the cursor of the next page (None when there is none)."""
+    id the filters leave out), and the cursor of the next page (None when there is none).
+
+    `select`, when given, keeps the ids of a run of `CHUNK` that a filter takes, in order:
+    a filter that few ids pass is then one comprehension per run instead of a call per id
+    (a `status=failing` page at 100,000 held the loop for 230 ms id by id), and one that
+    most pass still stops within a run of the page's end."""
     out: list[T] = []
     last = ""
-    for n in range(0 if after is None else bisect_right(ids, after), len(ids)):
-        found = item(ids[n])
-        if found is None:
-            continue
-        if len(out) == limit:  # one more exists: the next page starts after the last given
-            return out, encode_cursor(last)
-        out.append(found)
-        last = ids[n]
+    start = 0 if after is None else bisect_right(ids, after)
+    for lo in range(start, len(ids), CHUNK):
+        run = ids[lo : lo + CHUNK]
+        for iid in run if select is None else select(run):
+            found = item(iid)
+            if found is None:
+                continue
+            if len(out) == limit:  # one more exists: the next page starts after the last given
+                return out, encode_cursor(last)
+            out.append(found)
+            last = iid
     return out, None

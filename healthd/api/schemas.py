@@ -184,6 +184,7 @@ class Incident(Body):
 class IncidentList(Body):
     incidents: list[Incident]
     count: Count
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
 
 
 class Healthy(Body):
@@ -215,6 +216,7 @@ class Silence(MaintenanceWindow):
 class SilenceList(Body):
     silences: list[Silence]
     count: Count
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
 
 
 class SilenceRequest(BaseModel):

@@ -8,6 +8,7 @@ each rejection naming the parameter and what it accepts.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Collection, Mapping, Sequence
@@ -21,13 +22,23 @@ from healthd.api import schemas
 from healthd.api.auth import Principal
 from healthd.api.problems import ApiProblem, shown
 from healthd.errors import NotFoundError
-from healthd.model import Incident, Integration, IntegrationState, ProbeResult, Status, Transition
+from healthd.model import (
+    Finding,
+    Incident,
+    Integration,
+    IntegrationState,
+    ProbeResult,
+    Status,
+    Transition,
+)
 
 # The same rule config.py applies to `integrations[].tenant`.
 TENANT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 STATUSES = tuple(s.value for s in Status)
 # `GET /api/v1/incidents?limit=`: its default and its largest value.
 INCIDENTS_DEFAULT, INCIDENTS_MAX = 50, 500
+# Distinct findings whose answers are kept (`finding_view`); a few hundred bytes each.
+FINDING_VIEWS = 4096
 # Findings that say nothing is wrong; the others are an integration's `problems`.
 NOT_PROBLEMS = frozenset({Status.OK, Status.UNKNOWN})
 
@@ -35,7 +46,7 @@ NOT_PROBLEMS = frozenset({Status.OK, Status.UNKNOWN})
 def integration_view(
     integration: Integration, state: IntegrationState | None, result: ProbeResult | None
 ) -> schemas.Integration:
-    findings = [schemas.Finding.model_validate(f) for f in result.findings] if result else []
+    findings = [finding_view(f) for f in result.findings] if result else []
     return schemas.Integration(
         id=integration.id,
         name=integration.name,
@@ -52,6 +63,15 @@ def integration_view(
         problems=[f for f in findings if f.status not in NOT_PROBLEMS],
         findings=findings,
     )
+
+
+@functools.lru_cache(maxsize=FINDING_VIEWS)
+def finding_view(finding: Finding) -> schemas.Finding:
+    """A finding's answer, validated once per distinct finding (both are frozen): a run
+    mostly finds what the run before it found, a healthy bridge's findings are the same
+    run after run, and validating findings was two thirds of building a view (profiled:
+    bench/RESULTS.md, issue 11 session 5). Findings are redacted before they are kept."""
+    return schemas.Finding.model_validate(finding)
 
 
 def detail_view(
@@ -118,10 +138,6 @@ class ViewCache:
 
     def status(self, integration: Integration) -> Status:
         return status_of(self._states.get(integration.id))
-
-
-def incident_visible(incident: Incident, principal: Principal) -> bool:
-    return principal.is_admin or principal.tenant in incident.tenants
 
 
 def incident_view(incident: Incident) -> schemas.Incident:

@@ -26,13 +26,18 @@ from healthd.clock import Clock
 from healthd.errors import StoreError
 from healthd.interfaces import Store
 from healthd.ledger.windows import LONGEST, Key, Window, Windows
-from healthd.model import DeliveryOutcome
+from healthd.model import Category, DeliveryOutcome
 
 __all__ = ["DeliveryLedger", "Key", "Window"]
 
 log = structlog.get_logger("healthd.ledger")
 
 BATCH = 1000
+# The error categories an integration's error rate counts: not the audience's (recipient)
+# nor the message text's (content), which never change health.
+SENDER_SIDE = frozenset(
+    c.value for c in (Category.ACCOUNT, Category.SENDER_CONFIG, Category.PROVIDER, Category.UNKNOWN)
+)
 LIMIT = 100_000
 # After a failed write the batch is kept and written again this much later.
 RETRY_SECONDS = 1.0
@@ -91,6 +96,16 @@ class DeliveryLedger:
     def counts(self, integration_id: str, window: Window, now: datetime) -> Counter[Key]:
         windows = self._windows.get(integration_id)
         return windows.counts(window, now) if windows is not None else Counter()
+
+    def error_rate(self, integration_id: str, now: datetime) -> float | None:
+        """The share of the last hour's counted messages that failed on the sender's side
+        (account, sender configuration, provider, unknown: the categories that change
+        health); None without messages in the hour."""
+        counts = self.counts(integration_id, Window.HOUR, now)
+        total = sum(counts.values())
+        if not total:
+            return None
+        return sum(n for key, n in counts.items() if key.category in SENDER_SIDE) / total
 
     async def run(self, stop: asyncio.Event) -> None:
         """Writes queued outcomes until `stop` is set and the queue is empty."""

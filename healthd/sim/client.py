@@ -12,7 +12,12 @@ import urllib.request
 from typing import Any
 
 from healthd.sim.base import ANY
+from healthd.sim.sendgrid_events import EVENTS_PATH
 from healthd.sim.twilio import CALLBACKS_PATH
+
+# Posting callbacks waits on healthd answering each one: on a loaded machine that takes
+# far longer than a control call.
+CALLBACKS_TIMEOUT = 120.0
 
 
 class SimClientError(RuntimeError):
@@ -28,7 +33,14 @@ class SimClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
 
-    def _call(self, method: str, path: str, body: Any = None, prefix: str = "/_sim") -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        prefix: str = "/_sim",
+        timeout: float | None = None,
+    ) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
             f"{self.base_url}{prefix}{path}",
@@ -37,7 +49,7 @@ class SimClient:
             headers={"Content-Type": "application/json"} if data is not None else {},
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
             raw = exc.read()
@@ -60,11 +72,22 @@ class SimClient:
         return result
 
     def send_twilio_callbacks(
-        self, target: str, url: str, *, replays: int = 0, forged: int = 0
+        self, target: str, url: str, *, replays: int = 0, forged: int = 0, via: str = "status"
     ) -> dict[str, Any]:
-        """Has the Twilio simulator post status callbacks for `target`'s messages to `url`."""
-        body = {"target": target, "url": url, "replays": replays, "forged": forged}
-        result: dict[str, Any] = self._call("POST", CALLBACKS_PATH, body, prefix="")
+        """Has the Twilio simulator post status callbacks for `target`'s messages to `url`
+        (`via="events"`: as an Event Streams webhook sink's CloudEvents)."""
+        body = {"target": target, "url": url, "replays": replays, "forged": forged, "via": via}
+        return self._post_callbacks(CALLBACKS_PATH, body)
+
+    def send_sendgrid_events(self, target: str, url: str, **params: Any) -> dict[str, Any]:
+        """Has the SendGrid simulator post signed events for the mail `target` (an API key)
+        sent to `url`; `params` as `healthd.sim.sendgrid_events` lists them."""
+        return self._post_callbacks(EVENTS_PATH, {"target": target, "url": url, **params})
+
+    def _post_callbacks(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "POST", path, body, prefix="", timeout=CALLBACKS_TIMEOUT
+        )
         return result
 
     def reset(self) -> None:

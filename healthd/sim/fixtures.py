@@ -101,6 +101,7 @@ def _base_url_and_options(provider: str, sim_url: str, target: str) -> tuple[str
             # with a verified A2P campaign: the probe checks all of it.
             return sim_url, {
                 "messaging_base_url": sim_url,
+                "monitor_base_url": sim_url,
                 "senders": [LOCAL_NUMBER, TOLLFREE_NUMBER],
                 "messaging_service_sid": service_sid(target),
                 "a2p": True,

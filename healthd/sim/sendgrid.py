@@ -30,10 +30,16 @@ Scenarios (params in brackets):
   other call answers that 401 too; `total`, default 100; `next_reset`, default tomorrow].
 - `no_senders`: no verified single sender and no authenticated domain at all.
 Rate limit: `limit` (default 600 per minute) for every scenario.
+
+Mail accepted with 202 is kept, one message per recipient, for the signed Event Webhook
+(`healthd.sim.sendgrid_events`): `GET /v3/user/webhooks/event/settings/signed/{id}` gives
+the key's verification key and `POST /sendgrid-sim/events` (not a SendGrid API) posts the
+events to healthd.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
@@ -42,6 +48,13 @@ from typing import Any
 from aiohttp import web
 
 from healthd.sim.base import ProviderSim, Scenario
+from healthd.sim.sendgrid_events import (
+    EVENTS_PATH,
+    BadEventsRequest,
+    EventOutbox,
+    EventsRequest,
+    send_events,
+)
 
 _WINDOW_SECONDS = 60
 _DEFAULT_LIMIT = 600
@@ -109,10 +122,12 @@ class SendGridSim(ProviderSim):
     def __init__(self) -> None:
         super().__init__()
         self._windows: dict[str, tuple[int, int]] = {}
+        self._outbox = EventOutbox()
 
     def reset(self) -> None:
         super().reset()
         self._windows.clear()
+        self._outbox.reset()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -122,6 +137,8 @@ class SendGridSim(ProviderSim):
             web.get("/v3/whitelabel/domains", self.domains),
             web.get("/v3/stats", self.stats),
             web.post("/v3/mail/send", self.mail_send),
+            web.get("/v3/user/webhooks/event/settings/signed/{id}", self.webhook_key),
+            web.post(EVENTS_PATH, self.send_events),
         ]
 
     async def scopes(self, request: web.Request) -> web.Response:
@@ -140,7 +157,28 @@ class SendGridSim(ProviderSim):
         return await self._serve(request, _stats_body)
 
     async def mail_send(self, request: web.Request) -> web.Response:
-        return await self._serve(request, _mail_send_answer)
+        response = await self._serve(request, _mail_send_answer)
+        if response.status == 202:
+            recipients = _recipients(await request.json())
+            response.headers["X-Message-Id"] = self._outbox.accept(_bearer(request), recipients)
+        return response
+
+    async def webhook_key(self, request: web.Request) -> web.Response:
+        """`GetSignedEventWebhook`: the public key that verifies the key's signed events."""
+        public_key = self._outbox.signer(_bearer(request)).public_key
+
+        async def answer(request: web.Request, sc: Scenario) -> _Answer:
+            return 200, {"id": request.match_info.get("id", ""), "public_key": public_key}
+
+        return await self._serve(request, answer)
+
+    async def send_events(self, request: web.Request) -> web.Response:
+        """Posts signed events for the mail accepted (`healthd.sim.sendgrid_events`)."""
+        try:
+            asked = EventsRequest.from_body(await request.json())
+        except (json.JSONDecodeError, BadEventsRequest) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.json_response(await send_events(self._outbox, asked))
 
     async def _serve(self, request: web.Request, build: _Builder) -> web.Response:
         """Authenticate, apply the scenario's failure if any, then answer with `build`."""
@@ -348,3 +386,14 @@ async def _mail_send_answer(request: web.Request, sc: Scenario) -> _Answer:
         return 400, _errors("invalid request")
     sandbox = (payload.get("mail_settings") or {}).get("sandbox_mode") or {}
     return (200, None) if sandbox.get("enable") else (202, None)
+
+
+def _recipients(payload: Any) -> int:
+    """How many addresses a mail goes to: every to, cc and bcc of every personalization."""
+    personalizations = payload.get("personalizations") if isinstance(payload, dict) else None
+    return sum(
+        len(p.get(field) or [])
+        for p in personalizations or []
+        if isinstance(p, dict)
+        for field in ("to", "cc", "bcc")
+    )

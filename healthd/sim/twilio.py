@@ -27,7 +27,14 @@ Scenarios (params in brackets):
 - `server_error`: 500 with a classic body; `rate_limited`: 429 / 20429.
 
 Every scenario takes `extra_services` (default 0): that many more Messaging Services, each
-with an empty pool, listed before the account's own one by `GET /v1/Services`.
+with an empty pool, listed before the account's own one by `GET /v1/Services`, and
+`messages` (a name): messages with other SIDs than those of the scenarios before it.
+
+monitor.twilio.com's `GET /v1/Alerts` (the Debugger's alerts) is served too: every scenario
+takes `alerts` (default 0), that many error-level alerts for message requests the API
+refused (a 400 with `alert_code`, default 21211, and no message made), one every
+`alert_spacing` seconds (default 60) before now, and `message_alerts` (default 0) warnings
+about messages that were made (30003 on an SM resource), which a message read counts.
 """
 
 from __future__ import annotations
@@ -40,12 +47,17 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from yarl import URL
 
 from healthd.sim.base import ProviderSim, Scenario
-from healthd.sim.callbacks import CallbackSender, twilio_fields, twilio_status
+from healthd.sim.callbacks import (
+    post_all,
+    twilio_event,
+    twilio_events,
+    twilio_fields,
+    twilio_status,
+)
 
 DEFAULT_TOKEN = "sim-twilio-token"
 # Where a test asks the simulator to post its messages' status callbacks (not a Twilio API).
@@ -108,37 +120,51 @@ class TwilioSim(ProviderSim):
             web.get(m + "/Compliance/Usa2p", self._guarded(self.campaigns)),
             web.get("/v1/a2p/BrandRegistrations/{brand}", self._guarded(self.brand)),
             web.get("/v1/Tollfree/Verifications", self._guarded(self.tollfree)),
+            web.get("/v1/Alerts", self._guarded(self.alerts)),
             web.post(CALLBACKS_PATH, self.send_callbacks),
         ]
 
     # -- status callbacks: the simulator posts them for the messages it makes
 
     async def send_callbacks(self, request: web.Request) -> web.Response:
-        """`POST /twilio-sim/callbacks {"target", "url", "replays", "forged"}`: posts,
-        signed as Twilio signs them, a `sent` then a final status callback for every
-        message of `target`'s scenario (late receipts included), then the first `replays`
-        again and `forged` more with a wrong signature; answers the statuses healthd gave."""
+        """`POST /twilio-sim/callbacks {"target", "url", "replays", "forged", "via",
+        "batch"}`: posts, signed as Twilio signs them, a `sent` then a final status for
+        every message of `target`'s scenario (late receipts included), then the last
+        `replays` requests again and `forged` more with a wrong signature; answers the
+        statuses healthd gave. `via` is `status` (status callbacks, one per status) or
+        `events` (an Event Streams webhook sink: CloudEvents in batches of `batch`)."""
         body = await request.json()
         account, url = str(body["target"]), str(body["url"])
         sc = self.scenario_for(account)
         token = str(sc.params.get("auth_token", DEFAULT_TOKEN))
-        signed = []
+        statuses: list[tuple[str, str, str | None]] = []
         for m in reversed(_generate_messages(account, sc, datetime.now(UTC))):
             code = None if m["error_code"] is None else str(m["error_code"])
-            signed.append(twilio_status(url, token, twilio_fields(account, m["sid"], "sent")))
+            statuses.append((m["sid"], "sent", None))
             if m["status"] != "sent":
-                fields = twilio_fields(account, m["sid"], m["status"], code)
-                signed.append(twilio_status(url, token, fields))
-        signed += signed[-int(body.get("replays", 0)) :] if body.get("replays") else []
-        for n in range(int(body.get("forged", 0))):
-            fields = twilio_fields(account, f"SMforged{n}", "undelivered", "30003")
-            signed.append(twilio_status(url, token, fields, forged=True))
-        answers: dict[str, int] = {}
-        async with aiohttp.ClientSession() as session:
-            sender = CallbackSender(session)
-            for one in signed:
-                status = str(await sender.post(url, one))
-                answers[status] = answers.get(status, 0) + 1
+                statuses.append((m["sid"], m["status"], code))
+        bogus = [
+            (f"SMforged{n}", "undelivered", "30003") for n in range(int(body.get("forged", 0)))
+        ]
+        if body.get("via", "status") == "events":
+            batch = int(body.get("batch", 50))
+            signed = [
+                twilio_events(
+                    url, token, [twilio_event(account, *s) for s in statuses[i : i + batch]]
+                )
+                for i in range(0, len(statuses), batch)
+            ]
+            refused = [
+                twilio_events(url, token, [twilio_event(account, *s)], forged=True) for s in bogus
+            ]
+        else:
+            signed = [twilio_status(url, token, twilio_fields(account, *s)) for s in statuses]
+            refused = [
+                twilio_status(url, token, twilio_fields(account, *s), forged=True) for s in bogus
+            ]
+        replays = int(body.get("replays", 0))
+        signed += (signed[-replays:] if replays else []) + refused
+        answers = await post_all(url, signed)
         return web.json_response({"sent": len(signed), "answers": answers})
 
     # -- auth, scenarios and errors common to every route
@@ -223,6 +249,26 @@ class TwilioSim(ProviderSim):
             if (after is None or m["_sent"] >= after) and (before is None or m["_sent"] < before)
         ]
         return _page_2010(request, "messages", [_public(m) for m in records])
+
+    # -- monitor.twilio.com
+
+    def alerts(self, request: web.Request, account: str, sc: Scenario) -> web.Response:
+        """`ListAlert`: newest first, `StartDate`/`EndDate` (date or date-time, GMT) and
+        `LogLevel` filter, paged in the v1 envelope."""
+        try:
+            start = _parse_date(request.query.get("StartDate"))
+            end = _parse_date(request.query.get("EndDate"))
+        except ValueError:
+            return error_response(400, 20001, "Invalid StartDate or EndDate")
+        level = request.query.get("LogLevel")
+        records = [
+            a
+            for a in _generate_alerts(account, sc, datetime.now(UTC))
+            if (start is None or a["_at"] >= start)
+            and (end is None or a["_at"] <= end)
+            and (level is None or a["log_level"] == level)
+        ]
+        return _page_v1(request, "alerts", [_public(a) for a in records])
 
     # -- messaging.twilio.com
 
@@ -524,8 +570,61 @@ def _generate_messages(account: str, sc: Scenario, now: datetime) -> list[Json]:
                     )
         if sc.name == "late_receipts" and i < int(sc.params.get("late", 5)):
             status, code, text = _late(sc)
-        messages.append(_message(account, i, sent, status, code, text))
+        messages.append(_message(account, _name(sc, i), sent, status, code, text))
     return messages
+
+
+def _generate_alerts(account: str, sc: Scenario, now: datetime) -> list[Json]:
+    """The Debugger's alerts, newest first: refused message requests, then (interleaved by
+    time) warnings about messages that exist."""
+    spacing = float(sc.params.get("alert_spacing", 60))
+    refused = [
+        _alert(
+            account,
+            f"refused{i}",
+            now - timedelta(seconds=spacing * (i + 1)),
+            "error",
+            str(sc.params.get("alert_code", 21211)),
+            resource=None,
+        )
+        for i in range(int(sc.params.get("alerts", 0)))
+    ]
+    about_messages = [
+        _alert(
+            account,
+            f"message{i}",
+            now - timedelta(seconds=spacing * (i + 1) + 1),
+            "warning",
+            "30003",
+            resource=sid("SM", account, str(i)),
+        )
+        for i in range(int(sc.params.get("message_alerts", 0)))
+    ]
+    return sorted(refused + about_messages, key=lambda a: a["_at"], reverse=True)
+
+
+def _alert(
+    account: str, name: str, at: datetime, level: str, code: str, resource: str | None
+) -> Json:
+    no = sid("NO", account, name)
+    return {
+        "_at": at,
+        "account_sid": account,
+        "alert_text": f"Msg=The request was refused;ErrorCode={code}",
+        "api_version": "2010-04-01",
+        "date_created": _iso(at + timedelta(seconds=1)),
+        "date_generated": _iso(at),
+        "date_updated": _iso(at + timedelta(seconds=1)),
+        "error_code": code,
+        "log_level": level,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "request_method": "POST",
+        "request_url": f"https://api.twilio.com/2010-04-01/Accounts/{account}/Messages.json",
+        "resource_sid": resource or account,
+        "service_sid": None,
+        "sid": no,
+        "url": f"https://monitor.twilio.com/v1/Alerts/{no}",
+    }
 
 
 def _late(sc: Scenario) -> tuple[str, int | None, str | None]:
@@ -538,10 +637,18 @@ def _late(sc: Scenario) -> tuple[str, int | None, str | None]:
     return receipt, None, None
 
 
+def _name(sc: Scenario, i: int) -> str:
+    """What message `i`'s SID is made from: its index, after the scenario's `messages` param
+    when it has one (other messages than the ones before, e.g. a new burst of them)."""
+    batch = sc.params.get("messages")
+    return str(i) if batch is None else f"{batch}:{i}"
+
+
 def _message(
-    account: str, i: int, sent: datetime, status: str, code: int | None, text: str | None
+    account: str, name: str, sent: datetime, status: str, code: int | None, text: str | None
 ) -> Json:
-    sm = sid("SM", account, str(i))
+    i = int(name.rpartition(":")[2])
+    sm = sid("SM", account, name)
     base = f"/2010-04-01/Accounts/{account}/Messages/{sm}"
     return {
         "_sent": sent,

@@ -164,6 +164,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " WHERE counted = 1",
     ),
     (
+        # The store decides a message's one counted final status (issue 12): two replicas
+        # writing two final statuses of one message at once both read "none counted yet"
+        # before this index; with it the second insert conflicts. Older duplicates (a
+        # message counted twice before) keep their earliest.
+        "UPDATE delivery_events SET counted = 0 WHERE stage = 'final' AND counted = 1 AND EXISTS"
+        " (SELECT 1 FROM delivery_events e WHERE e.integration_id = delivery_events.integration_id"
+        " AND e.message_id = delivery_events.message_id AND e.stage = 'final' AND e.counted = 1"
+        " AND (e.at, e.status) < (delivery_events.at, delivery_events.status))",
+        "CREATE UNIQUE INDEX delivery_final_once ON delivery_events (integration_id, message_id)"
+        " WHERE stage = 'final' AND counted = 1",
+    ),
+    (
         # The transaction that last wrote each state: a replica reads back only the rows
         # written since its previous read (PostgresStore.load_runs, `changed`).
         "ALTER TABLE integration_state"

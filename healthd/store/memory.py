@@ -381,5 +381,6 @@ def _matches(incident: Incident, number: int, query: IncidentQuery) -> bool:
         and query.rule in (None, incident.rule)
         and query.open in (None, incident.is_open)
         and query.integration in (None, incident.details.get("integration"))
+        and query.provider in (None, incident.details.get("provider"))
         and (query.tenant is None or query.tenant in incident.tenants)
     )

@@ -260,10 +260,6 @@ _ADD_DELIVERY = (
     f" VALUES ({', '.join(f'${n}' for n in range(1, len(_rows.DELIVERY_COLUMNS) + 1))})"
     " ON CONFLICT DO NOTHING RETURNING 1"
 )
-_FINAL_COUNTED = (
-    "SELECT 1 FROM delivery_events WHERE integration_id = $1 AND message_id = $2"
-    f" AND stage = '{DeliveryStage.FINAL.value}' AND counted = 1 LIMIT 1"
-)
 _SELECT_COUNTED = (
     f"SELECT {_DELIVERY_COLUMNS} FROM delivery_events WHERE counted = 1 AND at >= $1 ORDER BY at"
 )
@@ -803,25 +799,29 @@ class PostgresStore:
 
     async def record_deliveries(self, outcomes: Sequence[DeliveryOutcome]) -> list[DeliveryOutcome]:
         """As SQLite's: in one transaction, a message's first final status (and each
-        reaction) counted, a replay ignored by the key, rows past the ledger's age pruned."""
+        reaction) counted, a replay ignored by the key, rows past the ledger's age pruned.
+
+        The database decides what counts, so replicas writing one message's statuses at
+        once count it once: the insert as counted conflicts with a committed or an
+        in-flight counted final (`delivery_final_once`), and waits for the latter. Rows
+        go in message order, so two replicas' overlapping batches wait for one another
+        in the same order and never deadlock."""
         if not outcomes:
             return []
         cutoff = _rows.iso(max(o.at for o in outcomes) - self._retention.deliveries_age)
-        counted = []
+        counted: set[int] = set()
+        ordered = sorted(enumerate(outcomes), key=lambda p: (p[1].integration_id, p[1].message_id))
         async with self._connection("record_deliveries") as conn, conn.transaction():
-            for outcome in outcomes:
-                counts = outcome.stage is DeliveryStage.REACTION or (
-                    outcome.stage is DeliveryStage.FINAL
-                    and await conn.fetchval(
-                        _FINAL_COUNTED, outcome.integration_id, outcome.message_id
-                    )
-                    is None
-                )
-                added = await conn.fetchval(_ADD_DELIVERY, *_rows.delivery_row(outcome, counts))
-                if added is not None and counts:
-                    counted.append(outcome)
+            for index, outcome in ordered:
+                if outcome.stage is not DeliveryStage.PENDING:
+                    row = _rows.delivery_row(outcome, True)
+                    if await conn.fetchval(_ADD_DELIVERY, *row) is not None:
+                        counted.add(index)
+                        continue
+                if outcome.stage is not DeliveryStage.REACTION:
+                    await conn.fetchval(_ADD_DELIVERY, *_rows.delivery_row(outcome, False))
             await conn.execute("DELETE FROM delivery_events WHERE at < $1", cutoff)
-        return counted
+        return [outcome for index, outcome in enumerate(outcomes) if index in counted]
 
     async def counted_deliveries(self, since: datetime) -> list[DeliveryOutcome]:
         rows = await self._fetch("counted_deliveries", _SELECT_COUNTED, _rows.iso(since))
@@ -910,8 +910,9 @@ def _incident_filter(query: IncidentQuery) -> tuple[str, list[Any]]:
         conditions.append(f"rule = {param(query.rule)}")
     if query.open is not None:
         conditions.append("resolved_at IS NULL" if query.open else "resolved_at IS NOT NULL")
-    if query.integration is not None:
-        conditions.append(f"details::jsonb ->> 'integration' = {param(query.integration)}")
+    for key in ("integration", "provider"):
+        if (value := getattr(query, key)) is not None:
+            conditions.append(f"details::jsonb ->> '{key}' = {param(value)}")
     if query.tenant is not None:
         tenant = param(query.tenant)
         conditions.append(

@@ -189,10 +189,6 @@ _ADD_DELIVERY = (
     f"INSERT OR IGNORE INTO delivery_events ({_columns(_rows.DELIVERY_COLUMNS)})"
     f" VALUES ({_marks(_rows.DELIVERY_COLUMNS)})"
 )
-_FINAL_COUNTED = (
-    "SELECT 1 FROM delivery_events WHERE integration_id = ? AND message_id = ?"
-    f" AND stage = '{DeliveryStage.FINAL.value}' AND counted = 1 LIMIT 1"
-)
 _PRUNE_DELIVERIES = "DELETE FROM delivery_events WHERE at < ?"
 _SELECT_COUNTED = (
     f"SELECT {_columns(_rows.DELIVERY_COLUMNS)} FROM delivery_events"
@@ -218,7 +214,9 @@ class SQLiteStore:
         *,
         retention: Retention | None = None,
         on_connect: Callable[[sqlite3.Connection], None] | None = None,
+        pace: float = 0.0,
     ) -> None:
+        """`pace`: the group commit's (healthd.store._writer), seconds between batches."""
         self.path = Path(path)
         self._retention = retention or Retention()
         self._on_connect = on_connect
@@ -234,7 +232,7 @@ class SQLiteStore:
         self._lock = FileLock(self.path, self._thread.label)
         self._pruning = _history.Pruning(self._retention)
         self._runs = GroupCommit[_rows.RunRows](
-            self._write_runs, label=self._thread.label, task_name="healthd-store-runs"
+            self._write_runs, label=self._thread.label, task_name="healthd-store-runs", pace=pace
         )
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -594,16 +592,15 @@ class SQLiteStore:
             counted = []
             with transaction(conn):
                 for outcome in outcomes:
-                    counts = outcome.stage is DeliveryStage.REACTION or (
-                        outcome.stage is DeliveryStage.FINAL
-                        and conn.execute(
-                            _FINAL_COUNTED, (outcome.integration_id, outcome.message_id)
-                        ).fetchone()
-                        is None
-                    )
-                    added = conn.execute(_ADD_DELIVERY, _rows.delivery_row(outcome, counts))
-                    if added.rowcount == 1 and counts:
-                        counted.append(outcome)
+                    # Counted when the insert as counted holds: a replay hits the primary
+                    # key, a message's second final status the `delivery_final_once` index.
+                    if outcome.stage is not DeliveryStage.PENDING:
+                        row = _rows.delivery_row(outcome, True)
+                        if conn.execute(_ADD_DELIVERY, row).rowcount == 1:
+                            counted.append(outcome)
+                            continue
+                    if outcome.stage is not DeliveryStage.REACTION:
+                        conn.execute(_ADD_DELIVERY, _rows.delivery_row(outcome, False))
                 conn.execute(_PRUNE_DELIVERIES, (cutoff,))
             return counted
 
@@ -671,9 +668,10 @@ def _incident_filter(query: IncidentQuery) -> tuple[str, tuple[Any, ...]]:
         params.append(query.rule)
     if query.open is not None:
         conditions.append("resolved_at IS NULL" if query.open else "resolved_at IS NOT NULL")
-    if query.integration is not None:
-        conditions.append("json_extract(details, '$.integration') = ?")
-        params.append(query.integration)
+    for key in ("integration", "provider"):
+        if (value := getattr(query, key)) is not None:
+            conditions.append(f"json_extract(details, '$.{key}') = ?")
+            params.append(value)
     if query.tenant is not None:
         conditions.append(
             "(json_extract(details, '$.tenant') = ? OR EXISTS (SELECT 1 FROM"

@@ -3,10 +3,12 @@ applied before the page is cut, stable when the fleet changes between pages."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
 
+from healthd.api.pages import CHUNK, decode_cursor, page
 from healthd.daemon import Daemon
 from healthd.sim.app import SimulatorThread
 from tests.api.conftest import FLEET, assert_problem, call, fleet_config
@@ -63,3 +65,32 @@ async def test_a_bad_cursor_or_limit_is_a_400_naming_it(sim: SimulatorThread, qu
         answer = await call(d.url, "GET", f"/api/v1/integrations?{query}")
 
     assert query.split("=")[0] in assert_problem(answer, 400)["detail"]
+
+
+IDS = [f"i{n:05d}" for n in range(3 * CHUNK + 500)]
+
+
+def walk(select: Callable[[Sequence[str]], Sequence[str]], limit: int) -> list[list[str]]:
+    """Every page of `IDS` through `page` with `select`, following each cursor."""
+    out: list[list[str]] = []
+    after = None
+    while True:
+        got, cursor = page(IDS, lambda iid: iid, after=after, limit=limit, select=select)
+        out.append(got)
+        if cursor is None:
+            return out
+        after = decode_cursor(cursor)
+
+
+def test_a_filter_few_pass_pages_across_runs_of_ids_each_once_in_order() -> None:
+    rare = IDS[:: CHUNK - 300]  # a few in each run of CHUNK ids
+    got = walk(lambda run: [i for i in run if i in rare], limit=2)
+
+    assert got == [rare[n : n + 2] for n in range(0, len(rare), 2)]
+
+
+def test_a_filter_most_pass_cuts_the_page_at_its_limit_with_a_cursor_after_the_last() -> None:
+    first, cursor = page(IDS, lambda iid: iid, after=None, limit=5, select=lambda run: run[1:])
+
+    assert first == IDS[1:6]
+    assert cursor is not None and decode_cursor(cursor) == IDS[5]

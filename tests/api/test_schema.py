@@ -68,6 +68,8 @@ SEMANTIC_VALIDATION = {
     # it say that `ids` goes without `limit` and `cursor`.
     ("/api/v1/integrations", "get"),
     ("/api/v1/history", "get"),
+    ("/api/v1/incidents", "get"),
+    ("/api/v1/silences", "get"),
 }
 
 

@@ -113,8 +113,12 @@ def test_daemon_bench_counts_probes_of_a_running_healthd() -> None:
         "--seconds", "5",  # every 2-2.5 s slot fires at least once, /metrics up to 1 s old
         "--latency", "0.01",
     )  # fmt: skip
-    row = next(line for line in stdout.splitlines() if line.startswith("| 20 "))
-    assert float(row.split("|")[3].replace(",", "")) > 0  # probes ran in the window
+    # The window, the start-up and the floor: one row each.
+    window, _starts, floor = (
+        line for line in stdout.splitlines() if line.startswith("| after | 20 ")
+    )
+    assert float(window.split("|")[4].replace(",", "")) > 0  # probes ran in the window
+    assert float(floor.split("|")[5]) > 0  # plain aiohttp's CPU per request, in the same run
 
 
 def test_engine_bench_times_a_full_evaluation_a_change_and_an_idle_wake_up() -> None:
@@ -171,6 +175,17 @@ def test_registry_bench_prints_every_figure() -> None:
         "PUT to first probe",
         "list page of 100",
         "one workspace's page",
+        "status=failing page",
         "start-up with",
     ):
+        assert figure in stdout
+
+
+def test_registry_bench_without_probes_prints_the_registrys_own_figures() -> None:
+    stdout = run_script(
+        "bench/registry.py", "--integrations", "20", "--tenants", "2", "--samples", "5",
+        "--no-probe",
+    )  # fmt: skip
+    assert "(none probed)" in stdout and "PUT to first probe" not in stdout
+    for figure in ("list page of 100", "status=failing page", "start-up with 20 registered"):
         assert figure in stdout

@@ -34,12 +34,20 @@ class Callbacks:
     clock: FakeClock
     sender: CallbackSender
     signer: SendGridSigner
+    session: aiohttp.ClientSession
 
     def url(self, integration_id: str) -> str:
         return f"{self.daemon.url}/callbacks/{integration_id}"
 
     async def post(self, integration_id: str, signed: Signed) -> int:
         return await self.sender.post(self.url(integration_id), signed)
+
+    async def answer(self, integration_id: str, signed: Signed) -> tuple[int, str]:
+        """The status and the problem document's `detail` of one callback."""
+        url, headers = self.url(integration_id), dict(signed.headers)
+        async with self.session.post(url, data=signed.body, headers=headers) as r:
+            detail: str = (await r.json(content_type=None))["detail"]
+            return r.status, detail
 
     async def counts(self, integration_id: str, window: Window = Window.HOUR) -> dict[Key, int]:
         async with asyncio.timeout(10):
@@ -107,4 +115,4 @@ async def callbacks(
         running_daemon(callback_config(signer), clock=clock) as daemon,
         aiohttp.ClientSession() as session,
     ):
-        yield Callbacks(daemon, clock, CallbackSender(session), signer)
+        yield Callbacks(daemon, clock, CallbackSender(session), signer, session)

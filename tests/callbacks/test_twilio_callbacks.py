@@ -83,8 +83,16 @@ async def test_a_signed_callback_without_a_message_sid_is_a_bad_request(
     assert await callbacks.post(TWILIO_ID, signed) == 400
 
 
-async def test_a_callback_for_an_unknown_integration_is_not_found(callbacks: Callbacks) -> None:
-    assert await callbacks.post("nope", status(callbacks, "SM1", "delivered")) == 404
+async def test_an_unknown_integration_is_answered_as_a_forged_signature_is(
+    callbacks: Callbacks,
+) -> None:
+    unknown = await callbacks.answer("nope", status(callbacks, "SM1", "delivered"))
+    forged = await callbacks.answer(TWILIO_ID, status(callbacks, "SM1", "delivered", forged=True))
+
+    assert unknown == forged == (403, "the request's signature does not verify")
+    labels = {"provider": "unknown", "outcome": "unknown_integration"}
+    assert callbacks.metric("healthd_callbacks_total", **labels) == 1
+    assert await callbacks.counts(TWILIO_ID) == {}
 
 
 async def test_the_signature_is_checked_against_the_configured_public_url(

@@ -669,6 +669,8 @@ async def test_incident_history_pages_by_cursor_without_gaps_or_repeats(store: S
         (IncidentQuery(tenant="globex"), {"globex-own", "shared"}),
         (IncidentQuery(integration="twilio-acme"), {"acme-own"}),
         (IncidentQuery(rule="provider_outage"), {"shared"}),
+        (IncidentQuery(provider="twilio"), {"acme-own", "shared"}),
+        (IncidentQuery(provider="sendgrid"), {"globex-own"}),
         (IncidentQuery(open=True), {"globex-own"}),
         (IncidentQuery(open=False, tenant="globex"), {"shared"}),
     ],
@@ -676,9 +678,13 @@ async def test_incident_history_pages_by_cursor_without_gaps_or_repeats(store: S
 async def test_incident_history_filters(
     store: Store, query: IncidentQuery, expected: set[str]
 ) -> None:
-    await _flap(store, "acme-own", 1, integration="twilio-acme", tenant="acme")
+    await _flap(store, "acme-own", 1, integration="twilio-acme", tenant="acme", provider="twilio")
     await store.apply_alerts(
-        opened=[_occurrence("globex-own", T0, integration="sg-globex", tenant="globex")],
+        opened=[
+            _occurrence(
+                "globex-own", T0, integration="sg-globex", tenant="globex", provider="sendgrid"
+            )
+        ],
         resolved=[],
         events=[],
         now=T0,
@@ -812,6 +818,23 @@ async def test_record_deliveries_counts_one_final_status_per_message(
         [_outcome("SM1", "delivered", code=None), _outcome("SM1", "undelivered")]
     )
     assert [o.status for o in counted] == ["delivered"]
+
+
+async def test_concurrent_writes_of_a_messages_two_final_statuses_count_it_once(
+    make_store: MakeStore,
+) -> None:
+    # Two writers (two replicas' ledgers, or one's batches on two pooled connections) each
+    # with a final status of the same messages: the store decides which counts, not a read
+    # before the write that the other's uncommitted row is invisible to.
+    store = await make_store()
+    messages = [f"SM{n}" for n in range(200)]
+    delivered, undelivered = await asyncio.gather(
+        store.record_deliveries([_outcome(m, "delivered", code=None) for m in messages]),
+        store.record_deliveries([_outcome(m, "undelivered") for m in messages]),
+    )
+    counted = sorted(o.message_id for o in delivered + undelivered)
+    assert counted == sorted(messages)
+    assert sorted(o.message_id for o in await store.counted_deliveries(T0)) == sorted(messages)
 
 
 async def test_record_deliveries_counts_each_reaction_once(make_store: MakeStore) -> None:

@@ -35,6 +35,7 @@ METRICS: dict[str, MetricType] = {
     "healthd_build_info": "gauge",
     "healthd_delivery_messages_total": "counter",
     "healthd_callbacks_total": "counter",
+    "healthd_delivery_error_rate": "gauge",
 }
 
 #: Exported only by replicas on PostgreSQL (healthd.cluster.metrics).

@@ -43,6 +43,13 @@ def _config(sim: SimulatorThread) -> dict[str, object]:
     return base_config(sim, [entry])
 
 
+async def _run(daemon: Daemon, clock: FakeClock, times: int) -> None:
+    """`times` runs of the Twilio probe, a second apart by healthd's clock."""
+    for _ in range(times):
+        await daemon.runner.run_once(ID)
+        clock.advance(timedelta(seconds=1))
+
+
 async def _counts(daemon: Daemon, clock: FakeClock) -> dict[Key, int]:
     async with asyncio.timeout(10):
         await daemon.ledger.drained()
@@ -57,16 +64,12 @@ async def test_a_late_30003_receipt_after_three_runs_is_counted_once(
     clock = FakeClock(datetime.now(UTC))
     sim_client.set_scenario("twilio", "late_receipts", target=ACCOUNT_SID, count=20, late=3)
     async with running_daemon(_config(sim), clock=clock) as daemon:
-        for _ in range(3):
-            await daemon.runner.run_once(ID)
-            clock.advance(timedelta(seconds=1))
+        await _run(daemon, clock, 3)
         before = await _counts(daemon, clock)
         sim_client.set_scenario(
             "twilio", "late_receipts", target=ACCOUNT_SID, count=20, late=3, receipt="undelivered"
         )
-        for _ in range(3):
-            await daemon.runner.run_once(ID)
-            clock.advance(timedelta(seconds=1))
+        await _run(daemon, clock, 3)
         after = await _counts(daemon, clock)
         counted = daemon.registry.get_sample_value(
             "healthd_delivery_messages_total",
@@ -91,3 +94,21 @@ async def test_a_late_30003_receipt_after_three_runs_is_counted_once(
     assert after == {DELIVERED: 17, UNDELIVERED: 3}
     assert counted == 3
     assert finding_runs == 3  # one per run that saw it, not 3 messages x 3 runs
+
+
+@pytest.mark.usefixtures("twilio_env")
+async def test_a_refused_request_from_monitor_alerts_is_counted_once_over_runs(
+    sim: SimulatorThread, sim_client: SimClient
+) -> None:
+    sim_client.set_scenario("twilio", "ok", target=ACCOUNT_SID, count=10, alerts=4)
+    assert await _counts_after_runs(sim, 3) == {
+        DELIVERED: 10,
+        Key("rejected", "21211", "recipient"): 4,
+    }
+
+
+async def _counts_after_runs(sim: SimulatorThread, runs: int) -> dict[Key, int]:
+    clock = FakeClock(datetime.now(UTC))
+    async with running_daemon(_config(sim), clock=clock) as daemon:
+        await _run(daemon, clock, runs)
+        return await _counts(daemon, clock)

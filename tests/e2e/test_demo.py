@@ -1,4 +1,5 @@
-"""`healthd demo` tells its whole story on a fresh machine: outage, one page, one resolve."""
+"""`healthd demo` tells its whole story on a fresh machine: outage, one page, one resolve,
+then a failure burst by callback and the tenant's webhook hearing of it once."""
 
 from __future__ import annotations
 
@@ -41,4 +42,7 @@ def test_demo_pages_once_and_resolves_once_with_a_shortened_allowance() -> None:
     assert out.count("PagerDuty received a trigger") == 1
     assert "iMessage bridge unreachable for" in out
     assert out.count("PagerDuty received the resolve") == 1
+    assert "90 x 200, 3 x 403" in out  # 80 statuses and 10 replays taken, 3 forged refused
+    assert out.count("acme's webhook received") == 1
+    assert "acme's webhook has 1 messages_failing event(s)" in out
     assert "the story is over" in out

@@ -17,8 +17,11 @@ import pytest
 
 from healthd.sim.app import SimulatorThread
 from tests.conftest import ADMIN_TOKEN, DaemonProcess, base_config, bridge, wait_until, write_config
+from tests.registry.conftest import REGISTRY_KEY, REGISTRY_TOKEN, body, registry_config
 
 pytestmark = pytest.mark.e2e
+
+REGISTERED = "crm-acme-reload"
 
 
 def get(daemon: DaemonProcess, path: str) -> str:
@@ -78,5 +81,56 @@ def test_sighup_applies_a_good_file_and_keeps_the_running_config_on_a_bad_one(
             10,
             what="the new file integration probed at once",
         )
+    finally:
+        assert daemon.stop() == 0
+
+
+def last_checked(daemon: DaemonProcess, iid: str) -> str | None:
+    found: str | None = json.loads(get(daemon, f"/api/v1/integrations/{iid}"))["last_checked"]
+    return found
+
+
+def test_sighup_new_defaults_reach_an_integration_registered_without_them(
+    tmp_path: Path, sim: SimulatorThread, secrets_env: dict[str, str]
+) -> None:
+    doc = registry_config(sim, tmp_path / "healthd.db")
+    doc["defaults"] = {**doc["defaults"], "interval": "1h", "timeout": "5s"}
+    path = write_config(tmp_path / "healthd.yaml", doc)
+    env = {
+        **secrets_env,
+        "HEALTHD_TEST_REGISTRY_KEY": REGISTRY_KEY,
+        "HEALTHD_TEST_REGISTRY_TOKEN": REGISTRY_TOKEN,
+    }
+    daemon = DaemonProcess(path, env).start()
+    try:
+        put = urllib.request.Request(
+            daemon.url + f"/api/v1/integrations/{REGISTERED}",
+            data=json.dumps(body(sim, "r1")).encode(),
+            method="PUT",
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(put, timeout=30) as answer:
+            assert answer.status == 201
+        first = wait_until(lambda: last_checked(daemon, REGISTERED), 30, 0.2, "the first probe")
+
+        # Every hour until now; every 2 s from the reload on, for what sets no interval.
+        doc["defaults"] = {**doc["defaults"], "interval": "2s", "timeout": "1s"}
+        write_config(path, doc)
+        assert daemon.proc is not None
+        daemon.proc.send_signal(signal.SIGHUP)
+        reloaded = wait_until(lambda: logged(daemon, "config_reloaded"), 30, what="the reload")
+        assert reloaded[0]["registered_changed"] == 1
+
+        # Probed again and again at the new interval: three runs after the first, where an
+        # hour's interval allows none but the one a changed registration gets at once.
+        seen: set[str] = set()
+
+        def probed_three_more() -> bool:
+            now = last_checked(daemon, REGISTERED)
+            if now is not None and now != first:
+                seen.add(now)
+            return len(seen) >= 3
+
+        wait_until(probed_three_more, 60, 0.2, "three more probes at the new default interval")
     finally:
         assert daemon.stop() == 0

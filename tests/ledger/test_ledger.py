@@ -196,3 +196,38 @@ async def test_a_batch_the_store_refused_is_written_on_the_next_try(
     await run.close()
     assert store.failures == 0
     assert [o.message_id for o in counted] == ["SM1"]
+
+
+def _failure(message_id: str, status: str, code: str | None, category: Category | None):  # type: ignore[no-untyped-def]
+    return DeliveryOutcome(
+        integration_id="tw-1",
+        message_id=message_id,
+        status=status,
+        stage=DeliveryStage.FINAL,
+        category=category,
+        provider_code=code,
+        at=T0,
+    )
+
+
+async def test_the_error_rate_is_the_hours_sender_side_failures_per_message() -> None:
+    clock = FakeClock(T0)
+    ledger = DeliveryLedger(MemoryStore(), clock)
+    running = Running(ledger)
+    before = ledger.error_rate("tw-1", clock.now())
+    ledger.submit(
+        [
+            *(_failure(f"SM{n}", "delivered", None, None) for n in range(6)),
+            _failure("SMa", "failed", "21408", Category.SENDER_CONFIG),
+            _failure("SMb", "failed", "20003", Category.ACCOUNT),
+            _failure("SMc", "undelivered", "30003", Category.RECIPIENT),
+            _failure("SMd", "undelivered", "30007", Category.CONTENT),
+        ]
+    )
+    await running.drain()
+    during = ledger.error_rate("tw-1", clock.now())
+    clock.advance(timedelta(hours=1))
+    after = ledger.error_rate("tw-1", clock.now())
+    await running.close()
+
+    assert (before, during, after) == (None, 2 / 10, None)

@@ -78,6 +78,12 @@ class Harness:
     def set(self, scenario: str, **params: Any) -> None:
         self.twilio.set_scenario(scenario, ACCOUNT, {"auth_token": PLANTED, **params})
 
+    async def reported(self, **options: Any) -> tuple[ProbeResult, list[DeliveryOutcome]]:
+        """One run, and the outcomes it handed to the delivery ledger."""
+        sink = Sink()
+        result = await self.check(deliveries=sink, **options)
+        return result, sink.outcomes
+
     async def check(
         self,
         *,
@@ -91,6 +97,7 @@ class Harness:
     ) -> ProbeResult:
         opts = {
             "messaging_base_url": self.base_url,
+            "monitor_base_url": self.base_url,
             "senders": [LOCAL_NUMBER, TOLLFREE_NUMBER],
             "messaging_service_sid": service_sid(ACCOUNT),
             "statuspage_url": self.base_url + "/status/twilio/api/v2/summary.json",
@@ -613,6 +620,53 @@ async def test_a_late_21703_is_reported_as_a_sender_config_failure(harness: Harn
     await harness.check(deliveries=sink)
     failed = [o for o in sink.outcomes if o.status == "failed"]
     assert [(o.provider_code, o.category) for o in failed] == [("21703", Category.SENDER_CONFIG)]
+
+
+async def test_refused_message_requests_from_monitor_alerts_count_as_failures(
+    harness: Harness,
+) -> None:
+    # Seed 001: an invalid request gets a 400 with a 2XXXX code and leaves no message
+    # record; the Debugger's alert is all there is. 10 refused beside 90 messages.
+    harness.set("ok", count=90, spacing=30, alerts=10, alert_code=21408, alert_spacing=30)
+    result, outcomes = await harness.reported()
+    found = finding(result, "twilio.delivery_errors", "21408")
+    refused = [o for o in outcomes if o.status == "rejected"]
+
+    assert (found.count, found.category, found.status) == (
+        10,
+        Category.SENDER_CONFIG,
+        Status.FAILING,
+    )
+    assert "10 refused by the API (no message made) of 100 outbound" in found.summary
+    assert len(found.examples) == 3 and all(sid.startswith("NO") for sid in found.examples)
+    assert len({o.message_id for o in refused}) == 10
+    assert {(o.stage, o.provider_code) for o in refused} == {(DeliveryStage.FINAL, "21408")}
+
+
+async def test_alerts_about_messages_that_exist_are_left_to_the_message_read(
+    harness: Harness,
+) -> None:
+    harness.set("ok", count=20, alerts=2, message_alerts=5)
+    _, outcomes = await harness.reported()
+    assert [o.provider_code for o in outcomes if o.status == "rejected"] == ["21211"] * 2
+
+
+async def test_monitor_alerts_are_read_over_the_window_through_every_page(
+    harness: Harness,
+) -> None:
+    harness.set("ok", count=0, alerts=30, alert_spacing=60)
+    result = await harness.check(delivery_window=timedelta(minutes=20, seconds=30), page_size=7)
+    found = finding(result, "twilio.delivery_errors", "21211")
+    alert_pages = [p for p in harness.requests_sent if p.endswith("/v1/Alerts")]
+    assert found.count == 20
+    assert len(alert_pages) == 3
+
+
+async def test_a_failing_alerts_read_leaves_the_message_read_standing(harness: Harness) -> None:
+    harness.set("ok", count=20)
+    result = await harness.check(monitor_base_url=harness.base_url + "/nowhere")
+    assert finding(result, "twilio.delivery_ok").count == 20
+    assert [f.check for f in result.findings if f.status is not Status.OK] == ["request_errors"]
 
 
 async def test_delivery_window_bounds_the_look_back(harness: Harness) -> None:

@@ -168,9 +168,9 @@ async def test_silences_are_listed_and_deleted_by_name(sim: SimulatorThread) -> 
 
     assert created["name"] == "upgrade" and created["created_by"] == "ops"
     assert created["end"] == (clock.now() + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
-    assert listed == (200, {"silences": [created], "count": 1})
+    assert listed == (200, {"silences": [created], "count": 1, "next_cursor": None})
     assert deleted == (204, None)
-    assert after == (200, {"silences": [], "count": 0})
+    assert after == (200, {"silences": [], "count": 0, "next_cursor": None})
     assert again[0] == 404 and again[1]["detail"] == "no silence named 'upgrade'"
 
 
@@ -187,7 +187,7 @@ async def test_a_silence_expires_by_the_clock(sim: SimulatorThread) -> None:
             "POST", "/api/v1/silences", body={"name": "short", "duration": "5m"}
         )
 
-    assert listed == (200, {"silences": [], "count": 0})
+    assert listed == (200, {"silences": [], "count": 0, "next_cursor": None})
     assert readded[0] == 201
 
 
@@ -199,7 +199,7 @@ async def test_a_silence_survives_a_restart(sim: SimulatorThread, tmp_path: Path
     async with running_daemon(doc, clock=clock) as d, silence_api(d) as api:
         listed = await api.call("GET", "/api/v1/silences")
 
-    assert listed == (200, {"silences": [created], "count": 1})
+    assert listed == (200, {"silences": [created], "count": 1, "next_cursor": None})
 
 
 async def test_a_name_in_force_cannot_be_taken_twice(sim: SimulatorThread) -> None:

@@ -25,6 +25,7 @@ from healthd.sim.app import Simulator
 from healthd.sim.base import ProviderSim
 from healthd.sim.google import GoogleSim
 from healthd.sim.sendgrid import SendGridSim
+from healthd.sim.sendgrid_events import EVENTS_PATH
 from probes.google import GoogleOptions, GoogleProbe
 from probes.sendgrid import SendGridOptions, SendGridProbe
 from tests._shared import shared_file
@@ -107,6 +108,7 @@ SENDGRID_FILES = {
     "/v3/whitelabel/domains": "tsg_domain_authentication_v3.json",
     "/v3/stats": "tsg_stats_v3.json",
     "/v3/mail/send": "tsg_mail_v3.json",
+    "/v3/user/webhooks/event/settings/signed/{id}": "tsg_webhooks_v3.json",
 }
 GMAIL = "google/gmail.v1.discovery.json"
 
@@ -146,6 +148,8 @@ STATS_QUERY = {"start_date": "2026-03-01", "end_date": "2026-03-03", "aggregated
 
 def test_every_sendgrid_route_is_a_published_path() -> None:
     for route in SendGridSim().routes():
+        if route.path == EVENTS_PATH:
+            continue  # the simulator's own control route: it posts the Event Webhook
         spec = _load(f"sendgrid/{SENDGRID_FILES[route.path]}")
         assert route.method.lower() in spec["paths"][route.path], route.path
 
@@ -239,6 +243,42 @@ async def test_sendgrid_mail_send_accepts_with_202_or_200_in_sandbox(
     url = sendgrid.base + "/v3/mail/send"
     async with sendgrid.session.post(url, headers=headers, json=payload) as resp:
         assert resp.status == (200 if sandbox else 202)
+
+
+async def test_sendgrid_signed_webhook_key_matches_the_spec(sendgrid: Served) -> None:
+    path = "/v3/user/webhooks/event/settings/signed/{id}"
+    status, body, _ = await sg_get(sendgrid, path.format(id="wh1"), "ok")
+    assert status == 200
+    assert body["id"] == "wh1"
+    spec = _load(f"sendgrid/{SENDGRID_FILES[path]}")
+    schema = openapi_schema(spec, path, "get", 200)
+    assert conformance(body, schema, openapi_resolver(spec)) == []
+
+
+async def test_sendgrid_accepted_mail_carries_an_x_message_id(sendgrid: Served) -> None:
+    payload = {"personalizations": [{"to": [{"email": "a@example.com"}]}]}
+    headers = {"Authorization": f"Bearer {KEY}"}
+    url = sendgrid.base + "/v3/mail/send"
+    async with sendgrid.session.post(url, headers=headers, json=payload) as resp:
+        assert resp.status == 202
+        assert resp.headers["X-Message-Id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"target": KEY, "url": "http://127.0.0.1:9/", "outcomes": ["opened"]}, "outcomes"),
+        ({"target": KEY, "url": "http://127.0.0.1:9/", "late": "deferred"}, "late"),
+        ({"target": KEY, "url": "http://127.0.0.1:9/", "forged": -1}, "forged"),
+        ({"url": "http://127.0.0.1:9/"}, "target"),
+    ],
+)
+async def test_sendgrid_bad_events_request_names_the_field(
+    sendgrid: Served, body: dict[str, Any], named: str
+) -> None:
+    async with sendgrid.session.post(sendgrid.base + EVENTS_PATH, json=body) as resp:
+        assert resp.status == 400
+        assert named in (await resp.json())["error"]
 
 
 @pytest.mark.parametrize("scenario", sorted(SendGridSim.scenarios))

@@ -84,3 +84,38 @@ async def test_an_upgraded_incident_reopened_adds_an_occurrence(upgraded: SQLite
 
     keys = [i.dedup_key for i in await upgraded.recent_incidents()]
     assert keys.count("healthd/bridge_unreachable/b") == 2
+
+
+async def test_the_upgrade_keeps_one_counted_final_status_of_a_message_counted_twice(
+    tmp_path: Path,
+) -> None:
+    # Before `delivery_final_once` two replicas could both count a message; the upgrade
+    # keeps the earliest of its counted final statuses and the unique index holds after.
+    path = tmp_path / "ledger.db"
+    conn = sqlite3.connect(path)
+    try:
+        for statements in MIGRATIONS[:-1]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute(PUT_META, ("schema_version", meta_text(len(MIGRATIONS) - 1)))
+        conn.executemany(
+            "INSERT INTO delivery_events VALUES (?, ?, ?, 'final', ?, ?, 'callback', ?, 1)",
+            [
+                ("tw", "SM1", "undelivered", "recipient", "30003", LATER),
+                ("tw", "SM1", "delivered", None, None, STAMP),
+                ("tw", "SM2", "delivered", None, None, STAMP),
+            ],
+        )
+        conn.commit()
+    finally:
+        conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        kept = await store.counted_deliveries(T0 - timedelta(days=1))
+    finally:
+        await store.close()
+    assert sorted((o.message_id, o.status) for o in kept) == [
+        ("SM1", "delivered"),
+        ("SM2", "delivered"),
+    ]

@@ -95,3 +95,65 @@ async def test_flush_returns_once_every_queued_item_is_written() -> None:
 
     assert outcomes == [None, None, None]
     assert backend.committed == [["a", "b"]]
+
+
+class PaceClock:
+    """The writer's pace, driven by the test: a monotonic time it sets, and a sleep that
+    records what was asked and returns once the test lets it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.asked: list[float] = []
+        self.sleeping = asyncio.Event()
+        self.wake = asyncio.Event()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.asked.append(seconds)
+        self.sleeping.set()
+        await self.wake.wait()
+
+
+def _paced(backend: FakeBackend, clock: PaceClock) -> GroupCommit[str]:
+    return GroupCommit(
+        backend.write,
+        label="test store",
+        task_name="test-runs",
+        pace=10.0,
+        sleep=clock.sleep,
+        monotonic=clock.monotonic,
+    )
+
+
+async def test_a_run_after_a_quiet_spell_is_written_at_once() -> None:
+    backend, clock = FakeBackend(), PaceClock()
+    writer = _paced(backend, clock)
+
+    async with asyncio.timeout(5):
+        await writer.submit("a")
+        clock.now = 10.0  # a whole pace after that commit
+        await writer.submit("b")
+
+    assert backend.committed == [["a"], ["b"]]
+    assert clock.asked == []
+
+
+async def test_runs_within_the_pace_of_a_commit_wait_for_it_and_share_one_batch() -> None:
+    backend, clock = FakeBackend(), PaceClock()
+    writer = _paced(backend, clock)
+
+    async with asyncio.timeout(5):
+        await writer.submit("a")
+        clock.now = 1.0
+        second = asyncio.create_task(writer.submit("b"))
+        await clock.sleeping.wait()  # b waits for the pace; c arrives meanwhile
+        third = asyncio.create_task(writer.submit("c"))
+        await asyncio.sleep(0)
+        assert backend.calls == [["a"]]
+        clock.wake.set()
+        await asyncio.gather(second, third)
+
+    assert backend.committed == [["a"], ["b", "c"]]
+    assert clock.asked == [9.0]

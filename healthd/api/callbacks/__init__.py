@@ -3,9 +3,11 @@
 The URL carries no bearer token (providers cannot send one): the provider's signature is
 the authentication, checked by the provider's own SDK before anything is read from the
 body. A request that does not verify answers 403 and is recorded nowhere but in
-`healthd_callbacks_total{outcome=...}`. A verified one is handed to the delivery ledger,
-which only queues it: the answer never waits on the store, and a replay is counted once
-(the ledger deduplicates by message and status).
+`healthd_callbacks_total{outcome=...}`; so does one to an id that names no integration
+taking callbacks, with the same body, so the URL does not tell which ids exist. A
+verified one is handed to the delivery ledger, which only queues it: the answer never
+waits on the store, and a replay is counted once (the ledger deduplicates by message and
+status).
 
 A provider is one receiver module plus one row of `RECEIVERS`.
 """
@@ -17,7 +19,7 @@ from collections.abc import Callable, Mapping
 import structlog
 from aiohttp import web
 
-from healthd.api.callbacks._receiver import Received, Receiver, Rejected
+from healthd.api.callbacks._receiver import Received, Receiver, Rejected, forged
 from healthd.api.callbacks.sendgrid_events import SendGridEventReceiver
 from healthd.api.callbacks.twilio_status import TwilioStatusReceiver
 from healthd.api.problems import ApiProblem
@@ -34,6 +36,9 @@ log = structlog.get_logger("healthd.api")
 
 PREFIX = "/callbacks/"
 RETRY_AFTER_SECONDS = 5
+# The provider label of a callback to an id that names no integration.
+UNKNOWN = "unknown"
+NOT_TAKEN = forged()
 
 
 def _receivers(config: CallbacksConfig) -> dict[str, Receiver]:
@@ -70,7 +75,10 @@ class CallbackRoutes:
         integration = self._integrations.get(request.match_info["id"])
         receiver = None if integration is None else self._receivers.get(integration.provider)
         if integration is None or receiver is None:
-            raise ApiProblem(404, "no integration takes delivery callbacks at this URL")
+            # Answered as a bad signature is: a 404 would tell a prober which ids exist.
+            provider = UNKNOWN if integration is None else integration.provider
+            self._instruments.callback(provider, "unknown_integration")
+            raise ApiProblem(NOT_TAKEN.status, NOT_TAKEN.detail)
         url = (self._public_url + request.path_qs) if self._public_url else str(request.url)
         received = Received(
             integration=integration, url=url, now=self._clock.now(), catalog=self._catalog

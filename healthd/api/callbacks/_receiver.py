@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
 
@@ -32,6 +33,17 @@ def unsigned(header: str) -> Rejected:
 
 def malformed(detail: str) -> Rejected:
     return Rejected(400, "malformed", detail)
+
+
+def json_objects(body: str, what: str) -> list[dict[str, Any]]:
+    """A verified body that must be a JSON array of objects (`what`, for the 400)."""
+    try:
+        items = json.loads(body)
+    except ValueError:
+        raise malformed("the body is not JSON") from None
+    if not isinstance(items, list) or not all(isinstance(e, dict) for e in items):
+        raise malformed(f"the body must be a JSON array of {what}")
+    return items
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -15,7 +15,6 @@ delivery and are left out.
 from __future__ import annotations
 
 import binascii
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -23,7 +22,14 @@ from aiohttp import web
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 
-from healthd.api.callbacks._receiver import Received, Rejected, forged, malformed, unsigned
+from healthd.api.callbacks._receiver import (
+    Received,
+    Rejected,
+    forged,
+    json_objects,
+    malformed,
+    unsigned,
+)
 from healthd.model import Category, DeliveryOutcome, DeliveryStage
 
 STAGES = {
@@ -65,7 +71,8 @@ class SendGridEventReceiver:
             verified = False
         if not verified:
             raise forged()
-        return [o for event in _events(payload) if (o := _outcome(event, at)) is not None]
+        outcomes = (_outcome(event, at) for event in json_objects(payload, "event objects"))
+        return [o for o in outcomes if o is not None]
 
     def _key(self, at: Received) -> Any:
         integration = at.integration
@@ -92,16 +99,6 @@ class SendGridEventReceiver:
                 f"the batch was signed at {signed.isoformat()}, further than"
                 f" {self._tolerance.total_seconds():g} s from now",
             )
-
-
-def _events(payload: str) -> list[dict[str, Any]]:
-    try:
-        events = json.loads(payload)
-    except ValueError:
-        raise malformed("the body is not JSON") from None
-    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
-        raise malformed("the body must be a JSON array of event objects")
-    return events
 
 
 def _outcome(event: dict[str, Any], at: Received) -> DeliveryOutcome | None:

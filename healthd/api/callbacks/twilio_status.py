@@ -15,15 +15,10 @@ from typing import ClassVar
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
+from healthd.api.callbacks import twilio_events
 from healthd.api.callbacks._receiver import Received, forged, malformed, unsigned
-from healthd.model import Category, DeliveryOutcome, DeliveryStage
-
-SIGNATURE = "X-Twilio-Signature"
-# The spec's message statuses (specs/twilio, message_enum_status) that end a message.
-# `read` (WhatsApp) follows `delivered`: the ledger keeps it but counts the message once.
-FINAL = frozenset({"delivered", "undelivered", "failed", "read", "canceled"})
-# A message ended without success but with no code: whose problem it is, Twilio did not say.
-FAILED = frozenset({"undelivered", "failed"})
+from healthd.api.callbacks._twilio import SIGNATURE, outcome
+from healthd.model import DeliveryOutcome
 
 
 class TwilioStatusReceiver:
@@ -33,6 +28,8 @@ class TwilioStatusReceiver:
         signature = request.headers.get(SIGNATURE)
         if not signature:
             raise unsigned(SIGNATURE)
+        if request.content_type == "application/json":
+            return await twilio_events.outcomes(request, at, signature)
         form = await request.post()
         token = at.integration.credentials["auth_token"].reveal()
         if not RequestValidator(token).validate(at.url, form, signature):
@@ -41,17 +38,8 @@ class TwilioStatusReceiver:
         if not isinstance(sid, str) or not sid or not isinstance(status, str) or not status:
             raise malformed("a status callback needs MessageSid and MessageStatus")
         code = form.get("ErrorCode")
-        code = code if isinstance(code, str) and code not in ("", "0") else None
-        status = status.lower()
-        default = Category.UNKNOWN if status in FAILED or code else None
         return [
-            DeliveryOutcome(
-                integration_id=at.integration.id,
-                message_id=sid,
-                status=status,
-                stage=DeliveryStage.FINAL if status in FINAL else DeliveryStage.PENDING,
-                category=at.category(code, default),
-                provider_code=code,
-                at=at.now,
+            outcome(
+                at, sid, status, code if isinstance(code, str) and code not in ("", "0") else None
             )
         ]
