@@ -45,7 +45,7 @@ from healthd.config import ApiConfig
 from healthd.errors import NotFoundError
 from healthd.interfaces import Store
 from healthd.metrics import MetricsEndpoint
-from healthd.model import PLATFORM_TENANT, Integration, IntegrationState, ProbeResult
+from healthd.model import PLATFORM_TENANT, Integration, IntegrationState
 from healthd.registry import probes
 from healthd.runner import Runner, probe_deadline
 
