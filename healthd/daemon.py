@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,7 +34,7 @@ from healthd.alerts.messages_failing import MessagesFailing
 from healthd.alerts.notifiers import build_notifiers
 from healthd.alerts.outbox import Held, Outbox
 from healthd.alerts.silences import META_KEY as SILENCES_KEY
-from healthd.api.app import Api
+from healthd.api.app import LIVE_SLACK_SECONDS, Api
 from healthd.api.callbacks import CallbackRoutes
 from healthd.api.examples import example_routes
 from healthd.api.history import history_routes
@@ -44,10 +45,11 @@ from healthd.api.silences import silence_routes
 from healthd.api.workspace_tokens import token_table
 from healthd.clock import Clock, SystemClock
 from healthd.cluster import metrics as cluster_metrics
+from healthd.cluster.checks import LiveChecks
 from healthd.cluster.lease import AlertLease
 from healthd.cluster.shares import Shares
 from healthd.config import Config
-from healthd.errors import StoreError
+from healthd.errors import ConfigError, StoreError
 from healthd.fleet import Fleet, Hooks
 from healthd.http import REQUESTS_PER_PROBE, make_session
 from healthd.interfaces import Notifier, Store
@@ -61,10 +63,11 @@ from healthd.metrics import (
 )
 from healthd.model import DeliveryOutcome, Incident, Integration
 from healthd.reload import Reloader
-from healthd.runner import Runner
+from healthd.runner import Runner, probe_deadline
 from healthd.scheduler import Scheduler
 from healthd.store import PostgresStore, open_store
 from healthd.store.health import MonitoredStore, StoreHealth
+from healthd.store.postgresql import REGISTRY_KEY
 
 log = structlog.get_logger("healthd.daemon")
 
@@ -178,12 +181,23 @@ class Daemon:
         )
         open_incidents = await self.engine.load()
         self.shares: Shares | None = None
+        self.checks: LiveChecks | None = None
+        self._read_others: Callable[[list[str]], Awaitable[None]] | None = None
         if cluster is not None and self.lease is not None:
-            self.shares = Shares(cluster, lambda: list(self.runner.integrations), self._read_back)
+            self._read_others = read_back = partial(self._read_back, cluster)
+            self.shares = Shares(
+                cluster,
+                lambda: list(self.runner.integrations),
+                read_back,
+                partial(self._read_back, cluster, changed=True),
+            )
+            self.checks = LiveChecks(
+                cluster, owns=self._owns, run=self.runner.run_once, read_back=read_back
+            )
+            self._stack.push_async_callback(self.checks.close)
             await self.shares.refresh()  # before the first probe: this replica's share
             cluster_metrics.register(self.registry, self.lease, self.shares)
             self._stack.push_async_callback(self._release_lease, self.lease)
-            cluster.watch_meta(self._meta_changed)
 
         notifiers = (
             self._notifiers
@@ -217,6 +231,7 @@ class Daemon:
             metrics=MetricsEndpoint(self.registry),
             config=cfg.api,
             ready=self.not_ready,
+            live=self._live_check,
         )
         if api.tokens.open:
             log.warning("api_open", message="api.tokens is empty: every API caller is admin")
@@ -272,6 +287,8 @@ class Daemon:
             self._stack.push_async_callback(self._stop_probing)
         hooks = Hooks(added=self._added, removed=self._removed)
         self.fleet.attach(hooks)
+        if cluster is not None and self.checks is not None:  # once the fleet takes changes
+            cluster.watch_meta(self._meta_changed, self.checks.heard)
         self.reloader = Reloader(
             running=cfg,
             fleet=self.fleet,
@@ -366,26 +383,50 @@ class Daemon:
             instruments=self.delivery_instruments,
         ).routes()
 
-    async def _read_back(self, integration_ids: list[str]) -> None:
-        """Other replicas' runs, read from the database (healthd.cluster.shares): into the
-        runner, and the alert engine's fleet is rebuilt from it."""
-        await self.runner.load(only=integration_ids)
+    async def _read_back(
+        self, cluster: PostgresStore, integration_ids: list[str], *, changed: bool = False
+    ) -> None:
+        """Other replicas' runs, read from the database (healthd.cluster.shares, a live
+        check another replica ran; `changed`: those written since the last such read):
+        into the runner, and the alert engine's fleet is rebuilt from it."""
+        states, results = await cluster.load_runs(integration_ids, changed=changed)
+        self.runner.adopt(states if changed else integration_ids, states, results)
         self.engine.reread()
 
+    def _owns(self, integration_id: str) -> bool:
+        """Whether this replica probes `integration_id` (it is in the fleet, and its share)."""
+        shares = self.shares
+        return integration_id in self.runner.integrations and (
+            shares is None or bool(shares.mine([integration_id]))
+        )
+
+    def _live_check(self, integration: Integration) -> Awaitable[object]:
+        """A live check from the API: run here, or by the owner among replicas."""
+        if self.checks is None:
+            return self.runner.run_once(integration.id)
+        bound = probe_deadline(integration) + LIVE_SLACK_SECONDS
+        return self.checks.check(integration.id, bound)
+
     def _meta_changed(self, key: str | None) -> None:
-        """A replica set a silence (or the database is back): read the silences again, so
-        a silence set through any replica's API holds on the one evaluating the rules."""
-        if key not in (None, SILENCES_KEY):
-            return
-        task = asyncio.create_task(self._reload_silences(), name="reload-silences")
+        """A replica set a silence or changed the registry (or the database is back, and
+        either may have changed meanwhile): read it again, so a silence set through any
+        replica's API holds on the one evaluating the rules, and an integration registered
+        through any replica's API is probed by its owner and listed by every replica."""
+        if key in (None, SILENCES_KEY):
+            self._reload("silences", self.engine.silences.load)
+        if key in (None, REGISTRY_KEY):
+            self._reload("registry", self.fleet.sync)
+
+    def _reload(self, what: str, read: Callable[[], Awaitable[object]]) -> None:
+        async def reload() -> None:
+            try:
+                await read()
+            except (StoreError, ConfigError) as exc:
+                log.warning("reload_failed", what=what, error=str(exc))
+
+        task = asyncio.create_task(reload(), name=f"reload-{what}")
         self._reloads.add(task)
         task.add_done_callback(self._reloads.discard)
-
-    async def _reload_silences(self) -> None:
-        try:
-            await self.engine.silences.load()
-        except StoreError as exc:
-            log.warning("silences_reload_failed", error=str(exc))
 
     @staticmethod
     async def _release_lease(lease: AlertLease) -> None:
@@ -433,6 +474,10 @@ class Daemon:
         self.runner.add(integration)
         self.api.indexed(integration)
         self.engine.added(integration, self.runner.states[integration.id])
+        if self._read_others is not None and not self._owns(integration.id):
+            # Its owner's runs so far: the read-backs since take only rows written after
+            # the previous one, which may have passed them while this replica did not know it.
+            self._reload(f"runs-of:{integration.id}", partial(self._read_others, [integration.id]))
         if self._schedule and not self._stop.is_set():
             self.scheduler.add(integration)
             asyncio.create_task(self._probe([integration.id]), name=f"probe-now:{integration.id}")

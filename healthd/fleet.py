@@ -320,6 +320,34 @@ class Fleet:
                 self.entries[record.id] = replace(self.entries[record.id], record=record)
             return len(records)
 
+    async def sync(self) -> Outcome:
+        """Another replica changed the registry (PostgreSQL tells every replica,
+        `PostgresStore.watch_meta`): the stored registry is read again and what differs
+        from this replica's is applied through the hooks, as a change made here would be,
+        so its owner probes it at once and every replica's API lists it. Writes nothing.
+
+        Raises ConfigError when a stored credential cannot be opened here (replicas with
+        different keys), StoreError when the store cannot be read.
+        """
+        async with self._lock:
+            stored = {r.id: r for r in await self._store.registry_records()}
+            changed = [
+                record
+                for iid, record in stored.items()
+                if iid not in self._from_file
+                and (
+                    (entry := self.entries.get(iid)) is None
+                    or (entry.record.revision, entry.record.spec) != (record.revision, record.spec)
+                )
+            ]
+            gone = [iid for iid in self.entries if iid not in stored]
+            outcome = Outcome()
+            try:
+                self._apply(changed, gone, outcome)
+            except VaultError as exc:
+                raise ConfigError("registry.keys", str(exc)) from None
+            return outcome
+
     # -- helpers -----------------------------------------------------------------------
 
     def _writable(self, integration_id: str) -> None:
@@ -402,6 +430,10 @@ class Fleet:
     ) -> None:
         """Store first; then memory, then the hooks (the runner, scheduler, API, engine)."""
         await self._store.registry_write(put=records, delete=gone)
+        self._apply(records, gone, outcome)
+
+    def _apply(self, records: list[RegistryRecord], gone: list[str], outcome: Outcome) -> None:
+        """Stored records into memory and through the hooks."""
         for record in records:
             (outcome.changed if record.id in self.entries else outcome.created).append(record.id)
             entry = self._entry(record)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -121,16 +121,26 @@ class Runner:
         # Each integration's metrics text, rendered after each of its runs (healthd.metrics).
         self.series = IntegrationSeries()
 
-    async def load(self, only: Collection[str] | None = None) -> None:
-        """Pick up state and results from the store, so a restart continues where it stopped.
-
-        `only` limits it to some integrations: those another replica probes, or has just
-        handed over (healthd.cluster.shares), never one this replica is running.
-        """
+    async def load(self) -> None:
+        """Pick up state and results from the store, so a restart continues where it stopped."""
         stored = await self._store.load_states()
         results = await self._store.latest_results()
-        for iid in self.integrations if only is None else only:
-            self.states[iid] = stored.get(iid) or IntegrationState(integration_id=iid)
+        self.adopt(self.integrations, stored, results)
+
+    def adopt(
+        self,
+        integration_ids: Iterable[str],
+        states: Mapping[str, IntegrationState],
+        results: Mapping[str, ProbeResult],
+    ) -> None:
+        """Takes these integrations' state and latest result as read from the store (`load`,
+        or another replica's runs read back by healthd.cluster: those another replica
+        probes, or has just handed over, never one this replica is running); one not stored
+        starts afresh. An id no longer in the fleet is skipped (removed while it was read)."""
+        for iid in integration_ids:
+            if iid not in self.integrations:
+                continue
+            self.states[iid] = states.get(iid) or IntegrationState(integration_id=iid)
             if iid in results:
                 self.results[iid] = results[iid]
                 self._evidence[iid] = results[iid]

@@ -105,7 +105,7 @@ class AlertEngine:
         self.silences = Silences(store, clock)
         self._view = AlertView(pending={}, oldest_pending_age=None, open_incidents={})
         # Kept up to date by `observe`, `added` and `removed`; built from the snapshot by
-        # the first evaluation, and again after `reread` or `fleet_changed`.
+        # the first evaluation, and again after `reread`.
         self._tracker: Tracker | None = None
         # When time alone next changes the plan, and what the last evaluation saw of the
         # inputs that are not the fleet's (the store's health, the silences in force).
@@ -155,13 +155,6 @@ class AlertEngine:
     def reread(self) -> None:
         """The fleet changed behind `observe`'s back (other replicas' runs, read from the
         database): rebuild it from the snapshot at the next wake-up."""
-        self._tracker = None
-        self._dirty.set()
-
-    def fleet_changed(self) -> None:
-        """The integrations changed in a way the caller cannot tell one by one (`added`,
-        `removed`): the fleet is built again from the runner's snapshot on the next step,
-        which evaluates soon."""
         self._tracker = None
         self._dirty.set()
 

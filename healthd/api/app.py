@@ -45,7 +45,7 @@ from healthd.config import ApiConfig
 from healthd.errors import NotFoundError
 from healthd.interfaces import Store
 from healthd.metrics import MetricsEndpoint
-from healthd.model import PLATFORM_TENANT, Integration, IntegrationState, ProbeResult
+from healthd.model import PLATFORM_TENANT, Integration, IntegrationState
 from healthd.registry import probes
 from healthd.runner import Runner, probe_deadline
 
@@ -99,8 +99,12 @@ class Api:
         metrics: MetricsEndpoint,
         config: ApiConfig,
         ready: Callable[[], str | None],
+        live: Callable[[Integration], Awaitable[object]] | None = None,
     ) -> None:
+        """`live` runs one live check (the runner's `run_once` unless given: replicas have
+        the integration's owner run it, healthd.cluster.checks)."""
         self.runner = runner
+        self._live_run = live or (lambda integration: runner.run_once(integration.id))
         self.store = store
         self.catalog = catalog
         self.metrics = metrics
@@ -373,7 +377,7 @@ class Api:
         result and `fresh: false`; it goes on and updates the status when it ends.
         """
         bound = max(probe_deadline(i) for i in integrations) + LIVE_SLACK_SECONDS
-        tasks = {i.id: asyncio.ensure_future(self.runner.run_once(i.id)) for i in integrations}
+        tasks = {i.id: asyncio.ensure_future(self._live_run(i)) for i in integrations}
         await asyncio.wait(tasks.values(), timeout=bound)
         out = [
             schemas.LiveIntegration(**dict(self.view(i)), fresh=_finished(tasks[i.id], i))
@@ -390,7 +394,7 @@ class Api:
         return answer(schemas.CatalogEntry.model_validate(entry))
 
 
-def _finished(task: asyncio.Future[ProbeResult], integration: Integration) -> bool:
+def _finished(task: asyncio.Future[object], integration: Integration) -> bool:
     """Whether the live run ended with a result; a failure is logged, never lost."""
     if not task.done():
         task.add_done_callback(lambda t: _finished(t, integration))

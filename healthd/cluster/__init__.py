@@ -7,6 +7,8 @@
   members (their heartbeats are the store's), so each integration has one prober and a
   dead replica's share moves to the survivors once its heartbeat is older than the
   member lease.
+- `checks`: "check now" asked of any replica is run by the integration's owner (NOTIFY
+  there and back), so replicas asked at once share one probe.
 
 The rows (members, leases) and their SQL are the store's (`healthd.store.postgresql`):
 this package decides, the store keeps.

@@ -14,10 +14,11 @@ its integrations are probed again within one interval plus `member_lease * 4/3`.
 integrations that became this replica's are handed to `load` at once, which reads their
 state from the database before their first probe here (the ten-minute timer goes on from
 the stored `unreachable_since`); every third refresh (once per member lease) the others'
-integrations are handed to `load` too, so the alert lease holder and the status API see
-the whole fleet as the database has it, at most `member_lease` old. That read is the
+integrations are handed to `load_changed`, so the alert lease holder and the status API
+see the whole fleet as the database has it, at most `member_lease` old. That read was the
 cluster's largest cost (every state and result: about 2.3 s of CPU at 100,000
-integrations, bench/RESULTS.md "Issue 13"), hence once per lease and not per refresh.
+integrations, bench/RESULTS.md "Issue 13"), hence once per lease and not per refresh, and
+now only the rows written since the previous one (`PostgresStore.load_runs`, `changed`).
 
 While the database cannot be read, the last member list is kept: the replicas go on
 probing the shares they had, and `problem` says why (the daemon's `/readyz` is not ready
@@ -57,12 +58,16 @@ class Shares:
         store: PostgresStore,
         integration_ids: Callable[[], Collection[str]],
         load: Callable[[list[str]], Awaitable[None]],
+        load_changed: Callable[[list[str]], Awaitable[None]] | None = None,
     ) -> None:
         """`integration_ids` gives the fleet as it is now (the registry adds and removes
-        integrations at run time)."""
+        integrations at run time). `load` reads integrations' runs from the database;
+        `load_changed` (`load` unless given) those written since its previous call: the
+        others' runs, every member lease."""
         self._store = store
         self._fleet = integration_ids
         self._load = load
+        self._load_changed = load_changed or load
         self.members: list[int] = []
         self._mine: frozenset[str] = frozenset()
         self._weighed: frozenset[str] = frozenset()  # the fleet as of the last change
@@ -78,18 +83,22 @@ class Shares:
         return len(self._mine)
 
     def mine(self, integration_ids: Sequence[str]) -> list[str]:
-        """Those of `integration_ids` this replica probes; one added since the last refresh
-        is weighed at once, as every replica weighs it."""
-        if not self.members:
-            return []
-        return [
-            i
-            for i in integration_ids
-            if i in self._mine or (i not in self._weighed and owner(i, self.members) == self.me)
-        ]
+        """Those of `integration_ids` this replica probes."""
+        return [i for i in integration_ids if self._owns(i)]
 
     def others(self) -> list[str]:
-        return [i for i in self._fleet() if i not in self._mine]
+        """The fleet's integrations other replicas probe (read back from the database)."""
+        return [i for i in self._fleet() if not self._owns(i)]
+
+    def _owns(self, integration_id: str) -> bool:
+        """One added since the last refresh is weighed at once, as every replica weighs it."""
+        if integration_id in self._mine:
+            return True
+        return (
+            bool(self.members)
+            and integration_id not in self._weighed
+            and owner(integration_id, self.members) == self.me
+        )
 
     async def refresh(self) -> None:
         members = await self._store.live_members()
@@ -107,6 +116,10 @@ class Shares:
         if gained:
             await self._load(gained)
 
+    async def read_back_others(self) -> None:
+        """The others' runs written since the previous read-back (`load_changed`)."""
+        await self._load_changed(self.others())
+
     async def run(self, stop: asyncio.Event) -> None:
         refreshes = 0
         while not stop.is_set():
@@ -117,7 +130,7 @@ class Shares:
             try:
                 await self.refresh()
                 if refreshes % 3 == 0:
-                    await self._load(self.others())
+                    await self.read_back_others()
             except StoreError as exc:
                 if self.problem is None:
                     log.warning("shares_refresh_failed", error=str(exc))

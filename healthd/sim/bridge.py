@@ -24,6 +24,9 @@ Scenarios, applied to every endpoint of the target, in this order:
   `scheduled_errors` (default 2) scheduled messages in `error`.
 
 Times are the real wall clock in epoch milliseconds, as the Mac would report them.
+
+`describe()` counts each target's `server/info` requests (`info_requests`): a probe asks
+it once, so tests count a bridge's probes there, whichever replica sent them.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections import Counter
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -126,6 +130,17 @@ class BridgeSim(ProviderSim):
     )
     secret_params: ClassVar[frozenset[str]] = frozenset({"password"})
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.info_requests: Counter[str] = Counter()
+
+    def reset(self) -> None:
+        super().reset()
+        self.info_requests.clear()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "info_requests": dict(self.info_requests)}
+
     def routes(self) -> list[web.RouteDef]:
         defs: list[web.RouteDef] = []
         for prefix in ("", "/bridges/{target}"):
@@ -169,10 +184,11 @@ class BridgeSim(ProviderSim):
         return self._reply(sc, "Ping received!", "pong")
 
     async def _server_info(self, request: web.Request) -> web.Response:
+        target = request.match_info.get("target", DEFAULT_TARGET)
+        self.info_requests[target] += 1
         sc = await self._gate(request)
         if isinstance(sc, web.Response):
             return sc
-        target = request.match_info.get("target", DEFAULT_TARGET)
         account = f"bridge-{target}@example.com"
         info = {
             "computer_id": f"healthd-sim@{target}",

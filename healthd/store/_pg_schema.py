@@ -175,6 +175,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE UNIQUE INDEX delivery_final_once ON delivery_events (integration_id, message_id)"
         " WHERE stage = 'final' AND counted = 1",
     ),
+    (
+        # The transaction that last wrote each state: a replica reads back only the rows
+        # written since its previous read (PostgresStore.load_runs, `changed`).
+        "ALTER TABLE integration_state"
+        " ADD COLUMN written_by xid8 NOT NULL DEFAULT pg_current_xact_id()",
+        "CREATE INDEX integration_state_by_writer ON integration_state (written_by)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

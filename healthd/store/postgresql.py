@@ -18,8 +18,9 @@ Several replicas, one database. What this store adds for them, all in the databa
   overtakes its trigger. `requeue_stale` returns this member's own rows and dead members'
   rows, never those a live replica is sending.
 - **Run-time changes reach every replica.** `set_meta` (silences are meta) notifies
-  the others in its own transaction (`NOTIFY healthd_meta`); `watch_meta` listens on a
-  connection of its own, outside the pool, made again whenever the database comes back.
+  the others in its own transaction (`NOTIFY healthd_meta`), and so does
+  `registry_write` (key `registry`); `watch_meta` listens on a connection of its own,
+  outside the pool, made again whenever the database comes back.
 - **The alert lease, with fencing** (`acquire_lease`, `fence`). A lease row holds the
   holder, an expiry (database clock) and a token that grows whenever the holder changes.
   While `fence` names a lease and token, `apply_alerts` checks, in its own transaction and
@@ -81,6 +82,8 @@ COMMAND_TIMEOUT = 10.0  # seconds one statement may take
 MEMBER_LEASE = 15.0  # seconds without a heartbeat after which a member is dead
 POOL_SIZE = 10
 META_CHANNEL = "healthd_meta"  # NOTIFY channel: the meta key a replica has just set
+REGISTRY_KEY = "registry"  # told on META_CHANNEL when a replica has changed the registry
+CHECKS_CHANNEL = "healthd_checks"  # NOTIFY channel: replicas' messages about live checks
 
 _Connection: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
@@ -115,6 +118,10 @@ _LIVE = "heartbeat_at > now() - make_interval(secs => {lease})"
 _SELECT_STATES = f"SELECT {_columns(_rows.STATE_COLUMNS)} FROM integration_state"
 _STATE_TYPES = ("text", "text", "text", "int", "int", "text", "text", "text", "text", "int", "int")
 _SELECT_VERSIONS = "SELECT integration_id, version FROM integration_state"
+# The oldest transaction still running (or the next one) in this snapshot: every write by
+# an older one is in it.
+_SNAPSHOT_XMIN = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
+_SELECT_STATES_VERSIONED = f"SELECT {_columns(_rows.STATE_COLUMNS)}, version FROM integration_state"
 # Compare-and-set: each row carries the version it expects to replace plus one; a row whose
 # stored version moved on (another replica wrote it) is left alone and not returned.
 _CAS_STATES = (
@@ -123,7 +130,8 @@ _CAS_STATES = (
     + ", ".join(f"${n}::{t}[]" for n, t in enumerate((*_STATE_TYPES, "bigint"), start=1))
     + ") ON CONFLICT (integration_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _rows.STATE_COLUMNS[1:])
-    + ", version = excluded.version WHERE s.version = excluded.version - 1"
+    + ", version = excluded.version, written_by = pg_current_xact_id()"
+    " WHERE s.version = excluded.version - 1"
     " RETURNING integration_id, version"
 )
 _SELECT_RESULTS = f"SELECT {_columns(_rows.RESULT_COLUMNS)} FROM latest_result"
@@ -331,6 +339,7 @@ class PostgresStore:
         self.member_id: int | None = None
         self.fence: tuple[str, int] | None = None
         self._versions: dict[str, int] = {}  # each state's version as this replica knows it
+        self._read_horizon: str | None = None  # the xmin of the last `changed` read-back
         self.state_conflicts = 0  # runs dropped by the compare-and-set
         self._pool: asyncpg.Pool | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -432,6 +441,46 @@ class PostgresStore:
             versions = await conn.fetch(_SELECT_VERSIONS)
         self._versions.update((row[0], row[1]) for row in versions)
         return {row[0]: _rows.state_from_row(row) for row in rows}
+
+    async def load_runs(
+        self, integration_ids: Sequence[str], *, changed: bool = False
+    ) -> tuple[dict[str, IntegrationState], dict[str, ProbeResult]]:
+        """These integrations' states and latest results (other replicas' runs, read back
+        by healthd.cluster), in one snapshot; learns their versions as `load_states` does.
+
+        `changed`: only those written since the previous `changed` read (all of them the
+        first time). Each state row names the transaction that wrote it (`written_by`);
+        a read notes its snapshot's xmin, the oldest transaction still running then, and
+        the next read takes the rows written by that one or later. A transaction that
+        committed after a read began is so never missed, whatever order the commits came
+        in; the few rows of transactions running across a read are read twice, which
+        changes nothing. At 100,000 integrations this turns the read-back from every state
+        into the ones written in a member lease (bench/RESULTS.md, "Issue 13").
+        """
+        ids = list(integration_ids)
+        since = self._read_horizon if changed else None
+        where = "integration_id = ANY($1::text[])"
+        args: list[Any] = [ids]
+        if since is not None:
+            where += " AND written_by >= $2::text::xid8"
+            args.append(since)
+        async with (
+            self._connection("load_runs") as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            horizon = await conn.fetchval(_SNAPSHOT_XMIN)
+            states = await conn.fetch(f"{_SELECT_STATES_VERSIONED} WHERE {where}", *args)
+            results = await conn.fetch(
+                f"{_SELECT_RESULTS} WHERE integration_id = ANY($1::text[])",
+                [row[0] for row in states],
+            )
+        if changed:
+            self._read_horizon = horizon
+        self._versions.update((row[0], row[-1]) for row in states)
+        return (
+            {row[0]: _rows.state_from_row(tuple(row)[:-1]) for row in states},
+            {row[0]: _rows.result_from_row(row) for row in results},
+        )
 
     async def record_run(
         self, state: IntegrationState, result: ProbeResult, transitions: Sequence[Transition]
@@ -689,16 +738,35 @@ class PostgresStore:
         async with self._connection("set_meta") as conn:
             await conn.execute(_PUT_META_AND_NOTIFY, key, text, META_CHANNEL)
 
-    def watch_meta(self, changed: Callable[[str | None], None]) -> None:
+    async def tell(self, messages: Sequence[str]) -> None:
+        """Sends each of `messages` to every replica's `told` (`watch_meta`), this one's
+        too (healthd.cluster.checks: who asks for a live check, who has run it)."""
+        async with self._connection("tell") as conn:
+            await conn.execute(
+                "SELECT pg_notify($1, m) FROM unnest($2::text[]) AS m",
+                CHECKS_CHANNEL,
+                list(messages),
+            )
+
+    def watch_meta(
+        self, changed: Callable[[str | None], None], told: Callable[[str], None] | None = None
+    ) -> None:
         """Calls `changed(key)` whenever any replica sets a meta key (LISTEN/NOTIFY, within
         a round trip of the commit), and `changed(None)` each time the listening connection
         is made, first or again after the database was away: whatever changed meanwhile was
-        not heard, so the caller reads again. Runs until the store closes."""
-        self._watch = asyncio.create_task(self._listen(changed), name="healthd-store-listen")
+        not heard, so the caller reads again. `told(message)` hears what replicas `tell`.
+        Runs until the store closes."""
+        self._watch = asyncio.create_task(self._listen(changed, told), name="healthd-store-listen")
 
-    async def _listen(self, changed: Callable[[str | None], None]) -> None:
+    async def _listen(
+        self, changed: Callable[[str | None], None], told: Callable[[str], None] | None
+    ) -> None:
         def heard(_conn: object, _pid: int, _channel: str, key: object) -> None:
             changed(str(key))
+
+        def heard_told(_conn: object, _pid: int, _channel: str, message: object) -> None:
+            if told is not None:
+                told(str(message))
 
         while True:
             lost = asyncio.Event()
@@ -719,6 +787,7 @@ class PostgresStore:
             try:
                 conn.add_termination_listener(cut)
                 await conn.add_listener(META_CHANNEL, heard)
+                await conn.add_listener(CHECKS_CHANNEL, heard_told)
                 changed(None)
                 await lost.wait()
             except _DRIVER_ERRORS as exc:
@@ -786,12 +855,16 @@ class PostgresStore:
         ]
 
     async def registry_write(self, *, put: Sequence[RegistryRecord], delete: Sequence[str]) -> None:
+        """Also tells every replica watching (`watch_meta`, key `registry`) on commit, so
+        a change made through any replica's API is probed by its owner within a second."""
         rows = [(r.id, r.tenant, r.revision, r.spec, _rows.iso(r.updated_at)) for r in put]
         async with self._connection("registry_write") as conn, conn.transaction():
             await conn.executemany(_PUT_REGISTRY, rows)
             await conn.executemany(
                 "DELETE FROM registry WHERE id = $1", [(record_id,) for record_id in delete]
             )
+            if rows or delete:
+                await conn.execute("SELECT pg_notify($1, $2)", META_CHANNEL, REGISTRY_KEY)
 
     # -- members and leases ------------------------------------------------------------
 

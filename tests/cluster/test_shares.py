@@ -65,9 +65,11 @@ async def test_two_replicas_split_the_fleet_and_the_survivor_takes_all_of_it(
     assert sorted(loaded[0]) == sorted(second.mine(IDS[:100]))  # read from the database first
 
 
-async def test_an_integration_added_at_run_time_has_one_prober_before_any_refresh(
-    stores: list[PostgresStore],
-) -> None:
+ADDED = "added-by-the-registry"
+
+
+async def shares_after_an_addition(stores: list[PostgresStore]) -> list[Shares]:
+    """Each store's shares of ten integrations, refreshed, then ADDED put in the fleet."""
     fleet = IDS[:10]
 
     async def load(ids: list[str]) -> None:
@@ -76,8 +78,27 @@ async def test_an_integration_added_at_run_time_has_one_prober_before_any_refres
     shares = [Shares(store, lambda: fleet, load) for store in stores]
     for share in shares:
         await share.refresh()
-    fleet = [*fleet, "added-by-the-registry"]
+    fleet = [*fleet, ADDED]
+    return shares
 
-    probers = [s for s in shares if s.mine(["added-by-the-registry"])]
+
+async def test_an_integration_added_at_run_time_has_one_prober_before_any_refresh(
+    stores: list[PostgresStore],
+) -> None:
+    shares = await shares_after_an_addition(stores)
+
+    probers = [s for s in shares if s.mine([ADDED])]
 
     assert len(probers) == 1
+
+
+async def test_an_integration_added_at_run_time_is_read_back_by_all_but_its_prober(
+    stores: list[PostgresStore],
+) -> None:
+    shares = await shares_after_an_addition(stores)
+
+    # Reading it back into its prober would overwrite the run it is making with an older one.
+    readers = [s for s in shares if ADDED in s.others()]
+    probers = [s for s in shares if s.mine([ADDED])]
+
+    assert len(readers) == 1 and readers != probers

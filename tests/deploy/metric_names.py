@@ -38,13 +38,20 @@ METRICS: dict[str, MetricType] = {
     "healthd_delivery_error_rate": "gauge",
 }
 
+#: Exported only by replicas on PostgreSQL (healthd.cluster.metrics).
+CLUSTER_METRICS: dict[str, MetricType] = {
+    "healthd_cluster_alert_lease_held": "gauge",
+    "healthd_cluster_share_size": "gauge",
+    "healthd_cluster_members": "gauge",
+}
+
 _HISTOGRAM_SERIES = ("_bucket", "_sum", "_count")
 
 
 def series_names() -> frozenset[str]:
     """Every name a PromQL expression may select: histograms as their `_bucket/_sum/_count`."""
     names: set[str] = set()
-    for name, kind in METRICS.items():
+    for name, kind in {**METRICS, **CLUSTER_METRICS}.items():
         if kind == "histogram":
             names.update(name + suffix for suffix in _HISTOGRAM_SERIES)
         else:

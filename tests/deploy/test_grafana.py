@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.metric_names import METRICS, series_names
+from tests.deploy.metric_names import CLUSTER_METRICS, METRICS, series_names
 from tests.deploy.paths import DEPLOY
 from tests.deploy.promql import check_expressions, metric_names, without_grafana_variables
 from tests.deploy.tools import run_tool, system_tool
@@ -145,6 +145,15 @@ def test_status_timeline_query_yields_the_code_its_value_mapping_names(tmp_path:
         {"labels": f'{{integration="i-{status}"}}', "value": code}
         for status, code in code_of.items()
     ]
+    run = _evaluate(tmp_path, target["expr"], series, expected)
+    assert run.returncode == 0, run.explain()
+
+
+def _evaluate(
+    tmp_path: Path, expr: str, series: list[dict[str, str]], expected: list[dict[str, Any]]
+) -> Any:
+    """promtool's run of `expr` (the variables at All) over `series`, expecting `expected`
+    at 2m."""
     test = {
         "evaluation_interval": "1m",
         "tests": [
@@ -153,7 +162,7 @@ def test_status_timeline_query_yields_the_code_its_value_mapping_names(tmp_path:
                 "input_series": series,
                 "promql_expr_test": [
                     {
-                        "expr": without_grafana_variables(target["expr"]),
+                        "expr": without_grafana_variables(expr),
                         "eval_time": "2m",
                         "exp_samples": expected,
                     }
@@ -161,10 +170,73 @@ def test_status_timeline_query_yields_the_code_its_value_mapping_names(tmp_path:
             }
         ],
     }
-    path = tmp_path / "timeline.test.yml"
+    path = tmp_path / "panel.test.yml"
     path.write_text(yaml.safe_dump(test))
-    run = run_tool([system_tool("promtool"), "test", "rules", str(path)])
+    return run_tool([system_tool("promtool"), "test", "rules", str(path)])
+
+
+REPLICAS = ("10.0.0.1:9477", "10.0.0.2:9477", "10.0.0.3:9477")
+
+
+def _panel_expr(title: str) -> str:
+    (panel,) = [p for p in _panels() if p["title"] == title]
+    expr: str = panel["targets"][0]["expr"]
+    return expr
+
+
+def test_three_replicas_each_counting_the_whole_fleet_show_it_counted_once(
+    tmp_path: Path,
+) -> None:
+    """Each replica exports `healthd_integrations` for the whole fleet (it reads the others'
+    runs back): the overview counts each integration once, not once per replica."""
+    series = [
+        {
+            "series": f'healthd_integrations{{provider="twilio", status="{status}",'
+            f' instance="{instance}"}}',
+            "values": f"{count}x5",
+        }
+        for instance in REPLICAS
+        for status, count in (("ok", 90), ("failing", 10))
+    ]
+    expected = [
+        {"labels": '{provider="twilio", status="ok"}', "value": 90},
+        {"labels": '{provider="twilio", status="failing"}', "value": 10},
+    ]
+
+    run = _evaluate(tmp_path, _panel_expr("Integrations by provider and status"), series, expected)
+
     assert run.returncode == 0, run.explain()
+
+
+def test_three_replicas_show_one_status_code_per_integration_in_the_timeline(
+    tmp_path: Path,
+) -> None:
+    series = [
+        {
+            "series": f'healthd_integration_status{{integration="i-1", provider="twilio",'
+            f' tenant="acme", status="{status}", instance="{instance}"}}',
+            "values": f"{int(status == 'failing')}x5",
+        }
+        for instance in REPLICAS
+        for status in ("ok", "degraded", "failing", "unreachable", "unknown")
+    ]
+    expected = [{"labels": '{integration="i-1"}', "value": 3}]  # failing
+
+    run = _evaluate(tmp_path, _panel_expr("Integration status timeline"), series, expected)
+
+    assert run.returncode == 0, run.explain()
+
+
+def test_per_integration_panels_take_one_replica_s_series_each() -> None:
+    """Every replica exports the detail of the integrations it knows, its own and the ones
+    it reads back: a panel that draws them per integration drops the replica's labels."""
+    for title in (
+        "Last probe duration by integration",
+        "Seconds since last successful probe",
+        "Probes overdue by provider",
+        "Bridge unreachable time",
+    ):
+        assert "max without (instance, pod) (" in _panel_expr(title), title
 
 
 def test_tenant_and_provider_variables_filter_the_per_integration_panels() -> None:
@@ -203,6 +275,8 @@ def test_dashboard_provider_reads_a_folder_of_files() -> None:
 
 def test_metric_list_matches_the_daemons_metric_definitions() -> None:
     """Until metric_names.py reads the daemon's definitions itself, they must not drift."""
+    from healthd.cluster.metrics import HELP as CLUSTER_HELP
     from healthd.metrics import DELIVERY_HELP, HELP
 
     assert set(METRICS) == set(HELP) | set(DELIVERY_HELP)
+    assert set(CLUSTER_METRICS) == set(CLUSTER_HELP)

@@ -19,6 +19,7 @@ RULE_TESTS = PROMETHEUS / "rules" / "tests" / "healthd.rules.test.yml"
 EXPECTED_ALERTS = {
     "HealthdDown",
     "HealthdReplicaDown",
+    "HealthdAlertLeaseUnheld",
     "HealthdProbesStale",
     "HealthdAlertOutboxStuck",
     "HealthdAlertsRejected",

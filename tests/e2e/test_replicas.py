@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from healthd.cluster.shares import owner
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
 from tests._postgres import PostgresServer
@@ -212,10 +213,10 @@ def test_each_integration_is_probed_by_one_replica_per_interval(
 
 def share_size(daemon: DaemonProcess) -> int | None:
     """The replica's share once it sees all three replicas; None before."""
-    lines = dict(line.split(" ", 1) for line in metrics(daemon).splitlines() if " " in line)
-    if float(lines.get("healthd_cluster_members", "0")) != 3:
+    seen = gauges(daemon)
+    if seen.get("healthd_cluster_members") != 3:
         return None
-    return int(float(lines["healthd_cluster_share_size"]))
+    return int(seen["healthd_cluster_share_size"])
 
 
 ROUNDS = 2  # outages in the kill loop: bounded, each one a few seconds
@@ -245,3 +246,53 @@ def replace_one(replicas: list[DaemonProcess], chance: random.Random) -> None:
     victim = chance.choice(live)
     victim.kill()
     replicas.append(DaemonProcess(victim.config_path, victim.env).start())
+
+
+def info_requests(sim_client: SimClient) -> Counter[str]:
+    """Each bridge's probes so far (one `server/info` request each), whoever sent them."""
+    return Counter(sim_client.describe()["providers"]["imessage_bridge"]["info_requests"])
+
+
+@pytest.mark.parametrize("replicas", [BRIDGES], indirect=True)
+def test_a_killed_replicas_integrations_are_probed_again_by_the_survivors(
+    replicas: list[DaemonProcess],
+    sim_client: SimClient,
+    postgres_server: PostgresServer,
+    postgres_url: str,
+) -> None:
+    for daemon in replicas:
+        wait_until(lambda d=daemon: share_size(d) is not None, timeout=30, what="all three seen")
+    # The replicas were started one after the other, so they joined as members 1, 2, 3.
+    database = postgres_url.rsplit("/", 1)[-1]
+    assert postgres_server.psql("SELECT id FROM members ORDER BY id", database).split() == [
+        "1", "2", "3",
+    ]  # fmt: skip
+    bridges = range(1, BRIDGES + 1)
+    shares = {m: [n for n in bridges if owner(f"bridge-dc{n}", [1, 2, 3]) == m] for m in (1, 2, 3)}
+    lease_holder = wait_until(lambda: holder(replicas), timeout=30, what="the lease holder")
+    member, victim = next(
+        (m, d)
+        for m, d in zip((1, 2, 3), replicas, strict=True)
+        if d is not lease_holder and shares[m]
+    )
+
+    victim.kill()
+    at_kill = info_requests(sim_client)
+
+    # Two probes each after the kill: one may have been the victim's, under way as it died.
+    theirs = [f"dc{n}" for n in shares[member]]
+    wait_until(
+        lambda: all(info_requests(sim_client)[t] >= at_kill[t] + 2 for t in theirs),
+        timeout=30,
+        what="the killed replica's bridges probed by the survivors",
+    )
+    survivors = [d for d in replicas if d is not victim]
+    for daemon in survivors:
+        wait_until(lambda d=daemon: gauges(d)["healthd_cluster_members"] == 2, 30, what="2 seen")
+    assert sum(gauges(d)["healthd_cluster_share_size"] for d in survivors) == BRIDGES
+
+
+def gauges(daemon: DaemonProcess) -> dict[str, float]:
+    """The replica's unlabelled series, by name."""
+    pairs = (line.split(" ", 1) for line in metrics(daemon).splitlines() if " " in line)
+    return {name: float(value) for name, value in pairs if not name.startswith("#")}

@@ -176,3 +176,15 @@ async def test_hanging_bridge_is_cut_off_by_the_client_timeout(sim, http, bridge
             f"{sim.http_url}/api/v1/ping", params=AUTH, timeout=aiohttp.ClientTimeout(total=0.2)
         ):
             pass
+
+
+async def test_describe_counts_each_bridges_server_info_requests_even_refused_ones(
+    sim, http, bridge
+):
+    bridge.set_scenario("auth_fail", target="dc2")
+    await get_json(http, f"{sim.http_url}/bridges/dc1/api/v1/server/info")
+    await get_json(http, f"{sim.http_url}/bridges/dc1/api/v1/ping")
+    status, _ = await get_json(http, f"{sim.http_url}/bridges/dc2/api/v1/server/info")
+
+    assert status == 401
+    assert bridge.describe()["info_requests"] == {"dc1": 1, "dc2": 1}

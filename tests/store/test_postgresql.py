@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
+import asyncpg
 import pytest
 
 from healthd.errors import LeaseLost, StoreError
@@ -15,12 +16,14 @@ from healthd.model import (
     Incident,
     IntegrationState,
     ProbeResult,
+    RegistryRecord,
     Status,
     Transition,
     TransitionKind,
 )
 from healthd.store import PostgresStore
 from healthd.store._pg_schema import SCHEMA_VERSION
+from healthd.store.postgresql import REGISTRY_KEY
 from tests._postgres import PostgresServer
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -311,6 +314,20 @@ async def test_writing_the_value_a_key_holds_tells_no_one(replica: Replica) -> N
     assert heard.keys == [None, "marker"]
 
 
+async def test_a_registry_change_by_one_replica_is_heard_by_another(replica: Replica) -> None:
+    writer, watcher = await replica(), await replica()
+    heard = Heard()
+    watcher.watch_meta(heard)
+    await heard.until(None)
+    record = RegistryRecord(id="crm-1", tenant="acme", revision=1, spec="{}", updated_at=T0)
+
+    await writer.registry_write(put=[record], delete=[])
+    await writer.registry_write(put=[], delete=["crm-1"])
+
+    await heard.until(REGISTRY_KEY, count=2)
+    assert await watcher.registry_records() == []
+
+
 async def test_the_watch_listens_again_after_the_server_restarts(
     replica: Replica, postgres_server: PostgresServer
 ) -> None:
@@ -363,6 +380,62 @@ async def test_a_replica_that_read_the_latest_state_writes_over_it(replica: Repl
 
     assert (await first.load_states())["bridge-dc1"].consecutive_failures == 2
     assert second.state_conflicts == 0
+
+
+async def test_reading_some_runs_back_gives_those_alone_and_their_versions(
+    replica: Replica,
+) -> None:
+    first, second = await replica(), await replica()
+    await first.record_run(*_run("bridge-dc1", 1), [])
+    await first.record_run(*_run("acme-twilio", 1), [])
+
+    states, results = await second.load_runs(["bridge-dc1", "never-run"])
+    await second.record_run(*_run("bridge-dc1", 2), [])  # a takeover after the read-back
+
+    assert set(states) == set(results) == {"bridge-dc1"}
+    assert states["bridge-dc1"].consecutive_failures == 1
+    assert (await first.load_states())["bridge-dc1"].consecutive_failures == 2
+    assert second.state_conflicts == 0
+
+
+async def test_reading_changed_runs_back_gives_those_written_since_the_previous_read(
+    replica: Replica,
+) -> None:
+    writer, reader = await replica(), await replica()
+    for iid in ("dc1", "dc2", "dc3"):
+        await writer.record_run(*_run(iid, 1), [])
+    first, _ = await reader.load_runs(["dc1", "dc2", "dc3"], changed=True)
+
+    await writer.record_run(*_run("dc2", 2), [])
+    second, results = await reader.load_runs(["dc1", "dc2", "dc3"], changed=True)
+    third, _ = await reader.load_runs(["dc1", "dc2", "dc3"], changed=True)
+
+    assert set(first) == {"dc1", "dc2", "dc3"}  # the first read takes them all
+    assert set(second) == set(results) == {"dc2"}
+    assert second["dc2"].consecutive_failures == 2
+    assert third == {}
+
+
+async def test_a_write_committed_after_a_changed_read_began_is_in_the_next_one(
+    replica: Replica, postgres_url: str
+) -> None:
+    writer, reader = await replica(), await replica()
+    await writer.record_run(*_run("dc1", 1), [])
+    await reader.load_runs(["dc1"], changed=True)
+    slow = await asyncpg.connect(postgres_url)
+    try:
+        async with slow.transaction():  # a writer's transaction running across the read
+            await slow.execute(
+                "UPDATE integration_state SET consecutive_failures = 7, version = version + 1,"
+                " written_by = pg_current_xact_id() WHERE integration_id = 'dc1'"
+            )
+            during, _ = await reader.load_runs(["dc1"], changed=True)
+        after, _ = await reader.load_runs(["dc1"], changed=True)
+    finally:
+        await slow.close()
+
+    assert during == {}  # not committed yet: not visible
+    assert after["dc1"].consecutive_failures == 7
 
 
 async def test_a_refused_run_writes_none_of_its_rows_and_the_others_of_its_batch_land(
