@@ -185,6 +185,7 @@ class Daemon:
         self._read_others: Callable[[list[str]], Awaitable[None]] | None = None
         if cluster is not None and self.lease is not None:
             self._read_others = read_back = partial(self._read_back, cluster)
+            cluster.on_state_conflict = self._state_conflict
             self.shares = Shares(
                 cluster,
                 lambda: list(self.runner.integrations),
@@ -392,6 +393,26 @@ class Daemon:
         states, results = await cluster.load_runs(integration_ids, changed=changed)
         self.runner.adopt(states if changed else integration_ids, states, results)
         self.engine.reread()
+
+    def _state_conflict(self, integration_ids: list[str]) -> None:
+        """Another replica wrote states since this one read them (PostgresStore's
+        compare-and-set). Those this replica probes now it gained while the previous owner
+        still wrote: they are read back (state and version), so its next run writes on top
+        of the stored state; before, every later write was refused and the state froze,
+        and with it the alert engine's view (a page that never came). Those it does not
+        own are left: their owner's state stands. The shares are read first: a replica
+        paused past its lease is refused so too, and must not take the state back."""
+        shares, read_back = self.shares, self._read_others
+        if shares is None or read_back is None:
+            return
+
+        async def read_owned() -> None:
+            await shares.refresh()
+            owned = [iid for iid in integration_ids if self._owns(iid)]
+            if owned:
+                await read_back(owned)
+
+        self._reload("conflicted-states", read_owned)
 
     def _owns(self, integration_id: str) -> bool:
         """Whether this replica probes `integration_id` (it is in the fleet, and its share)."""

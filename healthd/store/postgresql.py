@@ -341,6 +341,8 @@ class PostgresStore:
         self._versions: dict[str, int] = {}  # each state's version as this replica knows it
         self._read_horizon: str | None = None  # the xmin of the last `changed` read-back
         self.state_conflicts = 0  # runs dropped by the compare-and-set
+        # Told the ids of each refused batch (healthd.daemon: an owner reads them back).
+        self.on_state_conflict: Callable[[list[str]], None] | None = None
         self._pool: asyncpg.Pool | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -495,9 +497,13 @@ class PostgresStore:
 
         The states are a compare-and-set on their version: a state another replica has
         written since this one read or wrote it is not overwritten, and that run (its
-        result and transitions too) is dropped with a warning. Only a replica that lost
-        the integration writes so (paused past its lease, its share moved on): the owner's
-        state stands, and the next refresh of the shares stops this replica probing it.
+        result and transitions too) is dropped with a warning and told to
+        `on_state_conflict`. A replica that lost the integration writes so (paused past its
+        lease, its share moved on): the owner's state stands, and the next refresh of the
+        shares stops this replica probing it. So does a new owner whose previous owner
+        wrote once more after the handover read (it had a run going, or had not yet seen a
+        replica join): that owner must read the state again, or every write it makes of
+        it is refused.
         """
         latest = {run.state[0]: run.state for run in runs}  # one row per integration
         expected = {iid: self._versions.get(iid, 0) for iid in latest}
@@ -530,6 +536,8 @@ class PostgresStore:
                 message="another replica wrote these states since this one read them;"
                 " this replica's runs of them are dropped",
             )
+            if self.on_state_conflict is not None:
+                self.on_state_conflict(refused)
 
     async def latest_results(self) -> dict[str, ProbeResult]:
         rows = await self._fetch("latest_results", _SELECT_RESULTS)
