@@ -18,7 +18,10 @@ first tenth of an interval (a restart must not probe everything at once).
 put first on the daemon's PYTHONPATH), so before and after come from one run on one
 machine. The floor, printed beside: plain aiohttp (`bench/transport.py`, in a fresh
 process) making as many requests per probe as the daemon made in its window (counted at
-the simulator), at the daemon's concurrency: what no healthd run can go below here.
+the simulator), at the daemon's concurrency: what no healthd run can go below here. It is
+measured twice: in one sweep (requests back to back, as `bench/sweep.py` runs them) and
+paced (the daemon's request rate in its window, a second's share at a time as its
+scheduler starts a slot, for 60 s), which is the same work at the same pace as the daemon.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from healthd.sim.fixtures import integration_entry, sim_credentials
 PASSWORD_ENV = "HEALTHD_BENCH_BRIDGE_PASSWORD"
 # Seconds the first round must end within (or 10 intervals); `--warm-up` for a starved host.
 WARM_UP_BOUND = 600.0
+# Seconds the paced floor runs at the daemon's request rate.
+PACED_SECONDS = 60
 
 
 def concurrency(n: int) -> int:
@@ -203,12 +208,17 @@ def measure(
     return out
 
 
-def floor_ms_per_request(sim_url: str, n: int) -> float:
-    """Plain aiohttp's CPU per request at the daemon's concurrency (bench/transport.py)."""
-    spec = {"sim_url": sim_url, "n": n, "concurrency": concurrency(n)}
+def floor_ms_per_request(sim_url: str, n: int, rate: float | None = None) -> float:
+    """Plain aiohttp's CPU per request at the daemon's concurrency (bench/transport.py): in
+    one sweep, or (`rate`) paced as the daemon made them, a second's share at a time, for
+    `PACED_SECONDS`."""
+    spec: dict[str, object] = {"sim_url": sim_url, "n": n, "concurrency": concurrency(n)}
+    if rate is not None:
+        spec |= {"rate": rate, "seconds": PACED_SECONDS}
     script = str(Path(__file__).with_name("transport.py"))
     answer = run_worker(script, json.dumps(spec), timeout=1200)
-    return float(answer["cpu"]) / n * 1000
+    requests = n if rate is None else round(rate * PACED_SECONDS)
+    return float(answer["cpu"]) / requests * 1000
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -237,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for n in args.integrations:
             for interval in args.interval:
                 per_probe: dict[str, tuple[float, float]] = {}
+                rates: dict[str, float] = {}
                 for label, tree in trees:
                     try:
                         r = measure(sim_url, n, interval, args.seconds, tree, args.warm_up)
@@ -245,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         continue
                     probes = max(r["probes"], 1)
                     per_probe[label] = (r["cpu"] / probes * 1000, r["requests"] / probes)
+                    rates[label] = r["requests"] / args.seconds
                     rows.append(
                         [
                             label,
@@ -274,16 +286,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                 if not args.no_floor:
                     floor = floor_ms_per_request(sim_url, n)
                     for label, (ms, requests) in per_probe.items():
+                        paced = floor_ms_per_request(sim_url, n, rates[label])
                         floors.append(
                             [
                                 label,
                                 f"{n:,}",
                                 f"{interval} s",
                                 f"{requests:.2f}",
-                                f"{floor:.3f}",
-                                f"{floor * requests:.3f}",
+                                f"{floor:.3f}; {paced:.3f}",
+                                f"{floor * requests:.3f}; {paced * requests:.3f}",
                                 f"{ms:.3f}",
-                                f"{ms / (floor * requests):.2f}x",
+                                f"{ms / (floor * requests):.2f}x; {ms / (paced * requests):.2f}x",
                             ]
                         )
     print_table(
@@ -322,10 +335,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "N",
                 "interval",
                 "requests/probe",
-                "plain aiohttp CPU ms/request",
-                "floor ms/probe (same requests)",
+                "plain aiohttp CPU ms/request (sweep; paced)",
+                "floor ms/probe (same requests; sweep; paced)",
                 "healthd CPU ms/probe",
-                "healthd/floor",
+                "healthd/floor (sweep; paced)",
             ],
         )
 

@@ -48,9 +48,49 @@ async def sweep(sim_url: str, n: int, concurrency: int) -> tuple[float, float, i
         await session.close()
 
 
+async def paced(
+    sim_url: str, n: int, concurrency: int, rate: float, seconds: int
+) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, answers with status 200) of `rate` requests a second for
+    `seconds`, started in one-second slots as healthd's scheduler starts a slot's probes.
+
+    A sweep keeps `concurrency` requests in flight back to back, so each wake-up of the
+    loop serves many answers; a daemon's requests come a second's share at a time, and
+    plain aiohttp spread the same way pays for more wake-ups per request. This is the
+    floor for `healthd run`'s figure (bench/daemon.py); the sweep's is for bench/sweep.py.
+    """
+    session = make_session(concurrency)
+    slots = asyncio.Semaphore(concurrency)
+    urls = [f"{sim_url}/bridges/b{i}/api/v1/server/info" for i in range(n)]
+    auth = {"password": SIM_BRIDGE_PASSWORD}
+
+    async def get(url: str) -> bool:
+        async with slots, session.get(url, params=auth) as answer:
+            await answer.read()
+            return answer.status == 200
+
+    try:
+        await asyncio.gather(*(get(u) for u in urls[: 2 * concurrency]))  # the pool, warm
+        clock = asyncio.get_running_loop()
+        started: list[asyncio.Task[bool]] = []
+        cpu0, t0 = time.process_time(), clock.time()
+        for second in range(seconds):
+            await asyncio.sleep(max(0.0, t0 + second - clock.time()))
+            due = round(rate * (second + 1)) - len(started)
+            started += [asyncio.create_task(get(urls[(len(started) + i) % n])) for i in range(due)]
+        ok = await asyncio.gather(*started)
+        return clock.time() - t0, time.process_time() - cpu0, sum(ok)
+    finally:
+        await session.close()
+
+
 def worker(spec: str) -> None:
     args = json.loads(spec)
-    wall, cpu, ok = loop.run(sweep(args["sim_url"], args["n"], args["concurrency"]))
+    if "rate" in args:
+        work = paced(args["sim_url"], args["n"], args["concurrency"], args["rate"], args["seconds"])
+    else:
+        work = sweep(args["sim_url"], args["n"], args["concurrency"])
+    wall, cpu, ok = loop.run(work)
     print(json.dumps({"wall": wall, "cpu": cpu, "ok": ok}))
 
 

@@ -487,3 +487,29 @@ def test_a_text_without_any_credential_word_comes_back_as_it_was() -> None:
 def test_a_value_is_echoed_in_every_form_an_escaper_spells_it(value: str) -> None:
     """The shortcut for values no escaper changes finds the same forms as the escapers."""
     assert echoed_forms(value) == _spelled_forms(value)
+
+
+# Pieces of text a run's findings are made of, some of them a secret or a shape's start.
+_PIECES = st.lists(
+    st.sampled_from(
+        ["iMessage signed in", "password=", "hunter2-bridge", "aHVudGVy", "Bearer ", "…", " "]
+    )
+    | st.text(alphabet="abcXYZ019_.~-/+=%&:@ ", max_size=12),
+    max_size=6,
+).map("".join)
+
+
+@given(st.lists(_PIECES, max_size=5))
+def test_texts_a_redactor_leaves_alone_at_once_each_come_back_unchanged(texts: list[str]) -> None:
+    """`leaves_alone` on the joined texts of a run may say True only if `redact` would
+    change none of them: the probe run then skips redacting them one by one."""
+    redactor = Redactor.for_credentials(["hunter2-bridge", "second-credential"])
+    if redactor.leaves_alone("\0".join(texts)):
+        assert [redactor.redact(t) for t in texts] == texts
+
+
+def test_a_text_that_holds_a_secret_is_never_left_alone() -> None:
+    redactor = Redactor.for_credentials(["hunter2-bridge"])
+    assert redactor.leaves_alone("Bridge server 1.9 answered\0iMessage signed in")
+    assert not redactor.leaves_alone("Bridge server 1.9 answered\0echo: hunter2-bridge")
+    assert not redactor.leaves_alone("proxy said: password=anything")
