@@ -66,6 +66,19 @@ class ProbeContext:
     shared: SharedAnswers | None = None
     deliveries: DeliverySink | None = None
 
+    def with_timeout(self, timeout: float) -> ProbeContext:
+        """This context with another `timeout`, built field by field: every probe run
+        makes one, and `dataclasses.replace` cost four times a plain construction."""
+        return ProbeContext(
+            session=self.session,
+            clock=self.clock,
+            catalog=self.catalog,
+            timeout=timeout,
+            last_checked=self.last_checked,
+            shared=self.shared,
+            deliveries=self.deliveries,
+        )
+
 
 @runtime_checkable
 class Probe(Protocol[OptionsT_contra]):

@@ -43,7 +43,7 @@ async def check(probe: Probe[OptionsT], integration: Integration, ctx: ProbeCont
     findings = await probe.findings(
         integration,
         options_for(probe, integration),
-        replace(ctx, timeout=ctx.timeout * DEADLINE_SHARE),
+        ctx.with_timeout(ctx.timeout * DEADLINE_SHARE),
     )
     redactor = redactor_for(integration)
     if not redactor.leaves_alone("\0".join(t for f in findings for t in _texts(f))):

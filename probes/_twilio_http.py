@@ -18,7 +18,6 @@ an endless or bombed body still stops early.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -67,7 +66,7 @@ class SessionHttpClient(AsyncHttpClient):  # type: ignore[misc]  # the SDK is un
             # aiohttp 3.14 deprecates BasicAuth objects in favour of a ready header.
             headers = {**(headers or {}), "Authorization": aiohttp.encode_basic_auth(*auth)}
         answer = await request_json(
-            dataclasses.replace(self._ctx, timeout=left),
+            self._ctx.with_timeout(left),
             method,
             url,
             params=_strings(params),

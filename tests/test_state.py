@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -186,3 +187,29 @@ def test_unknown_runs_do_not_break_a_run_of_failures() -> None:
 def test_an_unknown_first_run_leaves_a_new_integration_unknown_and_unchecked() -> None:
     ((state, transitions),) = run([UNK])
     assert state.status is UNK and state.last_checked is None and transitions == []
+
+
+def test_a_step_carries_over_every_field_of_the_state_it_does_not_change() -> None:
+    """`step` builds states field by field (for speed): a field added to IntegrationState
+    and not carried over would silently go back to its default. Every field here differs
+    from its default, so a field left out shows."""
+    prev = IntegrationState(
+        integration_id="bridge-1",
+        status=Status.FAILING,
+        since=T0,
+        consecutive_failures=4,
+        consecutive_successes=1,
+        last_checked=T0 + timedelta(minutes=1),
+        last_success=T0 - timedelta(hours=1),
+        unreachable_since=T0 - timedelta(minutes=30),
+        last_result_status=Status.UNREACHABLE,
+        reachable_streak=2,
+        disagreeing_runs=1,
+    )
+    defaults = IntegrationState(integration_id="other")
+    assert all(getattr(prev, f.name) != getattr(defaults, f.name) for f in dataclasses.fields(prev))
+    unknown = ProbeResult(
+        integration_id="bridge-1", status=Status.UNKNOWN, started_at=T0, duration_seconds=0.1
+    )
+    after, _ = step(prev, unknown, T0 + timedelta(minutes=2), Thresholds())
+    assert after == dataclasses.replace(prev, last_result_status=Status.UNKNOWN)
