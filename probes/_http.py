@@ -14,14 +14,11 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
 
 import aiohttp
-from yarl import URL
 
 from healthd.catalog import Catalog
 from healthd.interfaces import Probe, ProbeContext
@@ -36,9 +33,6 @@ _READ_CHUNK = 64 * 1024
 # whole second. The probe has the runner's deadline less 10 %: a 6 s timeout could end
 # up to a second late, after the runner cut the run off and kept none of its findings.
 NO_CEIL = float("inf")
-# A URL made only of these needs no quoting (no `%`, `#`, space or non-ASCII): `_url`
-# sends it as it is.
-_ENCODED_URL = re.compile(r"[A-Za-z0-9\-._~:/?\[\]@!$&'()*+,;=]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +89,10 @@ async def request_json(
     returned, not raised: a 401 is information for the probe, not an accident.
     """
     timeout = aiohttp.ClientTimeout(total=ctx.timeout, ceil_threshold=NO_CEIL)
-    target, params = _url(url, params)
     try:
         async with ctx.session.request(
             method,
-            target,
+            url,
             params=params,
             headers=headers,
             auth=auth,
@@ -130,21 +123,6 @@ async def request_json(
             "bad_response", f"HTTP {status} with a body that is not JSON ({excerpt(text)})"
         )
     return Answer(status=status, data=parsed, text=text, headers=resp_headers)
-
-
-def _url(url: str, params: Mapping[str, str] | None) -> tuple[str | URL, Mapping[str, str] | None]:
-    """The request's URL with its query, and what is left for aiohttp to add.
-
-    aiohttp parses, normalises and re-quotes a URL and its `params` on every request: a
-    tenth of a bridge probe's CPU. A URL already in encoded form (nearly every one: a
-    configured base URL and a path) joined with a percent-encoded query is sent as it is;
-    any other URL goes through aiohttp's own quoting, as before.
-    """
-    if not _ENCODED_URL.fullmatch(url):
-        return url, params
-    if params:
-        url += ("&" if "?" in url else "?") + urlencode(params, quote_via=quote)
-    return URL(url, encoded=True), None
 
 
 async def _read_body(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:

@@ -1,8 +1,6 @@
-"""`request_json` sends what the probe asked for, whichever way it builds the URL.
+"""`request_json` sends what the probe asked for and keeps what the answer said.
 
-A URL that needs no quoting is sent as it is with a percent-encoded query (the fast path);
-any other goes through aiohttp's own quoting. A small echo server on loopback says what
-arrived: the path and every query value, decoded.
+A small echo server on loopback says what arrived: the path and every query value, decoded.
 """
 
 from __future__ import annotations
