@@ -132,19 +132,35 @@ class Runner:
         integration_ids: Iterable[str],
         states: Mapping[str, IntegrationState],
         results: Mapping[str, ProbeResult],
-    ) -> None:
+    ) -> list[RunChange]:
         """Takes these integrations' state and latest result as read from the store (`load`,
         or another replica's runs read back by healthd.cluster: those another replica
         probes, or has just handed over, never one this replica is running); one not stored
-        starts afresh. An id no longer in the fleet is skipped (removed while it was read)."""
+        starts afresh. An id no longer in the fleet is skipped (removed while it was read).
+
+        Returns what changed for each one taken, as a run's change does, so the alert
+        engine follows a read-back in O(what was read), not by rebuilding its fleet
+        (`AlertEngine.reread`)."""
+        changes = []
         for iid in integration_ids:
             if iid not in self.integrations:
                 continue
-            self.states[iid] = states.get(iid) or IntegrationState(integration_id=iid)
+            before = self.states.get(iid) or IntegrationState(integration_id=iid)
+            before_result = self._evidence.get(iid)
+            after = self.states[iid] = states.get(iid) or IntegrationState(integration_id=iid)
             if iid in results:
                 self.results[iid] = results[iid]
                 self._evidence[iid] = results[iid]
             self._refresh_view(iid)
+            changes.append(
+                RunChange(
+                    before=before,
+                    before_result=before_result,
+                    after=after,
+                    result=self._evidence.get(iid),
+                )
+            )
+        return changes
 
     # -- the fleet at run time (healthd.fleet, the registry API) ----------------------
 
