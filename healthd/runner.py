@@ -125,7 +125,8 @@ class Runner:
         """Pick up state and results from the store, so a restart continues where it stopped."""
         stored = await self._store.load_states()
         results = await self._store.latest_results()
-        self.adopt(self.integrations, stored, results)
+        for iid in self.integrations:
+            self._take(iid, stored, results)
 
     def adopt(
         self,
@@ -147,20 +148,27 @@ class Runner:
                 continue
             before = self.states.get(iid) or IntegrationState(integration_id=iid)
             before_result = self._evidence.get(iid)
-            after = self.states[iid] = states.get(iid) or IntegrationState(integration_id=iid)
-            if iid in results:
-                self.results[iid] = results[iid]
-                self._evidence[iid] = results[iid]
-            self._refresh_view(iid)
+            self._take(iid, states, results)
             changes.append(
                 RunChange(
                     before=before,
                     before_result=before_result,
-                    after=after,
+                    after=self.states[iid],
                     result=self._evidence.get(iid),
                 )
             )
         return changes
+
+    def _take(
+        self, iid: str, states: Mapping[str, IntegrationState], results: Mapping[str, ProbeResult]
+    ) -> None:
+        """One integration's stored state and latest result, as `load` and `adopt` take them
+        (`load` builds no changes: the engine builds its fleet from the snapshot then)."""
+        self.states[iid] = states.get(iid) or IntegrationState(integration_id=iid)
+        if iid in results:
+            self.results[iid] = results[iid]
+            self._evidence[iid] = results[iid]
+        self._refresh_view(iid)
 
     # -- the fleet at run time (healthd.fleet, the registry API) ----------------------
 
