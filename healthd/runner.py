@@ -134,10 +134,9 @@ class Runner:
         states: Mapping[str, IntegrationState],
         results: Mapping[str, ProbeResult],
     ) -> list[RunChange]:
-        """Takes these integrations' state and latest result as read from the store (`load`,
-        or another replica's runs read back by healthd.cluster: those another replica
-        probes, or has just handed over, never one this replica is running); one not stored
-        starts afresh. An id no longer in the fleet is skipped (removed while it was read).
+        """Takes these integrations' state and latest result as read from the store by
+        healthd.cluster (another replica's runs: those another replica probes, or has just
+        handed over, never one this replica is running); one not stored starts afresh. An id no longer in the fleet is skipped (removed while it was read).
 
         Returns what changed for each one taken, as a run's change does, so the alert
         engine follows a read-back in O(what was read), not by rebuilding its fleet
