@@ -136,7 +136,8 @@ class Runner:
     ) -> list[RunChange]:
         """Takes these integrations' state and latest result as read from the store by
         healthd.cluster (another replica's runs: those another replica probes, or has just
-        handed over, never one this replica is running); one not stored starts afresh. An id no longer in the fleet is skipped (removed while it was read).
+        handed over, never one this replica is running); one not stored starts afresh.
+        An id no longer in the fleet is skipped (removed while it was read).
 
         Returns what changed for each one taken, as a run's change does, so the alert
         engine follows a read-back in O(what was read), not by rebuilding its fleet
