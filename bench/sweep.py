@@ -96,6 +96,8 @@ BLACKBOX_SHARE = 1 / 3
 
 PROVIDERS = (BRIDGE_PROVIDER, "twilio", "sendgrid", "google", MIXED)
 CALIBRATION_RUNS = 3
+# Wall time a case's worker may take per integration (30 ms: 50 minutes at 100,000).
+WORKER_SECONDS_PER_INTEGRATION = 0.03
 # How long a bench bridge keeps its backlog answer: longer than any case lasts (see above).
 BACKLOG_EVERY = "6h"
 
@@ -363,7 +365,11 @@ def best_of(case: Case, repeat: int) -> CaseResult:
 
 
 def run_case_worker(case: Case) -> CaseResult:
-    return CaseResult(**run_worker(__file__, json.dumps(asdict(case)), timeout=900))
+    """One case in a fresh worker, given time in proportion to N: a fixed 15 minutes ended
+    the 100,000 case (and lost every case's figures) on a shared host, where the worker's
+    three sweeps, calibration and start-up got a third of a core."""
+    timeout = max(900.0, case.n * WORKER_SECONDS_PER_INTEGRATION)
+    return CaseResult(**run_worker(__file__, json.dumps(asdict(case)), timeout=timeout))
 
 
 def blackbox_rows(
