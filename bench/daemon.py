@@ -54,8 +54,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from _fixtures import MIXED, Member, fleet
-from _machine import print_header, print_table, process_cpu_seconds, rss_bytes, run_worker
-from sweep import sim_calls, simulator
+from _machine import print_header, print_table, process_cpu_seconds, rss_bytes
+from sweep import plain_aiohttp_ms_per_request, sim_calls, simulator
 
 from healthd.sim.client import SimClient
 from healthd.sim.fixtures import integration_entry, sim_credentials
@@ -252,14 +252,6 @@ def measure(
     return out, by_provider
 
 
-def floor_ms_per_request(sim_url: str, n: int) -> float:
-    """Plain aiohttp's CPU per request at the daemon's concurrency (bench/transport.py)."""
-    spec = {"sim_url": sim_url, "n": n, "concurrency": concurrency(n)}
-    script = str(Path(__file__).with_name("transport.py"))
-    answer = run_worker(script, json.dumps(spec), timeout=1200)
-    return float(answer["cpu"]) / n * 1000
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--integrations", type=int, nargs="+", default=[10_000])
@@ -331,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         ]
                     )
                 if not args.no_floor:
-                    floor = floor_ms_per_request(sim_url, n)
+                    floor = plain_aiohttp_ms_per_request(sim_url, n, concurrency(n))
                     for label, (ms, requests) in per_probe.items():
                         floors.append(
                             [
