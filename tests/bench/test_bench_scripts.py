@@ -121,24 +121,48 @@ def test_daemon_bench_counts_probes_of_a_running_healthd() -> None:
     assert float(floor.split("|")[5]) > 0  # plain aiohttp's CPU per request, in the same run
 
 
+def test_daemon_bench_runs_a_mixed_fleet_and_counts_its_probes_by_provider() -> None:
+    stdout = run_script(
+        "bench/daemon.py",
+        "--fleet", "mixed",
+        "--integrations", "20",
+        "--interval", "2",
+        "--seconds", "5",
+        "--latency", "0.01",
+        "--no-floor",
+    )  # fmt: skip
+    window, _starts = (line for line in stdout.splitlines() if line.startswith("| after | 20 "))
+    cells = window.split("|")
+    counts = {
+        provider: float(count.replace(",", ""))
+        for provider, count in (part.split() for part in cells[-2].split(","))
+    }
+    # Every provider of the mix ran since start, and the split adds up to the window's total.
+    assert sorted(counts) == ["google", "imessage_bridge", "sendgrid", "twilio"]
+    assert sum(counts.values()) == float(cells[4].replace(",", ""))
+
+
 def test_engine_bench_times_each_case_before_and_after() -> None:
     stdout = run_script(
         "bench/engine.py", "--integrations", "300", "--repeat", "1", "--steps", "3"
     )  # fmt: skip
     rows = [line.split("|") for line in stdout.splitlines() if line.startswith("| 300 ")]
     cases = [cells[3].strip() for cells in rows]
-    assert cases[:6] == [
+    quiet = int(rows[1][4].strip())  # the burst of 1,000: every quiet integration of 300
+    assert cases[:8] == [
         "one change",
         "burst in one step",
         "burst over 3 steps",
         "burst in one step",
         "burst over 3 steps",
         "registry add (and remove)",
+        "read-back of n/6 rows, 0 turning failing",
+        f"read-back of n/6 rows, {quiet} turning failing",
     ]
-    for cells in rows[:6]:
+    for cells in rows[:8]:
         before, after = float(cells[6]), float(cells[7])
         assert before > 0 and after > 0
-    assert cases[6].startswith("idle wake-up") and cases[7].startswith("floor")
+    assert cases[8].startswith("idle wake-up") and cases[9].startswith("floor")
 
 
 def test_chaos_loop_kills_the_daemon_and_counts_what_pagerduty_received() -> None:
