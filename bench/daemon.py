@@ -34,12 +34,13 @@ process) making as many requests per probe as the daemon made in its window (cou
 the simulator), at the daemon's concurrency: what no healthd run can go below here. It is
 measured twice: in one sweep (requests back to back, as `bench/sweep.py` runs them) and
 paced (the daemon's request rate in its window, a second's share at a time as its
-scheduler starts a slot, for 60 s), the same work at the same pace as the daemon. For the
-mixed fleet the floor is the same per-request figure, the bridge's GET of `server/info`,
-times the requests per probe the mixed daemon made: plain aiohttp is not made to replay the
-four providers' paths (that would copy the probes), and the bridge GET has the smallest
-answer and no request body of them, so this floor is below plain aiohttp's for the real mix
-and the ratio to it overstates healthd's share, never understates it.
+scheduler starts a slot, for the window, at most 60 s), the same work at the same pace as
+the daemon. For the mixed fleet the floor is the same per-request figure, the bridge's GET
+of `server/info`, times the requests per probe the mixed daemon made: plain aiohttp is not
+made to replay the four providers' paths (that would copy the probes), and the bridge GET
+has the smallest answer and no request body of them, so this floor is below plain
+aiohttp's for the real mix and the ratio to it overstates healthd's share, never
+understates it.
 """
 
 from __future__ import annotations
@@ -331,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     floor = plain_aiohttp_ms_per_request(sim_url, n, concurrency(n))
                     for label, (ms, requests) in per_probe.items():
                         paced = plain_aiohttp_ms_per_request(
-                            sim_url, n, concurrency(n), rate=rates[label]
+                            sim_url, n, concurrency(n), rates[label], min(60, int(args.seconds))
                         )
                         floors.append(
                             [

@@ -373,21 +373,17 @@ def run_case_worker(case: Case) -> CaseResult:
     return CaseResult(**run_worker(__file__, json.dumps(asdict(case)), timeout=timeout))
 
 
-# Seconds plain aiohttp runs at a given request rate (`plain_aiohttp_ms_per_request`).
-PACED_SECONDS = 60
-
-
 def plain_aiohttp_ms_per_request(
-    sim_url: str, n: int, concurrency: int, rate: float | None = None
+    sim_url: str, n: int, concurrency: int, rate: float | None = None, seconds: int = 60
 ) -> float:
     """Plain aiohttp's CPU per request: `bench/transport.py`'s N bridge GETs at `concurrency`,
     in a fresh process, against this run's simulator; with `rate`, that many a second in
-    one-second slots for PACED_SECONDS instead of one sweep (bench/daemon.py's pace)."""
+    one-second slots for `seconds` instead of one sweep (bench/daemon.py's pace)."""
     spec: dict[str, object] = {"sim_url": sim_url, "n": n, "concurrency": concurrency}
     requests = n
     if rate is not None:
-        spec |= {"rate": rate, "seconds": PACED_SECONDS}
-        requests = round(rate * PACED_SECONDS)
+        spec |= {"rate": rate, "seconds": seconds}
+        requests = round(rate * seconds)
     script = str(Path(__file__).with_name("transport.py"))
     timeout = max(900.0, n * WORKER_SECONDS_PER_INTEGRATION)
     answer = run_worker(script, json.dumps(spec), timeout=timeout)
