@@ -253,8 +253,13 @@ async def test_opened_incident_is_open_until_resolved(store: Store) -> None:
     await store.apply_alerts(opened=[], resolved=[("bridge", later)], events=[], now=later)
 
     assert await store.open_incidents() == []
-    resolved = await store.recent_incidents()
+    resolved = await _occurrences(store)
     assert [(i.dedup_key, i.resolved_at) for i in resolved] == [("bridge", later)]
+
+
+async def _occurrences(store: Store) -> list[Incident]:
+    """Every stored occurrence, newest first (as the incident history reads them)."""
+    return [r.incident for r in await store.incident_history(IncidentQuery(limit=500))]
 
 
 async def _open_and_resolve(store: Store, key: str, opened_at: datetime, minutes: int) -> None:
@@ -275,7 +280,7 @@ async def test_a_reopened_incident_is_a_new_occurrence_and_the_earlier_one_is_ke
     )
 
     first = dataclasses.replace(_incident("bridge"), resolved_at=T0 + timedelta(minutes=5))
-    assert await store.recent_incidents() == [_incident("bridge", reopened_at), first]
+    assert await _occurrences(store) == [_incident("bridge", reopened_at), first]
     assert await store.open_incidents() == [_incident("bridge", reopened_at)]
 
 
@@ -287,7 +292,7 @@ async def test_each_occurrence_keeps_its_own_resolve(store: Store) -> None:
         opened=[], resolved=[("bridge", T0 + timedelta(hours=5))], events=[], now=T0
     )
 
-    assert [(i.opened_at, i.resolved_at) for i in await store.recent_incidents()] == [
+    assert [(i.opened_at, i.resolved_at) for i in await _occurrences(store)] == [
         (T0 + timedelta(hours=1), T0 + timedelta(hours=1, minutes=10)),
         (T0, T0 + timedelta(minutes=5)),
     ]
@@ -300,7 +305,7 @@ async def test_an_incident_is_open_at_most_once(store: Store) -> None:
         await store.apply_alerts(opened=[_incident("bridge", at)], resolved=[], events=[], now=at)
 
     assert [i.opened_at for i in await store.open_incidents()] == [T0 + timedelta(minutes=60)]
-    assert len(await store.recent_incidents()) == 2
+    assert len(await _occurrences(store)) == 2
 
 
 async def test_resolved_occurrences_beyond_the_retention_are_pruned_never_an_open_one(
@@ -311,12 +316,12 @@ async def test_resolved_occurrences_beyond_the_retention_are_pruned_never_an_ope
     for n in range(1, 5):
         await _open_and_resolve(store, "bridge", T0 + timedelta(hours=n), 5)
 
-    recent = await store.recent_incidents()
+    kept = await _occurrences(store)
 
-    assert [(i.dedup_key, i.opened_at) for i in recent] == [
-        ("other", T0),
+    assert [(i.dedup_key, i.opened_at) for i in kept] == [
         ("bridge", T0 + timedelta(hours=4)),
         ("bridge", T0 + timedelta(hours=3)),
+        ("other", T0),
     ]
 
 
@@ -327,21 +332,6 @@ async def test_opening_an_open_incident_keeps_its_opened_at(store: Store) -> Non
     await store.apply_alerts(opened=[_incident("bridge", again)], resolved=[], events=[], now=again)
 
     assert [i.opened_at for i in await store.open_incidents()] == [T0]
-
-
-async def test_recent_incidents_lists_open_first_then_most_recently_resolved(store: Store) -> None:
-    opened = [_incident(key, T0 + timedelta(minutes=n)) for n, key in enumerate("abcd")]
-    await store.apply_alerts(opened=opened, resolved=[], events=[], now=T0)
-    await store.apply_alerts(
-        opened=[],
-        resolved=[("a", T0 + timedelta(hours=2)), ("b", T0 + timedelta(hours=3))],
-        events=[],
-        now=T0,
-    )
-
-    recent = await store.recent_incidents(limit=3)
-
-    assert [i.dedup_key for i in recent] == ["d", "c", "b"]
 
 
 # -- apply_alerts and the outbox -----------------------------------------------------------
