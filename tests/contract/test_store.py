@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -33,7 +34,7 @@ from healthd.model import (
     TransitionKind,
 )
 from healthd.store import DAY_SPAN, HOUR_SPAN, MemoryStore, PostgresStore, Retention, SQLiteStore
-from tests._records import T0, alert_event, open_incident
+from tests._stores import T0, alert_event, open_incident, opening
 
 PLUS_TWO = timezone(timedelta(hours=2))
 
@@ -61,8 +62,8 @@ BACKENDS = [
 @pytest.fixture(params=BACKENDS)
 async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeStore]:
     backend: Backend = request.param
-    opened: list[Store] = []
     databases: list[str] = []
+    places = itertools.count()
 
     def database() -> str:
         """This test's own PostgreSQL database, made on first use (only by that backend)."""
@@ -70,15 +71,12 @@ async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
             databases.append(request.getfixturevalue("postgres_url"))
         return databases[0]
 
-    async def make(retention: Retention | None = None) -> Store:
-        store = backend(tmp_path / f"healthd-{len(opened)}", database, retention)
-        await store.open()
-        opened.append(store)
-        return store
+    async with opening() as open_:
 
-    yield make
-    for store in opened:
-        await store.close()
+        async def make(retention: Retention | None = None) -> Store:
+            return await open_(backend(tmp_path / f"healthd-{next(places)}", database, retention))
+
+        yield make
 
 
 @pytest.fixture

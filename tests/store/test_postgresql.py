@@ -23,7 +23,7 @@ from healthd.store import PostgresStore
 from healthd.store._pg_schema import SCHEMA_VERSION
 from healthd.store.postgresql import REGISTRY_KEY
 from tests._postgres import PostgresServer
-from tests._records import T0, alert_event, open_incident
+from tests._stores import T0, alert_event, open_incident, opening
 
 Replica = Callable[[], Awaitable[PostgresStore]]
 
@@ -31,17 +31,8 @@ Replica = Callable[[], Awaitable[PostgresStore]]
 @pytest.fixture
 async def replica(postgres_url: str) -> AsyncIterator[Replica]:
     """Opens another store on this test's database: one replica each."""
-    opened: list[PostgresStore] = []
-
-    async def make() -> PostgresStore:
-        store = PostgresStore(postgres_url, pool_size=3)
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        await store.close()
+    async with opening() as open_:
+        yield lambda: open_(PostgresStore(postgres_url, pool_size=3))
 
 
 def _database(url: str) -> str:

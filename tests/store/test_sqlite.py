@@ -17,23 +17,18 @@ from healthd.errors import StoreError
 from healthd.model import IntegrationState, ProbeResult, Status
 from healthd.store import Retention, SQLiteStore
 from healthd.store.sqlite import SCHEMA_VERSION
-from tests._records import T0, alert_event, open_incident
+from tests._stores import T0, alert_event, open_incident, opening
 
 
 @pytest.fixture
 async def opened(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """Opens SQLiteStores on demand and closes every one of them at the end."""
-    stores: list[SQLiteStore] = []
+    async with opening() as open_:
 
-    async def open_(path: Path | None = None, **kwargs: Any) -> SQLiteStore:
-        store = SQLiteStore(path or tmp_path / "healthd.db", **kwargs)
-        await store.open()
-        stores.append(store)
-        return store
+        async def open_sqlite(path: Path | None = None, **kwargs: Any) -> SQLiteStore:
+            return await open_(SQLiteStore(path or tmp_path / "healthd.db", **kwargs))
 
-    yield open_
-    for store in stores:
-        await store.close()
+        yield open_sqlite
 
 
 def _query(path: Path, sql: str) -> list[tuple[Any, ...]]:

@@ -1,13 +1,38 @@
-"""The alert events and incidents the store tests write, one builder each, so that the
-contract suite and each backend's own tests write the same records."""
+"""What the store tests share, so that the contract suite and each backend's own tests do
+it alike: the alert events and incidents they write (one builder each), and the opening
+of stores that are all closed at the end of the test."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
+from healthd.interfaces import Store
 from healthd.model import AlertEvent, EventAction, Incident
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+S = TypeVar("S", bound=Store)
+
+
+@contextlib.asynccontextmanager
+async def opening() -> AsyncIterator[Callable[[S], Awaitable[S]]]:
+    """`open_(store)` opens `store` and hands it back; each store opened so is closed when
+    the block ends (a fixture's teardown), in the order they were opened."""
+    opened: list[Store] = []
+
+    async def open_(store: S) -> S:
+        await store.open()
+        opened.append(store)
+        return store
+
+    try:
+        yield open_
+    finally:
+        for store in opened:
+            await store.close()
 
 
 def alert_event(dedup_key: str = "bridge", action: EventAction = EventAction.TRIGGER) -> AlertEvent:
