@@ -71,7 +71,7 @@ def codes_text(top: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(f"{t['provider_code'] or NO_CODE} ({t['count']})" for t in top)
 
 
-def tenant_event(
+def warning(
     rule: str,
     integration: Integration,
     now: datetime,

@@ -22,14 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from healthd.alerts._tenant_events import (
-    codes_text,
-    flush_every,
-    queue,
-    tenant_event,
-    top_codes,
-    webhook_channel,
-)
+from healthd.alerts import _tenant_events as tenant_events
 from healthd.alerts.settings import AlertingSettings
 from healthd.catalog import Catalog
 from healthd.clock import Clock
@@ -90,7 +83,7 @@ class ContentSpike:
         self._warned: set[str] = set()
 
     async def run(self, stop: asyncio.Event, tick: float) -> None:
-        await flush_every(stop, tick, self.flush)
+        await tenant_events.flush_every(stop, tick, self.flush)
 
     def observe(self, outcome: DeliveryOutcome) -> None:
         if outcome.category is Category.CONTENT:
@@ -115,24 +108,24 @@ class ContentSpike:
         events = [
             (channel, self._event(integration, share, now))
             for integration, share in due
-            if (channel := webhook_channel(integration, self._settings)) is not None
+            if (channel := tenant_events.webhook_channel(integration, self._settings)) is not None
         ]
-        if events and not await queue(self._store, RULE, events, now):
+        if events and not await tenant_events.queue(self._store, RULE, events, now):
             return 0  # still watched and not warned: tried again at the next flush
         self._warned.update(integration.id for integration, _ in due)
         return len(events)
 
     def _event(self, integration: Integration, share: _Share, now: datetime) -> AlertEvent:
         filtered = sum(share.content.values())
-        top = top_codes(self._catalog, integration.provider, share.content)
-        return tenant_event(
+        top = tenant_events.top_codes(self._catalog, integration.provider, share.content)
+        return tenant_events.warning(
             RULE,
             integration,
             now,
             summary=(
                 f"Carriers filtered {filtered} of {share.total} message(s) ({share.rate:.0%})"
                 f" on {integration.name} in the last 15 min, more than before;"
-                f" codes: {codes_text(top)}"
+                f" codes: {tenant_events.codes_text(top)}"
             ),
             details={
                 "window": Window.QUARTER.value,

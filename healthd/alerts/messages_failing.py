@@ -19,14 +19,7 @@ from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from healthd.alerts._tenant_events import (
-    codes_text,
-    flush_every,
-    queue,
-    tenant_event,
-    top_codes,
-    webhook_channel,
-)
+from healthd.alerts import _tenant_events as tenant_events
 from healthd.alerts.settings import AlertingSettings
 from healthd.catalog import Catalog
 from healthd.clock import Clock
@@ -79,12 +72,12 @@ class MessagesFailing:
             integration = self._integrations.get(integration_id)
             if integration is None:
                 continue
-            channel = webhook_channel(integration, self._settings)
+            channel = tenant_events.webhook_channel(integration, self._settings)
             if channel is not None:
                 events.append((channel, self._event(integration, failures, now)))
         if not events:
             return 0
-        if not await queue(self._store, RULE, events, now):
+        if not await tenant_events.queue(self._store, RULE, events, now):
             for integration_id, failures in due:  # gathered again, for the next flush
                 self._pending.setdefault(integration_id, Counter()).update(failures)
             return 0
@@ -93,7 +86,7 @@ class MessagesFailing:
         return len(events)
 
     async def run(self, stop: asyncio.Event, tick: float) -> None:
-        await flush_every(stop, tick, self.flush)
+        await tenant_events.flush_every(stop, tick, self.flush)
 
     def _event(
         self, integration: Integration, failures: Counter[tuple[str | None, str]], now: datetime
@@ -102,12 +95,12 @@ class MessagesFailing:
         by_category: Counter[str] = Counter()
         for (_, category), n in failures.items():
             by_category[category] += n
-        top = top_codes(self._catalog, integration.provider, failures)
-        return tenant_event(
+        top = tenant_events.top_codes(self._catalog, integration.provider, failures)
+        return tenant_events.warning(
             RULE,
             integration,
             now,
             summary=f"{total} message(s) failed on {integration.name};"
-            f" top codes: {codes_text(top)}",
+            f" top codes: {tenant_events.codes_text(top)}",
             details={"failed": total, "by_category": dict(by_category), "top_codes": top},
         )
