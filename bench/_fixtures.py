@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -75,15 +76,40 @@ def integration(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One integration of a bench fleet: its index, provider, id and simulator target (the
+    name the simulator keys it on, so each is its own account there)."""
+
+    i: int
+    provider: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.provider}-{self.i:06d}"
+
+    @property
+    def target(self) -> str:
+        return _target(self.provider, self.i)
+
+
+def fleet(provider: str, n: int) -> list[Member]:
+    """N integrations of `provider`, or of `SWEEP_MIX` for `mixed`, each a distinct target.
+
+    The mix is interleaved (not 4,000 Twilio accounts, then 2,500 SendGrid ...), as a CRM's
+    accounts come in, so every part of a sweep (or of an interval) sees the same mix.
+    """
+    providers = spread(n, SWEEP_MIX) if provider == MIXED else [provider] * n
+    return [Member(i, p) for i, p in enumerate(providers)]
+
+
 def sim_integration(
-    i: int, provider: str, sim_url: str, tenant: str, bridge_options: dict[str, object]
+    member: Member, sim_url: str, tenant: str, bridge_options: dict[str, object]
 ) -> Integration:
-    """Integration `i` of `provider`, healthy, with its own simulator target, configured as
-    the e2e tests configure it (`healthd.sim.fixtures`) but with literal credentials;
-    a bridge's options updated with `bridge_options`."""
-    entry = integration_entry(
-        provider, sim_url, _target(provider, i), id=f"{provider}-{i:06d}", tenant=tenant
-    )
+    """`member`, healthy, configured as the e2e tests configure it (`healthd.sim.fixtures`)
+    but with literal credentials; a bridge's options updated with `bridge_options`."""
+    i, provider = member.i, member.provider
+    entry = integration_entry(provider, sim_url, member.target, id=member.id, tenant=tenant)
     if provider == BRIDGE_PROVIDER and bridge_options:
         entry["options"] = {**entry.get("options", {}), **bridge_options}
     return integration(
@@ -109,16 +135,11 @@ def _target(provider: str, i: int) -> str:
 def population(
     provider: str, n: int, sim_url: str, bridge_options: dict[str, object] | None = None
 ) -> list[Integration]:
-    """N integrations of `provider`, or of `SWEEP_MIX` for `mixed`, each a distinct target.
-
-    The mix is interleaved (not 4,000 Twilio accounts, then 2,500 SendGrid ...), as a CRM's
-    accounts come in, so every part of a sweep sees the same mix.
-    """
-    providers = spread(n, SWEEP_MIX) if provider == MIXED else [provider] * n
+    """`fleet(provider, n)` as `Integration`s, three to a tenant."""
     tenants = max(1, n // 3)
     return [
-        sim_integration(i, p, sim_url, f"tenant{i % tenants}", bridge_options or {})
-        for i, p in enumerate(providers)
+        sim_integration(m, sim_url, f"tenant{m.i % tenants}", bridge_options or {})
+        for m in fleet(provider, n)
     ]
 
 

@@ -1,12 +1,13 @@
 """CPU per probe of a real `healthd run` process: everything a deployment pays, all in.
 
     python bench/daemon.py [--integrations 10000] [--interval 10 60] [--seconds 120]
+                           [--fleet bridges|mixed]
 
 `bench/sweep.py` times `Runner.run_many` alone. A running daemon also pays for what a
 sweep leaves out: APScheduler's slot jobs, the alert engine's evaluations (after runs that
 change what a rule reads, and on its tick), the bridge backlog re-read every
 `backlog_every`, the outbox's polling and the HTTP listener. This starts `healthd run` as
-a subprocess with N bridges against the simulator (its own process, 50 ms per request),
+a subprocess with N integrations against the simulator (its own process, 50 ms per request),
 waits until every integration has been probed once and one interval more (the start-up
 transient), then reads the daemon process's CPU time and `healthd_probes_total` from its
 `/metrics` before and after `--seconds`. It also prints the time to ready, the first
@@ -14,11 +15,28 @@ round, RSS per integration at ready and after the window, the shutdown, and a re
 the store the run filled: time to ready with N stored and how many probes run in the
 first tenth of an interval (a restart must not probe everything at once).
 
+`--fleet bridges` (the default) is N iMessage bridges, sharing the simulator's one server
+password through one `env:` reference. `--fleet mixed` is a CRM's fleet, the sweep's
+`SWEEP_MIX` (`bench/_fixtures.py`): 40 % Twilio, 25 % SendGrid, 25 % Google, 10 % bridges,
+interleaved. The seeds' workspace connects Twilio for SMS and one email provider (SendGrid
+or Gmail), while the iMessage bridges are the platform's own Mac minis, so there are fewer of
+them. Every member is its own account at the simulator (its own Twilio account SID, SendGrid
+API key, Google client_id, bridge path), with its own secret files in the bench's temp dir
+(`file:` references, one file per credential), so no per-account cache (a Google access
+token, a Twilio account's answers) serves two members. The Twilio auth token and the bridge
+password have the simulator's default value in every account's file (it accepts no other
+without a scenario per target). The window's probes are printed per provider too.
+
 `--before DIR` runs the same case first on the healthd found in DIR (a checkout of main,
 put first on the daemon's PYTHONPATH), so before and after come from one run on one
 machine. The floor, printed beside: plain aiohttp (`bench/transport.py`, in a fresh
 process) making as many requests per probe as the daemon made in its window (counted at
-the simulator), at the daemon's concurrency: what no healthd run can go below here.
+the simulator), at the daemon's concurrency: what no healthd run can go below here. For the
+mixed fleet the floor is the same per-request figure, the bridge's GET of `server/info`,
+times the requests per probe the mixed daemon made: plain aiohttp is not made to replay the
+four providers' paths (that would copy the probes), and the bridge GET has the smallest
+answer and no request body of them, so this floor is below plain aiohttp's for the real mix
+and the ratio to it overstates healthd's share, never understates it.
 """
 
 from __future__ import annotations
@@ -35,13 +53,17 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from _machine import print_header, print_table, process_cpu_seconds, rss_bytes, run_worker
-from sweep import sim_calls, simulator
+from _fixtures import MIXED, Member, fleet
+from _machine import print_header, print_table, process_cpu_seconds, rss_bytes
+from sweep import plain_aiohttp_ms_per_request, sim_calls, simulator
 
 from healthd.sim.client import SimClient
 from healthd.sim.fixtures import integration_entry, sim_credentials
+from probes.bridge import PROVIDER as BRIDGE_PROVIDER
 
 PASSWORD_ENV = "HEALTHD_BENCH_BRIDGE_PASSWORD"
+BRIDGES = "bridges"
+FLEETS = {BRIDGES: BRIDGE_PROVIDER, MIXED: MIXED}
 # Seconds the first round must end within (or 10 intervals); `--warm-up` for a starved host.
 WARM_UP_BOUND = 600.0
 
@@ -53,7 +75,26 @@ def concurrency(n: int) -> int:
     return max(100, n // 200)
 
 
-def config(sim_url: str, n: int, interval: int, store: Path) -> dict[str, object]:
+def credentials(fleet_name: str, member: Member, secrets: Path) -> dict[str, str]:
+    """`member`'s credentials as the daemon takes them: references. The bridges fleet names
+    one environment variable (the simulator's one password); the mixed fleet writes each
+    credential of each account to its own file under `secrets`."""
+    if fleet_name == BRIDGES:
+        return {"password": f"env:{PASSWORD_ENV}"}
+    out = {}
+    for name, value in sim_credentials(member.provider, member.target).items():
+        path = secrets / f"{member.id}.{name}"
+        path.write_text(value)
+        path.chmod(0o600)
+        out[name] = f"file:{path}"
+    return out
+
+
+def config(
+    sim_url: str, n: int, interval: int, store: Path, fleet_name: str = BRIDGES
+) -> dict[str, object]:
+    secrets = store.with_name("secrets")
+    secrets.mkdir(exist_ok=True)
     return {
         "listen": "127.0.0.1:0",
         "store": f"sqlite:///{store}",
@@ -65,26 +106,32 @@ def config(sim_url: str, n: int, interval: int, store: Path) -> dict[str, object
         },
         "integrations": [
             integration_entry(
-                "imessage_bridge",
+                m.provider,
                 sim_url,
-                f"b{i}",
-                id=f"bridge-{i:05d}",
-                tenant=f"tenant{i % 100}",
-                credentials={"password": f"env:{PASSWORD_ENV}"},
+                m.target,
+                id=m.id,
+                tenant=f"tenant{m.i % 100}",
+                credentials=credentials(fleet_name, m, secrets),
             )
-            for i in range(n)
+            for m in fleet(FLEETS[fleet_name], n)
         ],
     }
 
 
-def probes_done(url: str) -> float:
+def probes_by_provider(url: str) -> dict[str, float]:
+    """`healthd_probes_total` from the daemon's `/metrics`, summed over statuses."""
     with urllib.request.urlopen(url + "/metrics", timeout=60) as answer:
         text = answer.read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("healthd_probes_total{")
-    )
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("healthd_probes_total{"):
+            provider = line.split('provider="', 1)[1].split('"', 1)[0]
+            out[provider] = out.get(provider, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def probes_done(url: str) -> float:
+    return sum(probes_by_provider(url).values())
 
 
 class Running:
@@ -159,29 +206,31 @@ def measure(
     seconds: float,
     tree: Path | None = None,
     bound: float = WARM_UP_BOUND,
-) -> dict[str, float]:
+    fleet_name: str = BRIDGES,
+) -> tuple[dict[str, float], dict[str, float]]:
     """The run on an empty store (start-up, first round, the measured window, RSS, shutdown),
     then a restart on the store it filled: start-up with N stored, the probes in the first
     tenth of an interval (all at once would be N; spread from `last_checked` about N/10),
-    shutdown."""
+    shutdown. Second, the window's probes by provider."""
     with tempfile.TemporaryDirectory(prefix="healthd-bench-") as tmp:
         # JSON, which is YAML too: a generated fleet's file, parsed in a fraction of the time
         # (healthd.config; a YAML file of 100,000 adds about 13 s of libyaml at start-up).
         path = Path(tmp) / "healthd.json"
-        path.write_text(json.dumps(config(sim_url, n, interval, Path(tmp) / "h.db")))
+        path.write_text(json.dumps(config(sim_url, n, interval, Path(tmp) / "h.db", fleet_name)))
         password = sim_credentials("imessage_bridge", "b0")["password"]
         sim = SimClient(sim_url)
         daemon = Running(path, password, tree)
         try:
             first_round = warm_up(daemon, n, interval, bound)
-            cpu0, done0 = process_cpu_seconds(daemon.proc.pid), probes_done(daemon.url)
+            cpu0, done0 = process_cpu_seconds(daemon.proc.pid), probes_by_provider(daemon.url)
             calls0 = requests_made(sim)
             time.sleep(seconds)
-            cpu1, done1 = process_cpu_seconds(daemon.proc.pid), probes_done(daemon.url)
+            cpu1, done1 = process_cpu_seconds(daemon.proc.pid), probes_by_provider(daemon.url)
             calls1 = requests_made(sim)
             rss_after = rss_bytes(daemon.proc.pid)
+            by_provider = {p: done1[p] - done0.get(p, 0.0) for p in sorted(done1)}
             out = {
-                "probes": done1 - done0,
+                "probes": sum(by_provider.values()),
                 "requests": calls1 - calls0,
                 "cpu": cpu1 - cpu0,
                 "ready": daemon.ready_seconds,
@@ -200,15 +249,7 @@ def measure(
             out["restart_stop"] = restarted.stop()
         finally:
             restarted.kill()
-    return out
-
-
-def floor_ms_per_request(sim_url: str, n: int) -> float:
-    """Plain aiohttp's CPU per request at the daemon's concurrency (bench/transport.py)."""
-    spec = {"sim_url": sim_url, "n": n, "concurrency": concurrency(n)}
-    script = str(Path(__file__).with_name("transport.py"))
-    answer = run_worker(script, json.dumps(spec), timeout=1200)
-    return float(answer["cpu"]) / n * 1000
+    return out, by_provider
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -220,6 +261,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=120.0, help="measured window")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per request")
     parser.add_argument("--before", type=Path, help="a checkout of main: its healthd is 'before'")
+    parser.add_argument(
+        "--fleet",
+        choices=sorted(FLEETS),
+        default=BRIDGES,
+        help=f"{MIXED}: Twilio, SendGrid, Google and bridges (bench/_fixtures.py SWEEP_MIX)",
+    )
     parser.add_argument("--no-floor", action="store_true", help="skip plain aiohttp's floor")
     parser.add_argument(
         "--warm-up", type=float, default=WARM_UP_BOUND, help="seconds the first round may take"
@@ -227,7 +274,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print_header(
         "healthd run, CPU per probe",
-        f"simulator: separate process, {args.latency * 1000:g} ms latency per request",
+        f"simulator: separate process, {args.latency * 1000:g} ms latency per request;"
+        f" fleet: {args.fleet}",
     )
     trees: list[tuple[str, Path | None]] = [("after", None)]
     if args.before:
@@ -239,7 +287,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 per_probe: dict[str, tuple[float, float]] = {}
                 for label, tree in trees:
                     try:
-                        r = measure(sim_url, n, interval, args.seconds, tree, args.warm_up)
+                        r, by_provider = measure(
+                            sim_url, n, interval, args.seconds, tree, args.warm_up, args.fleet
+                        )
                     except RuntimeError as exc:  # the other tree's figures still print
                         print(f"{label}, {n:,} at {interval} s: {exc}", file=sys.stderr)
                         continue
@@ -256,6 +306,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                             f"{per_probe[label][1]:.2f}",
                             f"{per_probe[label][0]:.3f}",
                             f"{r['rss_ready'] / n / 1024:.1f}; {r['rss_after'] / n / 1024:.1f}",
+                            ", ".join(f"{p} {k:,.0f}" for p, k in by_provider.items()),
                         ]
                     )
                     starts.append(
@@ -272,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         ]
                     )
                 if not args.no_floor:
-                    floor = floor_ms_per_request(sim_url, n)
+                    floor = plain_aiohttp_ms_per_request(sim_url, n, concurrency(n))
                     for label, (ms, requests) in per_probe.items():
                         floors.append(
                             [
@@ -298,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "requests/probe",
             "CPU ms/probe",
             "RSS KB/integration (ready; after)",
+            "probes in window by provider",
         ],
     )
     print_table(

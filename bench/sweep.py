@@ -34,7 +34,8 @@ How it measures, and why:
   probing pauses, so the target is met when that is under 100 ms.
 - Where prometheus-blackbox-exporter is installed, the same targets are probed through it
   at the same concurrency and its CPU per probe (one HTTP GET) is set beside healthd's CPU
-  per HTTP request.
+  per HTTP request, with plain aiohttp's (`bench/transport.py`, a fresh process, the same
+  N and C, in the same run) as the floor.
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ BLACKBOX_SHARE = 1 / 3
 
 PROVIDERS = (BRIDGE_PROVIDER, "twilio", "sendgrid", "google", MIXED)
 CALIBRATION_RUNS = 3
+# Wall time a case's worker may take per integration (30 ms: 50 minutes at 100,000).
+WORKER_SECONDS_PER_INTEGRATION = 0.03
 # How long a bench bridge keeps its backlog answer: longer than any case lasts (see above).
 BACKLOG_EVERY = "6h"
 
@@ -363,12 +366,28 @@ def best_of(case: Case, repeat: int) -> CaseResult:
 
 
 def run_case_worker(case: Case) -> CaseResult:
-    return CaseResult(**run_worker(__file__, json.dumps(asdict(case)), timeout=900))
+    """One case in a fresh worker, given time in proportion to N: a fixed 15 minutes ended
+    the 100,000 case (and lost every case's figures) on a shared host, where the worker's
+    three sweeps, calibration and start-up got a third of a core."""
+    timeout = max(900.0, case.n * WORKER_SECONDS_PER_INTEGRATION)
+    return CaseResult(**run_worker(__file__, json.dumps(asdict(case)), timeout=timeout))
+
+
+def plain_aiohttp_ms_per_request(sim_url: str, n: int, concurrency: int) -> float:
+    """Plain aiohttp's CPU per request: `bench/transport.py`'s N bridge GETs at `concurrency`,
+    in a fresh process, against this run's simulator."""
+    spec = {"sim_url": sim_url, "n": n, "concurrency": concurrency}
+    script = str(Path(__file__).with_name("transport.py"))
+    timeout = max(900.0, n * WORKER_SECONDS_PER_INTEGRATION)
+    answer = run_worker(script, json.dumps(spec), timeout=timeout)
+    return float(answer["cpu"]) / n * 1000
 
 
 def blackbox_rows(
     sim_url: str, results: list[CaseResult], install: bool
 ) -> tuple[list[list[str]], list[tuple[str, str, bool]]]:
+    """blackbox_exporter and plain aiohttp (the floor) at each case's N and C, in this run,
+    against the same simulator, beside healthd's CPU per request."""
     binary = try_install() if install else None
     if binary is None:
         print(
@@ -382,6 +401,7 @@ def blackbox_rows(
     with Blackbox(binary) as bb:
         for n, c in cases:
             run = asyncio.run(bb.drive([target.format(sim_url, i) for i in range(n)], c))
+            floor = plain_aiohttp_ms_per_request(sim_url, n, c)
             for ours in (r for r in results if (r.n, r.concurrency) == (n, c)):
                 ratio = run.cpu_ms_per_probe / ours.cpu_ms_per_request
                 rows.append(
@@ -391,8 +411,10 @@ def blackbox_rows(
                         f"{run.succeeded}/{run.probes}",
                         f"{run.wall:.2f} s",
                         f"{run.cpu_ms_per_probe:.3f}",
+                        f"{floor:.3f}",
                         f"{ours.cpu_ms_per_request:.3f} ({ours.store})",
                         f"{ratio:.1f}x",
+                        f"{ours.cpu_ms_per_request / floor:.2f}x",
                     ]
                 )
                 verdicts.append(
@@ -628,7 +650,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             else blackbox_rows(sim_url, bridge_results, install=not args.no_install)
         )
     if bb_rows:
-        print("\n## CPU per HTTP request: blackbox_exporter (one GET per probe) vs healthd\n")
+        print(
+            "\n## CPU per HTTP request: blackbox_exporter (one GET per probe) and plain aiohttp"
+            " (bench/transport.py, the floor) vs healthd\n"
+        )
         print_table(
             bb_rows,
             [
@@ -637,8 +662,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "blackbox ok",
                 "blackbox wall",
                 "blackbox CPU ms/probe",
+                "plain aiohttp CPU ms/request",
                 "healthd CPU ms/request",
                 "blackbox/healthd",
+                "healthd/plain aiohttp",
             ],
         )
     print("\n## Targets (issue 2)\n")

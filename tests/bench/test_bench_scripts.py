@@ -121,6 +121,27 @@ def test_daemon_bench_counts_probes_of_a_running_healthd() -> None:
     assert float(floor.split("|")[5]) > 0  # plain aiohttp's CPU per request, in the same run
 
 
+def test_daemon_bench_runs_a_mixed_fleet_and_counts_its_probes_by_provider() -> None:
+    stdout = run_script(
+        "bench/daemon.py",
+        "--fleet", "mixed",
+        "--integrations", "20",
+        "--interval", "2",
+        "--seconds", "5",
+        "--latency", "0.01",
+        "--no-floor",
+    )  # fmt: skip
+    window, _starts = (line for line in stdout.splitlines() if line.startswith("| after | 20 "))
+    cells = window.split("|")
+    counts = {
+        provider: float(count.replace(",", ""))
+        for provider, count in (part.split() for part in cells[-2].split(","))
+    }
+    # Every provider of the mix ran since start, and the split adds up to the window's total.
+    assert sorted(counts) == ["google", "imessage_bridge", "sendgrid", "twilio"]
+    assert sum(counts.values()) == float(cells[4].replace(",", ""))
+
+
 def test_engine_bench_times_each_case_before_and_after() -> None:
     stdout = run_script(
         "bench/engine.py", "--integrations", "300", "--repeat", "1", "--steps", "3"
