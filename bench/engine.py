@@ -1,6 +1,7 @@
 """The alert engine's cost per change at 10,000 and 100,000 integrations, without any network.
 
     python bench/engine.py [--integrations 10000 100000] [--repeat 3] [--steps 100]
+                           [--cases runs registry read-back]
 
 Over realistic state (`_fixtures.realistic_views`: mostly ok, about 10 % failing,
 degraded or unreachable), with a memory store, CPU time (process time) of:
@@ -19,6 +20,14 @@ and back, timed both ways and halved:
 - a burst of 1,000 and of 10,000 in one step, and the same spread over `--steps` steps
   (runs finish over a sweep; the engine steps at most every `min_gap`, 0.2 s);
 - a registry add (and the remove after it);
+- a replica's read-back of the other replicas' runs (every member lease: with 3 replicas
+  and a 15 s lease at a 60 s interval, a quarter of the others' share, n/6 rows), in
+  steady state (new state objects, no rule input changed) and with 1,000 of the rows
+  turning failing (and back, halved). After: `Runner.adopt`'s changes built and
+  `AlertEngine.reread` of them, then `step`; before: the engine as it was until session
+  6, which rebuilt its fleet from the snapshot and evaluated it whole (`evaluate()`, the
+  same `Fleet.of` and full derivation; the runner's snapshot copy of three dicts is not
+  included, so before is if anything low);
 - an idle wake-up (`step` with nothing due, at most one per 5 s tick), and its share of
   a core;
 - the floor: one pass over the fleet that does nothing (copying the states dict).
@@ -55,6 +64,7 @@ from healthd.model import (
 from healthd.store import MemoryStore
 
 TICK_SECONDS = 5.0
+CASES = ["runs", "registry", "read-back"]
 HTTP_503 = Finding(
     check="api",
     status=Status.FAILING,
@@ -239,7 +249,45 @@ async def registry(world: World, repeat: int) -> tuple[float, float]:
     return statistics.median(befores), statistics.median(afters)
 
 
-async def measure(n: int, repeat: int, steps: int) -> list[list[str]]:
+async def read_back(
+    world: World, rows: list[str], failing: list[str], repeat: int
+) -> tuple[float, float]:
+    """(before, after) ms of a read-back of `rows` that turns `failing` failing, and of the
+    next one that brings them back, halved: the median of `repeat` rounds."""
+    world.prepare(failing)
+    read = {iid: (replace(world.states[iid]), world.results[iid]) for iid in rows}
+
+    def rows_read(turn: bool) -> dict[str, tuple[IntegrationState, ProbeResult]]:
+        return read | {iid: world.bad[iid][turn] for iid in failing}
+
+    async def after(turn: bool) -> None:
+        changes = []
+        for iid, (state, result) in rows_read(turn).items():
+            before, before_result = world.states[iid], world.results[iid]
+            world.states[iid], world.results[iid] = state, result
+            changes.append(
+                RunChange(before=before, before_result=before_result, after=state, result=result)
+            )
+        world.engine.reread(changes)
+        await world.engine.step()
+
+    async def before(turn: bool) -> None:
+        for iid, (state, result) in rows_read(turn).items():
+            world.states[iid], world.results[iid] = state, result
+        await world.engine.evaluate()
+
+    afters, befores = [], []
+    for _ in range(repeat):
+        afters.append(
+            (await aprocess_ms(lambda: after(True)) + await aprocess_ms(lambda: after(False))) / 2
+        )
+        befores.append(
+            (await aprocess_ms(lambda: before(True)) + await aprocess_ms(lambda: before(False))) / 2
+        )
+    return statistics.median(befores), statistics.median(afters)
+
+
+async def measure(n: int, repeat: int, steps: int, cases: Sequence[str]) -> list[list[str]]:
     world = await build(n)
     notable = len(world.old.views)
     quiet = [iid for iid, s in world.states.items() if s.status is Status.OK]
@@ -260,16 +308,24 @@ async def measure(n: int, repeat: int, steps: int) -> list[list[str]]:
             ]
         )
 
-    before, after = await there_and_back(world, quiet[:1], 1, repeat * 4)
-    row("one change", 1, 1, before, after)
-    for burst in (1_000, 10_000):
-        ids = quiet[:burst]
-        for n_steps in (1, steps):
-            before, after = await there_and_back(world, ids, n_steps, repeat)
-            case = "burst in one step" if n_steps == 1 else f"burst over {n_steps} steps"
-            row(case, len(ids), n_steps, before, after)
-    before, after = await registry(world, repeat)
-    row("registry add (and remove)", 1, 1, before, after)
+    if "runs" in cases:
+        before, after = await there_and_back(world, quiet[:1], 1, repeat * 4)
+        row("one change", 1, 1, before, after)
+        for burst in (1_000, 10_000):
+            ids = quiet[:burst]
+            for n_steps in (1, steps):
+                before, after = await there_and_back(world, ids, n_steps, repeat)
+                case = "burst in one step" if n_steps == 1 else f"burst over {n_steps} steps"
+                row(case, len(ids), n_steps, before, after)
+    if "registry" in cases:
+        before, after = await registry(world, repeat)
+        row("registry add (and remove)", 1, 1, before, after)
+    if "read-back" in cases:
+        rows_read = list(world.states)[: n // 6]
+        for failing in ([], quiet[:1_000]):
+            before, after = await read_back(world, rows_read, failing, repeat)
+            case = f"read-back of n/6 rows, {len(failing):,} turning failing"
+            row(case, len(rows_read), 1, before, after)
     idle = statistics.median([await aprocess_ms(world.engine.step) for _ in range(repeat * 20)])
     rows.append(
         [
@@ -306,10 +362,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--integrations", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        choices=CASES,
+        default=CASES,
+        help="which changes to time (the idle wake-up and the floor always are)",
+    )
     args = parser.parse_args(argv)
     log.configure([], level="error")  # the outages open and resolve incidents: not shown
     print_header("alert engine cost per change", "memory store, realistic state, no network")
-    rows = [r for n in args.integrations for r in asyncio.run(measure(n, args.repeat, args.steps))]
+    rows = [
+        r
+        for n in args.integrations
+        for r in asyncio.run(measure(n, args.repeat, args.steps, args.cases))
+    ]
     print_table(rows, HEADER)
 
 

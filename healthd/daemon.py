@@ -389,10 +389,11 @@ class Daemon:
     ) -> None:
         """Other replicas' runs, read from the database (healthd.cluster.shares, a live
         check another replica ran; `changed`: those written since the last such read):
-        into the runner, and the alert engine's fleet is rebuilt from it."""
+        into the runner, and the alert engine follows what changed."""
         states, results = await cluster.load_runs(integration_ids, changed=changed)
-        self.runner.adopt(states if changed else integration_ids, states, results)
-        self.engine.reread()
+        self.engine.reread(
+            self.runner.adopt(states if changed else integration_ids, states, results)
+        )
 
     def _state_conflict(self, integration_ids: list[str]) -> None:
         """Another replica wrote states since this one read them (PostgresStore's

@@ -29,7 +29,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    Callable,
+    Collection,
+    ItemsView,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+    ValuesView,
+)
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -93,6 +102,60 @@ class Hooks:
     removed: Callable[[Integration], None]
 
 
+class Entries(Mapping[str, Entry]):
+    """The registered integrations by id, and by tenant: a tenant's PUT, GET and ETag read
+    its own entries only. They scanned every registration three times (its set's removals,
+    the answer's list and its ETag): at 100,000 integrations in 1,000 tenants, 300,000
+    entries read per PUT of 100 (bench/RESULTS.md, "A tenant PUT reads the tenant's own
+    registrations")."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Entry] = {}
+        self._by_tenant: dict[str, dict[str, Entry]] = {}
+
+    def __getitem__(self, integration_id: str) -> Entry:
+        return self._by_id[integration_id]
+
+    def __contains__(self, integration_id: object) -> bool:
+        return integration_id in self._by_id
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_id)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def values(self) -> ValuesView[Entry]:
+        return self._by_id.values()  # the dict's own: the mixin's looks each id up again
+
+    def items(self) -> ItemsView[str, Entry]:
+        return self._by_id.items()
+
+    def put(self, entry: Entry) -> None:
+        """Adds `entry`, or replaces the one of its id, which may have been another tenant's
+        (a single PUT may move an integration)."""
+        iid = entry.record.id
+        old = self._by_id.get(iid)
+        if old is not None and old.record.tenant != entry.record.tenant:
+            self._leave(old)
+        self._by_id[iid] = entry
+        self._by_tenant.setdefault(entry.record.tenant, {})[iid] = entry
+
+    def pop(self, integration_id: str) -> Entry:
+        entry = self._by_id.pop(integration_id)
+        self._leave(entry)
+        return entry
+
+    def of_tenant(self, tenant: str) -> Collection[Entry]:
+        return self._by_tenant.get(tenant, {}).values()
+
+    def _leave(self, entry: Entry) -> None:
+        members = self._by_tenant[entry.record.tenant]
+        del members[entry.record.id]
+        if not members:
+            del self._by_tenant[entry.record.tenant]
+
+
 def etag_of(spec: str) -> str:
     return '"' + hashlib.sha256(spec.encode()).hexdigest()[:16] + '"'
 
@@ -118,7 +181,7 @@ class Fleet:
         self._store = store
         self._clock = clock
         self.keys = keys if keys is not None else KeyRing(config.registry.keys)
-        self.entries: dict[str, Entry] = {}
+        self.entries = Entries()
         self._lock = asyncio.Lock()
         self._hooks: Hooks | None = None
 
@@ -133,7 +196,7 @@ class Fleet:
         """
         for record in await self._store.registry_records():
             try:
-                self.entries[record.id] = self._entry(record)
+                self.entries.put(self._entry(record))
             except VaultError as exc:
                 raise ConfigError("registry.keys", str(exc)) from None
         self.check_file_ids(self._from_file)
@@ -208,8 +271,7 @@ class Fleet:
         its new interval and probed now, as any changed registration)."""
         self._defaults = defaults
         for integration in changed:
-            entry = self.entries[integration.id]
-            self.entries[integration.id] = replace(entry, integration=integration)
+            self.entries.put(replace(self.entries[integration.id], integration=integration))
             if self._hooks is not None:
                 self._hooks.added(integration)
 
@@ -222,7 +284,7 @@ class Fleet:
         return "api" if integration_id in self.entries else None
 
     def tenant_entries(self, tenant: str) -> list[Entry]:
-        return [e for e in self.entries.values() if e.record.tenant == tenant]
+        return list(self.entries.of_tenant(tenant))
 
     def tenant_etag(self, tenant: str) -> str:
         return _set_etag(self.tenant_entries(tenant))
@@ -317,7 +379,7 @@ class Fleet:
                 records.append(replace(entry.record, spec=_dump(doc)))
             await self._store.registry_write(put=records, delete=[])
             for record in records:
-                self.entries[record.id] = replace(self.entries[record.id], record=record)
+                self.entries.put(replace(self.entries[record.id], record=record))
             return len(records)
 
     async def sync(self) -> Outcome:
@@ -437,7 +499,7 @@ class Fleet:
         for record in records:
             (outcome.changed if record.id in self.entries else outcome.created).append(record.id)
             entry = self._entry(record)
-            self.entries[record.id] = entry
+            self.entries.put(entry)
             if self._hooks is not None:
                 self._hooks.added(entry.integration)
         for iid in gone:

@@ -296,13 +296,15 @@ class RunChange:
 
     The runner hands one to its listener after each run, so the alert engine can tell a
     run that changed something a rule reads from the thousands a sweep makes that change
-    nothing. It lives here, below both, so that alerts never import the runner.
+    nothing; and one for each integration whose runs it read back from the store
+    (`Runner.adopt`: another replica's runs), where `result` is None for one with no
+    result stored yet. It lives here, below both, so that alerts never import the runner.
     """
 
     before: IntegrationState
     before_result: ProbeResult | None
     after: IntegrationState
-    result: ProbeResult
+    result: ProbeResult | None
 
 
 class EventAction(StrEnum):

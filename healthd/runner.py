@@ -125,26 +125,50 @@ class Runner:
         """Pick up state and results from the store, so a restart continues where it stopped."""
         stored = await self._store.load_states()
         results = await self._store.latest_results()
-        self.adopt(self.integrations, stored, results)
+        for iid in self.integrations:
+            self._take(iid, stored, results)
 
     def adopt(
         self,
         integration_ids: Iterable[str],
         states: Mapping[str, IntegrationState],
         results: Mapping[str, ProbeResult],
-    ) -> None:
-        """Takes these integrations' state and latest result as read from the store (`load`,
-        or another replica's runs read back by healthd.cluster: those another replica
-        probes, or has just handed over, never one this replica is running); one not stored
-        starts afresh. An id no longer in the fleet is skipped (removed while it was read)."""
+    ) -> list[RunChange]:
+        """Takes these integrations' state and latest result as read from the store by
+        healthd.cluster (another replica's runs: those another replica probes, or has just
+        handed over, never one this replica is running); one not stored starts afresh.
+        An id no longer in the fleet is skipped (removed while it was read).
+
+        Returns what changed for each one taken, as a run's change does, so the alert
+        engine follows a read-back in O(what was read), not by rebuilding its fleet
+        (`AlertEngine.reread`)."""
+        changes = []
         for iid in integration_ids:
             if iid not in self.integrations:
                 continue
-            self.states[iid] = states.get(iid) or IntegrationState(integration_id=iid)
-            if iid in results:
-                self.results[iid] = results[iid]
-                self._evidence[iid] = results[iid]
-            self._refresh_view(iid)
+            before = self.states.get(iid) or IntegrationState(integration_id=iid)
+            before_result = self._evidence.get(iid)
+            self._take(iid, states, results)
+            changes.append(
+                RunChange(
+                    before=before,
+                    before_result=before_result,
+                    after=self.states[iid],
+                    result=self._evidence.get(iid),
+                )
+            )
+        return changes
+
+    def _take(
+        self, iid: str, states: Mapping[str, IntegrationState], results: Mapping[str, ProbeResult]
+    ) -> None:
+        """One integration's stored state and latest result, as `load` and `adopt` take them
+        (`load` builds no changes: the engine builds its fleet from the snapshot then)."""
+        self.states[iid] = states.get(iid) or IntegrationState(integration_id=iid)
+        if iid in results:
+            self.results[iid] = results[iid]
+            self._evidence[iid] = results[iid]
+        self._refresh_view(iid)
 
     # -- the fleet at run time (healthd.fleet, the registry API) ----------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp import web
@@ -19,7 +19,14 @@ from healthd import catalog
 from healthd.clock import SystemClock
 from healthd.http import make_session
 from healthd.metrics import Instruments
-from healthd.model import Integration, Status, Thresholds
+from healthd.model import (
+    Integration,
+    IntegrationState,
+    ProbeResult,
+    RunChange,
+    Status,
+    Thresholds,
+)
 from healthd.runner import Runner
 from healthd.secrets import Secret
 from healthd.store import MemoryStore
@@ -120,3 +127,44 @@ async def test_a_batch_larger_than_the_concurrency_waits_as_one_and_gives_every_
         assert result.status is Status.OK
     finally:
         await session.close()
+
+
+async def test_adopting_runs_read_back_reports_each_integrations_change_from_what_it_held() -> None:
+    """Another replica's runs, read back (`Runner.adopt`): one change per integration
+    taken, from the state and result the runner held to those it holds now, so the alert
+    engine updates only those (`AlertEngine.reread`). A result not stored keeps the one
+    held; a state not stored starts afresh; an id no longer in the fleet is skipped."""
+    session = make_session(CONCURRENCY)
+    runner = Runner(
+        integrations=bridges("http://127.0.0.1:9", 2),
+        store=MemoryStore(),
+        session=session,
+        catalog=catalog.load(),
+        clock=SystemClock(),
+        instruments=Instruments(CollectorRegistry()),
+        concurrency=CONCURRENCY,
+    )
+    now = datetime.now(UTC)
+    failing = IntegrationState(integration_id="b0", status=Status.FAILING, since=now)
+    result = ProbeResult.from_findings(
+        integration_id="b0", started_at=now, duration_seconds=0.1, findings=()
+    )
+    try:
+        first = runner.adopt(["b0", "gone"], {"b0": failing}, {"b0": result})
+        later = IntegrationState(integration_id="b0", status=Status.OK, since=now)
+        second = runner.adopt(["b0", "b1"], {"b0": later}, {})
+    finally:
+        await session.close()
+    fresh = IntegrationState(integration_id="b0")
+    assert first == [RunChange(before=fresh, before_result=None, after=failing, result=result)]
+    assert second == [
+        RunChange(before=failing, before_result=result, after=later, result=result),
+        RunChange(
+            before=IntegrationState(integration_id="b1"),
+            before_result=None,
+            after=IntegrationState(integration_id="b1"),
+            result=None,
+        ),
+    ]
+    held = {"b0": later, "b1": IntegrationState(integration_id="b1")}
+    assert runner.snapshot()[1:] == (held, {"b0": result})

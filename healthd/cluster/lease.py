@@ -24,6 +24,7 @@ import enum
 
 import structlog
 
+from healthd.errors import StoreError
 from healthd.store.postgresql import PostgresStore
 
 log = structlog.get_logger("healthd.cluster")
@@ -39,7 +40,11 @@ class Holding(enum.Enum):
 
 
 class AlertLease:
-    """See the module. `held` is what the last `hold()` found (the metric reads it)."""
+    """See the module. `held` is what the last `hold()` found (the metric reads it): a
+    replica whose last `hold()` could not reach the database does not hold it, for it
+    evaluates nothing then. It kept reporting the lease held through a whole PostgreSQL
+    outage, so `healthd_cluster_alert_lease_held` summed to 1 and HealthdAlertLeaseUnheld,
+    the rule that tells of no replica paging, never fired for the outage."""
 
     def __init__(
         self, store: PostgresStore, *, seconds: float = LEASE_SECONDS, name: str = ALERT_LEASE
@@ -48,14 +53,22 @@ class AlertLease:
         self.seconds = seconds
         self.name = name
         self._token: int | None = None
+        self._unreachable = False  # the last `hold()` raised StoreError
 
     @property
     def held(self) -> bool:
-        return self._token is not None
+        return self._token is not None and not self._unreachable
 
     async def hold(self) -> Holding:
-        """Takes or renews the lease; a store that fails counts as not held."""
-        token = await self._store.acquire_lease(self.name, self.seconds)
+        """Takes or renews the lease; a store that fails (StoreError) counts as not held.
+        The token and the fence stay: once the database answers again within the lease,
+        the renewal is no takeover, and a write meanwhile is still fenced by the token."""
+        try:
+            token = await self._store.acquire_lease(self.name, self.seconds)
+        except StoreError:
+            self._unreachable = True
+            raise
+        self._unreachable = False
         before, self._token = self._token, token
         self._store.fence = None if token is None else (self.name, token)
         if token is None:

@@ -11,6 +11,7 @@ from healthd.alerts.engine import AlertEngine
 from healthd.clock import FakeClock
 from healthd.cluster.lease import AlertLease
 from healthd.store import PostgresStore
+from tests._postgres import PostgresServer
 from tests.alerts.test_rules import BRIDGE_KEY, OK, T0, World, bridge_down, bridge_world, sent
 
 Replica = Callable[[World, float], Awaitable[tuple[AlertEngine, AlertLease, PostgresStore]]]
@@ -114,3 +115,36 @@ async def test_a_replica_without_the_lease_shows_the_incidents_the_holder_opened
     assert (await other.evaluate()).empty
 
     assert other.alert_view().open_incidents == {"bridge_unreachable": 1}
+
+
+def refuse_connections(server: PostgresServer, database: str, refuse: bool) -> None:
+    """The database refuses new connections and its open ones are ended (and waited for,
+    up to 10 s each): this test's own database goes away, the server stays up."""
+    server.psql(f"ALTER DATABASE {database} ALLOW_CONNECTIONS {'false' if refuse else 'true'}")
+    if refuse:
+        server.psql(
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
+            f" WHERE datname = '{database}'"
+        )
+
+
+async def test_a_holder_cut_off_from_the_database_does_not_show_the_lease_held(
+    replica: Replica, postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """While the holder cannot renew it evaluates nothing, and says so: the gauge that
+    HealthdAlertLeaseUnheld sums reads `held`; once the database answers, it holds again."""
+    world = bridge_world()
+    engine, lease, _ = await replica(world, 60)
+    await engine.evaluate()
+    assert lease.held
+    database = postgres_url.rsplit("/", 1)[-1]
+
+    refuse_connections(postgres_server, database, True)
+    try:
+        assert await engine.step() is None  # the renewal failed: nothing evaluated
+        assert not lease.held
+    finally:
+        refuse_connections(postgres_server, database, False)
+
+    await engine.step()
+    assert lease.held

@@ -1,10 +1,12 @@
 """The engine's incremental plan equals a full evaluation.
 
 The engine follows the fleet through `observe` (one integration per run), `added` and
-`removed` (the registry) and, when it wakes, derives again only what changed
-(`rules.Tracker`), if anything is due (`AlertEngine.step`). For random sequences of probe
-runs, bursts (every integration of a provider in one go, as an outage or a recovery),
-integrations added, replaced and removed, clock advances past time edges, store failures
+`removed` (the registry), `reread` (other replicas' runs read back from the database) and,
+when it wakes, derives again only what changed (`rules.Tracker`), if anything is due
+(`AlertEngine.step`). For random sequences of probe runs, bursts (every integration of a
+provider in one go, as an outage or a recovery), integrations added, replaced and removed,
+runs made by another replica and read back later (several runs of one integration in one
+read-back, or a state not stored at all), clock advances past time edges, store failures
 and recoveries, silences and wake-ups, every wake-up's plan (an empty one when the engine
 found nothing due) must be the plan a full `evaluate()` over the same world gives at that
 moment, with its own record of what is open.
@@ -111,6 +113,10 @@ bursts = st.tuples(
 )
 registers = st.tuples(st.just("register"), st.integers(0, len(POOL) - 1), st.just(0))
 removes = st.tuples(st.just("remove"), st.integers(0, len(FLEET) + len(POOL) - 1), st.just(0))
+elsewhere = st.tuples(
+    st.just("elsewhere"), st.integers(0, len(FLEET) - 1), st.integers(0, len(FINDINGS) - 1)
+)
+unstored = st.tuples(st.just("unstored"), st.integers(0, len(FLEET) - 1), st.just(0))
 rereads = st.tuples(st.just("reread"), st.just(0), st.just(0))
 actions = st.lists(
     st.one_of(runs, runs, advances, advances, store, silences, unsilence, wakes, wakes),
@@ -119,6 +125,11 @@ actions = st.lists(
 # Many changes per step: bursts and registry changes between wake-ups.
 churn = st.lists(
     st.one_of(runs, bursts, bursts, registers, removes, advances, store, silences, rereads, wakes),
+    max_size=80,
+)
+# Other replicas' runs, in the database until a read-back brings them into the runner.
+replicas = st.lists(
+    st.one_of(runs, elsewhere, elsewhere, unstored, rereads, rereads, advances, removes, wakes),
     max_size=80,
 )
 
@@ -181,6 +192,7 @@ async def play(
     )
     await engine.load()
     reference = Reference(world, health)
+    database = Database(world)
     plans = []
     for n, (action, a, b) in enumerate([*script, ("step", 0, 0)]):
         if action == "run" and FLEET[a].id in world.integrations:
@@ -200,8 +212,12 @@ async def play(
                 world.states.pop(iid, None)
                 world.results.pop(iid, None)
                 engine.removed(iid)
-        elif action == "reread":  # built again from the snapshot, with incidents open
-            engine.reread()
+        elif action == "elsewhere" and FLEET[a].id in world.integrations:
+            database.run(FLEET[a].id, b, clock)
+        elif action == "unstored" and FLEET[a].id in world.integrations:
+            database.forget(FLEET[a].id)
+        elif action == "reread":
+            engine.reread(database.read_back())
         elif action == "advance":
             clock.advance(timedelta(seconds=a))
         elif action == "store" and a:
@@ -220,6 +236,57 @@ async def play(
             if edges is not None:
                 edges.append((engine.seconds_to_edge(), reference.seconds_to_edge(engine, clock)))
     return plans
+
+
+class Database:
+    """What other replicas wrote since the last read-back: their runs go to the database,
+    not to this replica's world (the runner), until `read_back` takes them in as
+    `Runner.adopt` does (tests/test_runner.py checks it does so)."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.written = World(SETTINGS)
+        self.written.integrations = world.integrations
+
+    def run(self, iid: str, finding: int, clock: FakeClock) -> None:
+        """Another replica's run of `iid`, from the state it read (or wrote last)."""
+        written, world = self.written, self.world
+        if iid not in written.states:
+            written.states[iid] = world.states.get(iid) or IntegrationState(integration_id=iid)
+            if iid in world.results:
+                written.results[iid] = world.results[iid]
+        written.run(iid, FINDINGS[finding], at=clock.now())
+
+    def forget(self, iid: str) -> None:
+        """`iid`'s read-back finds no state stored (a handover before its first write
+        there): it starts afresh, and keeps its latest result."""
+        self.written.states[iid] = IntegrationState(integration_id=iid)
+        self.written.results.pop(iid, None)
+
+    def read_back(self) -> list[RunChange]:
+        """The rows written since the last read-back, into the world: one change each,
+        from what the world held to what was read; one removed meanwhile is skipped."""
+        world, written = self.world, self.written
+        changes = []
+        for iid, state in sorted(written.states.items()):
+            if iid not in world.integrations:
+                continue
+            before = world.states.get(iid) or IntegrationState(integration_id=iid)
+            before_result = world.results.get(iid)
+            world.states[iid] = state
+            if iid in written.results:
+                world.results[iid] = written.results[iid]
+            changes.append(
+                RunChange(
+                    before=before,
+                    before_result=before_result,
+                    after=state,
+                    result=world.results.get(iid),
+                )
+            )
+        written.states.clear()
+        written.results.clear()
+        return changes
 
 
 def run(world: World, iid: str, finding: int, clock: FakeClock) -> RunChange:
@@ -314,6 +381,37 @@ def test_a_bridge_that_stays_down_pages_at_its_edge_without_any_new_run() -> Non
     ]
 )
 def test_bursts_and_registry_changes_plan_what_a_full_evaluation_plans(
+    script: list[tuple[str, Any, int]],
+) -> None:
+    for incremental, full in asyncio.run(play(script)):
+        assert incremental == full
+
+
+@settings(max_examples=200, deadline=None)
+@given(replicas)
+# Another replica sees t1 (paging) fail three times, then recover, each read back at once;
+# then a bridge's unreachable timer, started elsewhere, pages at its edge after a read-back.
+@example(
+    [
+        ("elsewhere", 2, HTTP_5XX),
+        ("elsewhere", 2, HTTP_5XX),
+        ("elsewhere", 2, HTTP_5XX),
+        ("reread", 0, 0),
+        ("step", 0, 0),
+        ("elsewhere", 2, 0),
+        ("elsewhere", 2, 0),
+        ("reread", 0, 0),
+        ("step", 0, 0),
+        ("elsewhere", 0, TIMING_OUT),
+        ("reread", 0, 0),
+        ("step", 0, 0),
+        ("advance", 181, 0),
+        ("step", 0, 0),
+    ]
+)
+# Read back with no state stored while its own runs here had it failing.
+@example([("run", 2, HTTP_5XX), ("step", 0, 0), ("unstored", 2, 0), ("reread", 0, 0)])
+def test_other_replicas_runs_read_back_plan_what_a_full_evaluation_plans(
     script: list[tuple[str, Any, int]],
 ) -> None:
     for incremental, full in asyncio.run(play(script)):
