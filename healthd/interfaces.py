@@ -154,8 +154,6 @@ class Store(Protocol):
 
     async def open_incidents(self) -> list[Incident]: ...
 
-    async def recent_incidents(self, limit: int = 50) -> list[Incident]: ...
-
     async def apply_alerts(
         self,
         *,

@@ -138,53 +138,48 @@ def test_outbox_and_incident_gauges_come_from_the_alert_view() -> None:
     assert reg.get_sample_value("healthd_open_incidents", {"rule": "x"}) == 1
 
 
-def test_instruments_count_non_ok_findings_by_code_and_category() -> None:
+def twilio_runs(*findings: Finding, runs: int = 1) -> CollectorRegistry:
+    """A fresh registry whose instruments saw `runs` runs of Acme's Twilio integration,
+    each with `findings` (the run's status the worst of theirs)."""
     reg = CollectorRegistry()
     instruments = Instruments(reg)
-    result = ProbeResult(
-        integration_id="t1",
-        status=Status.FAILING,
-        started_at=NOW,
-        duration_seconds=0.3,
-        findings=(
-            Finding(
-                check="auth",
-                status=Status.FAILING,
-                code="twilio.auth_invalid",
-                summary="s",
-                category=Category.ACCOUNT,
-                provider_code="20003",
-            ),
-            Finding(
-                check="platform", status=Status.OK, code="twilio.platform_operational", summary="s"
-            ),
+    result = ProbeResult.from_findings(
+        integration_id="t1", started_at=NOW, duration_seconds=0.3, findings=findings
+    )
+    for _ in range(runs):
+        instruments.observe(integration("t1", "twilio", "acme"), result)
+    return reg
+
+
+def findings_total(
+    reg: CollectorRegistry, code: str, provider_code: str, category: str
+) -> float | None:
+    """`healthd_findings_total` of one Twilio finding code (None: never counted)."""
+    labels = {
+        "provider": "twilio",
+        "code": code,
+        "provider_code": provider_code,
+        "category": category,
+    }
+    return reg.get_sample_value("healthd_findings_total", labels)
+
+
+def test_instruments_count_non_ok_findings_by_code_and_category() -> None:
+    reg = twilio_runs(
+        Finding(
+            check="auth",
+            status=Status.FAILING,
+            code="twilio.auth_invalid",
+            summary="s",
+            category=Category.ACCOUNT,
+            provider_code="20003",
+        ),
+        Finding(
+            check="platform", status=Status.OK, code="twilio.platform_operational", summary="s"
         ),
     )
-    instruments.observe(integration("t1", "twilio", "acme"), result)
-    assert (
-        reg.get_sample_value(
-            "healthd_findings_total",
-            {
-                "provider": "twilio",
-                "code": "twilio.auth_invalid",
-                "provider_code": "20003",
-                "category": "account",
-            },
-        )
-        == 1
-    )
-    assert (
-        reg.get_sample_value(
-            "healthd_findings_total",
-            {
-                "provider": "twilio",
-                "code": "twilio.platform_operational",
-                "provider_code": "",
-                "category": "unknown",
-            },
-        )
-        is None
-    )
+    assert findings_total(reg, "twilio.auth_invalid", "20003", "account") == 1
+    assert findings_total(reg, "twilio.platform_operational", "", "unknown") is None
     assert reg.get_sample_value("healthd_probe_duration_seconds_count", {"provider": "twilio"}) == 1
     assert (
         reg.get_sample_value("healthd_probes_total", {"provider": "twilio", "status": "failing"})
@@ -315,34 +310,19 @@ def test_rendered_families_refuse_samples_set_from_outside() -> None:
 
 
 def test_a_finding_seen_in_three_runs_counts_three_not_its_messages_three_times() -> None:
-    reg = CollectorRegistry()
-    instruments = Instruments(reg)
-    result = ProbeResult(
-        integration_id="t1",
-        status=Status.OK,
-        started_at=NOW,
-        duration_seconds=0.3,
-        findings=(
-            Finding(
-                check="delivery",
-                status=Status.OK,
-                code="twilio.delivery_errors",
-                summary="s",
-                category=Category.RECIPIENT,
-                provider_code="21610",
-                count=7,  # the same 7 opt-outs, read again by every run
-            ),
+    reg = twilio_runs(
+        Finding(
+            check="delivery",
+            status=Status.OK,
+            code="twilio.delivery_errors",
+            summary="s",
+            category=Category.RECIPIENT,
+            provider_code="21610",
+            count=7,  # the same 7 opt-outs, read again by every run
         ),
+        runs=3,
     )
-    for _ in range(3):
-        instruments.observe(integration("t1", "twilio", "acme"), result)
-    labels = {
-        "provider": "twilio",
-        "code": "twilio.delivery_errors",
-        "provider_code": "21610",
-        "category": "recipient",
-    }
-    assert reg.get_sample_value("healthd_findings_total", labels) == 3
+    assert findings_total(reg, "twilio.delivery_errors", "21610", "recipient") == 3
 
 
 async def test_metrics_endpoint_serves_what_exposition_writes() -> None:

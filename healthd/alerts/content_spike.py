@@ -22,24 +22,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-import structlog
-
-from healthd.alerts import channels, routing
-from healthd.alerts.messages_failing import flush_every
+from healthd.alerts import _tenant_events as tenant_events
 from healthd.alerts.settings import AlertingSettings
 from healthd.catalog import Catalog
 from healthd.clock import Clock
-from healthd.errors import StoreError
 from healthd.interfaces import Store
 from healthd.ledger import Key, Window
-from healthd.model import AlertEvent, Category, DeliveryOutcome, EventAction, Integration, Severity
-
-log = structlog.get_logger("healthd.alerts")
+from healthd.model import AlertEvent, Category, DeliveryOutcome, Integration
 
 RULE = "content_spike"
 RATE = 0.05
 MIN_MESSAGES = 20
-TOP_CODES = 3
 CONTENT = Category.CONTENT.value
 
 Counts = Callable[[str, Window, datetime], Counter[Key]]
@@ -90,7 +83,7 @@ class ContentSpike:
         self._warned: set[str] = set()
 
     async def run(self, stop: asyncio.Event, tick: float) -> None:
-        await flush_every(stop, tick, self.flush)
+        await tenant_events.flush_every(stop, tick, self.flush)
 
     def observe(self, outcome: DeliveryOutcome) -> None:
         if outcome.category is Category.CONTENT:
@@ -115,49 +108,29 @@ class ContentSpike:
         events = [
             (channel, self._event(integration, share, now))
             for integration, share in due
-            if routing.deliverable(channel := channels.webhook(integration.tenant), self._settings)
+            if (channel := tenant_events.webhook_channel(integration, self._settings)) is not None
         ]
-        if events:
-            try:
-                await self._store.apply_alerts(opened=(), resolved=(), events=events, now=now)
-            except StoreError as exc:
-                log.error("content_spike_not_queued", events=len(events), error=str(exc))
-                return 0  # still watched and not warned: tried again at the next flush
+        if events and not await tenant_events.queue(self._store, RULE, events, now):
+            return 0  # still watched and not warned: tried again at the next flush
         self._warned.update(integration.id for integration, _ in due)
         return len(events)
 
     def _event(self, integration: Integration, share: _Share, now: datetime) -> AlertEvent:
         filtered = sum(share.content.values())
-        top = []
-        for code, n in share.content.most_common(TOP_CODES):
-            entry = None if code is None else self._catalog.get(integration.provider, code)
-            top.append(
-                {
-                    "provider_code": code,
-                    "count": n,
-                    "title": entry.title if entry else None,
-                    "fix": entry.fix if entry else None,
-                }
-            )
-        codes = ", ".join(f"{t['provider_code']} ({t['count']})" for t in top)
-        return AlertEvent(
-            rule=RULE,
-            action=EventAction.TRIGGER,
-            dedup_key=f"{RULE}:{integration.id}:{int(now.timestamp())}",
+        top = tenant_events.top_codes(self._catalog, integration.provider, share.content)
+        return tenant_events.warning(
+            RULE,
+            integration,
+            now,
             summary=(
                 f"Carriers filtered {filtered} of {share.total} message(s) ({share.rate:.0%})"
-                f" on {integration.name} in the last 15 min, more than before; codes: {codes}"
+                f" on {integration.name} in the last 15 min, more than before;"
+                f" codes: {tenant_events.codes_text(top)}"
             ),
-            source=integration.id,
-            severity=Severity.WARNING,
-            component=integration.provider,
-            group=integration.tenant,
-            custom_details={
-                "integration": integration.id,
+            details={
                 "window": Window.QUARTER.value,
                 "filtered": filtered,
                 "messages": share.total,
                 "top_codes": top,
             },
-            timestamp=now,
         )

@@ -15,34 +15,19 @@ summary, never the counts (the ledger holds those in the store).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-import structlog
-
-from healthd.alerts import channels, routing
+from healthd.alerts import _tenant_events as tenant_events
 from healthd.alerts.settings import AlertingSettings
 from healthd.catalog import Catalog
 from healthd.clock import Clock
-from healthd.errors import StoreError
 from healthd.interfaces import Store
-from healthd.model import (
-    AlertEvent,
-    DeliveryOutcome,
-    DeliveryStage,
-    EventAction,
-    Integration,
-    Severity,
-)
-
-log = structlog.get_logger("healthd.alerts")
+from healthd.model import AlertEvent, DeliveryOutcome, DeliveryStage, Integration
 
 RULE = "messages_failing"
 INTERVAL = timedelta(minutes=1)
-TOP_CODES = 3
-NO_CODE = "none"
 
 
 class MessagesFailing:
@@ -87,15 +72,12 @@ class MessagesFailing:
             integration = self._integrations.get(integration_id)
             if integration is None:
                 continue
-            channel = channels.webhook(integration.tenant)
-            if routing.deliverable(channel, self._settings):
+            channel = tenant_events.webhook_channel(integration, self._settings)
+            if channel is not None:
                 events.append((channel, self._event(integration, failures, now)))
         if not events:
             return 0
-        try:
-            await self._store.apply_alerts(opened=(), resolved=(), events=events, now=now)
-        except StoreError as exc:
-            log.error("messages_failing_not_queued", events=len(events), error=str(exc))
+        if not await tenant_events.queue(self._store, RULE, events, now):
             for integration_id, failures in due:  # gathered again, for the next flush
                 self._pending.setdefault(integration_id, Counter()).update(failures)
             return 0
@@ -104,7 +86,7 @@ class MessagesFailing:
         return len(events)
 
     async def run(self, stop: asyncio.Event, tick: float) -> None:
-        await flush_every(stop, tick, self.flush)
+        await tenant_events.flush_every(stop, tick, self.flush)
 
     def _event(
         self, integration: Integration, failures: Counter[tuple[str | None, str]], now: datetime
@@ -113,43 +95,12 @@ class MessagesFailing:
         by_category: Counter[str] = Counter()
         for (_, category), n in failures.items():
             by_category[category] += n
-        top = []
-        for (code, category), n in failures.most_common(TOP_CODES):
-            entry = None if code is None else self._catalog.get(integration.provider, code)
-            top.append(
-                {
-                    "provider_code": code,
-                    "category": category,
-                    "count": n,
-                    "title": entry.title if entry else None,
-                    "fix": entry.fix if entry else None,
-                }
-            )
-        codes = ", ".join(f"{t['provider_code'] or NO_CODE} ({t['count']})" for t in top)
-        return AlertEvent(
-            rule=RULE,
-            action=EventAction.TRIGGER,
-            dedup_key=f"{RULE}:{integration.id}:{int(now.timestamp())}",
-            summary=f"{total} message(s) failed on {integration.name}; top codes: {codes}",
-            source=integration.id,
-            severity=Severity.WARNING,
-            component=integration.provider,
-            group=integration.tenant,
-            custom_details={
-                "integration": integration.id,
-                "failed": total,
-                "by_category": dict(by_category),
-                "top_codes": top,
-            },
-            timestamp=now,
+        top = tenant_events.top_codes(self._catalog, integration.provider, failures)
+        return tenant_events.warning(
+            RULE,
+            integration,
+            now,
+            summary=f"{total} message(s) failed on {integration.name};"
+            f" top codes: {tenant_events.codes_text(top)}",
+            details={"failed": total, "by_category": dict(by_category), "top_codes": top},
         )
-
-
-async def flush_every(
-    stop: asyncio.Event, tick: float, flush: Callable[[], Awaitable[int]]
-) -> None:
-    """Calls `flush` every `tick` seconds until `stop` is set (the tenant events' loop)."""
-    while not stop.is_set():
-        await flush()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), tick)

@@ -119,11 +119,6 @@ class MonitoredStore:
     async def open_incidents(self) -> list[Incident]:
         return await self._watch("open_incidents", self.inner.open_incidents(), write=False)
 
-    async def recent_incidents(self, limit: int = 50) -> list[Incident]:
-        return await self._watch(
-            "recent_incidents", self.inner.recent_incidents(limit), write=False
-        )
-
     async def apply_alerts(
         self,
         *,

@@ -173,20 +173,6 @@ class MemoryStore:
         found = [self._incidents[n] for n in self._open_incidents.values()]
         return sorted(found, key=lambda i: (i.opened_at, i.dedup_key))
 
-    async def recent_incidents(self, limit: int = 50) -> list[Incident]:
-        # Open first (newest opened first), then resolved (most recently resolved first).
-        ordered = sorted(
-            self._incidents.items(),
-            key=lambda item: (
-                not item[1].is_open,
-                -(item[1].resolved_at or item[1].opened_at).timestamp(),
-                -item[1].opened_at.timestamp(),
-                item[1].dedup_key,
-                -item[0],
-            ),
-        )
-        return [incident for _, incident in ordered[:limit]]
-
     async def apply_alerts(
         self,
         *,

@@ -614,17 +614,6 @@ class PostgresStore:
         )
         return [_rows.incident_from_row(row) for row in rows]
 
-    async def recent_incidents(self, limit: int = 50) -> list[Incident]:
-        # Open first (newest opened first), then resolved (most recently resolved first).
-        rows = await self._fetch(
-            "recent_incidents",
-            f"{_SELECT_INCIDENTS} ORDER BY resolved_at IS NOT NULL,"
-            " COALESCE(resolved_at, opened_at) DESC, opened_at DESC, dedup_key, id DESC"
-            " LIMIT $1",
-            limit,
-        )
-        return [_rows.incident_from_row(row) for row in rows]
-
     async def apply_alerts(
         self,
         *,

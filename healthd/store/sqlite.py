@@ -420,29 +420,13 @@ class SQLiteStore:
     # -- incidents and the outbox ------------------------------------------------------
 
     async def open_incidents(self) -> list[Incident]:
-        return await self._incidents(
-            "open_incidents",
-            "WHERE resolved_at IS NULL ORDER BY opened_at, dedup_key",
-            (),
-        )
-
-    async def recent_incidents(self, limit: int = 50) -> list[Incident]:
-        # Open first (newest opened first), then resolved (most recently resolved first).
-        return await self._incidents(
-            "recent_incidents",
-            "ORDER BY resolved_at IS NOT NULL, COALESCE(resolved_at, opened_at) DESC,"
-            " opened_at DESC, dedup_key, id DESC LIMIT ?",
-            (limit,),
-        )
-
-    async def _incidents(
-        self, operation: str, clause: str, params: tuple[Any, ...]
-    ) -> list[Incident]:
         def work(conn: sqlite3.Connection) -> list[Incident]:
-            rows = conn.execute(f"{_SELECT_INCIDENTS} {clause}", params)
+            rows = conn.execute(
+                f"{_SELECT_INCIDENTS} WHERE resolved_at IS NULL ORDER BY opened_at, dedup_key"
+            )
             return [_rows.incident_from_row(row) for row in rows]
 
-        return await self._thread.run(operation, work)
+        return await self._thread.run("open_incidents", work)
 
     async def apply_alerts(
         self,

@@ -12,7 +12,14 @@ from healthd.ledger import Key, Window
 from healthd.ledger.windows import Windows
 from healthd.model import OutboxItem
 from healthd.store import MemoryStore
-from tests.alerts.test_messages_failing import CATALOG, HOOKS, T0, TWILIO, failed
+from tests.alerts.test_messages_failing import (
+    CATALOG,
+    HOOKS,
+    T0,
+    TWILIO,
+    RefusingStore,
+    failed,
+)
 
 DELIVERED = Key("delivered", None, None)
 FILTERED = Key("undelivered", "30007", "content")
@@ -21,9 +28,11 @@ FILTERED = Key("undelivered", "30007", "content")
 class Fleet:
     """One integration's ledger windows, fed by hand, and the warnings they raise."""
 
-    def __init__(self, webhooks: dict[str, object] | None = None) -> None:
+    def __init__(
+        self, webhooks: dict[str, object] | None = None, store: MemoryStore | None = None
+    ) -> None:
         self.windows = Windows()
-        self.store, self.clock = MemoryStore(), FakeClock(T0)
+        self.store, self.clock = store or MemoryStore(), FakeClock(T0)
         self.spike = ContentSpike(
             store=self.store,
             settings=AlertingSettings.model_validate(
@@ -105,3 +114,12 @@ async def test_a_content_spike_never_goes_to_on_call() -> None:
     fleet.count(delivered=36, filtered=4)
     assert await fleet.spike.flush() == 0
     assert await fleet.queued() == []
+
+
+async def test_a_warning_the_store_refused_to_queue_is_queued_at_the_next_flush() -> None:
+    fleet = Fleet(store=RefusingStore(refusals=1))
+    fleet.count(delivered=36, filtered=4)
+    refused = await fleet.spike.flush()
+    assert (refused, await fleet.spike.flush()) == (0, 1)
+    (item,) = await fleet.queued()
+    assert item.event.custom_details["filtered"] == 4

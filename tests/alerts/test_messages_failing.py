@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from healthd.alerts.messages_failing import MessagesFailing
 from healthd.alerts.settings import AlertingSettings
 from healthd.catalog import load
 from healthd.clock import FakeClock
+from healthd.errors import StoreError
 from healthd.model import (
     Category,
     DeliveryOutcome,
@@ -48,10 +50,24 @@ def failed(n: int, code: str | None = "30003", status: str = "undelivered") -> D
     )
 
 
+class RefusingStore(MemoryStore):
+    """A memory store that refuses its next `refusals` outbox writes, as a full disk would."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+
+    async def apply_alerts(self, **changes: Any) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise StoreError("disk full")
+        await super().apply_alerts(**changes)
+
+
 def setup(
-    webhooks: dict[str, object] | None = None,
+    webhooks: dict[str, object] | None = None, store: MemoryStore | None = None
 ) -> tuple[MessagesFailing, MemoryStore, FakeClock]:
-    store, clock = MemoryStore(), FakeClock(T0)
+    store, clock = store or MemoryStore(), FakeClock(T0)
     settings = AlertingSettings.model_validate(
         {"webhooks": HOOKS if webhooks is None else webhooks}
     )
@@ -115,3 +131,14 @@ async def test_a_tenant_without_a_webhook_gets_nothing_queued() -> None:
     failing.observe(failed(1))
     assert await failing.flush() == 0
     assert await queued(store, clock) == []
+
+
+async def test_failures_the_store_refused_to_queue_are_told_at_the_next_flush() -> None:
+    failing, store, clock = setup(store=RefusingStore(refusals=1))
+    for n in range(3):
+        failing.observe(failed(n))
+    refused = await failing.flush()
+    failing.observe(failed(3))
+    assert (refused, await failing.flush()) == (0, 1)
+    (item,) = await queued(store, clock)
+    assert item.event.custom_details["failed"] == 4

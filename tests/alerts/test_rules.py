@@ -313,6 +313,14 @@ def test_tenant_degraded_goes_to_its_webhook_as_a_warning():
     assert only_event(world.evaluate(T0)).severity is Severity.WARNING
 
 
+def test_a_tenants_webhook_hears_which_integration_and_why_without_the_tenants_name():
+    world = World(settings(webhooks={"acme": {"url": "https://h.test", "secret": Secret("w")}}))
+    world.add(integration("acme-sendgrid", "sendgrid", "acme"), DEGRADED)
+    assert only_event(world.evaluate(T0)).summary == (
+        f"sendgrid integration acme-sendgrid is degraded: {DEGRADED.summary}"
+    )
+
+
 def test_a_degraded_status_hovering_at_its_threshold_is_one_trigger_and_one_resolve():
     """A bounce rate at 5 %: degraded one run, ok the next. The webhook hears of it once
     it stays degraded (N runs) and once it stays ok again (M runs), not on every other run."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -33,8 +34,8 @@ from healthd.model import (
     TransitionKind,
 )
 from healthd.store import DAY_SPAN, HOUR_SPAN, MemoryStore, PostgresStore, Retention, SQLiteStore
+from tests._stores import T0, alert_event, open_incident, opening
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PLUS_TWO = timezone(timedelta(hours=2))
 
 MakeStore = Callable[..., Awaitable[Store]]
@@ -61,8 +62,8 @@ BACKENDS = [
 @pytest.fixture(params=BACKENDS)
 async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MakeStore]:
     backend: Backend = request.param
-    opened: list[Store] = []
     databases: list[str] = []
+    places = itertools.count()
 
     def database() -> str:
         """This test's own PostgreSQL database, made on first use (only by that backend)."""
@@ -70,15 +71,12 @@ async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
             databases.append(request.getfixturevalue("postgres_url"))
         return databases[0]
 
-    async def make(retention: Retention | None = None) -> Store:
-        store = backend(tmp_path / f"healthd-{len(opened)}", database, retention)
-        await store.open()
-        opened.append(store)
-        return store
+    async with opening() as open_:
 
-    yield make
-    for store in opened:
-        await store.close()
+        async def make(retention: Retention | None = None) -> Store:
+            return await open_(backend(tmp_path / f"healthd-{next(places)}", database, retention))
+
+        yield make
 
 
 @pytest.fixture
@@ -113,29 +111,6 @@ def _transition(n: int, integration_id: str = "bridge-dc1") -> Transition:
         at=T0 + timedelta(minutes=n),
         from_status=Status.OK,
         to_status=Status.FAILING,
-    )
-
-
-def _event(dedup_key: str, action: EventAction = EventAction.TRIGGER) -> AlertEvent:
-    return AlertEvent(
-        rule="bridge_unreachable",
-        action=action,
-        dedup_key=dedup_key,
-        summary=f"{dedup_key} {action.value}",
-        source="healthd",
-        custom_details={"integration": "bridge-dc1"},
-        links=(("https://status.example/bridge", "status"),),
-        timestamp=T0,
-    )
-
-
-def _incident(dedup_key: str, opened_at: datetime = T0) -> Incident:
-    return Incident(
-        dedup_key=dedup_key,
-        rule="bridge_unreachable",
-        summary=f"{dedup_key} is down",
-        opened_at=opened_at,
-        details={"integration": "bridge-dc1"},
     )
 
 
@@ -246,21 +221,26 @@ async def test_a_retention_of_no_transitions_keeps_none(make_store: MakeStore) -
 
 
 async def test_opened_incident_is_open_until_resolved(store: Store) -> None:
-    await store.apply_alerts(opened=[_incident("bridge")], resolved=[], events=[], now=T0)
-    assert await store.open_incidents() == [_incident("bridge")]
+    await store.apply_alerts(opened=[open_incident("bridge")], resolved=[], events=[], now=T0)
+    assert await store.open_incidents() == [open_incident("bridge")]
 
     later = T0 + timedelta(minutes=5)
     await store.apply_alerts(opened=[], resolved=[("bridge", later)], events=[], now=later)
 
     assert await store.open_incidents() == []
-    resolved = await store.recent_incidents()
+    resolved = await _occurrences(store)
     assert [(i.dedup_key, i.resolved_at) for i in resolved] == [("bridge", later)]
+
+
+async def _occurrences(store: Store) -> list[Incident]:
+    """Every stored occurrence, newest first (as the incident history reads them)."""
+    return [r.incident for r in await store.incident_history(IncidentQuery(limit=500))]
 
 
 async def _open_and_resolve(store: Store, key: str, opened_at: datetime, minutes: int) -> None:
     """One occurrence of `key`: opened at `opened_at`, resolved `minutes` later."""
     resolved_at = opened_at + timedelta(minutes=minutes)
-    await store.apply_alerts(opened=[_incident(key, opened_at)], resolved=[], events=[], now=T0)
+    await store.apply_alerts(opened=[open_incident(key, opened_at)], resolved=[], events=[], now=T0)
     await store.apply_alerts(opened=[], resolved=[(key, resolved_at)], events=[], now=T0)
 
 
@@ -271,12 +251,12 @@ async def test_a_reopened_incident_is_a_new_occurrence_and_the_earlier_one_is_ke
     reopened_at = T0 + timedelta(hours=1)
 
     await store.apply_alerts(
-        opened=[_incident("bridge", reopened_at)], resolved=[], events=[], now=reopened_at
+        opened=[open_incident("bridge", reopened_at)], resolved=[], events=[], now=reopened_at
     )
 
-    first = dataclasses.replace(_incident("bridge"), resolved_at=T0 + timedelta(minutes=5))
-    assert await store.recent_incidents() == [_incident("bridge", reopened_at), first]
-    assert await store.open_incidents() == [_incident("bridge", reopened_at)]
+    first = dataclasses.replace(open_incident("bridge"), resolved_at=T0 + timedelta(minutes=5))
+    assert await _occurrences(store) == [open_incident("bridge", reopened_at), first]
+    assert await store.open_incidents() == [open_incident("bridge", reopened_at)]
 
 
 async def test_each_occurrence_keeps_its_own_resolve(store: Store) -> None:
@@ -287,7 +267,7 @@ async def test_each_occurrence_keeps_its_own_resolve(store: Store) -> None:
         opened=[], resolved=[("bridge", T0 + timedelta(hours=5))], events=[], now=T0
     )
 
-    assert [(i.opened_at, i.resolved_at) for i in await store.recent_incidents()] == [
+    assert [(i.opened_at, i.resolved_at) for i in await _occurrences(store)] == [
         (T0 + timedelta(hours=1), T0 + timedelta(hours=1, minutes=10)),
         (T0, T0 + timedelta(minutes=5)),
     ]
@@ -297,51 +277,40 @@ async def test_an_incident_is_open_at_most_once(store: Store) -> None:
     await _open_and_resolve(store, "bridge", T0, 5)
     for minutes in (60, 61, 62):
         at = T0 + timedelta(minutes=minutes)
-        await store.apply_alerts(opened=[_incident("bridge", at)], resolved=[], events=[], now=at)
+        await store.apply_alerts(
+            opened=[open_incident("bridge", at)], resolved=[], events=[], now=at
+        )
 
     assert [i.opened_at for i in await store.open_incidents()] == [T0 + timedelta(minutes=60)]
-    assert len(await store.recent_incidents()) == 2
+    assert len(await _occurrences(store)) == 2
 
 
 async def test_resolved_occurrences_beyond_the_retention_are_pruned_never_an_open_one(
     make_store: MakeStore,
 ) -> None:
     store = await make_store(Retention(resolved_incidents=2))
-    await store.apply_alerts(opened=[_incident("other", T0)], resolved=[], events=[], now=T0)
+    await store.apply_alerts(opened=[open_incident("other", T0)], resolved=[], events=[], now=T0)
     for n in range(1, 5):
         await _open_and_resolve(store, "bridge", T0 + timedelta(hours=n), 5)
 
-    recent = await store.recent_incidents()
+    kept = await _occurrences(store)
 
-    assert [(i.dedup_key, i.opened_at) for i in recent] == [
-        ("other", T0),
+    assert [(i.dedup_key, i.opened_at) for i in kept] == [
         ("bridge", T0 + timedelta(hours=4)),
         ("bridge", T0 + timedelta(hours=3)),
+        ("other", T0),
     ]
 
 
 async def test_opening_an_open_incident_keeps_its_opened_at(store: Store) -> None:
-    await store.apply_alerts(opened=[_incident("bridge")], resolved=[], events=[], now=T0)
+    await store.apply_alerts(opened=[open_incident("bridge")], resolved=[], events=[], now=T0)
     again = T0 + timedelta(minutes=3)
 
-    await store.apply_alerts(opened=[_incident("bridge", again)], resolved=[], events=[], now=again)
-
-    assert [i.opened_at for i in await store.open_incidents()] == [T0]
-
-
-async def test_recent_incidents_lists_open_first_then_most_recently_resolved(store: Store) -> None:
-    opened = [_incident(key, T0 + timedelta(minutes=n)) for n, key in enumerate("abcd")]
-    await store.apply_alerts(opened=opened, resolved=[], events=[], now=T0)
     await store.apply_alerts(
-        opened=[],
-        resolved=[("a", T0 + timedelta(hours=2)), ("b", T0 + timedelta(hours=3))],
-        events=[],
-        now=T0,
+        opened=[open_incident("bridge", again)], resolved=[], events=[], now=again
     )
 
-    recent = await store.recent_incidents(limit=3)
-
-    assert [i.dedup_key for i in recent] == ["d", "c", "b"]
+    assert [i.opened_at for i in await store.open_incidents()] == [T0]
 
 
 # -- apply_alerts and the outbox -----------------------------------------------------------
@@ -349,14 +318,17 @@ async def test_recent_incidents_lists_open_first_then_most_recently_resolved(sto
 
 async def test_apply_alerts_queues_the_trigger_with_its_incident(store: Store) -> None:
     await store.apply_alerts(
-        opened=[_incident("bridge")], resolved=[], events=[("pagerduty", _event("bridge"))], now=T0
+        opened=[open_incident("bridge")],
+        resolved=[],
+        events=[("pagerduty", alert_event("bridge"))],
+        now=T0,
     )
 
-    assert await store.open_incidents() == [_incident("bridge")]
+    assert await store.open_incidents() == [open_incident("bridge")]
     [item] = await store.claim_due(T0)
     assert (item.channel, item.event, item.status) == (
         "pagerduty",
-        _event("bridge"),
+        alert_event("bridge"),
         OutboxStatus.SENDING,
     )
     assert (item.attempts, item.next_attempt_at, item.created_at) == (0, T0, T0)
@@ -365,8 +337,8 @@ async def test_apply_alerts_queues_the_trigger_with_its_incident(store: Store) -
 async def test_claim_due_returns_due_rows_in_id_order_and_leaves_later_ones(
     store: Store,
 ) -> None:
-    await _queue(store, ("pagerduty", _event("a")), ("pagerduty", _event("b")))
-    await _queue(store, ("pagerduty", _event("c")), now=T0 + timedelta(minutes=1))
+    await _queue(store, ("pagerduty", alert_event("a")), ("pagerduty", alert_event("b")))
+    await _queue(store, ("pagerduty", alert_event("c")), now=T0 + timedelta(minutes=1))
 
     claimed = await store.claim_due(T0)
 
@@ -374,7 +346,7 @@ async def test_claim_due_returns_due_rows_in_id_order_and_leaves_later_ones(
 
 
 async def test_claim_due_returns_at_most_limit_rows(store: Store) -> None:
-    await _queue(store, *[("pagerduty", _event(key)) for key in "abc"])
+    await _queue(store, *[("pagerduty", alert_event(key)) for key in "abc"])
 
     first = await store.claim_due(T0, limit=2)
     rest = await store.claim_due(T0, limit=2)
@@ -384,9 +356,9 @@ async def test_claim_due_returns_at_most_limit_rows(store: Store) -> None:
 
 
 async def test_resolve_waits_while_its_trigger_is_being_sent(store: Store) -> None:
-    await _queue(store, ("pagerduty", _event("bridge")))
+    await _queue(store, ("pagerduty", alert_event("bridge")))
     [trigger] = await store.claim_due(T0)
-    await _queue(store, ("pagerduty", _event("bridge", EventAction.RESOLVE)))
+    await _queue(store, ("pagerduty", alert_event("bridge", EventAction.RESOLVE)))
 
     assert await store.claim_due(T0) == []
 
@@ -398,8 +370,8 @@ async def test_resolve_waits_while_its_trigger_is_being_sent(store: Store) -> No
 async def test_resolve_waits_behind_a_trigger_that_is_waiting_to_retry(store: Store) -> None:
     await _queue(
         store,
-        ("pagerduty", _event("bridge")),
-        ("pagerduty", _event("bridge", EventAction.RESOLVE)),
+        ("pagerduty", alert_event("bridge")),
+        ("pagerduty", alert_event("bridge", EventAction.RESOLVE)),
     )
     [trigger] = await store.claim_due(T0)
     await store.mark_retry(trigger.id, T0 + timedelta(minutes=1), "HTTP 429")
@@ -413,9 +385,9 @@ async def test_resolve_waits_behind_a_trigger_that_is_waiting_to_retry(store: St
 async def test_same_dedup_key_on_another_channel_does_not_wait(store: Store) -> None:
     await _queue(
         store,
-        ("pagerduty", _event("bridge")),
-        ("pagerduty", _event("bridge", EventAction.RESOLVE)),
-        ("webhook:acme", _event("bridge", EventAction.RESOLVE)),
+        ("pagerduty", alert_event("bridge")),
+        ("pagerduty", alert_event("bridge", EventAction.RESOLVE)),
+        ("webhook:acme", alert_event("bridge", EventAction.RESOLVE)),
     )
 
     claimed = await store.claim_due(T0)
@@ -427,14 +399,14 @@ async def test_same_dedup_key_on_another_channel_does_not_wait(store: Store) -> 
 
 
 async def test_a_claimed_row_is_not_claimed_again(store: Store) -> None:
-    await _queue(store, ("pagerduty", _event("bridge")))
+    await _queue(store, ("pagerduty", alert_event("bridge")))
     await store.claim_due(T0)
 
     assert await store.claim_due(T0 + timedelta(hours=1)) == []
 
 
 async def test_concurrent_claims_never_return_the_same_row(store: Store) -> None:
-    await _queue(store, *[("pagerduty", _event(f"key-{n}")) for n in range(20)])
+    await _queue(store, *[("pagerduty", alert_event(f"key-{n}")) for n in range(20)])
 
     async with asyncio.timeout(10):
         first, second = await asyncio.gather(
@@ -446,7 +418,7 @@ async def test_concurrent_claims_never_return_the_same_row(store: Store) -> None
 
 
 async def test_mark_retry_counts_the_attempt_and_delays_the_row(store: Store) -> None:
-    await _queue(store, ("pagerduty", _event("bridge")))
+    await _queue(store, ("pagerduty", alert_event("bridge")))
     [item] = await store.claim_due(T0)
     retry_at = T0 + timedelta(seconds=30)
 
@@ -463,7 +435,7 @@ async def test_mark_retry_counts_the_attempt_and_delays_the_row(store: Store) ->
 
 
 async def test_rejected_row_is_finished(store: Store) -> None:
-    await _queue(store, ("pagerduty", _event("bridge")))
+    await _queue(store, ("pagerduty", alert_event("bridge")))
     [item] = await store.claim_due(T0)
 
     await store.mark_rejected(item.id, "HTTP 400: invalid routing key")
@@ -478,7 +450,7 @@ async def test_marking_an_unknown_row_raises_store_error(store: Store) -> None:
 
 
 async def test_requeue_stale_returns_sending_rows_to_pending(store: Store) -> None:
-    await _queue(store, *[("pagerduty", _event(key)) for key in "abc"])
+    await _queue(store, *[("pagerduty", alert_event(key)) for key in "abc"])
     claimed = await store.claim_due(T0, limit=2)
 
     assert await store.requeue_stale() == 2
@@ -491,10 +463,10 @@ async def test_requeue_stale_returns_sending_rows_to_pending(store: Store) -> No
 async def test_pending_counts_include_sending_rows_per_channel(store: Store) -> None:
     await _queue(
         store,
-        ("pagerduty", _event("a")),
-        ("pagerduty", _event("b")),
-        ("webhook:acme", _event("c")),
-        ("pagerduty", _event("d")),
+        ("pagerduty", alert_event("a")),
+        ("pagerduty", alert_event("b")),
+        ("webhook:acme", alert_event("c")),
+        ("pagerduty", alert_event("d")),
     )
     [first, *_] = await store.claim_due(T0, limit=2)
     await store.mark_sent(first.id, T0)
@@ -504,8 +476,8 @@ async def test_pending_counts_include_sending_rows_per_channel(store: Store) -> 
 
 async def test_oldest_pending_age_is_that_of_the_oldest_unsent_row(store: Store) -> None:
     assert await store.outbox_oldest_pending(T0) is None
-    await _queue(store, ("pagerduty", _event("a")), now=T0)
-    await _queue(store, ("pagerduty", _event("b")), now=T0 + timedelta(minutes=1))
+    await _queue(store, ("pagerduty", alert_event("a")), now=T0)
+    await _queue(store, ("pagerduty", alert_event("b")), now=T0 + timedelta(minutes=1))
     now = T0 + timedelta(minutes=5)
 
     assert await store.outbox_oldest_pending(now) == 300.0
@@ -705,7 +677,7 @@ async def test_an_occurrence_keeps_each_event_queued_for_it_and_when_it_was_sent
     store: Store,
 ) -> None:
     opened, closed = T0, T0 + timedelta(minutes=9)
-    trigger, resolve = _event("k"), _event("k", EventAction.RESOLVE)
+    trigger, resolve = alert_event("k"), alert_event("k", EventAction.RESOLVE)
     await store.apply_alerts(
         opened=[_occurrence("k", opened)], resolved=[], events=[("pagerduty", trigger)], now=opened
     )
@@ -733,13 +705,13 @@ async def test_each_occurrence_keeps_only_its_own_events(store: Store) -> None:
         await store.apply_alerts(
             opened=[_occurrence("k", opened)],
             resolved=[],
-            events=[("pagerduty", _event("k"))],
+            events=[("pagerduty", alert_event("k"))],
             now=opened,
         )
         await store.apply_alerts(
             opened=[],
             resolved=[("k", closed)],
-            events=[("pagerduty", _event("k", EventAction.RESOLVE))],
+            events=[("pagerduty", alert_event("k", EventAction.RESOLVE))],
             now=closed,
         )
     records = await store.incident_history(IncidentQuery())
@@ -759,7 +731,7 @@ async def test_events_go_when_their_occurrence_is_pruned(make_store: MakeStore) 
         await store.apply_alerts(
             opened=[_occurrence(f"k{n}", opened)],
             resolved=[],
-            events=[("pagerduty", _event(f"k{n}"))],
+            events=[("pagerduty", alert_event(f"k{n}"))],
             now=opened,
         )
         await store.apply_alerts(opened=[], resolved=[(f"k{n}", opened)], events=[], now=opened)

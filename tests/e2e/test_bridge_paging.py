@@ -16,6 +16,7 @@ import pytest
 
 from healthd.clock import FakeClock
 from healthd.daemon import Daemon
+from healthd.model import IncidentQuery
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
 from tests.conftest import ADMIN_TOKEN, base_config, bridge, running_daemon
@@ -133,7 +134,7 @@ async def test_bridge_unreachable_shorter_than_page_after_never_pages(
         await d.outbox.run_once()
 
         assert sim_client.pagerduty_events() == []
-        assert (await d.store.recent_incidents()) == []
+        assert (await d.store.incident_history(IncidentQuery())) == []
 
 
 async def test_one_answer_during_an_outage_does_not_restart_the_ten_minute_timer(

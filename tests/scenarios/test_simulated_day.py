@@ -40,7 +40,7 @@ import pytest
 
 from healthd.clock import FakeClock
 from healthd.daemon import Daemon
-from healthd.model import Incident, ProbeResult, Status
+from healthd.model import Incident, IncidentQuery, ProbeResult, Status
 from healthd.sim.app import SimulatorThread
 from healthd.sim.client import SimClient
 from tests.conftest import base_config, running_daemon
@@ -346,7 +346,7 @@ async def test_a_simulated_day_pages_exactly_the_five_real_incidents(
             results = await sweep(d, ids, seen)
             met.update(q.name for q in day.quiet if q.window.covers(at) and q.seen_in(results))
         await delivered(d)
-        ours = await d.store.recent_incidents(500)
+        ours = [r.incident for r in await d.store.incident_history(IncidentQuery(limit=500))]
 
     pd_incidents = sim_client.pagerduty_incidents()
     expected_keys = {e.dedup_key for e in day.expected}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from healthd.model import Incident, Status
+from healthd.model import Incident, IncidentQuery, Status
 from healthd.store import SQLiteStore
 from healthd.store._rows import meta_text
 from healthd.store._sqlite_schema import MIGRATIONS, PUT_META, SCHEMA_VERSION
@@ -60,8 +60,8 @@ async def test_a_version_1_file_is_upgraded_to_the_current_schema(
 
 
 async def test_the_upgrade_keeps_every_incident_and_state(upgraded: SQLiteStore) -> None:
-    recent = await upgraded.recent_incidents()
-    assert [(i.dedup_key, i.is_open) for i in recent] == [
+    kept = await upgraded.incident_history(IncidentQuery())
+    assert [(r.incident.dedup_key, r.incident.is_open) for r in kept] == [
         ("healthd/tenant/t", True),
         ("healthd/bridge_unreachable/b", False),
     ]
@@ -82,7 +82,7 @@ async def test_an_upgraded_incident_reopened_adds_an_occurrence(upgraded: SQLite
     )
     await upgraded.apply_alerts(opened=[again], resolved=[], events=[], now=again.opened_at)
 
-    keys = [i.dedup_key for i in await upgraded.recent_incidents()]
+    keys = [r.incident.dedup_key for r in await upgraded.incident_history(IncidentQuery())]
     assert keys.count("healthd/bridge_unreachable/b") == 2
 
 

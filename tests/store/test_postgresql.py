@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -13,7 +12,6 @@ from healthd.errors import LeaseLost, StoreError
 from healthd.model import (
     AlertEvent,
     EventAction,
-    Incident,
     IntegrationState,
     ProbeResult,
     RegistryRecord,
@@ -25,8 +23,7 @@ from healthd.store import PostgresStore
 from healthd.store._pg_schema import SCHEMA_VERSION
 from healthd.store.postgresql import REGISTRY_KEY
 from tests._postgres import PostgresServer
-
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+from tests._stores import T0, alert_event, open_incident, opening
 
 Replica = Callable[[], Awaitable[PostgresStore]]
 
@@ -34,40 +31,12 @@ Replica = Callable[[], Awaitable[PostgresStore]]
 @pytest.fixture
 async def replica(postgres_url: str) -> AsyncIterator[Replica]:
     """Opens another store on this test's database: one replica each."""
-    opened: list[PostgresStore] = []
-
-    async def make() -> PostgresStore:
-        store = PostgresStore(postgres_url, pool_size=3)
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        await store.close()
+    async with opening() as open_:
+        yield lambda: open_(PostgresStore(postgres_url, pool_size=3))
 
 
 def _database(url: str) -> str:
     return url.rsplit("/", 1)[-1]
-
-
-def _event(key: str, action: EventAction = EventAction.TRIGGER) -> AlertEvent:
-    return AlertEvent(
-        rule="bridge_unreachable",
-        action=action,
-        dedup_key=key,
-        summary=f"{key} {action.value}",
-        source="healthd",
-        custom_details={},
-        links=(),
-        timestamp=T0,
-    )
-
-
-def _incident(key: str) -> Incident:
-    return Incident(
-        dedup_key=key, rule="bridge_unreachable", summary=f"{key} down", opened_at=T0, details={}
-    )
 
 
 # -- migrations ------------------------------------------------------------------------------
@@ -122,7 +91,7 @@ async def test_a_row_a_live_replica_is_sending_is_not_requeued_by_another(
     replica: Replica,
 ) -> None:
     sender, other = await replica(), await replica()
-    await _queue(sender, ("pagerduty", _event("bridge")))
+    await _queue(sender, ("pagerduty", alert_event("bridge")))
     [item] = await sender.claim_due(T0)
 
     assert await other.requeue_stale() == 0
@@ -134,7 +103,7 @@ async def test_a_dead_replicas_rows_in_sending_are_delivered_by_another(
     replica: Replica, postgres_server: PostgresServer, postgres_url: str
 ) -> None:
     dead, survivor = await replica(), await replica()
-    await _queue(dead, ("pagerduty", _event("bridge")))
+    await _queue(dead, ("pagerduty", alert_event("bridge")))
     [item] = await dead.claim_due(T0)
     _kill_heartbeat(postgres_server, postgres_url, dead)
 
@@ -147,7 +116,7 @@ async def test_a_replica_that_closes_leaves_its_rows_to_the_others_at_once(
     replica: Replica,
 ) -> None:
     leaving, staying = await replica(), await replica()
-    await _queue(leaving, ("pagerduty", _event("bridge")))
+    await _queue(leaving, ("pagerduty", alert_event("bridge")))
     [item] = await leaving.claim_due(T0)
 
     await leaving.close()
@@ -160,8 +129,8 @@ async def test_replicas_claiming_together_take_each_row_once_and_no_resolve_befo
 ) -> None:
     stores = [await replica() for _ in range(3)]
     keys = [f"key-{n}" for n in range(10)]
-    await _queue(stores[0], *[("pagerduty", _event(k)) for k in keys])
-    await _queue(stores[0], *[("pagerduty", _event(k, EventAction.RESOLVE)) for k in keys])
+    await _queue(stores[0], *[("pagerduty", alert_event(k)) for k in keys])
+    await _queue(stores[0], *[("pagerduty", alert_event(k, EventAction.RESOLVE)) for k in keys])
 
     async with asyncio.timeout(10):
         batches = await asyncio.gather(*(s.claim_due(T0, limit=50) for s in stores))
@@ -176,8 +145,8 @@ async def test_an_incident_opened_by_two_replicas_at_once_is_open_once(replica: 
 
     async with asyncio.timeout(10):
         await asyncio.gather(
-            first.apply_alerts(opened=[_incident("bridge")], resolved=[], events=[], now=T0),
-            second.apply_alerts(opened=[_incident("bridge")], resolved=[], events=[], now=T0),
+            first.apply_alerts(opened=[open_incident("bridge")], resolved=[], events=[], now=T0),
+            second.apply_alerts(opened=[open_incident("bridge")], resolved=[], events=[], now=T0),
         )
 
     assert [i.dedup_key for i in await first.open_incidents()] == ["bridge"]
@@ -217,9 +186,11 @@ async def test_a_replica_that_lost_the_lease_writes_nothing_of_its_plan(replica:
 
     with pytest.raises(LeaseLost, match="no longer held"):
         await stale.apply_alerts(
-            opened=[_incident("bridge")], resolved=[], events=[("pagerduty", _event("bridge"))],
+            opened=[open_incident("bridge")],
+            resolved=[],
+            events=[("pagerduty", alert_event("bridge"))],
             now=T0,
-        )  # fmt: skip
+        )
 
     assert await current.open_incidents() == []
     assert await current.outbox_pending() == {}
@@ -232,7 +203,10 @@ async def test_the_holder_writes_its_plan_under_the_fence(replica: Replica) -> N
     holder.fence = ("alerts", token)
 
     await holder.apply_alerts(
-        opened=[_incident("bridge")], resolved=[], events=[("pagerduty", _event("bridge"))], now=T0
+        opened=[open_incident("bridge")],
+        resolved=[],
+        events=[("pagerduty", alert_event("bridge"))],
+        now=T0,
     )
 
     assert await holder.outbox_pending() == {"pagerduty": 1}

@@ -7,34 +7,28 @@ import json
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from healthd.errors import StoreError
-from healthd.model import AlertEvent, EventAction, Incident, IntegrationState, ProbeResult, Status
+from healthd.model import IntegrationState, ProbeResult, Status
 from healthd.store import Retention, SQLiteStore
 from healthd.store.sqlite import SCHEMA_VERSION
-
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+from tests._stores import T0, alert_event, open_incident, opening
 
 
 @pytest.fixture
 async def opened(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     """Opens SQLiteStores on demand and closes every one of them at the end."""
-    stores: list[SQLiteStore] = []
+    async with opening() as open_:
 
-    async def open_(path: Path | None = None, **kwargs: Any) -> SQLiteStore:
-        store = SQLiteStore(path or tmp_path / "healthd.db", **kwargs)
-        await store.open()
-        stores.append(store)
-        return store
+        async def open_sqlite(path: Path | None = None, **kwargs: Any) -> SQLiteStore:
+            return await open_(SQLiteStore(path or tmp_path / "healthd.db", **kwargs))
 
-    yield open_
-    for store in stores:
-        await store.close()
+        yield open_sqlite
 
 
 def _query(path: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -43,16 +37,6 @@ def _query(path: Path, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
     finally:
         conn.close()
-
-
-def _event(dedup_key: str = "bridge") -> AlertEvent:
-    return AlertEvent(
-        rule="bridge_unreachable",
-        action=EventAction.TRIGGER,
-        dedup_key=dedup_key,
-        summary="bridge-dc1 unreachable for 10 minutes",
-        source="healthd",
-    )
 
 
 async def test_database_is_in_wal_mode(opened: Callable[..., Any], tmp_path: Path) -> None:
@@ -91,7 +75,7 @@ async def test_state_and_open_incident_survive_a_restart(
     result = ProbeResult.from_findings(
         integration_id="bridge-dc1", started_at=T0, duration_seconds=5.0, findings=[]
     )
-    incident = Incident(dedup_key="bridge", rule="bridge_unreachable", summary="down", opened_at=T0)
+    incident = open_incident("bridge")
     first = await opened()
     await first.record_run(state, result, [])
     await first.apply_alerts(opened=[incident], resolved=[], events=[], now=T0)
@@ -108,7 +92,9 @@ async def test_row_left_sending_by_a_crash_is_requeued_after_reopen(
     opened: Callable[..., Any],
 ) -> None:
     crashed = await opened()
-    await crashed.apply_alerts(opened=[], resolved=[], events=[("pagerduty", _event())], now=T0)
+    await crashed.apply_alerts(
+        opened=[], resolved=[], events=[("pagerduty", alert_event())], now=T0
+    )
     [lost] = await crashed.claim_due(T0)
     # The first process never marks or closes; a second one opens the same file.
     restarted = await opened()
@@ -146,11 +132,11 @@ async def test_failed_apply_alerts_rolls_back_the_incident_too(
         )
 
     store = await opened(on_connect=refuse_outbox_rows)
-    incident = Incident(dedup_key="bridge", rule="bridge_unreachable", summary="down", opened_at=T0)
+    incident = open_incident("bridge")
 
     with pytest.raises(StoreError, match="apply_alerts failed: database or disk is full"):
         await store.apply_alerts(
-            opened=[incident], resolved=[], events=[("pagerduty", _event())], now=T0
+            opened=[incident], resolved=[], events=[("pagerduty", alert_event())], now=T0
         )
 
     assert await store.open_incidents() == []
@@ -182,7 +168,7 @@ async def test_finished_outbox_rows_beyond_the_count_are_pruned(
     opened: Callable[..., Any], tmp_path: Path
 ) -> None:
     store = await opened(retention=Retention(finished_outbox=2))
-    events = [("pagerduty", _event(key)) for key in "abcd"]
+    events = [("pagerduty", alert_event(key)) for key in "abcd"]
     await store.apply_alerts(opened=[], resolved=[], events=events, now=T0)
     for item in await store.claim_due(T0):
         await store.mark_sent(item.id, T0)
@@ -199,15 +185,17 @@ async def test_finished_outbox_rows_older_than_the_age_are_pruned(
 ) -> None:
     store = await opened(retention=Retention(finished_outbox_age=timedelta(days=7)))
     later = T0 + timedelta(days=8)
-    await store.apply_alerts(opened=[], resolved=[], events=[("pagerduty", _event("old"))], now=T0)
     await store.apply_alerts(
-        opened=[], resolved=[], events=[("pagerduty", _event("pending"))], now=T0
+        opened=[], resolved=[], events=[("pagerduty", alert_event("old"))], now=T0
+    )
+    await store.apply_alerts(
+        opened=[], resolved=[], events=[("pagerduty", alert_event("pending"))], now=T0
     )
     [old, pending] = await store.claim_due(T0)
     await store.mark_retry(pending.id, later + timedelta(hours=1), "HTTP 429")
     await store.mark_rejected(old.id, "HTTP 400")
     await store.apply_alerts(
-        opened=[], resolved=[], events=[("pagerduty", _event("new"))], now=later
+        opened=[], resolved=[], events=[("pagerduty", alert_event("new"))], now=later
     )
     [new] = await store.claim_due(later)
     await store.mark_sent(new.id, later)
@@ -221,13 +209,13 @@ async def test_finished_outbox_rows_older_than_the_age_are_pruned(
 
 async def test_outbox_event_is_stored_as_json(opened: Callable[..., Any], tmp_path: Path) -> None:
     store = await opened()
-    await store.apply_alerts(opened=[], resolved=[], events=[("pagerduty", _event())], now=T0)
+    await store.apply_alerts(opened=[], resolved=[], events=[("pagerduty", alert_event())], now=T0)
 
     [(raw, created_at)] = await asyncio.to_thread(
         _query, tmp_path / "healthd.db", "SELECT event, created_at FROM outbox"
     )
 
-    assert json.loads(raw) == _event().to_dict()
+    assert json.loads(raw) == alert_event().to_dict()
     assert datetime.fromisoformat(created_at) == T0
 
 

@@ -372,9 +372,12 @@ def integration_condition(
     audience: Audience,
     summary: str,
     severity: Severity,
+    details: Mapping[str, Any] | None = None,
+    recovering: bool | None = None,
 ) -> Condition:
-    """A condition about one integration: its labels, details and recovering flag from the
-    view, so each rule states only its key, audience, wording and severity."""
+    """A condition about one integration: its labels from the view, so each rule states only
+    its key, audience, wording and severity. The details are `integration_details` and the
+    recovering flag the view's, unless the rule says otherwise."""
     integration = view.integration
     return Condition(
         rule=rule,
@@ -385,9 +388,35 @@ def integration_condition(
         integration=integration.id,
         provider=integration.provider,
         tenant=integration.tenant,
-        details=integration_details(view),
+        details=integration_details(view) if details is None else details,
         view=view,
-        recovering=view.recovering,
+        recovering=view.recovering if recovering is None else recovering,
+    )
+
+
+def status_condition(
+    rule: str,
+    view: View,
+    findings: Sequence[Finding],
+    *,
+    dedup_key: str,
+    audience: Audience,
+    severity: Severity,
+) -> Condition:
+    """A condition that an integration's status is bad, and why: the first of `findings`
+    (the status alone without one). "twilio integration Acme SMS (acme) is failing: ...":
+    on-call, who watches every tenant, reads whose it is; a tenant knows its own."""
+    integration, status = view.integration, view.inputs.status
+    name = integration.name or integration.id
+    whose = f" ({integration.tenant})" if audience is Audience.ON_CALL else ""
+    reason = findings[0].summary if findings else status.value
+    return integration_condition(
+        rule,
+        view,
+        dedup_key=dedup_key,
+        audience=audience,
+        summary=f"{integration.provider} integration {name}{whose} is {status.value}: {reason}",
+        severity=severity,
     )
 
 

@@ -22,6 +22,7 @@ from healthd.alerts.rules._base import (
     View,
     finding_details,
     format_duration,
+    integration_condition,
 )
 from healthd.durations import Duration
 from healthd.model import Severity
@@ -60,16 +61,14 @@ class BridgeUnreachable(IntegrationRule[BridgeUnreachableSettings]):
             return None
         # The id, as on-call sees it elsewhere: "iMessage bridge unreachable for 12m
         # (bridge-dc1)".
-        return Condition(
-            rule=self.name,
+        return integration_condition(
+            self.name,
+            view,
             dedup_key=f"healthd/bridge_unreachable/{integration.id}",
             audience=Audience.ON_CALL,
             summary=f"iMessage bridge unreachable for {format_duration(down_for)} "
             f"({integration.id})",
             severity=Severity.CRITICAL,
-            integration=integration.id,
-            provider=integration.provider,
-            tenant=integration.tenant,
             details={
                 "integration": integration.id,
                 "unreachable_since": since.isoformat(),
@@ -77,6 +76,5 @@ class BridgeUnreachable(IntegrationRule[BridgeUnreachableSettings]):
                 "findings": finding_details(view),
                 "tenants_without_sms_fallback": list(scene.without_sms_fallback),
             },
-            view=view,
             recovering=view.answering,
         )

@@ -16,7 +16,7 @@ from healthd.alerts.rules._base import (
     RuleSettings,
     Scene,
     View,
-    integration_condition,
+    status_condition,
 )
 from healthd.model import Category, Severity, Status
 
@@ -41,14 +41,11 @@ class IntegrationFailing(IntegrationRule[IntegrationFailingSettings]):
             return None  # bridge_unreachable's, with its own page_after
         bad = view.bad_findings
         credential = any(f.category in _CREDENTIAL_CATEGORIES for f in bad)
-        name = integration.name or integration.id
-        reason = bad[0].summary if bad else status.value
-        return integration_condition(
+        return status_condition(
             self.name,
             view,
+            bad,
             dedup_key=f"healthd/integration_failing/{integration.id}",
             audience=Audience.ON_CALL,
-            summary=f"{integration.provider} integration {name} ({integration.tenant}) "
-            f"is {status.value}: {reason}",
             severity=Severity.CRITICAL if credential else Severity.ERROR,
         )

@@ -14,7 +14,7 @@ from healthd.alerts.rules._base import (
     RuleSettings,
     Scene,
     View,
-    integration_condition,
+    status_condition,
 )
 from healthd.model import Severity, Status
 
@@ -38,13 +38,11 @@ class TenantFailing(IntegrationRule[TenantFailingSettings]):
         findings = view.bad_findings or tuple(
             f for f in view.inputs.findings if f.status is Status.DEGRADED
         )
-        name = integration.name or integration.id
-        reason = findings[0].summary if findings else status.value
-        return integration_condition(
+        return status_condition(
             self.name,
             view,
+            findings,
             dedup_key=f"healthd/tenant/{integration.id}",
             audience=Audience.TENANT,
-            summary=f"{integration.provider} integration {name} is {status.value}: {reason}",
             severity=Severity.WARNING if status is Status.DEGRADED else Severity.ERROR,
         )
