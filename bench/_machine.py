@@ -93,6 +93,20 @@ def print_header(title: str, setup: str) -> None:
     print(f"- {setup}\n")
 
 
+def healthd_command(*args: str, tree: Path | None = None) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of `python -m healthd <args>`, its healthd imported
+    from `tree` (a checkout: `--before`) when given, else the installed one.
+
+    `-P`: `python -m` puts the working directory first on sys.path, so a bench started
+    from the repository ran the repository's healthd whatever `tree` said, and `--before`
+    measured the new code twice (until session 6).
+    """
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
+    return [sys.executable, "-P", "-m", "healthd", *args], env
+
+
 def run_worker(script: str, spec: str, timeout: float) -> Any:
     """`python <script> --worker <spec>` in a fresh process; the JSON on its last line.
 

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -58,7 +57,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from _fixtures import MIXED, Member, fleet
-from _machine import print_header, print_table, process_cpu_seconds, rss_bytes
+from _machine import (
+    healthd_command,
+    print_header,
+    print_table,
+    process_cpu_seconds,
+    rss_bytes,
+)
 from sweep import plain_aiohttp_ms_per_request, sim_calls, simulator
 
 from healthd.sim.client import SimClient
@@ -144,14 +149,12 @@ class Running:
 
     def __init__(self, config_path: Path, password: str, tree: Path | None = None) -> None:
         t0 = time.perf_counter()
-        env = {**os.environ, PASSWORD_ENV: password}
-        if tree is not None:
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
+        command, env = healthd_command("run", "--config", str(config_path), tree=tree)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "healthd", "run", "--config", str(config_path)],
+            command,
             stderr=subprocess.PIPE,
             text=True,
-            env=env,
+            env={**env, PASSWORD_ENV: password},
         )
         assert self.proc.stderr is not None
         self.url = ""

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -36,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from _machine import print_header, print_table, process_cpu_seconds
+from _machine import healthd_command, print_header, print_table, process_cpu_seconds
 from daemon import PASSWORD_ENV, config, probes_done
 from sweep import simulator
 
@@ -93,15 +91,9 @@ def daemon(sim_url: str, n: int, interval: int, tree: Path | None) -> Iterator[t
     with tempfile.TemporaryDirectory(prefix="healthd-scrape-") as tmp:
         path = Path(tmp) / "healthd.yaml"
         path.write_text(yaml.safe_dump(config(sim_url, n, interval, Path(tmp) / "h.db")))
-        env = {**os.environ, PASSWORD_ENV: sim_credentials("imessage_bridge", "b0")["password"]}
-        if tree is not None:
-            env["PYTHONPATH"] = str(tree)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "healthd", "run", "--config", str(path)],
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        command, env = healthd_command("run", "--config", str(path), tree=tree)
+        env[PASSWORD_ENV] = sim_credentials("imessage_bridge", "b0")["password"]
+        proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
         try:
             assert proc.stderr is not None
             url = ""

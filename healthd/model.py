@@ -154,13 +154,18 @@ class ProbeResult:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ProbeResult:
+    def from_dict(
+        cls, data: Mapping[str, Any], findings: tuple[Finding, ...] | None = None
+    ) -> ProbeResult:
+        """`findings`, when given, are the result's already decoded (the store's rows)."""
+        if findings is None:
+            findings = tuple(Finding.from_dict(f) for f in data.get("findings", ()))
         return cls(
             integration_id=data["integration_id"],
             status=Status(data["status"]),
             started_at=datetime.fromisoformat(data["started_at"]),
             duration_seconds=float(data["duration_seconds"]),
-            findings=tuple(Finding.from_dict(f) for f in data.get("findings", ())),
+            findings=findings,
         )
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -51,6 +54,38 @@ def test_a_result_row_is_the_same_text_when_its_findings_were_seen_before() -> N
 def test_a_result_row_reads_back_as_the_result() -> None:
     result = awkward_result()
     assert _rows.result_from_row(_rows.result_row(result)) == result
+
+
+def test_a_result_whose_text_names_the_findings_key_reads_back_as_the_result() -> None:
+    """The decoder finds the findings by their key's spelling: a summary or an id that
+    spells it too (escaped, inside a JSON string) must not mislead it."""
+    tricky = 'x, "findings": [{"a": 1}]}'
+    result = awkward_result(tricky)
+    finding = replace(result.findings[0], summary=tricky, examples=(tricky,))
+    result = replace(result, findings=(finding, *result.findings[1:]))
+    assert _rows.result_from_row(_rows.result_row(result)) == result
+
+
+@pytest.mark.parametrize(
+    "spell",
+    [
+        lambda d: json.dumps(d, separators=(",", ":")),  # compact: another writer's
+        lambda d: json.dumps({"findings": d["findings"], **d}),  # findings not last
+        lambda d: json.dumps(d, indent=2),
+    ],
+)
+def test_a_result_spelled_another_way_still_reads_back(spell: Callable[[Any], str]) -> None:
+    result = awkward_result()
+    assert _rows.result_from_row((result.integration_id, spell(result.to_dict()))) == result
+
+
+def test_results_read_back_with_the_same_findings_share_them() -> None:
+    """A start-up reads 100,000 results of a few distinct findings: one tuple each."""
+    first, second = (
+        _rows.result_from_row(_rows.result_row(awkward_result(iid))) for iid in ("a", "b")
+    )
+    assert first.integration_id == "a" and second.integration_id == "b"
+    assert first.findings is second.findings
 
 
 def test_findings_past_the_kept_number_are_still_encoded_in_full() -> None:
