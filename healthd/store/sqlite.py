@@ -84,6 +84,7 @@ def _statuses(statuses: Sequence[OutboxStatus]) -> str:
 _IN_FLIGHT = _statuses(_rows.IN_FLIGHT)
 _FINISHED = _statuses(_rows.FINISHED)
 
+
 def _put(table: str, columns: Sequence[str]) -> str:
     """An upsert of a row keyed by its first column, updated in place.
 

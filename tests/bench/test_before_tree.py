@@ -10,7 +10,6 @@ from typing import cast
 
 from tests.conftest import REPO
 
-
 Command = Callable[..., tuple[list[str], dict[str, str]]]
 
 
