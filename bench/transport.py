@@ -27,18 +27,27 @@ from healthd import loop
 from healthd.http import make_session
 
 
-async def sweep(sim_url: str, n: int, concurrency: int) -> tuple[float, float, int]:
-    """(wall seconds, CPU seconds, answers with status 200) of the timed pass."""
-    session = make_session(concurrency)
-    slots = asyncio.Semaphore(concurrency)
-    urls = [f"{sim_url}/bridges/b{i}/api/v1/server/info" for i in range(n)]
-    auth = {"password": SIM_BRIDGE_PASSWORD}
+class Bridges:
+    """N simulated bridges' `server/info` URLs, fetched by plain aiohttp at most
+    `concurrency` at a time through `make_session(concurrency)`."""
 
-    async def get(url: str) -> bool:
-        async with slots, session.get(url, params=auth) as answer:
+    def __init__(self, sim_url: str, n: int, concurrency: int) -> None:
+        self.session = make_session(concurrency)
+        self.slots = asyncio.Semaphore(concurrency)
+        self.urls = [f"{sim_url}/bridges/b{i}/api/v1/server/info" for i in range(n)]
+        self.auth = {"password": SIM_BRIDGE_PASSWORD}
+
+    async def get(self, url: str) -> bool:
+        """Whether `url` answered 200, its body read."""
+        async with self.slots, self.session.get(url, params=self.auth) as answer:
             await answer.read()
             return answer.status == 200
 
+
+async def sweep(sim_url: str, n: int, concurrency: int) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, answers with status 200) of the timed pass."""
+    bridges = Bridges(sim_url, n, concurrency)
+    get, urls, session = bridges.get, bridges.urls, bridges.session
     try:
         await asyncio.gather(*(get(u) for u in urls))
         cpu0, t0 = time.process_time(), time.perf_counter()
@@ -59,16 +68,8 @@ async def paced(
     plain aiohttp spread the same way pays for more wake-ups per request. This is the
     floor for `healthd run`'s figure (bench/daemon.py); the sweep's is for bench/sweep.py.
     """
-    session = make_session(concurrency)
-    slots = asyncio.Semaphore(concurrency)
-    urls = [f"{sim_url}/bridges/b{i}/api/v1/server/info" for i in range(n)]
-    auth = {"password": SIM_BRIDGE_PASSWORD}
-
-    async def get(url: str) -> bool:
-        async with slots, session.get(url, params=auth) as answer:
-            await answer.read()
-            return answer.status == 200
-
+    bridges = Bridges(sim_url, n, concurrency)
+    get, urls, session = bridges.get, bridges.urls, bridges.session
     try:
         await asyncio.gather(*(get(u) for u in urls[: 2 * concurrency]))  # the pool, warm
         clock = asyncio.get_running_loop()
