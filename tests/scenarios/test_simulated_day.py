@@ -339,11 +339,14 @@ async def test_a_simulated_day_pages_exactly_the_five_real_incidents(
     ids = [m.id for m in day.members]
     seen: Counter[str] = Counter()
     met: Counter[str] = Counter()  # per quiet trouble, the sweeps in its window that saw it
+    stalled: list[timedelta] = []  # sweeps in which no probe got an answer
     async with running_daemon(day.config(sim), clock=clock) as d:
         for _ in range(int(DAY / INTERVAL)):
             at = clock.advance(INTERVAL) - DAY_START
             director.apply(at)
             results = await sweep(d, ids, seen)
+            if all(r.status is Status.UNREACHABLE for r in results):
+                stalled.append(at)
             met.update(q.name for q in day.quiet if q.window.covers(at) and q.seen_in(results))
         await delivered(d)
         ours = [r.incident for r in await d.store.incident_history(IncidentQuery(limit=500))]
@@ -362,7 +365,7 @@ async def test_a_simulated_day_pages_exactly_the_five_real_incidents(
 
     assert_the_noise_happened(day, seen)
     events = sim_client.pagerduty_events()
-    assert_quiet_pages_nobody(day, met, ours, events)
+    assert_quiet_pages_nobody(day, met, stalled, ours, events)
     assert false_pages == []
     for row in result:
         name = row.expected.name
@@ -402,11 +405,21 @@ def assert_the_noise_happened(day: Day, seen: Counter[str]) -> None:
 
 
 def assert_quiet_pages_nobody(
-    day: Day, met: Counter[str], ours: list[Incident], events: list[dict[str, Any]]
+    day: Day,
+    met: Counter[str],
+    stalled: list[timedelta],
+    ours: list[Incident],
+    events: list[dict[str, Any]],
 ) -> None:
     """Each quiet trouble was met in every sweep of its window and opened no incident, and
     PagerDuty got no trigger beyond the expected incidents' (an extra trigger of a listed
-    key would pass the incident counts if it landed on an open incident)."""
+    key would pass the incident counts if it landed on an open incident).
+
+    The day scripts no sweep in which every probe goes unanswered: one means the host
+    stalled past the probe timeout (CI saw it once: the simulator shares the test's
+    process), which sees nothing of any provider. Such a sweep counts for no quiet trouble,
+    and more than one in the day fails the test."""
+    assert len(stalled) <= 1, f"sweeps with no answer at all: {stalled}"
     for q in day.quiet:
         during = Window(q.window.start, q.window.end + timedelta(hours=1))
         opened = [i.dedup_key for i in ours if during.covers(i.opened_at - DAY_START)]
@@ -414,7 +427,8 @@ def assert_quiet_pages_nobody(
     triggers = Counter(e["dedup_key"] for e in events if e["body"]["event_action"] == "trigger")
     assert triggers == Counter(e.dedup_key for e in day.expected)
     for q in day.quiet:
-        assert met[q.name] == (q.window.end - q.window.start) // INTERVAL, q.name
+        blind = sum(q.window.covers(at) for at in stalled)
+        assert met[q.name] == (q.window.end - q.window.start) // INTERVAL - blind, q.name
 
 
 def assert_pages_say_what_broke(day: Day, events: list[dict[str, Any]]) -> None:
