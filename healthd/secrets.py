@@ -167,6 +167,15 @@ _SHAPES = (
 # alternation: the regex cost about 26 µs per 80 characters, the tests under 2 (a probe run
 # redacts half a dozen texts, bench/RESULTS.md "CPU per probe (session 5)").
 _SHAPE_WORDS = tuple(dict.fromkeys(w for words, _, _ in _SHAPES for w in words))
+
+
+def _may_hold_a_shape(text: str) -> bool:
+    """Whether `text` holds a word some shape needs. Nearly every text holds none: a few
+    substring tests of the lower-cased text say so."""
+    lowered = text.lower()
+    return any(w in lowered for w in _SHAPE_WORDS)
+
+
 # Texts no shape changes (after the values were masked, so none holds a known secret):
 # catalogue wording and a healthy fleet's summaries repeat run after run. Cleared when full.
 _SHAPELESS: set[str] = set()
@@ -237,9 +246,8 @@ class Redactor:
             text = self._mask_values(text)
         if text in _SHAPELESS:
             return text
-        lowered = text.lower()
-        # Nearly every text holds no word a shape needs: a few substring tests say so.
-        if any(w in lowered for w in _SHAPE_WORDS):
+        if _may_hold_a_shape(text):
+            lowered = text.lower()
             shaped = text
             for words, pattern, replacement in _SHAPES:
                 if any(w in lowered for w in words):
@@ -258,10 +266,7 @@ class Redactor:
         its own CPU); False says only that each text must go through `redact`."""
         if self._groups and next(iter(self._starts(text)), None) is not None:
             return False
-        if text in _SHAPELESS:
-            return True
-        lowered = text.lower()
-        return not any(w in lowered for w in _SHAPE_WORDS)
+        return text in _SHAPELESS or not _may_hold_a_shape(text)
 
     def _mask_values(self, text: str) -> str:
         parts: list[str] = []

@@ -100,11 +100,7 @@ def _params(count: int, start: int = 1) -> str:
 
 
 def _upsert(table: str, columns: Sequence[str], extra: str = "") -> str:
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
-    return (
-        f"INSERT INTO {table} ({_columns(columns)}) VALUES ({_params(len(columns))})"
-        f" ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}{extra}"
-    )
+    return _rows.upsert(table, columns, _params(len(columns))) + extra
 
 
 def _statuses(statuses: Sequence[OutboxStatus]) -> str:

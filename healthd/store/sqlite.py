@@ -85,24 +85,10 @@ _IN_FLIGHT = _statuses(_rows.IN_FLIGHT)
 _FINISHED = _statuses(_rows.FINISHED)
 
 
-def _put(table: str, columns: Sequence[str]) -> str:
-    """An upsert of a row keyed by its first column, updated in place.
-
-    Not `INSERT OR REPLACE`, which deletes the row and inserts it again: on tables of
-    100,000 integrations that cost 22-37 µs a row against 5 for the update in place
-    (a run writes two such rows; bench/RESULTS.md, session 6).
-    """
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
-    return (
-        f"INSERT INTO {table} ({_columns(columns)}) VALUES ({_marks(columns)})"
-        f" ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}"
-    )
-
-
 _SELECT_STATES = f"SELECT {_columns(_rows.STATE_COLUMNS)} FROM integration_state"
-_PUT_STATE = _put("integration_state", _rows.STATE_COLUMNS)
+_PUT_STATE = _rows.upsert("integration_state", _rows.STATE_COLUMNS, _marks(_rows.STATE_COLUMNS))
 _SELECT_RESULTS = f"SELECT {_columns(_rows.RESULT_COLUMNS)} FROM latest_result"
-_PUT_RESULT = _put("latest_result", _rows.RESULT_COLUMNS)
+_PUT_RESULT = _rows.upsert("latest_result", _rows.RESULT_COLUMNS, _marks(_rows.RESULT_COLUMNS))
 _ADD_TRANSITION = (
     f"INSERT INTO transitions ({_columns(_rows.TRANSITION_COLUMNS)})"
     f" VALUES ({_marks(_rows.TRANSITION_COLUMNS)})"
