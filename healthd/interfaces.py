@@ -39,15 +39,34 @@ if TYPE_CHECKING:
 OptionsT_contra = TypeVar("OptionsT_contra", bound=BaseModel, contravariant=True)
 
 
+@dataclass(frozen=True, slots=True)
+class PollCursor:
+    """How far one poll of an integration's message list read: the newest update time
+    among its records (the provider's clock, never past healthd's own)."""
+
+    integration_id: str
+    until: datetime
+
+
 class DeliverySink(Protocol):
     """Where a probe hands the message statuses it read: the delivery ledger.
 
     `submit` never blocks and never raises; it returns False when the ledger's queue is
     full (the statuses are read again on the next run: a probe looks back over its
     window). The ledger counts each message once, however many runs report it.
+
+    A poller reads its whole window every run (a late receipt changes a message read
+    before), but hands over only what changed since its last accepted poll: `polled_until`
+    is that poll's `PollCursor.until` (None when there is none: after a restart, a
+    takeover, a refused submit), which `submit(..., cursor=)` moves on once queued. Every
+    record is otherwise an insert the store refuses as a replay, run after run.
     """
 
-    def submit(self, outcomes: Sequence[DeliveryOutcome]) -> bool: ...
+    def submit(
+        self, outcomes: Sequence[DeliveryOutcome], *, cursor: PollCursor | None = None
+    ) -> bool: ...
+
+    def polled_until(self, integration_id: str) -> datetime | None: ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -24,7 +24,7 @@ import structlog
 
 from healthd.clock import Clock
 from healthd.errors import StoreError
-from healthd.interfaces import Store
+from healthd.interfaces import PollCursor, Store
 from healthd.ledger.windows import LONGEST, Key, Window, Windows
 from healthd.model import Category, DeliveryOutcome
 
@@ -41,6 +41,9 @@ SENDER_SIDE = frozenset(
 LIMIT = 100_000
 # After a failed write the batch is kept and written again this much later.
 RETRY_SECONDS = 1.0
+# Poll cursors kept (one per polling integration, about 100 bytes each); past it they are
+# all dropped, which costs one whole-window hand-over per integration, not a lost outcome.
+CURSORS_KEPT = 250_000
 
 
 class DeliveryLedger:
@@ -71,6 +74,7 @@ class DeliveryLedger:
         self._idle = asyncio.Event()
         self._idle.set()
         self._windows: dict[str, Windows] = {}
+        self._polled: dict[str, datetime] = {}  # see `DeliverySink`; kept in memory only
 
     async def load(self) -> int:
         """Rebuilds the windows from the store; returns how many outcomes it read."""
@@ -79,15 +83,25 @@ class DeliveryLedger:
             self._window(outcome)  # counted before the restart: not a metric increment now
         return len(counted)
 
-    def submit(self, outcomes: Sequence[DeliveryOutcome]) -> bool:
-        """Queues the outcomes (all or none); False when the queue is full."""
+    def submit(
+        self, outcomes: Sequence[DeliveryOutcome], *, cursor: PollCursor | None = None
+    ) -> bool:
+        """Queues the outcomes (all or none) and moves the poll's cursor on; False, and the
+        cursor left where it was, when the queue is full."""
         if len(self._queue) + len(outcomes) > self._limit:
             return False
         if outcomes:
             self._queue.extend(outcomes)
             self._idle.clear()
             self._wake.set()
+        if cursor is not None:
+            if len(self._polled) >= CURSORS_KEPT and cursor.integration_id not in self._polled:
+                self._polled.clear()  # integrations gone since: each polls its window whole once
+            self._polled[cursor.integration_id] = cursor.until
         return True
+
+    def polled_until(self, integration_id: str) -> datetime | None:
+        return self._polled.get(integration_id)
 
     @property
     def queued(self) -> int:

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from healthd import ledger as ledger_module
 from healthd.clock import FakeClock
 from healthd.errors import StoreError
+from healthd.interfaces import PollCursor
 from healthd.ledger import DeliveryLedger, Key, Window
 from healthd.model import Category, DeliveryOutcome, DeliveryStage
 from healthd.store import MemoryStore, SQLiteStore
@@ -171,6 +173,33 @@ async def test_a_full_queue_refuses_the_whole_submission() -> None:
     assert ledger.submit([outcome("SM1", T0), outcome("SM2", T0)])
     assert not ledger.submit([outcome("SM3", T0), outcome("SM4", T0)])
     assert ledger.queued == 2
+
+
+async def test_an_accepted_poll_moves_its_cursor_on() -> None:
+    ledger = DeliveryLedger(MemoryStore(), FakeClock(T0))
+    assert ledger.polled_until("tw-1") is None
+    assert ledger.submit([outcome("SM1", T0)], cursor=PollCursor("tw-1", T0))
+    assert ledger.polled_until("tw-1") == T0
+    assert ledger.polled_until("tw-2") is None
+
+
+async def test_a_refused_poll_leaves_its_cursor_so_the_next_hands_over_everything() -> None:
+    ledger = DeliveryLedger(MemoryStore(), FakeClock(T0), limit=1)
+    assert ledger.submit([outcome("SM1", T0)], cursor=PollCursor("tw-1", T0))
+    later = T0 + timedelta(minutes=1)
+    assert not ledger.submit([outcome("SM2", later)], cursor=PollCursor("tw-1", later))
+    assert ledger.polled_until("tw-1") == T0
+
+
+async def test_cursors_past_the_limit_are_all_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ledger_module, "CURSORS_KEPT", 2)
+    ledger = DeliveryLedger(MemoryStore(), FakeClock(T0))
+    for name in ("tw-1", "tw-2"):
+        ledger.submit([], cursor=PollCursor(name, T0))
+    ledger.submit([], cursor=PollCursor("tw-1", T0))  # one it keeps: nothing dropped
+    assert ledger.polled_until("tw-2") == T0
+    ledger.submit([], cursor=PollCursor("tw-3", T0))
+    assert [ledger.polled_until(n) for n in ("tw-1", "tw-2", "tw-3")] == [None, None, T0]
 
 
 class _FailingOnce(MemoryStore):

@@ -19,9 +19,9 @@ from aiohttp.test_utils import TestServer
 
 from healthd import probing
 from healthd.catalog import Catalog, parse
-from healthd.clock import FakeClock, SystemClock
+from healthd.clock import Clock, FakeClock, SystemClock
 from healthd.http import SharedAnswers
-from healthd.interfaces import DeliverySink, ProbeContext
+from healthd.interfaces import DeliverySink, PollCursor, ProbeContext
 from healthd.model import (
     Category,
     DeliveryOutcome,
@@ -56,14 +56,23 @@ class FakeSecret:
 
 
 class Sink:
-    """The delivery ledger's side of `DeliverySink`: keeps what the probe reported."""
+    """The delivery ledger's side of `DeliverySink`: keeps what the probe reported, and
+    its poll cursor, as the ledger does."""
 
     def __init__(self) -> None:
         self.outcomes: list[DeliveryOutcome] = []
+        self.cursors: dict[str, datetime] = {}
 
-    def submit(self, outcomes: Sequence[DeliveryOutcome]) -> bool:
+    def submit(
+        self, outcomes: Sequence[DeliveryOutcome], *, cursor: PollCursor | None = None
+    ) -> bool:
         self.outcomes.extend(outcomes)
+        if cursor is not None:
+            self.cursors[cursor.integration_id] = cursor.until
         return True
+
+    def polled_until(self, integration_id: str) -> datetime | None:
+        return self.cursors.get(integration_id)
 
 
 @dataclass
@@ -93,6 +102,7 @@ class Harness:
         base_url: str | None = None,
         shared: SharedAnswers | None = None,
         deliveries: DeliverySink | None = None,
+        clock: Clock | None = None,
         **options: Any,
     ) -> ProbeResult:
         opts = {
@@ -117,7 +127,7 @@ class Harness:
         )
         ctx = ProbeContext(
             session=self.session,
-            clock=SystemClock(),
+            clock=clock or SystemClock(),
             catalog=self.catalog,
             timeout=deadline,
             last_checked=last_checked,
@@ -612,6 +622,42 @@ async def test_every_polled_message_is_reported_to_the_ledger_with_its_status(
     assert {(o.status, o.stage) for o in sink.outcomes[:2]} == {("sent", DeliveryStage.PENDING)}
     assert {(o.status, o.stage) for o in sink.outcomes[2:]} == {("delivered", DeliveryStage.FINAL)}
     assert all(o.source == "poll" and o.message_id.startswith("SM") for o in sink.outcomes)
+
+
+async def test_a_later_poll_hands_over_only_what_was_updated_since_the_last_less_the_overlap(
+    harness: Harness,
+) -> None:
+    # Messages updated 118 s, 238 s, 358 s, ... ago. The first poll's cursor is the newest
+    # (118 s ago); the next hands over what was updated after five minutes before that.
+    harness.set("ok", count=10, spacing=120)
+    sink = Sink()
+    await harness.check(deliveries=sink)
+    first = [o.message_id for o in sink.outcomes]
+    sink.outcomes.clear()
+    await harness.check(deliveries=sink)
+    assert len(first) == 10
+    assert [o.message_id for o in sink.outcomes] == first[:3]
+
+
+async def test_a_poll_with_no_cursor_hands_over_the_whole_window(harness: Harness) -> None:
+    harness.set("ok", count=10, spacing=120)
+    sink = Sink()
+    await harness.check(deliveries=sink)
+    sink.outcomes.clear()
+    sink.cursors.clear()  # a restart, a takeover, a refused submit
+    await harness.check(deliveries=sink)
+    assert len(sink.outcomes) == 10
+
+
+async def test_a_provider_stamping_the_future_moves_the_cursor_no_further_than_now(
+    harness: Harness,
+) -> None:
+    # healthd's clock an hour behind the simulator's: every record is stamped "later".
+    behind = FakeClock(datetime.now(UTC) - timedelta(hours=1))
+    harness.set("ok", count=3, spacing=120)
+    sink = Sink()
+    await harness.check(deliveries=sink, clock=behind, delivery_window=timedelta(hours=3))
+    assert sink.cursors == {"twilio-acme": behind.now()}
 
 
 async def test_a_late_21703_is_reported_as_a_sender_config_failure(harness: Harness) -> None:
