@@ -41,10 +41,12 @@ _POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 
 
 # A SQLite file named by URL (the daemon's) commits at most one batch of runs per this
-# many seconds while runs keep coming (healthd.store._writer): 100,000 integrations at 60 s
-# finish about 33 runs per 20 ms, which then share one transaction; a quiet daemon writes
-# each run at once.
-SQLITE_RUN_PACE = 0.02
+# many seconds while runs keep coming (healthd.store._writer): 10,000 integrations at 60 s
+# finish about 17 runs per 100 ms, which then share one transaction; a quiet daemon writes
+# each run at once. At 20 ms a batch held 3 or 4 runs at 10,000, and the daemon's CPU per
+# probe was 8 % higher (bench/RESULTS.md, session 7). A run is in memory (API, metrics,
+# alerts) before its commit: the pace delays only the write.
+SQLITE_RUN_PACE = 0.1
 
 
 def open_store(url: str, retention: Retention | None = None) -> Store:
