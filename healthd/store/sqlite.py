@@ -184,6 +184,13 @@ _ADD_DELIVERY = (
     f"INSERT OR IGNORE INTO delivery_events ({_columns(_rows.DELIVERY_COLUMNS)})"
     f" VALUES ({_marks(_rows.DELIVERY_COLUMNS)})"
 )
+# As counted: a replay (the key) is skipped, and a message's second final status
+# (`delivery_final_once`) raises, since it is not the conflict target (see `record_deliveries`).
+_ADD_COUNTED_DELIVERY = (
+    f"INSERT INTO delivery_events ({_columns(_rows.DELIVERY_COLUMNS)})"
+    f" VALUES ({_marks(_rows.DELIVERY_COLUMNS)})"
+    " ON CONFLICT (integration_id, message_id, status) DO NOTHING"
+)
 _PRUNE_DELIVERIES = "DELETE FROM delivery_events WHERE at < ?"
 _SELECT_COUNTED = (
     f"SELECT {_columns(_rows.DELIVERY_COLUMNS)} FROM delivery_events"
@@ -571,15 +578,22 @@ class SQLiteStore:
             counted = []
             with transaction(conn):
                 for outcome in outcomes:
-                    # Counted when the insert as counted holds: a replay hits the primary
-                    # key, a message's second final status the `delivery_final_once` index.
+                    # Counted when the insert as counted holds. A replay hits the primary
+                    # key and is done with (one statement: replays are most of what a
+                    # provider's retries and the polls send); a message's second final
+                    # status hits `delivery_final_once`, which raises and undoes only that
+                    # statement, and is kept uncounted.
                     if outcome.stage is not DeliveryStage.PENDING:
                         row = _rows.delivery_row(outcome, True)
-                        if conn.execute(_ADD_DELIVERY, row).rowcount == 1:
+                        try:
+                            added = conn.execute(_ADD_COUNTED_DELIVERY, row).rowcount
+                        except sqlite3.IntegrityError:
+                            added = -1
+                        if added == 1:
                             counted.append(outcome)
+                        if added >= 0 or outcome.stage is DeliveryStage.REACTION:
                             continue
-                    if outcome.stage is not DeliveryStage.REACTION:
-                        conn.execute(_ADD_DELIVERY, _rows.delivery_row(outcome, False))
+                    conn.execute(_ADD_DELIVERY, _rows.delivery_row(outcome, False))
                 conn.execute(_PRUNE_DELIVERIES, (cutoff,))
             return counted
 

@@ -792,6 +792,23 @@ async def test_record_deliveries_counts_one_final_status_per_message(
     assert [o.status for o in counted] == ["delivered"]
 
 
+async def test_a_second_final_status_does_not_stop_the_rest_of_its_batch(
+    make_store: MakeStore,
+) -> None:
+    store = await make_store()
+    counted = await store.record_deliveries(
+        [
+            _outcome("SM1", "delivered", code=None),
+            _outcome("SM1", "undelivered"),
+            _outcome("SM2", "undelivered"),
+        ]
+    )
+    assert [(o.message_id, o.status) for o in counted] == [
+        ("SM1", "delivered"),
+        ("SM2", "undelivered"),
+    ]
+
+
 async def test_concurrent_writes_of_a_messages_two_final_statuses_count_it_once(
     make_store: MakeStore,
 ) -> None:
