@@ -107,6 +107,17 @@ def healthd_command(*args: str, tree: Path | None = None) -> tuple[list[str], di
     return [sys.executable, "-P", "-m", "healthd", *args], env
 
 
+def stop(proc: subprocess.Popen[Any], grace: float = 15.0) -> None:
+    """Stops a helper process (the simulator) with SIGTERM, so it removes its temporary
+    directory, and kills it only if it has not exited within `grace` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
 def run_worker(script: str, spec: str, timeout: float) -> Any:
     """`python <script> --worker <spec>` in a fresh process; the JSON on its last line.
 

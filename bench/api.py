@@ -40,6 +40,7 @@ from typing import Any
 
 import aiohttp
 import yaml
+from _machine import stop
 
 from healthd import config, log, loop
 from healthd.daemon import Daemon
@@ -283,12 +284,7 @@ def main() -> None:
                 log.configure(level="warning", stream=logfile)
                 loop.run(bench(args, sim_url, workdir))
     finally:
-        sim.terminate()
-        try:
-            sim.wait(10)
-        except subprocess.TimeoutExpired:
-            sim.kill()
-            sim.wait(5)
+        stop(sim)
 
 
 if __name__ == "__main__":

@@ -26,10 +26,8 @@ import argparse
 import asyncio
 import gc
 import json
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -41,7 +39,13 @@ from typing import Any
 
 import aiohttp
 import yaml
-from _machine import print_header, print_table, process_cpu_seconds, rss_bytes
+from _machine import (
+    healthd_command,
+    print_header,
+    print_table,
+    process_cpu_seconds,
+    rss_bytes,
+)
 from sweep import simulator
 
 from healthd.catalog import load as load_catalog
@@ -270,13 +274,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         path = Path(tmp) / "healthd.yaml"
         doc = config(sim_url, args.bridges, Path(tmp) / "h.db", signer.public_key)
         path.write_text(yaml.safe_dump(doc))
-        env = {**os.environ, PASSWORD_ENV: sim_credentials("imessage_bridge", "b0")["password"]}
+        command, env = healthd_command("run", "--config", str(path))
+        env[PASSWORD_ENV] = sim_credentials("imessage_bridge", "b0")["password"]
         for name, value in sim_credentials("twilio", ACCOUNT_SID).items():
             env[f"HEALTHD_BENCH_TWILIO_{name.upper()}"] = value
         for name, value in sim_credentials("sendgrid", SENDGRID_KEY).items():
             env[f"HEALTHD_BENCH_SG_{name.upper()}"] = value
         proc = subprocess.Popen(
-            [sys.executable, "-m", "healthd", "run", "--config", str(path)],
+            command,
             stderr=subprocess.PIPE,
             text=True,
             env=env,

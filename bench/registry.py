@@ -44,7 +44,7 @@ from typing import Any
 import aiohttp
 import jwt
 import yaml
-from _machine import facts_text
+from _machine import facts_text, stop
 from api import start_simulator
 
 from healthd import config, log
@@ -247,8 +247,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as workdir:
             asyncio.run(bench(args, sim_url, Path(workdir)))
     finally:
-        sim.kill()
-        sim.wait(10)
+        stop(sim)
 
 
 if __name__ == "__main__":

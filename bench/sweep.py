@@ -45,7 +45,6 @@ import asyncio
 import json
 import math
 import select
-import signal
 import subprocess
 import sys
 import tempfile
@@ -71,6 +70,7 @@ from _machine import (
     process_cpu_seconds,
     rss_bytes,
     run_worker,
+    stop,
 )
 
 from healthd import loop
@@ -348,12 +348,7 @@ def simulator(latency: float) -> Iterator[tuple[str, int]]:
             sim.set_scenario(api, "ok", target="*", latency=latency)
         yield url, proc.pid
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop(proc)
 
 
 def best_of(case: Case, repeat: int) -> CaseResult:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +32,7 @@ def standalone(tmp_path):
         yield proc, json.loads(proc.stdout.readline()), ca_out
     finally:
         if proc.poll() is None:
-            proc.kill()
+            proc.terminate()  # not kill: the simulator removes its temporary directory
         proc.communicate(timeout=10)
 
 
@@ -55,3 +56,22 @@ def test_standalone_stops_cleanly_on_a_signal(standalone, sig):
     proc, _, _ = standalone
     proc.send_signal(sig)
     assert proc.wait(timeout=10) == 0
+
+
+def test_standalone_removes_its_throwaway_ca_when_stopped():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "healthd.sim"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], STARTUP_TIMEOUT)
+        assert ready, f"python -m healthd.sim printed nothing in {STARTUP_TIMEOUT}s"
+        assert proc.stdout is not None
+        ca_dir = Path(json.loads(proc.stdout.readline())["ca_path"]).parent
+        assert ca_dir.is_dir()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert not ca_dir.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
