@@ -180,16 +180,15 @@ _PRUNE_FINISHED = (
     f" OR id <= (SELECT id FROM outbox WHERE status IN {_FINISHED}"
     "   ORDER BY id DESC LIMIT 1 OFFSET ?))"
 )
-_ADD_DELIVERY = (
-    f"INSERT OR IGNORE INTO delivery_events ({_columns(_rows.DELIVERY_COLUMNS)})"
+_INTO_DELIVERIES = (
+    f"INTO delivery_events ({_columns(_rows.DELIVERY_COLUMNS)})"
     f" VALUES ({_marks(_rows.DELIVERY_COLUMNS)})"
 )
+_ADD_DELIVERY = f"INSERT OR IGNORE {_INTO_DELIVERIES}"
 # As counted: a replay (the key) is skipped, and a message's second final status
 # (`delivery_final_once`) raises, since it is not the conflict target (see `record_deliveries`).
 _ADD_COUNTED_DELIVERY = (
-    f"INSERT INTO delivery_events ({_columns(_rows.DELIVERY_COLUMNS)})"
-    f" VALUES ({_marks(_rows.DELIVERY_COLUMNS)})"
-    " ON CONFLICT (integration_id, message_id, status) DO NOTHING"
+    f"INSERT {_INTO_DELIVERIES} ON CONFLICT (integration_id, message_id, status) DO NOTHING"
 )
 _PRUNE_DELIVERIES = "DELETE FROM delivery_events WHERE at < ?"
 _SELECT_COUNTED = (
@@ -586,13 +585,11 @@ class SQLiteStore:
                     if outcome.stage is not DeliveryStage.PENDING:
                         row = _rows.delivery_row(outcome, True)
                         try:
-                            added = conn.execute(_ADD_COUNTED_DELIVERY, row).rowcount
+                            if conn.execute(_ADD_COUNTED_DELIVERY, row).rowcount == 1:
+                                counted.append(outcome)
+                            continue  # counted, or a replay of a status already kept
                         except sqlite3.IntegrityError:
-                            added = -1
-                        if added == 1:
-                            counted.append(outcome)
-                        if added >= 0 or outcome.stage is DeliveryStage.REACTION:
-                            continue
+                            pass  # a second final status (never a reaction): kept uncounted
                     conn.execute(_ADD_DELIVERY, _rows.delivery_row(outcome, False))
                 conn.execute(_PRUNE_DELIVERIES, (cutoff,))
             return counted
