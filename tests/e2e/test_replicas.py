@@ -225,19 +225,30 @@ ROUNDS = 2  # outages in the kill loop: bounded, each one a few seconds
 def test_killing_replicas_at_random_points_over_several_outages_pages_each_once(
     replicas: list[DaemonProcess], sim_client: SimClient
 ) -> None:
+    # Judged as PagerDuty judges it: one alert opened and resolved per outage. A kill of the
+    # lease holder between PagerDuty's 202 and the commit sends the trigger again (at least
+    # once, same dedup key); PagerDuty folds that into the open alert, so it pages no one.
     chance = random.Random(13)  # the same points every run
     for round_ in range(1, ROUNDS + 1):
         sim_client.set_scenario("imessage_bridge", "offline", target="dc1")
         kill_at = chance.choice(["before the trigger", "after the trigger"])
         if kill_at == "before the trigger":
             replace_one(replicas, chance)
-        wait_until(lambda r=round_: pages(sim_client)["trigger"] == r, timeout=40, what="trigger")
+        wait_until(lambda r=round_: len(alerts(sim_client)) == r, timeout=40, what="trigger")
         if kill_at == "after the trigger":
             replace_one(replicas, chance)
         sim_client.set_scenario("imessage_bridge", "ok", target="dc1")
-        wait_until(lambda r=round_: pages(sim_client)["resolve"] == r, timeout=40, what="resolve")
+        wait_until(
+            lambda r=round_: alerts(sim_client).count("resolved") == r, timeout=40, what="resolve"
+        )
 
-    assert pages(sim_client) == Counter(trigger=ROUNDS, resolve=ROUNDS)
+    assert alerts(sim_client) == ["resolved"] * ROUNDS
+    assert [i["resolve_count"] for i in sim_client.pagerduty_incidents()] == [1] * ROUNDS
+
+
+def alerts(sim_client: SimClient) -> list[str]:
+    """The status of each alert PagerDuty opened, oldest first."""
+    return [i["status"] for i in sim_client.pagerduty_incidents()]
 
 
 def replace_one(replicas: list[DaemonProcess], chance: random.Random) -> None:
